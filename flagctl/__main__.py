@@ -1,0 +1,3 @@
+from flagctl.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""flagctl audit log | audit verify — read the trail; check it was not rewritten."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.common import OutputOpt, connect, env_of, manifest
+from flagctl.cli.render import Output
+from flagctl.core.errors import CheckFailed, UsageError
+
+if TYPE_CHECKING:
+    from flagctl.core.audit import AuditRow
+    from flagctl.core.manifest import Manifest
+
+app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True)
+
+
+@app.command("log")
+def log(
+    ctx: typer.Context,
+    flag: Annotated[list[str] | None, typer.Option("--flag", help="Only this flag (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO time, or a duration such as 2h.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows.")] = 50,
+    all_systems: Annotated[
+        bool, typer.Option("--all-systems", help="Not only the manifest's system.")
+    ] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show the audit trail, newest first: who changed what, when, and why."""
+    from flagctl.core import audit
+    from flagctl.core.durations import parse_since
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    for name in flag or []:
+        loaded.flag(name)
+    try:
+        start = parse_since(since, env.clock()) if since else None
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    rows = audit.read_log(
+        connect(env),
+        system=None if all_systems else loaded.system,
+        flags=flag,
+        since=start,
+        limit=limit,
+    )
+    if output is Output.json:
+        render.emit_json({"rows": [r.to_json() for r in rows]})
+        return
+    table = []
+    for row in rows:
+        table.append(
+            (
+                row.seq,
+                render.when(row.at),
+                row.who,
+                row.action + (" (forced)" if row.forced else ""),
+                row.flag or row.target,
+                _change(loaded, row),
+                row.reason or "",
+            )
+        )
+    render.out(render.table(table, ["#", "at", "who", "action", "flag", "change", "reason"]))
+
+
+def _change(loaded: Manifest, row: AuditRow) -> str:
+    """One readable line for what an audit row records."""
+    from flagctl.core.audit import rollout_from_row
+    from flagctl.core.values import changed_fields
+
+    after = rollout_from_row(loaded, row, "after")
+    if after is not None:
+        return "; ".join(changed_fields(rollout_from_row(loaded, row, "before"), after))
+    if row.target.startswith("kill_switch:"):
+        return ("engaged " if row.after is not None else "released ") + row.target.split(":", 1)[1]
+    if isinstance(row.after, dict) and "refused" in row.after:
+        refused = str(row.after["refused"])
+        return "refused: " + (refused if len(refused) <= 70 else refused[:69] + "…")
+    return "deleted" if row.after is None else ""
+
+
+@app.command("verify")
+def verify(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
+    """Recompute the audit hash chain: exit 1 if any row was changed, removed or forged."""
+    from flagctl.core.audit import verify_chain
+
+    report = verify_chain(connect(env_of(ctx)))
+    if output is Output.json:
+        render.emit_json({"ok": report.ok, "rows": report.rows, "problems": report.problems})
+    elif report.ok:
+        render.out(f"audit chain intact: {report.rows} rows, head at row {report.head_seq}")
+    if not report.ok:
+        for problem in report.problems[1:]:
+            render.note(f"  {problem}")
+        raise CheckFailed(
+            f"audit chain broken: {report.problems[0]}",
+            "the trail was rewritten outside flagctl (triggers disabled?); investigate before trusting it",
+        )

@@ -1,0 +1,92 @@
+"""flagctl db init | db status — install or upgrade the schema; show its state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.common import OutputOpt, connect, env_of, manifest
+from flagctl.cli.render import Output
+
+app = typer.Typer(help="Install, upgrade and inspect the flagctl schema.", no_args_is_help=True)
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    no_manifest: Annotated[
+        bool, typer.Option("--no-manifest", help="Install the schema only; bind no tables.")
+    ] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Install or upgrade the flagctl schema (idempotent) and bind the manifest's tables.
+
+    Each bound table gets the audit trigger, so even plain-SQL changes to it are audited.
+    """
+    from flagctl.core import schema
+
+    env = env_of(ctx)
+    loaded = None if no_manifest else manifest(env)
+    result = schema.init(connect(env), loaded)
+    if output is Output.json:
+        render.emit_json({"version": result.version, "applied": result.applied, "bindings": result.bindings})
+        return
+    if result.applied:
+        render.out(f"schema flagctl upgraded to version {result.version} (applied {result.applied})")
+    else:
+        render.out(f"schema flagctl is up to date (version {result.version})")
+    for binding in result.bindings:
+        render.out(f"bound {binding} (audit trigger installed)")
+
+
+@app.command("status")
+def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
+    """Show the schema version, applied migrations and bound tables."""
+    from flagctl.core import schema
+
+    info = schema.status(connect(env_of(ctx)))
+    if output is Output.json:
+        render.emit_json(
+            {
+                "installed": info.installed,
+                "version": info.version,
+                "latest": info.latest,
+                "migrations": [
+                    {"version": v, "name": n, "applied_at": at, "checksum_ok": ok}
+                    for v, n, at, ok in info.migrations
+                ],
+                "bindings": [
+                    {
+                        "system": b.system,
+                        "flag": b.flag,
+                        "table": b.table,
+                        "key": b.key,
+                        "columns": b.columns,
+                        "registered_at": b.registered_at,
+                        "audit_trigger": b.trigger,
+                    }
+                    for b in info.bindings
+                ],
+            }
+        )
+        return
+    if not info.installed:
+        render.out(f"schema flagctl is not installed (latest version {info.latest}); run: flagctl db init")
+        return
+    state = "up to date" if info.version == info.latest else "behind: run flagctl db init"
+    render.out(f"schema flagctl version {info.version} of {info.latest} ({state})")
+    for _version, name, at, ok in info.migrations:
+        render.out(f"  {name} applied {render.when(at)}" + ("" if ok else "  (file changed since)"))
+    if info.bindings:
+        render.out("")
+        render.out(
+            render.table(
+                [
+                    (b.system, b.flag, b.table, b.key, "yes" if b.trigger else "MISSING")
+                    for b in info.bindings
+                ],
+                ["system", "flag", "table", "key", "audit trigger"],
+            )
+        )

@@ -1,0 +1,130 @@
+"""flagctl kill SWITCH | kill --list | release SWITCH — engage, list, restore."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.common import (
+    ActorOpt,
+    DryRunOpt,
+    Mutation,
+    OutputOpt,
+    ReasonOpt,
+    ScopeOpt,
+    YesOpt,
+    connect,
+    env_of,
+    manifest,
+    mutate,
+    validate_scope,
+)
+from flagctl.cli.env import Environment
+from flagctl.cli.render import Output
+from flagctl.core.errors import UsageError
+from flagctl.core.manifest import Manifest
+
+SwitchArg = Annotated[str | None, typer.Argument(help="The kill switch (see the manifest's kill_switches:).")]
+
+
+def kill(
+    ctx: typer.Context,
+    switch: SwitchArg = None,
+    list_: Annotated[bool, typer.Option("--list", help="List kill switches and which are engaged.")] = False,
+    scope: ScopeOpt = "global",
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Engage a kill switch now: one transaction, no bake, no guardrail, exact prior
+    values recorded so `flagctl release` restores them."""
+    from flagctl.core import killswitch
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    if list_:
+        _list(env, loaded, output)
+        return
+    if switch is None:
+        raise UsageError("kill needs a SWITCH (or --list)", "flagctl kill --list shows them")
+    loaded.switch(switch)
+    scope = validate_scope(scope)
+    mutate(
+        env,
+        Mutation(reason, yes, actor, dry_run, output),
+        "kill",
+        lambda conn, locked: killswitch.plan_kill(conn, loaded, switch, scope, locked),
+        lambda conn, plan: killswitch.apply_kill(conn, loaded, plan),
+    )
+
+
+def release(
+    ctx: typer.Context,
+    switch: Annotated[str, typer.Argument(help="The engaged kill switch to release.")],
+    scope: ScopeOpt = "global",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Restore the prior values even if the flags changed since the kill."),
+    ] = False,
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Release a kill switch: restore exactly the values it replaced. Refused (exit 4)
+    if someone changed those flags in between, unless --force."""
+    from flagctl.core import killswitch
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    loaded.switch(switch)
+    scope = validate_scope(scope)
+    mutate(
+        env,
+        Mutation(reason, yes, actor, dry_run, output),
+        "release",
+        lambda conn, locked: killswitch.plan_release(conn, loaded, switch, scope, locked, force),
+        lambda conn, plan: killswitch.apply_release(conn, loaded, plan),
+    )
+
+
+def _list(env: Environment, loaded: Manifest, output: Output) -> None:
+    from flagctl.core import killswitch
+
+    engaged = {e.switch: e for e in killswitch.list_engaged(connect(env), loaded.system)}
+    ordered = sorted(loaded.model.kill_switches.items(), key=lambda kv: (kv[1].level, kv[0]))
+    if output is Output.json:
+        render.emit_json(
+            {
+                "system": loaded.system,
+                "kill_switches": [
+                    {
+                        "name": name,
+                        "level": spec.level,
+                        "description": spec.description,
+                        "includes": spec.includes,
+                        "sets": {
+                            f: p.model_dump(exclude_none=True) for f, p in loaded.switches[name].items()
+                        },
+                        "engaged": engaged[name].to_json() if name in engaged else None,
+                    }
+                    for name, spec in ordered
+                ],
+            }
+        )
+        return
+    rows = []
+    for name, spec in ordered:
+        record = engaged.get(name)
+        state = (
+            f"since {render.when(record.engaged_at)} by {record.actor or record.db_user}" if record else "no"
+        )
+        rows.append(
+            (name, f"KS{spec.level}", ", ".join(loaded.switches[name]), state, spec.description or "")
+        )
+    render.out(render.table(rows, ["switch", "level", "flags", "engaged", "description"]))

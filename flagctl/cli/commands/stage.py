@@ -1,0 +1,168 @@
+"""flagctl stage show | set | history — a ladder's position, moves and past moves."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.common import (
+    ActorOpt,
+    DryRunOpt,
+    Mutation,
+    OutputOpt,
+    ReasonOpt,
+    YesOpt,
+    connect,
+    env_of,
+    manifest,
+    mutate,
+)
+from flagctl.cli.render import Output
+
+app = typer.Typer(help="Show and move a ladder's stage.", no_args_is_help=True)
+
+LadderArg = Annotated[str, typer.Argument(help="The ladder (see the manifest's ladders:).")]
+
+
+@app.command("show")
+def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table) -> None:
+    """Show where a ladder stands: its stages, the current one, and since when."""
+    from flagctl.core import ladder as ladders
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    resolved = loaded.ladder(ladder)
+    pos = ladders.position(connect(env), loaded, resolved)
+    now = env.clock()
+    if output is Output.json:
+        render.emit_json(
+            {
+                "ladder": resolved.name,
+                "stage": pos.stage.name if pos.stage else None,
+                "entered_at": pos.entered_at,
+                "values": {f: v.to_json() for f, v in pos.values.items()},
+                "kill_switches": pos.engaged,
+                "stages": [
+                    {
+                        "name": s.name,
+                        "index": s.index,
+                        "values": s.describe(),
+                        "bake": str(resolved.bake.get(s.name) or "") or None,
+                    }
+                    for s in resolved.stages
+                ],
+            }
+        )
+        return
+    from flagctl.core.durations import format_duration
+
+    since = (
+        f" since {render.when(pos.entered_at)} ({format_duration(now - pos.entered_at)})"
+        if pos.entered_at
+        else ""
+    )
+    render.out(f"ladder {resolved.name}: {pos.stage_name}{since}")
+    if pos.engaged:
+        render.out(f"kill switch engaged: {', '.join(pos.engaged)} (the kill beats every stage)")
+    rows = []
+    for stage in resolved.stages:
+        marker = "→" if pos.stage is not None and stage.index == pos.stage.index else ""
+        bake = resolved.bake.get(stage.name)
+        rows.append(
+            (
+                marker,
+                stage.index,
+                stage.name,
+                stage.describe(),
+                format_duration(bake) if bake else "",
+            )
+        )
+    render.out(render.table(rows, ["", "#", "stage", "values", "bake"]))
+    for flag, value in pos.values.items():
+        render.out(f"{flag}: {value} ({value.effective()})")
+
+
+@app.command("set")
+def set_stage(
+    ctx: typer.Context,
+    ladder: LadderArg,
+    stage: Annotated[str, typer.Argument(help="The stage to move to.")],
+    percent: Annotated[
+        int | None,
+        typer.Option(
+            "--percent", min=0, max=100, help="Percent within a range stage (default: its low end)."
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Skip a stage or the bake time (marked in the audit). Never skips guardrails.",
+        ),
+    ] = False,
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Move a ladder to STAGE: forward one stage at a time after the bake, with the
+    required guardrails passing; backward any distance, always."""
+    from flagctl.core import ladder as ladders
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    resolved = loaded.ladder(ladder)
+    resolved.stage(stage)
+    mutate(
+        env,
+        Mutation(reason, yes, actor, dry_run, output),
+        "stage.set",
+        lambda conn, locked: ladders.plan_stage_set(
+            conn,
+            loaded,
+            resolved,
+            stage,
+            percent=percent,
+            force=force,
+            clock=env.clock,
+            locked=locked,
+        ),
+        lambda conn, plan: ladders.apply_stage_set(conn, loaded, plan),
+    )
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    ladder: LadderArg,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many moves to show.")] = 20,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show a ladder's past moves, newest first, including changes made with plain SQL."""
+    from flagctl.core import ladder as ladders
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    resolved = loaded.ladder(ladder)
+    conn = connect(env)
+    pos = ladders.position(conn, loaded, resolved)
+    moves = ladders.history(conn, loaded, resolved, pos.values)[:limit]
+    if output is Output.json:
+        render.emit_json({"ladder": resolved.name, "moves": [m.to_json() for m in moves]})
+        return
+    rows = [
+        (
+            render.when(m.at),
+            m.from_stage or "(off ladder)",
+            m.to_stage or "(off ladder)",
+            "; ".join(str(v) for v in m.after.values()),
+            m.who,
+            m.action + (" (forced)" if m.forced else ""),
+            m.reason or "",
+        )
+        for m in moves
+    ]
+    render.out(render.table(rows, ["at", "from", "to", "values", "who", "action", "reason"]))

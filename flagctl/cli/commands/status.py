@@ -1,0 +1,48 @@
+"""flagctl status [FLAG…] — every flag: value, effective state, stage, kills, last change."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.common import OutputOpt, connect, env_of, manifest
+from flagctl.cli.render import Output
+
+
+def status(
+    ctx: typer.Context,
+    flags: Annotated[list[str] | None, typer.Argument(help="Flags to show (default: all).")] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show each flag's stored value, effective state, stage, kill switches and last change."""
+    from flagctl.core.flags import status as system_status
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    result = system_status(connect(env), loaded, flags)
+    if output is Output.json:
+        render.emit_json(result.to_json())
+        return
+    rows = []
+    for flag in result.flags:
+        doc = flag.to_json()
+        last = flag.last_change
+        rows.append(
+            (
+                flag.name,
+                str(flag.value),
+                doc["effective"],
+                ", ".join(f"{lad}: {stage}" for lad, stage in flag.stages),
+                ", ".join(flag.kill_switches),
+                f"{render.when(last.at)} {last.who}: {last.reason or last.action}" if last else "",
+            )
+        )
+    render.out(f"system {result.system}")
+    render.out(render.table(rows, ["flag", "value", "effective", "stage", "killed by", "last change"]))
+    for e in result.engaged:
+        render.out(
+            f"kill switch {e.switch} (level {e.level}, scope {e.scope}) engaged "
+            f"{render.when(e.engaged_at)} by {e.actor or e.db_user}: {e.reason}"
+        )

@@ -1,0 +1,184 @@
+"""What every command shares: the options of CONTRACT §2 and the mutation flow.
+
+A mutating command validates everything it can (reason, confirmation possible, manifest,
+arguments) before it connects, then hands a planner and an applier to ``mutate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.env import Environment, os_user
+from flagctl.cli.render import Output
+from flagctl.core.errors import UsageError
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from flagctl.core.manifest import Manifest
+    from flagctl.core.plan import Applier, Outcome, Plan, Planner
+
+OutputOpt = Annotated[
+    Output,
+    typer.Option("--output", "-o", help="table for people, json for scripts (one document)."),
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not prompt. Without a terminal, required to change anything."),
+]
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", "-r", help="Why (required; recorded in the audit trail).")
+]
+ActorOpt = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who, as recorded in the audit (default: the OS user)."),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the plan and the diff; change nothing.")]
+ScopeOpt = Annotated[str, typer.Option("--scope", help="global, or KIND:VALUE.")]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """The options every mutating command takes."""
+
+    reason: str | None
+    yes: bool
+    actor: str | None
+    dry_run: bool
+    output: Output
+
+
+def env_of(ctx: typer.Context) -> Environment:
+    env = ctx.find_root().obj
+    assert isinstance(env, Environment)
+    return env
+
+
+def manifest(env: Environment) -> Manifest:
+    from flagctl.core.config import resolve_manifest_path
+    from flagctl.core.manifest import load_manifest
+
+    path = resolve_manifest_path(_options(env), env.environ, _target(env))
+    return load_manifest(path)
+
+
+def connect(env: Environment) -> psycopg.Connection[Any]:
+    from flagctl.core.db import connect as db_connect
+
+    conn = db_connect(_target(env))
+    env.resources.append(conn)
+    return conn
+
+
+def _options(env: Environment) -> Any:
+    from flagctl.core.config import Options
+
+    return Options(target=env.target, dsn=env.dsn, manifest=env.manifest, config=env.config)
+
+
+def _target(env: Environment) -> Any:
+    from flagctl.core.config import resolve_target
+
+    return resolve_target(_options(env), env.environ)
+
+
+def validate_scope(scope: str) -> str:
+    import re
+
+    if scope == "global" or re.match(r"^[a-z][a-z0-9_-]*:.+$", scope):
+        if scope != "global":
+            raise UsageError(
+                f"scope {scope!r}: scoped settings are not supported yet",
+                "use the global scope (the default)",
+            )
+        return scope
+    raise UsageError(f"invalid scope {scope!r}", "use global, or KIND:VALUE such as workspace:42")
+
+
+def mutate(
+    env: Environment,
+    opts: Mutation,
+    action: str,
+    planner: Planner,
+    applier: Applier,
+) -> Outcome:
+    """Run one mutation with the shared rules, then render the outcome."""
+    from flagctl.core.db import AuditContext
+    from flagctl.core.plan import execute
+
+    reason = (opts.reason or "").strip()
+    if not reason and not opts.dry_run:
+        raise UsageError(f"{action} needs --reason", "say why, e.g. --reason 'INC-123: error spike'")
+    confirm = None
+    if not opts.yes and not opts.dry_run:
+        if not env.is_interactive():
+            raise UsageError(
+                "refusing to change anything without --yes: there is no terminal to confirm on",
+                "re-run with --yes (and --dry-run first to see the plan)",
+            )
+        confirm = _prompt
+    audit = AuditContext(
+        actor=opts.actor or os_user(),
+        reason=reason,
+        action=action,
+        command=env.command_line(),
+    )
+    conn = connect(env)
+    outcome = execute(
+        conn,
+        planner,
+        applier,
+        audit,
+        confirm=confirm,
+        dry_run=opts.dry_run,
+        lock_timeout=env.lock_timeout,
+    )
+    show_outcome(outcome, opts.output)
+    return outcome
+
+
+def _prompt(plan: Plan) -> bool:
+    render.note(plan_text(plan))
+    try:
+        return typer.confirm("Apply this change?", default=False, err=True)
+    except (typer.Abort, EOFError):
+        return False
+
+
+def plan_text(plan: Plan) -> str:
+    lines = [plan.summary]
+    lines += [f"  {c.flag}: {c.describe()}" for c in plan.changes]
+    if plan.checks:
+        lines.append("checks:")
+        lines += [f"  - {check}" for check in plan.checks]
+    return "\n".join(lines)
+
+
+def show_outcome(outcome: Outcome, output: Output) -> None:
+    plan = outcome.plan
+    if output is Output.json:
+        render.emit_json(
+            {
+                "action": plan.action,
+                "summary": plan.summary,
+                "applied": outcome.applied,
+                "dry_run": outcome.dry_run,
+                "noop": plan.noop,
+                "forced": plan.forced,
+                "changes": [c.to_json() for c in plan.changes],
+                "checks": plan.checks,
+            }
+        )
+        return
+    if plan.noop:
+        render.out(f"nothing to do: {plan.noop}")
+        return
+    render.out(plan_text(plan))
+    if outcome.dry_run:
+        render.out("dry run: nothing was changed")
+    else:
+        render.out("applied" + (" (forced; marked in the audit)" if plan.forced else ""))

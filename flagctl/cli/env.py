@@ -1,0 +1,59 @@
+"""The Environment every command receives: streams, TTY-ness, clock, OS environment.
+
+Tests pass their own (``CliRunner().invoke(app, args, obj=Environment(...))``) to fix
+the clock or pretend to be on a terminal; real runs build one from the process.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+@dataclass
+class Environment:
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    clock: Callable[[], datetime] = utc_now
+    stdin_isatty: bool | None = None  # None: ask the real stdin
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    # Connection options, filled in by the root callback.
+    target: str | None = None
+    dsn: str | None = None
+    manifest: str | None = None
+    config: str | None = None
+    debug: bool = False
+    lock_timeout: timedelta = timedelta(seconds=5)
+    resources: list[Any] = field(default_factory=list)
+
+    def is_interactive(self) -> bool:
+        if self.stdin_isatty is not None:
+            return self.stdin_isatty
+        try:
+            return sys.stdin.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def command_line(self) -> str:
+        return "flagctl " + shlex.join(self.argv[1:]) if self.argv else "flagctl"
+
+    def close(self) -> None:
+        for resource in reversed(self.resources):
+            resource.close()
+        self.resources.clear()

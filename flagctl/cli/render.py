@@ -1,0 +1,66 @@
+"""The one renderer: data on stdout (a table for people, one JSON document for scripts),
+messages and errors on stderr. Colour only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def emit_json(document: Any) -> None:
+    typer.echo(json.dumps(document, indent=2, sort_keys=False, default=_default))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate([[_cell(c) for c in row] for row in rows], headers=list(headers), tablefmt="simple")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    return str(value)
+
+
+def out(text: str = "") -> None:
+    typer.echo(text)
+
+
+def note(text: str) -> None:
+    """A message for the operator (stderr, so stdout stays data)."""
+    typer.echo(text, err=True)
+
+
+def error(message: str, hint: str | None = None) -> None:
+    color = sys.stderr.isatty()
+    prefix = typer.style("error:", fg="red", bold=True) if color else "error:"
+    typer.echo(f"{prefix} {message}", err=True)
+    if hint:
+        typer.echo(f"  {hint}", err=True)
+
+
+def when(value: datetime | None) -> str:
+    return _cell(value)

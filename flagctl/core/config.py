@@ -1,0 +1,139 @@
+"""Which database and which manifest: the precedence rules, written down once.
+
+Target (the database holding control state):
+  1. ``--dsn`` / ``FLAGCTL_DSN``                      a libpq DSN or URI (``service=NAME`` works)
+  2. ``--target`` / ``FLAGCTL_TARGET``                a named target from the config file
+  3. libpq environment (``PGHOST``, ``PGSERVICE``…)   libpq's own defaults
+  4. ``default_target`` in the config file
+  5. the embedded PostgreSQL in the user data dir
+
+Manifest: ``--manifest`` > ``FLAGCTL_MANIFEST`` > the target's ``manifest:`` > ``./flagctl.yaml``.
+
+Config file: ``--config`` > ``FLAGCTL_CONFIG`` > ``<user config dir>/flagctl/config.yaml``::
+
+    default_target: prod
+    targets:
+      prod: {dsn: "service=flags-prod", manifest: /etc/flagctl/phase3.yaml}
+      local: {local: true}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flagctl.core.errors import UsageError
+
+LIBPQ_TARGET_VARS = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGPORT", "PGDATABASE")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved database target. ``dsn is None`` means the embedded PostgreSQL."""
+
+    name: str
+    dsn: str | None
+    source: str
+    manifest: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.dsn is None
+
+
+@dataclass(frozen=True)
+class Options:
+    """Connection options as given on the command line (``None`` = not given)."""
+
+    target: str | None = None
+    dsn: str | None = None
+    manifest: str | None = None
+    config: str | None = None
+
+
+def default_config_path() -> Path:
+    import platformdirs
+
+    return platformdirs.user_config_path("flagctl") / "config.yaml"
+
+
+def load_config(path: Path, explicit: bool) -> dict[str, Any]:
+    from flagctl.core.yamlio import load_yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise UsageError(f"config file not found: {path}") from None
+        return {}
+    data = load_yaml(text, str(path), what="config file") or {}
+    if not isinstance(data, dict) or not isinstance(data.get("targets", {}), dict):
+        raise UsageError(f"invalid config file {path}: expected a mapping with targets: {{NAME: {{dsn: …}}}}")
+    unknown = set(data) - {"default_target", "targets"}
+    if unknown:
+        raise UsageError(f"invalid config file {path}: unknown key {sorted(unknown)[0]!r}")
+    return data
+
+
+def resolve_target(options: Options, environ: Mapping[str, str]) -> Target:
+    dsn = options.dsn or environ.get("FLAGCTL_DSN")
+    if dsn:
+        source = "--dsn" if options.dsn else "FLAGCTL_DSN"
+        return Target(name=redact_dsn(dsn), dsn=dsn, source=source)
+
+    config_path_text = options.config or environ.get("FLAGCTL_CONFIG")
+    config_path = Path(config_path_text) if config_path_text else default_config_path()
+    config = load_config(config_path, explicit=bool(config_path_text))
+    targets: dict[str, Any] = config.get("targets") or {}
+
+    name = options.target or environ.get("FLAGCTL_TARGET")
+    if name:
+        return _named(name, targets, config_path, "--target" if options.target else "FLAGCTL_TARGET")
+    if any(environ.get(var) for var in LIBPQ_TARGET_VARS):
+        return Target(name="libpq environment", dsn="", source="PG* variables")
+    if config.get("default_target"):
+        return _named(str(config["default_target"]), targets, config_path, "default_target")
+    return Target(name="local", dsn=None, source="embedded PostgreSQL")
+
+
+def _named(name: str, targets: dict[str, Any], path: Path, source: str) -> Target:
+    entry = targets.get(name)
+    if not isinstance(entry, dict):
+        known = ", ".join(targets) or "none defined"
+        raise UsageError(f"unknown target {name!r} in {path}", f"targets: {known}")
+    unknown = set(entry) - {"dsn", "local", "manifest"}
+    if unknown:
+        raise UsageError(f"target {name!r} in {path}: unknown key {sorted(unknown)[0]!r}")
+    manifest = str(entry["manifest"]) if entry.get("manifest") else None
+    if entry.get("local"):
+        return Target(name=name, dsn=None, source=source, manifest=manifest)
+    if not entry.get("dsn"):
+        raise UsageError(f"target {name!r} in {path} has no dsn (or local: true)")
+    return Target(name=name, dsn=str(entry["dsn"]), source=source, manifest=manifest)
+
+
+def resolve_manifest_path(options: Options, environ: Mapping[str, str], target: Target | None) -> str:
+    if options.manifest:
+        return options.manifest
+    if environ.get("FLAGCTL_MANIFEST"):
+        return environ["FLAGCTL_MANIFEST"]
+    if target is not None and target.manifest:
+        return target.manifest
+    return "flagctl.yaml"
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN fit to print: host, port, database and user, never the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return "(unparseable DSN)"
+    shown = []
+    for key in ("service", "host", "port", "dbname", "user"):
+        if parts.get(key):
+            shown.append(f"{key}={parts[key]}")
+    return " ".join(shown) or "(libpq defaults)"

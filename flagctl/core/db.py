@@ -1,0 +1,167 @@
+"""Connections, transactions, row locks and the mapping of database errors.
+
+Every mutation runs in one transaction that first declares who is acting and why
+(``set_config(..., true)``, read by the audit trigger), bounds its lock waits with
+``lock_timeout``, and locks the rows it will change with ``SELECT … FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from flagctl.core.config import Target, redact_dsn
+from flagctl.core.errors import (
+    ConflictError,
+    ConnectionFailed,
+    DatabaseError,
+    FlagctlError,
+    PermissionDenied,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+APPLICATION_NAME = "flagctl"
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """What the audit trigger records beside each change."""
+
+    actor: str
+    reason: str
+    action: str
+    command: str
+    forced: bool = False
+
+
+def connect(target: Target, connect_timeout: int = 5) -> psycopg.Connection[tuple[Any, ...]]:
+    """Open an autocommit connection (transactions are explicit) to the target."""
+    import psycopg
+
+    dsn = target.dsn
+    if dsn is None:
+        from flagctl.core import local
+
+        dsn = local.ensure_running(local.data_dir()).dsn()
+    try:
+        return psycopg.connect(
+            dsn,
+            autocommit=True,
+            application_name=APPLICATION_NAME,
+            connect_timeout=connect_timeout,
+        )
+    except psycopg.OperationalError as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
+        detail = detail.replace(dsn, redact_dsn(dsn)) if dsn else detail
+        raise ConnectionFailed(
+            f"cannot connect to target {target.name} ({target.source}): {detail}",
+            "check the DSN, that the server is up, and your credentials (--dsn, FLAGCTL_DSN, PG*)",
+        ) from None
+
+
+def translate(exc: Exception) -> FlagctlError:
+    """Map a psycopg error to the domain error (and so the exit code) it means."""
+    import psycopg
+    from psycopg import errors as e
+
+    if isinstance(exc, FlagctlError):
+        return exc
+    if not isinstance(exc, psycopg.Error):
+        raise exc
+    diag = exc.diag
+    message = (diag.message_primary or str(exc)).strip()
+    state = exc.sqlstate or "?"
+    hint = diag.message_hint
+    text = f"database refused: {message} (SQLSTATE {state})"
+    if diag.message_detail:
+        text += f"\n{diag.message_detail}"
+    if isinstance(exc, e.InsufficientPrivilege):
+        return PermissionDenied(text, hint or "ask for the privilege, or use another role")
+    if isinstance(exc, e.LockNotAvailable):
+        return ConflictError(text, hint or "another transaction holds the lock; retry shortly")
+    if isinstance(exc, e.SerializationFailure | e.DeadlockDetected):
+        return ConflictError(text, "a concurrent change won; re-run the command to see the new state")
+    if isinstance(exc, e.UndefinedTable | e.InvalidSchemaName | e.UndefinedFunction):
+        return UsageError(text, hint or "is the flagctl schema installed? run: flagctl db init")
+    if isinstance(exc, e.IntegrityError | e.DataError):
+        return UsageError(text, hint or "the value does not fit the table's constraints")
+    if isinstance(exc, psycopg.OperationalError | e.AdminShutdown):
+        return ConnectionFailed(text, "the connection to the database was lost; retry")
+    return DatabaseError(text, hint)
+
+
+@contextmanager
+def transaction(
+    conn: psycopg.Connection[Any],
+    audit: AuditContext | None = None,
+    lock_timeout: timedelta = timedelta(seconds=5),
+    read_only: bool = False,
+) -> Iterator[psycopg.Connection[Any]]:
+    """One transaction: audit context and lock_timeout set first; rolled back on error."""
+    with conn.transaction():
+        if read_only:
+            conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, true)",
+            (f"{int(lock_timeout.total_seconds() * 1000)}ms",),
+        )
+        if audit is not None:
+            conn.execute(
+                "SELECT set_config('flagctl.actor', %s, true), set_config('flagctl.reason', %s, true),"
+                " set_config('flagctl.action', %s, true), set_config('flagctl.command', %s, true),"
+                " set_config('flagctl.forced', %s, true)",
+                (audit.actor, audit.reason, audit.action, audit.command, str(audit.forced).lower()),
+            )
+        yield conn
+
+
+def lock_rows(
+    conn: psycopg.Connection[Any],
+    query: sql.Composed | sql.SQL,
+    params: Sequence[Any],
+    table: str,
+    what: str,
+) -> list[tuple[Any, ...]]:
+    """Run a ``SELECT … FOR UPDATE``; on lock timeout raise ConflictError naming the blocker.
+
+    The attempt runs in a savepoint so the transaction survives long enough to ask
+    ``pg_stat_activity`` who holds the lock.
+    """
+    from psycopg import errors as e
+
+    try:
+        with conn.transaction():
+            rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+            return rows
+    except e.LockNotAvailable:
+        blockers = describe_blockers(conn, table)
+        raise ConflictError(
+            f"could not lock {what} within lock_timeout: held by {blockers}",
+            "wait for that transaction to finish (or end it), then re-run; --lock-timeout waits longer",
+        ) from None
+
+
+def describe_blockers(conn: psycopg.Connection[Any], table: str) -> str:
+    rows = conn.execute(
+        """
+        SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
+               left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
+          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.granted AND l.locktype = 'relation' AND l.mode <> 'AccessShareLock'
+           AND l.relation = to_regclass(%s) AND a.pid <> pg_backend_pid()
+         ORDER BY a.xact_start NULLS LAST
+        """,
+        (table,),
+    ).fetchall()
+    if not rows:
+        return "another transaction (it has finished since)"
+    pid, app, state, query = rows[0]
+    more = f" (+{len(rows) - 1} more)" if len(rows) > 1 else ""
+    return f"pid {pid} (application_name {app}, {state}): {query}{more}"

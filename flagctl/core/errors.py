@@ -1,0 +1,96 @@
+"""Domain exceptions and the exit codes of CONTRACT.md §3.
+
+Every failure a user can cause or meet is one of these; the CLI maps them to exit
+codes in exactly one place (``flagctl.cli.app``). Each carries a message (what failed)
+and an optional hint (what to do).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # a check, guardrail or proof failed, or policy refused the action
+    USAGE = 2  # bad argument, unknown flag/stage/switch, invalid manifest or profile
+    UNREACHABLE = 3  # cannot reach or authenticate to the database
+    CONFLICT = 4  # a concurrent change won, or a lock could not be taken in time
+    PERMISSION = 5  # permission denied by the database
+
+
+class FlagctlError(Exception):
+    """Base class: a failure reported to the user as one or two plain lines."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(FlagctlError):
+    """The command line, manifest, config or input value is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ManifestError(UsageError):
+    """The manifest file cannot be read or does not validate."""
+
+    def __init__(self, path: str, problems: list[str], hint: str | None = None) -> None:
+        first = f"invalid manifest {path}: {problems[0]}" if problems else f"invalid manifest {path}"
+        super().__init__(first, hint)
+        self.path = path
+        self.problems = problems
+
+
+class PolicyRefused(FlagctlError):
+    """A rule (bake time, skipped stage, guardrail, engaged kill switch) refused the action."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        system: str | None = None,
+        target: str | None = None,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.system = system
+        self.target = target
+        self.detail = detail or {}
+
+
+class CheckFailed(FlagctlError):
+    """A verification (audit chain, guardrail, proof) ran and failed."""
+
+    exit_code = ExitCode.FAILED
+
+
+class ConnectionFailed(FlagctlError):
+    """The target database cannot be reached or refused authentication."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class ConflictError(FlagctlError):
+    """A concurrent change won, or a row lock was not obtained within lock_timeout."""
+
+    exit_code = ExitCode.CONFLICT
+
+
+class PermissionDenied(FlagctlError):
+    """The database refused the action for lack of privilege."""
+
+    exit_code = ExitCode.PERMISSION
+
+
+class DatabaseError(FlagctlError):
+    """The database rejected a statement for a reason not covered above."""
+
+    exit_code = ExitCode.FAILED

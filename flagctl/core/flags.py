@@ -1,0 +1,148 @@
+"""``flagctl set`` and ``flagctl status``: one flag's value, and the whole picture.
+
+``set`` is for direct changes. It never overrides an engaged kill switch, and on a flag
+that a ladder controls it only lowers exposure unless ``--force`` (the ladder's bake
+and guardrails are what ``stage set`` is for).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flagctl.core import audit as audit_mod
+from flagctl.core import killswitch, ladder
+from flagctl.core.errors import PolicyRefused
+from flagctl.core.manifest import Manifest
+from flagctl.core.plan import Change, Plan
+from flagctl.core.store import GLOBAL, FlagStore
+from flagctl.core.values import Rollout
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def plan_set(
+    conn: psycopg.Connection[Any],
+    manifest: Manifest,
+    name: str,
+    value: Rollout,
+    *,
+    scope: str,
+    force: bool,
+    locked: bool,
+) -> Plan:
+    manifest.flag(name)
+    store = FlagStore(conn, manifest)
+    current = store.lock([name], scope)[name] if locked else store.read(name, scope)
+    summary = f"set {name} ({scope}): {current.effective()} → {value.effective()}"
+    holders = [e.switch for e in killswitch.holding(killswitch.list_engaged(conn, manifest.system), name)]
+    if holders:
+        raise PolicyRefused(
+            f"kill switch {', '.join(holders)} holds {name}; the kill beats every other setting",
+            f"release it first: flagctl release {holders[0]} --reason …",
+            system=manifest.system,
+            target=f"flag:{name}",
+        )
+    if current == value:
+        return Plan("set", summary, noop=f"{name} is already {value.effective()} ({value})")
+    checks = []
+    forced = False
+    ladders = manifest.ladders_of(name)
+    if ladders and value.exposure > current.exposure:
+        if not force:
+            raise PolicyRefused(
+                f"{name} is controlled by ladder {ladders[0].name}; raising its exposure directly "
+                "would skip the ladder's bake and guardrails",
+                f"use: flagctl stage set {ladders[0].name} STAGE (or --force with --reason)",
+                system=manifest.system,
+                target=f"flag:{name}",
+            )
+        forced = True
+        checks.append(f"forced: raises exposure outside ladder {ladders[0].name}")
+    elif ladders:
+        checks.append("lowering exposure is always allowed")
+    return Plan("set", summary, changes=[Change(name, scope, current, value)], checks=checks, forced=forced)
+
+
+def apply_set(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
+    store = FlagStore(conn, manifest)
+    for change in plan.changes:
+        store.write(change.flag, change.after, change.scope)
+
+
+@dataclass(frozen=True)
+class FlagStatus:
+    name: str
+    type: str
+    storage: str
+    value: Rollout
+    stages: list[tuple[str, str]]  # (ladder, stage)
+    kill_switches: list[str]
+    last_change: audit_mod.AuditRow | None
+
+    def to_json(self) -> dict[str, Any]:
+        last = self.last_change
+        return {
+            "name": self.name,
+            "type": self.type,
+            "storage": self.storage,
+            "scope": GLOBAL,
+            "value": self.value.to_json(),
+            "effective": "off (killed)" if self.kill_switches else self.value.effective(),
+            "stages": [{"ladder": ladder_name, "stage": stage} for ladder_name, stage in self.stages],
+            "kill_switches": self.kill_switches,
+            "last_change": None
+            if last is None
+            else {
+                "at": last.at.isoformat(),
+                "who": last.who,
+                "actor": last.actor,
+                "db_user": last.db_user,
+                "action": last.action,
+                "reason": last.reason,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    system: str
+    flags: list[FlagStatus]
+    engaged: list[killswitch.Engaged]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "flags": [f.to_json() for f in self.flags],
+            "kill_switches_engaged": [e.to_json() for e in self.engaged],
+        }
+
+
+def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] | None) -> SystemStatus:
+    for name in names or []:
+        manifest.flag(name)
+    store = FlagStore(conn, manifest)
+    engaged = killswitch.list_engaged(conn, manifest.system)
+    last = audit_mod.last_changes(conn, manifest.system)
+    flags = []
+    for name, spec in manifest.flags.items():
+        if names and name not in names:
+            continue
+        value = store.read(name)
+        stages = []
+        for lad in manifest.ladders_of(name):
+            values = {f: value if f == name else store.read(f) for f in lad.flags}
+            stages.append((lad.name, ladder.stage_name(lad.position(values)) or "(off ladder)"))
+        flags.append(
+            FlagStatus(
+                name=name,
+                type=spec.type,
+                storage=spec.table or "flagctl.flag_state",
+                value=value,
+                stages=stages,
+                kill_switches=[e.switch for e in killswitch.holding(engaged, name)],
+                last_change=last.get(name),
+            )
+        )
+    return SystemStatus(manifest.system, flags, engaged)

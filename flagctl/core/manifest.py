@@ -1,0 +1,431 @@
+"""The manifest (``flagctl.yaml``): flags, ladders, kill switches, guardrails, proofs.
+
+Loading is two passes, both before anything touches a database:
+1. shape: pydantic models with ``extra="forbid"`` catch unknown keys and wrong types;
+2. references: ladders, kill switches and guardrail names must point at things that exist.
+Every problem is reported with the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+
+from flagctl.core.durations import parse_duration
+from flagctl.core.errors import ManifestError, UsageError
+from flagctl.core.values import Rollout
+
+NAME = r"^[A-Za-z][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME)]
+Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RolloutColumns(_Model):
+    enabled: str
+    percent: str
+
+
+class RolloutValueSpec(_Model):
+    enabled: StrictBool
+    percent: Percent
+
+
+class RolloutFlag(_Model):
+    type: Literal["rollout"]
+    description: str | None = None
+    salt: str | None = None
+    default: RolloutValueSpec | None = None
+    table: str | None = None
+    key: dict[str, str | int] | None = None
+    columns: RolloutColumns | None = None
+
+    @property
+    def bound(self) -> bool:
+        return self.table is not None
+
+    def default_value(self) -> Rollout:
+        if self.default is None:
+            return Rollout(enabled=False, percent=0)
+        return Rollout(enabled=self.default.enabled, percent=self.default.percent)
+
+
+class PartialRollout(_Model):
+    """What a kill switch sets on a rollout flag: one or both fields."""
+
+    enabled: StrictBool | None = None
+    percent: Percent | None = None
+
+    def apply_to(self, current: Rollout) -> Rollout:
+        return Rollout(
+            enabled=current.enabled if self.enabled is None else self.enabled,
+            percent=current.percent if self.percent is None else self.percent,
+        )
+
+
+class StageSpec(_Model):
+    """One rollout flag's values in a stage; ``percent`` may be a [low, high] range."""
+
+    enabled: StrictBool
+    percent: Percent | tuple[Percent, Percent]
+
+    @property
+    def low(self) -> int:
+        return self.percent[0] if isinstance(self.percent, tuple) else self.percent
+
+    @property
+    def high(self) -> int:
+        return self.percent[1] if isinstance(self.percent, tuple) else self.percent
+
+    @property
+    def is_range(self) -> bool:
+        return isinstance(self.percent, tuple) and self.percent[0] != self.percent[1]
+
+    def value(self, percent: int | None = None) -> Rollout:
+        return Rollout(enabled=self.enabled, percent=self.low if percent is None else percent)
+
+    def matches(self, value: Rollout) -> bool:
+        target = self.value()
+        if not target.is_on:
+            return not value.is_on  # off and dark are one state: effectively off
+        return value.enabled == self.enabled and self.low <= value.percent <= self.high
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return "off"
+        if self.is_range:
+            return f"{self.low}–{self.high}%"
+        return f"{self.low}%" if self.low else "dark"
+
+
+class Stage(_Model):
+    name: Name
+    description: str | None = None
+    enabled: StrictBool | None = None
+    percent: Percent | tuple[Percent, Percent] | None = None
+    set: dict[str, StageSpec] | None = None
+
+
+class Ladder(_Model):
+    flag: str | None = None
+    description: str | None = None
+    stages: list[Stage] = Field(min_length=1)
+    require: list[str] = Field(default_factory=list)
+    bake: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("bake")
+    @classmethod
+    def _durations(cls, value: dict[str, str]) -> dict[str, str]:
+        for stage, text in value.items():
+            try:
+                parse_duration(text)
+            except ValueError as exc:
+                raise ValueError(f"bake time for {stage}: {exc}") from None
+        return value
+
+
+class KillSwitch(_Model):
+    level: Annotated[int, Field(ge=1, le=5)] = 5
+    description: str | None = None
+    set: dict[str, PartialRollout] = Field(default_factory=dict)
+    includes: list[str] = Field(default_factory=list)
+
+
+class Guardrail(_Model):
+    sql: str
+    max: float | None = None
+    min: float | None = None
+    severity: Literal["P1", "P2"] = "P1"
+    timeout: str = "5s"
+    description: str | None = None
+
+
+class Proofs(_Model):
+    phase_tables: str | None = None
+    phase_role: str | None = None
+
+
+FlagSpec = RolloutFlag
+
+
+class ManifestModel(_Model):
+    version: Literal[1]
+    system: Name
+    description: str | None = None
+    flags: dict[Name, FlagSpec] = Field(min_length=1)
+    ladders: dict[Name, Ladder] = Field(default_factory=dict)
+    kill_switches: dict[Name, KillSwitch] = Field(default_factory=dict)
+    guardrails: dict[Name, Guardrail] = Field(default_factory=dict)
+    proofs: Proofs = Field(default_factory=Proofs)
+    profiles: str | None = None
+
+
+# ---------------------------------------------------------------- resolved views
+
+
+@dataclass(frozen=True)
+class ResolvedStage:
+    """A stage with the values it sets on each of the ladder's flags."""
+
+    index: int
+    name: str
+    specs: dict[str, StageSpec]
+
+    def matches(self, values: dict[str, Rollout]) -> bool:
+        return all(spec.matches(values[flag]) for flag, spec in self.specs.items())
+
+    def describe(self) -> str:
+        if len(self.specs) == 1:
+            return next(iter(self.specs.values())).describe()
+        return ", ".join(f"{f}={s.describe()}" for f, s in self.specs.items())
+
+
+@dataclass(frozen=True)
+class ResolvedLadder:
+    name: str
+    flags: tuple[str, ...]
+    stages: tuple[ResolvedStage, ...]
+    require: tuple[str, ...]
+    bake: dict[str, timedelta]
+
+    def stage(self, name: str) -> ResolvedStage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        names = ", ".join(s.name for s in self.stages)
+        raise UsageError(f"ladder {self.name} has no stage {name!r}", f"stages: {names}")
+
+    def position(self, values: dict[str, Rollout]) -> ResolvedStage | None:
+        """The highest stage the values match (``None``: off the ladder)."""
+        found = None
+        for stage in self.stages:
+            if stage.matches(values):
+                found = stage
+        return found
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: str
+    model: ManifestModel
+    ladders: dict[str, ResolvedLadder]
+    switches: dict[str, dict[str, PartialRollout]]  # switch → flattened (includes expanded)
+
+    @property
+    def system(self) -> str:
+        return self.model.system
+
+    @property
+    def flags(self) -> dict[str, FlagSpec]:
+        return self.model.flags
+
+    def flag(self, name: str) -> FlagSpec:
+        try:
+            return self.model.flags[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown flag {name!r} in {self.path}",
+                f"flags: {', '.join(self.model.flags)}",
+            ) from None
+
+    def ladder(self, name: str) -> ResolvedLadder:
+        try:
+            return self.ladders[name]
+        except KeyError:
+            known = ", ".join(self.ladders) or "(none)"
+            raise UsageError(f"unknown ladder {name!r} in {self.path}", f"ladders: {known}") from None
+
+    def switch(self, name: str) -> KillSwitch:
+        try:
+            return self.model.kill_switches[name]
+        except KeyError:
+            known = ", ".join(self.model.kill_switches) or "(none)"
+            raise UsageError(
+                f"unknown kill switch {name!r} in {self.path}", f"kill switches: {known}"
+            ) from None
+
+    def ladders_of(self, flag: str) -> list[ResolvedLadder]:
+        return [ladder for ladder in self.ladders.values() if flag in ladder.flags]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read, parse and validate a manifest file; raise ManifestError on any problem."""
+    shown = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(
+            shown,
+            ["file not found"],
+            "pass --manifest PATH, set FLAGCTL_MANIFEST, or run from the folder with flagctl.yaml",
+        ) from None
+    except OSError as exc:
+        raise ManifestError(shown, [f"cannot read: {exc.strerror}"]) from None
+    return parse_manifest(text, shown)
+
+
+def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
+    from flagctl.core.yamlio import load_yaml
+
+    data = load_yaml(text, path, what="manifest")
+    if not isinstance(data, dict):
+        raise ManifestError(path, ["the top level must be a mapping (version, system, flags, …)"])
+    try:
+        model = ManifestModel.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(path, [_describe(err) for err in exc.errors()]) from None
+    problems = list(_check_references(model))
+    if problems:
+        raise ManifestError(path, problems)
+    return Manifest(
+        path=path,
+        model=model,
+        ladders={name: _resolve_ladder(name, ladder) for name, ladder in model.ladders.items()},
+        switches={name: _flatten_switch(model, name) for name in model.kill_switches},
+    )
+
+
+def _describe(err: Any) -> str:
+    where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key"
+    if kind == "missing":
+        return f"{where}: required key is missing"
+    if kind == "literal_error":
+        return f"{where}: {err['msg'].lower()}"
+    got = err.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    return f"{where}: {err['msg']}{shown}"
+
+
+def _check_references(model: ManifestModel) -> list[str]:
+    problems: list[str] = []
+    bound_keys: dict[str, tuple[str, ...]] = {}
+    for name, flag in model.flags.items():
+        where = f"flags.{name}"
+        if flag.table is None:
+            if flag.key is not None or flag.columns is not None:
+                problems.append(f"{where}: key and columns need table (the bound table's name)")
+            continue
+        if not re.match(r"^[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)?$", flag.table):
+            problems.append(f"{where}.table: expected table or schema.table, got {flag.table!r}")
+        if not flag.key:
+            problems.append(f"{where}.key: required for a bound flag, e.g. {{feature_name: {name}}}")
+        if flag.columns is None:
+            problems.append(f"{where}.columns: required for a bound flag: {{enabled: …, percent: …}}")
+        if flag.key:
+            cols = tuple(sorted(flag.key))
+            first = bound_keys.setdefault(flag.table, cols)
+            if first != cols:
+                problems.append(
+                    f"{where}.key: every flag bound to {flag.table} must use the same key columns "
+                    f"({', '.join(first)})"
+                )
+    for name, ladder in model.ladders.items():
+        problems.extend(_check_ladder(model, name, ladder))
+    for name, switch in model.kill_switches.items():
+        where = f"kill_switches.{name}"
+        for flag_name in switch.set:
+            if flag_name not in model.flags:
+                problems.append(f"{where}.set.{flag_name}: unknown flag")
+        for other in switch.includes:
+            if other not in model.kill_switches:
+                problems.append(f"{where}.includes: unknown kill switch {other!r}")
+            elif model.kill_switches[other].level >= switch.level:
+                problems.append(
+                    f"{where}.includes: {other} has level {model.kill_switches[other].level}; "
+                    f"a switch may only include lower levels than its own ({switch.level})"
+                )
+        if not switch.set and not switch.includes:
+            problems.append(f"{where}: sets nothing; give set: or includes:")
+        for flag_name, partial in switch.set.items():
+            if partial.enabled is None and partial.percent is None:
+                problems.append(f"{where}.set.{flag_name}: give enabled and/or percent")
+    for name, guard in model.guardrails.items():
+        if guard.max is None and guard.min is None:
+            problems.append(f"guardrails.{name}: give a bound, max: or min:")
+        try:
+            parse_duration(guard.timeout)
+        except ValueError as exc:
+            problems.append(f"guardrails.{name}.timeout: {exc}")
+    return problems
+
+
+def _check_ladder(model: ManifestModel, name: str, ladder: Ladder) -> list[str]:
+    where = f"ladders.{name}"
+    problems: list[str] = []
+    if ladder.flag is not None and ladder.flag not in model.flags:
+        problems.append(f"{where}.flag: unknown flag {ladder.flag!r}")
+    seen: set[str] = set()
+    for i, stage in enumerate(ladder.stages):
+        at = f"{where}.stages.{i}"
+        if stage.name in seen:
+            problems.append(f"{at}.name: duplicate stage {stage.name!r}")
+        seen.add(stage.name)
+        short = stage.enabled is not None or stage.percent is not None
+        if short and stage.set is not None:
+            problems.append(f"{at}: give either enabled/percent (for flag:) or set:, not both")
+        elif short:
+            if ladder.flag is None:
+                problems.append(f"{at}: enabled/percent need the ladder's flag: key")
+            if stage.enabled is None or stage.percent is None:
+                problems.append(f"{at}: a stage needs both enabled and percent")
+        elif stage.set is None:
+            problems.append(f"{at}: a stage needs enabled and percent (or set:)")
+        for flag in stage.set or {}:
+            if flag not in model.flags:
+                problems.append(f"{at}.set.{flag}: unknown flag")
+        pct = stage.percent
+        if isinstance(pct, tuple) and pct[0] > pct[1]:
+            problems.append(f"{at}.percent: range [{pct[0]}, {pct[1]}] must be [low, high]")
+    for stage_name in ladder.bake:
+        if stage_name not in seen:
+            problems.append(f"{where}.bake.{stage_name}: unknown stage")
+    for guard in ladder.require:
+        if guard not in model.guardrails:
+            problems.append(f"{where}.require: unknown guardrail {guard!r}")
+    return problems
+
+
+def _resolve_ladder(name: str, ladder: Ladder) -> ResolvedLadder:
+    stages = []
+    for index, stage in enumerate(ladder.stages):
+        if stage.set is not None:
+            specs = dict(stage.set)
+        else:
+            assert ladder.flag is not None and stage.enabled is not None
+            assert stage.percent is not None
+            specs = {ladder.flag: StageSpec(enabled=stage.enabled, percent=stage.percent)}
+        stages.append(ResolvedStage(index=index, name=stage.name, specs=specs))
+    flags: list[str] = []
+    for resolved in stages:
+        flags.extend(f for f in resolved.specs if f not in flags)
+    return ResolvedLadder(
+        name=name,
+        flags=tuple(flags),
+        stages=tuple(stages),
+        require=tuple(ladder.require),
+        bake={stage: parse_duration(text) for stage, text in ladder.bake.items()},
+    )
+
+
+def _flatten_switch(model: ManifestModel, name: str) -> dict[str, PartialRollout]:
+    """A switch's own settings over those of everything it includes, lowest level first."""
+    switch = model.kill_switches[name]
+    merged: dict[str, PartialRollout] = {}
+    for included in sorted(switch.includes, key=lambda n: model.kill_switches[n].level):
+        merged.update(_flatten_switch(model, included))
+    merged.update(switch.set)
+    return merged

@@ -1,0 +1,198 @@
+"""Versioned, idempotent migrations of the ``flagctl`` schema, and table bindings.
+
+``db init`` applies pending ``flagctl/sql/NNN_*.sql`` files in order, in one
+transaction, under an advisory lock (two concurrent inits serialize; the second finds
+nothing to do). It then registers the manifest's bound tables and installs the audit
+trigger on each; a bound table or column that does not exist is a usage error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from flagctl.core.errors import UsageError
+from flagctl.core.manifest import Manifest
+
+if TYPE_CHECKING:
+    import psycopg
+
+MIGRATION_LOCK = 0x666C6167  # "flag"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+
+@dataclass
+class InitResult:
+    applied: list[int] = field(default_factory=list)
+    version: int = 0
+    bindings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BindingInfo:
+    system: str
+    flag: str
+    table: str
+    key: dict[str, Any]
+    columns: dict[str, str]
+    registered_at: datetime
+    trigger: bool
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    installed: bool
+    version: int
+    latest: int
+    migrations: list[tuple[int, str, datetime, bool]]  # version, name, applied_at, checksum ok
+    bindings: list[BindingInfo]
+
+
+def migrations() -> list[Migration]:
+    found = []
+    for item in resources.files("flagctl").joinpath("sql").iterdir():
+        name = item.name
+        if name.endswith(".sql") and name[:3].isdigit():
+            found.append(Migration(int(name[:3]), name.removesuffix(".sql"), item.read_text()))
+    return sorted(found, key=lambda m: m.version)
+
+
+_BOOTSTRAP = """
+CREATE SCHEMA IF NOT EXISTS flagctl;
+CREATE TABLE IF NOT EXISTS flagctl.schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text        NOT NULL,
+    checksum   text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+def init(conn: psycopg.Connection[Any], manifest: Manifest | None) -> InitResult:
+    """Install or upgrade the schema, then register the manifest's bindings."""
+    result = InitResult()
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(_BOOTSTRAP)
+        done = {row[0] for row in conn.execute("SELECT version FROM flagctl.schema_migrations")}
+        for migration in migrations():
+            if migration.version in done:
+                continue
+            conn.execute(migration.sql.encode())  # a trusted file of this package
+            conn.execute(
+                "INSERT INTO flagctl.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+            result.applied.append(migration.version)
+        result.version = max([*done, *result.applied], default=0)
+        if manifest is not None:
+            result.bindings = register_bindings(conn, manifest)
+    return result
+
+
+def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list[str]:
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    registered = []
+    key_columns: dict[tuple[str, str], list[str]] = {}
+    for name, flag in manifest.flags.items():
+        if flag.table is None:
+            continue
+        assert flag.key is not None and flag.columns is not None
+        schema, table = split_table(flag.table)
+        oid_row = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.oid = to_regclass(%s)",
+            (flag.table,),
+        ).fetchone()
+        if oid_row is None:
+            raise UsageError(
+                f"bound table {flag.table} (flag {name}) does not exist in this database",
+                "create it first (the application owns it), then re-run flagctl db init",
+            )
+        schema, table = oid_row
+        columns = {"enabled": flag.columns.enabled, "percent": flag.columns.percent}
+        wanted = [*flag.key, *columns.values()]
+        present = {
+            row[0]
+            for row in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+                " AND attnum > 0 AND NOT attisdropped",
+                (f"{schema}.{table}",),
+            )
+        }
+        missing = [col for col in wanted if col not in present]
+        if missing:
+            raise UsageError(
+                f"bound table {schema}.{table} (flag {name}) has no column {missing[0]!r}",
+                f"columns: {', '.join(sorted(present))}; fix flags.{name} in {manifest.path}",
+            )
+        conn.execute(
+            """
+            INSERT INTO flagctl.binding (system, flag, table_schema, table_name, key, columns)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (system, flag) DO UPDATE
+               SET table_schema = excluded.table_schema, table_name = excluded.table_name,
+                   key = excluded.key, columns = excluded.columns
+             WHERE (binding.table_schema, binding.table_name, binding.key, binding.columns)
+                   IS DISTINCT FROM
+                   (excluded.table_schema, excluded.table_name, excluded.key, excluded.columns)
+            """,
+            (manifest.system, name, schema, table, Jsonb(flag.key), Jsonb(columns)),
+        )
+        key_columns[(schema, table)] = sorted(flag.key)
+        registered.append(f"{name} → {schema}.{table}")
+    for (schema, table), keys in key_columns.items():
+        conn.execute(
+            sql.SQL(
+                "CREATE OR REPLACE TRIGGER flagctl_audit AFTER INSERT OR UPDATE OR DELETE ON {}"
+                " FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row({})"
+            ).format(sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Literal, keys)))
+        )
+    return registered
+
+
+def split_table(name: str) -> tuple[str | None, str]:
+    schema, _, table = name.rpartition(".")
+    return (schema or None), table
+
+
+def status(conn: psycopg.Connection[Any]) -> SchemaStatus:
+    latest = max((m.version for m in migrations()), default=0)
+    installed = conn.execute("SELECT to_regclass('flagctl.schema_migrations')").fetchone()
+    if installed is None or installed[0] is None:
+        return SchemaStatus(False, 0, latest, [], [])
+    sums = {m.version: m.checksum for m in migrations()}
+    rows = conn.execute(
+        "SELECT version, name, applied_at, checksum FROM flagctl.schema_migrations ORDER BY version"
+    ).fetchall()
+    applied = [(v, n, at, sums.get(v) == c) for v, n, at, c in rows]
+    bindings = [
+        BindingInfo(system, flag, f"{schema}.{table}", key, columns, registered_at, trigger)
+        for system, flag, schema, table, key, columns, registered_at, trigger in conn.execute(
+            """
+            SELECT b.system, b.flag, b.table_schema, b.table_name, b.key, b.columns, b.registered_at,
+                   EXISTS (SELECT 1 FROM pg_trigger t
+                            WHERE t.tgrelid = to_regclass(quote_ident(b.table_schema) || '.'
+                                                          || quote_ident(b.table_name))
+                              AND t.tgname = 'flagctl_audit' AND t.tgenabled <> 'D')
+              FROM flagctl.binding b ORDER BY b.system, b.flag
+            """
+        )
+    ]
+    version = max((v for v, *_ in applied), default=0)
+    return SchemaStatus(True, version, latest, applied, bindings)

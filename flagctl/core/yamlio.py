@@ -1,0 +1,44 @@
+"""YAML reading that reports line and column, and refuses duplicate keys.
+
+PyYAML silently keeps the last of two equal keys; in a manifest that is how a flag
+entry pasted twice quietly changes meaning, so a duplicate is an error here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from flagctl.core.errors import ManifestError
+
+
+class _StrictLoader(yaml.SafeLoader):
+    pass
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
+        seen[key] = True
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def load_yaml(text: str, path: str, what: str = "file") -> Any:
+    """Parse YAML text; a syntax error becomes ManifestError with line and column."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise ManifestError(path, [f"{where}{problem}"], f"fix the YAML syntax of this {what}") from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(path, [f"malformed YAML: {exc}"]) from None
