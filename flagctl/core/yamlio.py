@@ -2,10 +2,13 @@
 
 PyYAML silently keeps the last of two equal keys; in a manifest that is how a flag
 entry pasted twice quietly changes meaning, so a duplicate is an error here.
+Booleans follow YAML 1.2 (only true/false): under YAML 1.1 a stage named ``off`` or
+a value ``no`` would silently become a boolean.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -28,7 +31,15 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
     return loader.construct_mapping(node, deep=deep)
 
 
+_BOOL = "tag:yaml.org,2002:bool"
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def load_yaml(text: str, path: str, what: str = "file") -> Any:

