@@ -6,6 +6,7 @@ import traceback
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import ClickException  # typer bundles its own Click (>= 0.26)
 from typer.core import TyperGroup
 
 from flagctl import __version__
@@ -20,8 +21,8 @@ class FlagctlGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, ClickException):
+            raise  # parser errors keep Click's own message and exit code 2
         except Exception as exc:  # the single place failures become exit codes
             raise typer.Exit(_report(ctx, exc)) from None
         finally:

@@ -1,0 +1,100 @@
+"""Row locks with a bounded wait: blocked commands exit 4 naming the blocker; racing
+commands from separate processes serialize and re-validate, with no lost update."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from tests.conftest import WS8_MANIFEST, Cli, p3_state
+
+FLAGCTL = str(Path(sys.executable).parent / "flagctl")
+
+
+def spawn(cli: Cli, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "FLAGCTL_DSN": cli.dsn, "FLAGCTL_MANIFEST": str(WS8_MANIFEST)}
+    return subprocess.Popen(
+        [FLAGCTL, "--lock-timeout", "30s", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_waiters(cli: Cli, count: int) -> None:
+    """Until `count` flagctl backends wait on a lock (no sleeping on a guess)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        waiting = cli.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'flagctl' AND wait_event_type = 'Lock'"
+        )[0][0]
+        if waiting >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} flagctl processes waiting on a lock")
+
+
+def test_a_held_lock_is_exit_4_naming_the_blocker(ws8: Cli) -> None:
+    with psycopg.connect(ws8.dsn, application_name="deploy-script") as holder:
+        holder.execute("SELECT * FROM p3_feature_state FOR UPDATE")
+        pid = holder.info.backend_pid
+        result = ws8("--lock-timeout", "300ms", "stage", "set", "p3", "canary", "-r", "r", "-y")
+        assert result.exit_code == 4
+        assert f"held by pid {pid} (application_name deploy-script" in result.stderr
+        assert "SELECT * FROM p3_feature_state FOR UPDATE" in result.stderr
+        holder.rollback()
+    assert p3_state(ws8) == (False, 0)
+    assert ws8.sql("SELECT count(*) FROM flagctl.audit") == [(0,)]
+
+
+def test_a_kill_waits_for_a_lock_no_longer_than_lock_timeout(ws8: Cli) -> None:
+    with psycopg.connect(ws8.dsn) as holder:
+        holder.execute("UPDATE p3_feature_state SET rollout_percent = rollout_percent")
+        started = time.monotonic()
+        result = ws8("--lock-timeout", "200ms", "kill", "p3-off", "-r", "r", "-y")
+        assert result.exit_code == 4
+        assert time.monotonic() - started < 10  # bounded, not hung
+        holder.rollback()
+
+
+def test_two_concurrent_stage_sets_serialize_and_the_second_revalidates(ws8: Cli) -> None:
+    with psycopg.connect(ws8.dsn) as holder:
+        holder.execute("SELECT * FROM p3_feature_state FOR UPDATE")
+        procs = [spawn(ws8, "stage", "set", "p3", "canary", "-r", f"racer {i}", "-y") for i in range(2)]
+        wait_for_waiters(ws8, 2)
+        holder.commit()
+    results = [(*p.communicate(timeout=60), p.returncode) for p in procs]
+    assert [code for _, _, code in results] == [0, 0], results
+    outputs = sorted(out for out, _, _ in results)
+    assert outputs[0].startswith("ladder p3: dark (off) → canary (on 1%)")
+    assert outputs[1].startswith("nothing to do: ladder p3 is already at canary")
+    moves = ws8.sql("SELECT count(*) FROM flagctl.audit WHERE action = 'stage.set'")
+    assert moves == [(1,)] and p3_state(ws8) == (True, 1)
+
+
+def test_concurrent_kill_and_stage_set_lose_no_update(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", "-r", "r", "-y")
+    with psycopg.connect(ws8.dsn) as holder:
+        holder.execute("SELECT * FROM p3_feature_state FOR UPDATE")
+        kill = spawn(ws8, "kill", "p3-off", "-r", "INC", "-y")
+        back = spawn(ws8, "stage", "set", "p3", "dark", "-r", "back", "-y")
+        wait_for_waiters(ws8, 2)
+        holder.commit()
+    kill_out = kill.communicate(timeout=60)
+    back_out = back.communicate(timeout=60)
+    assert kill.returncode == 0, kill_out
+    engaged = ws8.sql("SELECT prior FROM flagctl.engaged_switch")
+    assert len(engaged) == 1
+    if back.returncode == 0:  # the move went first: the kill recorded dark as the prior value
+        assert engaged[0][0] == {"p3_advisory": {"enabled": False, "percent": 0}}
+    else:  # the kill went first: the move was refused, canary stays the prior value
+        assert back.returncode == 1 and "kill switch p3-off is engaged" in back_out[1]
+        assert engaged[0][0] == {"p3_advisory": {"enabled": True, "percent": 1}}
+    assert p3_state(ws8) == (False, 0)
