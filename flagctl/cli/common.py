@@ -83,7 +83,9 @@ def _options(env: Environment) -> Any:
 def _target(env: Environment) -> Any:
     from flagctl.core.config import resolve_target
 
-    return resolve_target(_options(env), env.environ)
+    if env.resolved_target is None:
+        env.resolved_target = resolve_target(_options(env), env.environ)
+    return env.resolved_target
 
 
 def validate_scope(scope: str) -> str:

@@ -40,6 +40,7 @@ class Environment:
     config: str | None = None
     debug: bool = False
     lock_timeout: timedelta = timedelta(seconds=5)
+    resolved_target: Any = None  # the Target, resolved once per invocation
     resources: list[Any] = field(default_factory=list)
 
     def is_interactive(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,10 +21,12 @@ from flagctl.cli.common import (
     mutate,
     validate_scope,
 )
-from flagctl.cli.env import Environment
 from flagctl.cli.render import Output
 from flagctl.core.errors import UsageError
-from flagctl.core.manifest import Manifest
+
+if TYPE_CHECKING:
+    from flagctl.cli.env import Environment
+    from flagctl.core.manifest import Manifest
 
 SwitchArg = Annotated[str | None, typer.Argument(help="The kill switch (see the manifest's kill_switches:).")]
 

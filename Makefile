@@ -1,0 +1,46 @@
+# flagctl — everyday commands. `make demo` and `make test` work on a fresh clone.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+# The machine's PostgreSQL, if any: the DB suite runs against it too.
+SYSTEM_PG := $(shell command -v pg_ctl 2>/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -n 1)
+
+.PHONY: install demo test test-embedded test-system lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Run the WS8 Phase 3 walk-through on the embedded PostgreSQL.
+demo: install
+	$(VENV)/bin/flagctl demo
+
+## All tests on the embedded PostgreSQL 18, then the DB suite on the system PostgreSQL if present.
+test: test-embedded test-system
+
+test-embedded: install
+	$(PY) -m pytest -q
+
+test-system: install
+ifneq ($(SYSTEM_PG),)
+	FLAGCTL_TEST_SERVER=system $(PY) -m pytest -q -m db
+else
+	@echo "no system PostgreSQL (pg_ctl) on this machine: DB suite ran on the embedded server only"
+endif
+
+lint: install
+	$(VENV)/bin/ruff check flagctl tests bench
+	$(VENV)/bin/ruff format --check flagctl tests bench
+	$(VENV)/bin/mypy flagctl
+
+## Kill latency: flagctl vs a bare psycopg script vs psql (see docs/performance.md).
+bench: install
+	$(PY) bench/kill_latency.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
