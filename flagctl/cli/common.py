@@ -88,19 +88,6 @@ def _target(env: Environment) -> Any:
     return env.resolved_target
 
 
-def validate_scope(scope: str) -> str:
-    import re
-
-    if scope == "global" or re.match(r"^[a-z][a-z0-9_-]*:.+$", scope):
-        if scope != "global":
-            raise UsageError(
-                f"scope {scope!r}: scoped settings are not supported yet",
-                "use the global scope (the default)",
-            )
-        return scope
-    raise UsageError(f"invalid scope {scope!r}", "use global, or KIND:VALUE such as workspace:42")
-
-
 def mutate(
     env: Environment,
     opts: Mutation,

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.core.errors import UsageError
 from flagctl.core.manifest import Manifest
-from flagctl.core.values import Rollout
 
 if TYPE_CHECKING:
     import psycopg
@@ -71,20 +70,17 @@ class AuditRow:
         }
 
 
-def rollout_from_row(manifest: Manifest, row: AuditRow, side: str) -> Rollout | None:
+def value_from_row(manifest: Manifest, row: AuditRow, side: str) -> Any | None:
     """The flag value an audit row records before or after the change (None: no row)."""
     data = row.before if side == "before" else row.after
     if data is None or row.flag is None or row.flag not in manifest.flags:
         return None
     flag = manifest.flags[row.flag]
-    if flag.columns is not None and row.target != "flagctl.flag_state":
-        try:
-            return Rollout(bool(data[flag.columns.enabled]), int(data[flag.columns.percent]))
-        except (KeyError, TypeError, ValueError):
-            return None
     try:
-        return Rollout.from_json(data)
-    except UsageError:
+        if flag.columns is not None and row.target != "flagctl.flag_state":
+            return flag.from_columns({logical: data[column] for logical, column in flag.columns.items()})
+        return flag.from_db(data)
+    except (KeyError, TypeError, ValueError, UsageError):
         return None
 
 

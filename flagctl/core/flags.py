@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from flagctl.core import audit as audit_mod
 from flagctl.core import killswitch, ladder
 from flagctl.core.errors import PolicyRefused
+from flagctl.core.flagtypes import describe, effective_text, to_json
+from flagctl.core.ladder import exposure_increases
 from flagctl.core.manifest import Manifest
 from flagctl.core.plan import Change, Plan
-from flagctl.core.store import GLOBAL, FlagStore
-from flagctl.core.values import Rollout
+from flagctl.core.store import GLOBAL, FlagStore, check_scope
 
 if TYPE_CHECKING:
     import psycopg
@@ -26,17 +27,20 @@ def plan_set(
     conn: psycopg.Connection[Any],
     manifest: Manifest,
     name: str,
-    value: Rollout,
+    value: Any,
     *,
     scope: str,
     force: bool,
     locked: bool,
 ) -> Plan:
-    manifest.flag(name)
+    """Set a flag (``value=None`` at a scope: remove that scope's override)."""
+    flag = manifest.flag(name)
+    check_scope(manifest, name, scope)
     store = FlagStore(conn, manifest)
-    current = store.lock([name], scope)[name] if locked else store.read(name, scope)
-    summary = f"set {name} ({scope}): {current.effective()} → {value.effective()}"
-    holders = [e.switch for e in killswitch.holding(killswitch.list_engaged(conn, manifest.system), name)]
+    current = store.lock([name], scope)[name] if locked else store.read_scoped(name, scope)
+    summary = f"set {name} ({scope}): {effective_text(current)} → {effective_text(value)}"
+    engaged = killswitch.list_engaged(conn, manifest)
+    holders = [e.switch for e in killswitch.holding(engaged, name) if e.scope in (GLOBAL, scope)]
     if holders:
         raise PolicyRefused(
             f"kill switch {', '.join(holders)} holds {name}; the kill beats every other setting",
@@ -45,11 +49,12 @@ def plan_set(
             target=f"flag:{name}",
         )
     if current == value:
-        return Plan("set", summary, noop=f"{name} is already {value.effective()} ({value})")
+        shown = "has no override" if value is None else f"is already {describe(value)}"
+        return Plan("set", summary, noop=f"{name} ({scope}) {shown}")
     checks = []
     forced = False
-    ladders = manifest.ladders_of(name)
-    if ladders and value.exposure > current.exposure:
+    ladders = manifest.ladders_of(name) if scope == GLOBAL else []
+    if ladders and exposure_increases(manifest, {name: current}, {name: value}):
         if not force:
             raise PolicyRefused(
                 f"{name} is controlled by ladder {ladders[0].name}; raising its exposure directly "
@@ -62,6 +67,8 @@ def plan_set(
         checks.append(f"forced: raises exposure outside ladder {ladders[0].name}")
     elif ladders:
         checks.append("lowering exposure is always allowed")
+    if value is not None:
+        flag.coerce(flag.to_db(value))  # the type's own check, once more, before writing
     return Plan("set", summary, changes=[Change(name, scope, current, value)], checks=checks, forced=forced)
 
 
@@ -76,10 +83,15 @@ class FlagStatus:
     name: str
     type: str
     storage: str
-    value: Rollout
+    value: Any
+    overrides: dict[str, Any]  # scope → value
     stages: list[tuple[str, str]]  # (ladder, stage)
-    kill_switches: list[str]
+    kill_switches: list[tuple[str, str]]  # (switch, scope)
     last_change: audit_mod.AuditRow | None
+
+    @property
+    def killed_globally(self) -> bool:
+        return any(scope == GLOBAL for _, scope in self.kill_switches)
 
     def to_json(self) -> dict[str, Any]:
         last = self.last_change
@@ -88,10 +100,14 @@ class FlagStatus:
             "type": self.type,
             "storage": self.storage,
             "scope": GLOBAL,
-            "value": self.value.to_json(),
-            "effective": "off (killed)" if self.kill_switches else self.value.effective(),
+            "value": to_json(self.value),
+            "effective": "off (killed)" if self.killed_globally else effective_text(self.value),
+            "overrides": [
+                {"scope": sc, "value": to_json(v), "effective": effective_text(v)}
+                for sc, v in self.overrides.items()
+            ],
             "stages": [{"ladder": ladder_name, "stage": stage} for ladder_name, stage in self.stages],
-            "kill_switches": self.kill_switches,
+            "kill_switches": [{"switch": sw, "scope": sc} for sw, sc in self.kill_switches],
             "last_change": None
             if last is None
             else {
@@ -110,12 +126,13 @@ class SystemStatus:
     system: str
     flags: list[FlagStatus]
     engaged: list[killswitch.Engaged]
+    manifest: Manifest
 
     def to_json(self) -> dict[str, Any]:
         return {
             "system": self.system,
             "flags": [f.to_json() for f in self.flags],
-            "kill_switches_engaged": [e.to_json() for e in self.engaged],
+            "kill_switches_engaged": [e.to_json(self.manifest) for e in self.engaged],
         }
 
 
@@ -123,7 +140,7 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
     for name in names or []:
         manifest.flag(name)
     store = FlagStore(conn, manifest)
-    engaged = killswitch.list_engaged(conn, manifest.system)
+    engaged = killswitch.list_engaged(conn, manifest)
     last = audit_mod.last_changes(conn, manifest.system)
     flags = []
     for name, spec in manifest.flags.items():
@@ -140,9 +157,10 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
                 type=spec.type,
                 storage=spec.table or "flagctl.flag_state",
                 value=value,
+                overrides={} if spec.bound else store.overrides(name),
                 stages=stages,
-                kill_switches=[e.switch for e in killswitch.holding(engaged, name)],
+                kill_switches=[(e.switch, e.scope) for e in killswitch.holding(engaged, name)],
                 last_change=last.get(name),
             )
         )
-    return SystemStatus(manifest.system, flags, engaged)
+    return SystemStatus(manifest.system, flags, engaged, manifest)

@@ -1,10 +1,16 @@
-"""Kill switches: engage in one transaction, record the exact prior values, release.
+"""Kill switches: leveled, scoped, engaged in one transaction, exactly reversible.
 
-Engaging bypasses bakes and guardrails. Several switches may be engaged at once; each
-remembers, per flag, the value it replaced. Releasing a switch restores a flag only if
-no switch engaged *after* it also holds that flag; otherwise it hands its remembered
-value to that later switch, so releasing one switch never undoes another still engaged,
-and releasing all of them, in any order, restores the values from before the first kill.
+Engaging bypasses bakes, freezes and guardrails. Any number of switches may be engaged,
+globally or per scope. For each flag a switch holds, the engagement records the flag's
+*base* value (before any kill held it at that scope; ``None`` at a scope means "no
+override") and the switch's own settings. A flag's value is then always
+
+    base, overlaid with the settings of every switch engaged on it (lowest level first)
+
+where rollout settings combine strictly (enabled AND-ed, percent the minimum) and other
+types take the highest level's value. So releasing one switch never undoes another still
+engaged, and releasing the last restores the base exactly. A release finds the flag
+changed since (someone edited it in between) and stops with a conflict unless forced.
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.core.db import lock_rows
 from flagctl.core.errors import ConflictError
+from flagctl.core.flagtypes import KillSetting, describe, kill_setting
 from flagctl.core.manifest import Manifest
 from flagctl.core.plan import Change, Plan
-from flagctl.core.store import FlagStore
-from flagctl.core.values import Rollout
+from flagctl.core.store import FlagStore, check_scope
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,10 +40,14 @@ class Engaged:
     actor: str | None
     db_user: str
     reason: str
-    prior: dict[str, Rollout]
-    applied: dict[str, Rollout]
+    prior: dict[str, Any]  # flag → base value (None: no override at this scope)
+    applied: dict[str, Any]  # flag → value right after engaging
+    settings: dict[str, KillSetting]  # flag → what this switch sets
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, manifest: Manifest) -> dict[str, Any]:
+        def value(flag: str, v: Any) -> Any:
+            return None if v is None else manifest.flags[flag].to_db(v)
+
         return {
             "switch": self.switch,
             "scope": self.scope,
@@ -46,55 +56,67 @@ class Engaged:
             "actor": self.actor,
             "db_user": self.db_user,
             "reason": self.reason,
-            "prior": {flag: value.to_json() for flag, value in self.prior.items()},
-            "applied": {flag: value.to_json() for flag, value in self.applied.items()},
+            "prior": {f: value(f, v) for f, v in self.prior.items()},
+            "applied": {f: value(f, v) for f, v in self.applied.items()},
         }
 
 
 _SELECT = (
-    "SELECT switch, scope, level, seq, engaged_at, actor, db_user, reason, prior, applied"
+    "SELECT switch, scope, level, seq, engaged_at, actor, db_user, reason, prior, applied, settings"
     " FROM flagctl.engaged_switch WHERE system = %s ORDER BY seq"
 )
 
 
-def _row(row: tuple[Any, ...]) -> Engaged:
-    switch, scope, level, seq, at, actor, db_user, reason, prior, applied = row
-    return Engaged(
-        switch,
-        scope,
-        level,
-        seq,
-        at,
-        actor,
-        db_user,
-        reason,
-        {f: Rollout.from_json(v) for f, v in prior.items()},
-        {f: Rollout.from_json(v) for f, v in applied.items()},
-    )
-
-
-def list_engaged(conn: psycopg.Connection[Any], system: str, lock: bool = False) -> list[Engaged]:
+def list_engaged(conn: psycopg.Connection[Any], manifest: Manifest, lock: bool = False) -> list[Engaged]:
     from psycopg import sql
 
     if lock:
         query = sql.SQL(_SELECT + " FOR UPDATE")
-        rows = lock_rows(conn, query, (system,), "flagctl.engaged_switch", "the engaged kill switches")
+        rows = lock_rows(
+            conn, query, (manifest.system,), "flagctl.engaged_switch", "the engaged kill switches"
+        )
     else:
-        rows = conn.execute(_SELECT, (system,)).fetchall()
-    return [_row(r) for r in rows]
+        rows = conn.execute(_SELECT, (manifest.system,)).fetchall()
+    return [_engaged(manifest, r) for r in rows]
 
 
-def holding(engaged: list[Engaged], flag: str) -> list[Engaged]:
-    """The engaged switches that hold this flag, in engagement order."""
-    return [e for e in engaged if flag in e.applied]
+def _engaged(manifest: Manifest, row: tuple[Any, ...]) -> Engaged:
+    switch, scope, level, seq, at, actor, db_user, reason, prior, applied, settings = row
+    flags = {f: manifest.flags[f] for f in {*prior, *applied} if f in manifest.flags}
+
+    def load(flag: str, data: Any) -> Any:
+        return None if data is None else flags[flag].from_db(data)
+
+    return Engaged(
+        switch, scope, level, seq, at, actor, db_user, reason,
+        {f: load(f, v) for f, v in prior.items() if f in flags},
+        {f: load(f, v) for f, v in applied.items() if f in flags},
+        {f: kill_setting(flags[f], v) for f, v in settings.items() if f in flags},
+    )  # fmt: skip
+
+
+def holding(engaged: list[Engaged], flag: str, scope: str | None = None) -> list[Engaged]:
+    """The engaged switches that hold this flag (at this scope), lowest level first."""
+    found = [e for e in engaged if flag in e.settings and (scope is None or e.scope == scope)]
+    return sorted(found, key=lambda e: (e.level, e.seq))
+
+
+def overlay(start: Any, holders: list[Engaged], flag: str) -> Any:
+    value = start
+    for record in sorted(holders, key=lambda e: (e.level, e.seq)):
+        value = record.settings[flag].overlay(value)
+    return value
 
 
 def plan_kill(conn: psycopg.Connection[Any], manifest: Manifest, name: str, scope: str, locked: bool) -> Plan:
     switch = manifest.switch(name)
     settings = manifest.switches[name]
+    for flag in settings:
+        check_scope(manifest, flag, scope)
     store = FlagStore(conn, manifest)
-    values = store.lock(list(settings), scope) if locked else store.read_all(sorted(settings))
-    engaged = list_engaged(conn, manifest.system, lock=locked)
+    flags = sorted(settings)
+    values = store.lock(flags, scope) if locked else {f: store.read_scoped(f, scope) for f in flags}
+    engaged = list_engaged(conn, manifest, lock=locked)
     summary = f"engage kill switch {name} (level {switch.level}, scope {scope})"
     for record in engaged:
         if record.switch == name and record.scope == scope:
@@ -104,12 +126,17 @@ def plan_kill(conn: psycopg.Connection[Any], manifest: Manifest, name: str, scop
                 noop=f"kill switch {name} is already engaged (scope {scope}) since "
                 f"{record.engaged_at:%Y-%m-%d %H:%M:%S %Z} by {record.actor or record.db_user}",
             )
-    applied = {flag: settings[flag].apply_to(values[flag]) for flag in sorted(settings)}
-    changes = [
-        Change(flag, scope, values[flag], applied[flag])
-        for flag in sorted(settings)
-        if values[flag] != applied[flag]
-    ]
+    me = Engaged(name, scope, switch.level, 1 << 62, datetime.max, None, "", "", {}, {}, settings)
+    prior: dict[str, Any] = {}
+    applied: dict[str, Any] = {}
+    changes = []
+    for flag in flags:
+        holders = holding(engaged, flag, scope)
+        prior[flag] = holders[0].prior[flag] if holders else values[flag]
+        start = prior[flag] if prior[flag] is not None else store.read(flag)
+        applied[flag] = overlay(start, [*holders, me], flag)
+        if applied[flag] != values[flag]:
+            changes.append(Change(flag, scope, values[flag], applied[flag]))
     checks = ["kill switches bypass bakes, freezes and guardrails"]
     if not changes:
         checks.append("every flag already has the kill values; the switch is recorded as engaged")
@@ -118,13 +145,7 @@ def plan_kill(conn: psycopg.Connection[Any], manifest: Manifest, name: str, scop
         summary,
         changes=changes,
         checks=checks,
-        data={
-            "switch": name,
-            "scope": scope,
-            "level": switch.level,
-            "prior": {f: values[f] for f in sorted(settings)},
-            "applied": applied,
-        },
+        data={"switch": name, "scope": scope, "level": switch.level, "prior": prior, "applied": applied},
     )
 
 
@@ -135,94 +156,77 @@ def apply_kill(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) ->
     for change in plan.changes:
         store.write(change.flag, change.after, change.scope)
     data = plan.data
+    settings = manifest.switches[data["switch"]]
+
+    def as_json(values: dict[str, Any]) -> Jsonb:
+        return Jsonb({f: None if v is None else manifest.flags[f].to_db(v) for f, v in values.items()})
+
     conn.execute(
-        "INSERT INTO flagctl.engaged_switch (system, switch, scope, level, actor, reason, prior, applied)"
+        "INSERT INTO flagctl.engaged_switch"
+        " (system, switch, scope, level, actor, reason, prior, applied, settings)"
         " VALUES (%s, %s, %s, %s, current_setting('flagctl.actor', true),"
-        " current_setting('flagctl.reason', true), %s, %s)",
+        " current_setting('flagctl.reason', true), %s, %s, %s)",
         (
-            manifest.system,
-            data["switch"],
-            data["scope"],
-            data["level"],
-            Jsonb({f: v.to_json() for f, v in data["prior"].items()}),
-            Jsonb({f: v.to_json() for f, v in data["applied"].items()}),
+            manifest.system, data["switch"], data["scope"], data["level"],
+            as_json(data["prior"]), as_json(data["applied"]),
+            Jsonb({f: s.to_json() for f, s in settings.items()}),
         ),
-    )
+    )  # fmt: skip
 
 
 def plan_release(
-    conn: psycopg.Connection[Any],
-    manifest: Manifest,
-    name: str,
-    scope: str,
-    locked: bool,
-    force: bool,
+    conn: psycopg.Connection[Any], manifest: Manifest, name: str, scope: str, locked: bool, force: bool
 ) -> Plan:
     manifest.switch(name)  # unknown switch: usage error
     store = FlagStore(conn, manifest)
     summary = f"release kill switch {name} (scope {scope})"
-    settings = manifest.switches[name]
-    values = store.lock(list(settings), scope) if locked else store.read_all(sorted(settings))
-    engaged = list_engaged(conn, manifest.system, lock=locked)
+    engaged = list_engaged(conn, manifest, lock=locked)
     record = next((e for e in engaged if e.switch == name and e.scope == scope), None)
     if record is None:
         return Plan("release", summary, noop=f"kill switch {name} is not engaged (scope {scope})")
+    flags = sorted(record.settings)
+    values = store.lock(flags, scope) if locked else {f: store.read_scoped(f, scope) for f in flags}
     changes: list[Change] = []
-    handovers: dict[str, dict[str, Rollout]] = {}  # later switch → flags whose prior it inherits
     conflicts: list[str] = []
     checks: list[str] = []
-    for flag in sorted(record.applied):
-        later = [e for e in holding(engaged, flag) if e.seq > record.seq and e.scope == scope]
-        if later:
-            handovers.setdefault(later[0].switch, {})[flag] = record.prior[flag]
-            checks.append(f"{flag} stays as {later[0].switch} set it ({later[0].switch} is engaged)")
-            continue
-        current = values.get(flag) or store.read(flag, scope)
-        if current != record.applied[flag]:
-            conflicts.append(f"{flag}: the kill set {record.applied[flag]}, it is now {current}")
-        if current != record.prior[flag]:
-            changes.append(Change(flag, scope, current, record.prior[flag]))
+    for flag in flags:
+        holders = holding(engaged, flag, scope)
+        others = [e for e in holders if e is not record]
+        base = record.prior[flag]
+        start = base if base is not None else store.read(flag)
+        expected = overlay(start, holders, flag)
+        if values[flag] != expected:
+            conflicts.append(
+                f"{flag}: the kills set {describe(expected)}, it is now {describe(values[flag])}"
+            )
+        target = overlay(start, others, flag) if others else base
+        if others:
+            checks.append(f"{flag} stays held by {', '.join(e.switch for e in others)}")
+        if target != values[flag]:
+            changes.append(Change(flag, scope, values[flag], target))
     if conflicts and not force:
         raise ConflictError(
-            f"{flag_word(len(conflicts))} changed since {name} was engaged: " + "; ".join(conflicts),
+            f"{_flags(len(conflicts))} changed since {name} was engaged: " + "; ".join(conflicts),
             "someone changed it in between; check `flagctl audit log`, then release with --force "
             "to restore the values from before the kill anyway",
         )
     if conflicts:
         checks.append("forced: restoring the values from before the kill over later changes")
     return Plan(
-        "release",
-        summary,
-        changes=changes,
-        checks=checks,
-        forced=bool(conflicts),
-        data={"switch": name, "scope": scope, "handovers": handovers},
-    )
+        "release", summary, changes=changes, checks=checks, forced=bool(conflicts),
+        data={"switch": name, "scope": scope},
+    )  # fmt: skip
 
 
-def flag_word(count: int) -> str:
+def _flags(count: int) -> str:
     return "a flag" if count == 1 else f"{count} flags"
 
 
 def apply_release(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
-    from psycopg.types.json import Jsonb
-
     store = FlagStore(conn, manifest)
     for change in plan.changes:
         store.write(change.flag, change.after, change.scope)
-    data = plan.data
-    for later, inherited in data["handovers"].items():
-        conn.execute(
-            "UPDATE flagctl.engaged_switch SET prior = prior || %s"
-            " WHERE system = %s AND switch = %s AND scope = %s",
-            (
-                Jsonb({f: v.to_json() for f, v in inherited.items()}),
-                manifest.system,
-                later,
-                data["scope"],
-            ),
-        )
     conn.execute(
         "DELETE FROM flagctl.engaged_switch WHERE system = %s AND switch = %s AND scope = %s",
-        (manifest.system, data["switch"], data["scope"]),
+        (manifest.system, plan.data["switch"], plan.data["scope"]),
     )

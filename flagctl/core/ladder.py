@@ -22,10 +22,10 @@ from flagctl.core import audit as audit_mod
 from flagctl.core import guardrails, killswitch
 from flagctl.core.durations import format_duration
 from flagctl.core.errors import PolicyRefused, UsageError
+from flagctl.core.flagtypes import effective_text, to_json
 from flagctl.core.manifest import Manifest, ResolvedLadder, ResolvedStage
 from flagctl.core.plan import Change, Plan
 from flagctl.core.store import GLOBAL, FlagStore
-from flagctl.core.values import Rollout
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,8 +39,8 @@ class Transition:
     at: datetime
     from_stage: str | None
     to_stage: str | None
-    before: dict[str, Rollout]
-    after: dict[str, Rollout]
+    before: dict[str, Any]
+    after: dict[str, Any]
     who: str
     action: str
     reason: str | None
@@ -51,8 +51,8 @@ class Transition:
             "at": self.at.isoformat(),
             "from": self.from_stage,
             "to": self.to_stage,
-            "before": {f: v.to_json() for f, v in self.before.items()},
-            "after": {f: v.to_json() for f, v in self.after.items()},
+            "before": {f: to_json(v) for f, v in self.before.items()},
+            "after": {f: to_json(v) for f, v in self.after.items()},
             "who": self.who,
             "action": self.action,
             "reason": self.reason,
@@ -63,7 +63,7 @@ class Transition:
 @dataclass(frozen=True)
 class Position:
     ladder: ResolvedLadder
-    values: dict[str, Rollout]
+    values: dict[str, Any]
     stage: ResolvedStage | None
     entered_at: datetime | None
     engaged: list[str]  # kill switches holding the ladder's flags
@@ -81,7 +81,7 @@ def history(
     conn: psycopg.Connection[Any],
     manifest: Manifest,
     ladder: ResolvedLadder,
-    current: dict[str, Rollout],
+    current: dict[str, Any],
 ) -> list[Transition]:
     """Every change of the ladder's flags, newest first, as stage transitions.
 
@@ -102,8 +102,10 @@ def history(
         after = dict(state)
         for row in changes:
             assert row.flag is not None
-            before_value = audit_mod.rollout_from_row(manifest, row, "before")
-            state[row.flag] = before_value or manifest.flag(row.flag).default_value()
+            before_value = audit_mod.value_from_row(manifest, row, "before")
+            state[row.flag] = (
+                before_value if before_value is not None else manifest.flag(row.flag).default_value()
+            )
         if state == after:
             continue
         first = changes[-1]
@@ -127,7 +129,7 @@ def entered_at(
     conn: psycopg.Connection[Any],
     manifest: Manifest,
     ladder: ResolvedLadder,
-    current: dict[str, Rollout],
+    current: dict[str, Any],
 ) -> datetime | None:
     """When the ladder entered its current stage; None when it is off the ladder.
 
@@ -151,8 +153,8 @@ def entered_at(
 
 def position(conn: psycopg.Connection[Any], manifest: Manifest, ladder: ResolvedLadder) -> Position:
     values = FlagStore(conn, manifest).read_all(list(ladder.flags))
-    engaged = killswitch.list_engaged(conn, manifest.system)
-    holders = sorted({e.switch for f in ladder.flags for e in killswitch.holding(engaged, f)})
+    engaged = killswitch.list_engaged(conn, manifest)
+    holders = sorted({e.switch for f in ladder.flags for e in killswitch.holding(engaged, f, GLOBAL)})
     return Position(
         ladder, values, ladder.position(values), entered_at(conn, manifest, ladder, values), holders
     )
@@ -179,8 +181,8 @@ def plan_stage_set(
     summary = f"ladder {ladder.name}: {_label(ladder, values)} → {_label(ladder, new_values)}"
     refuse = _refuser(manifest, ladder)
 
-    engaged = killswitch.list_engaged(conn, manifest.system)
-    holders = sorted({e.switch for f in ladder.flags for e in killswitch.holding(engaged, f)})
+    engaged = killswitch.list_engaged(conn, manifest)
+    holders = sorted({e.switch for f in ladder.flags for e in killswitch.holding(engaged, f, GLOBAL)})
     if holders:
         raise refuse(
             f"kill switch {', '.join(holders)} is engaged on ladder {ladder.name}'s flags; "
@@ -202,7 +204,7 @@ def plan_stage_set(
 
     checks: list[str] = []
     forced = False
-    exposure_up = exposure_increases(values, new_values)
+    exposure_up = exposure_increases(manifest, values, new_values)
     if current is None:
         if exposure_up and not force:
             raise refuse(
@@ -248,7 +250,7 @@ def _check_bake(
     manifest: Manifest,
     ladder: ResolvedLadder,
     current: ResolvedStage,
-    values: dict[str, Rollout],
+    values: dict[str, Any],
     force: bool,
     clock: Clock,
     checks: list[str],
@@ -311,8 +313,8 @@ def _percent_for(ladder: ResolvedLadder, stage: ResolvedStage, flag: str, percen
     spec = stage.specs[flag]
     if percent is None:
         return None
-    if not spec.enabled:
-        raise UsageError(f"stage {stage.name} of ladder {ladder.name} is off; --percent does not apply")
+    if not spec.takes_percent:
+        raise UsageError(f"stage {stage.name} of ladder {ladder.name} takes no --percent for {flag}")
     if not spec.low <= percent <= spec.high:
         allowed = f"{spec.low}–{spec.high}" if spec.is_range else str(spec.low)
         raise UsageError(
@@ -322,18 +324,26 @@ def _percent_for(ladder: ResolvedLadder, stage: ResolvedStage, flag: str, percen
     return percent
 
 
-def exposure_increases(before: dict[str, Rollout], after: dict[str, Rollout]) -> bool:
-    """True if any flag would be on for more subjects than now."""
-    return any(after[f].exposure > before[f].exposure for f in after)
+def exposure_increases(manifest: Manifest, before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """True if any flag would be on for more subjects than now (a change of a flag whose
+    type has no such order, e.g. an enum, counts as an increase: it needs the checks)."""
+    for flag, new in after.items():
+        if new == before[flag]:
+            continue
+        spec = manifest.flag(flag)
+        up, was = spec.exposure(new), spec.exposure(before[flag])
+        if up is None or was is None or up > was:
+            return True
+    return False
 
 
-def _describe(values: dict[str, Rollout]) -> str:
+def _describe(values: dict[str, Any]) -> str:
     if len(values) == 1:
-        return next(iter(values.values())).effective()
-    return ", ".join(f"{f} {v.effective()}" for f, v in sorted(values.items()))
+        return effective_text(next(iter(values.values())))
+    return ", ".join(f"{f} {effective_text(v)}" for f, v in sorted(values.items()))
 
 
-def _label(ladder: ResolvedLadder, values: dict[str, Rollout]) -> str:
+def _label(ladder: ResolvedLadder, values: dict[str, Any]) -> str:
     stage = ladder.position(values)
     name = stage.name if stage else "(off ladder)"
     return f"{name} ({_describe(values)})"

@@ -14,96 +14,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import Field, StrictBool, ValidationError, field_validator
 
 from flagctl.core.durations import parse_duration
 from flagctl.core.errors import ManifestError, UsageError
-from flagctl.core.values import Rollout
-
-NAME = r"^[A-Za-z][A-Za-z0-9_.-]*$"
-Name = Annotated[str, Field(pattern=NAME)]
-Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RolloutColumns(_Model):
-    enabled: str
-    percent: str
-
-
-class RolloutValueSpec(_Model):
-    enabled: StrictBool
-    percent: Percent
-
-
-class RolloutFlag(_Model):
-    type: Literal["rollout"]
-    description: str | None = None
-    salt: str | None = None
-    default: RolloutValueSpec | None = None
-    table: str | None = None
-    key: dict[str, str | int] | None = None
-    columns: RolloutColumns | None = None
-
-    @property
-    def bound(self) -> bool:
-        return self.table is not None
-
-    def default_value(self) -> Rollout:
-        if self.default is None:
-            return Rollout(enabled=False, percent=0)
-        return Rollout(enabled=self.default.enabled, percent=self.default.percent)
-
-
-class PartialRollout(_Model):
-    """What a kill switch sets on a rollout flag: one or both fields."""
-
-    enabled: StrictBool | None = None
-    percent: Percent | None = None
-
-    def apply_to(self, current: Rollout) -> Rollout:
-        return Rollout(
-            enabled=current.enabled if self.enabled is None else self.enabled,
-            percent=current.percent if self.percent is None else self.percent,
-        )
-
-
-class StageSpec(_Model):
-    """One rollout flag's values in a stage; ``percent`` may be a [low, high] range."""
-
-    enabled: StrictBool
-    percent: Percent | tuple[Percent, Percent]
-
-    @property
-    def low(self) -> int:
-        return self.percent[0] if isinstance(self.percent, tuple) else self.percent
-
-    @property
-    def high(self) -> int:
-        return self.percent[1] if isinstance(self.percent, tuple) else self.percent
-
-    @property
-    def is_range(self) -> bool:
-        return isinstance(self.percent, tuple) and self.percent[0] != self.percent[1]
-
-    def value(self, percent: int | None = None) -> Rollout:
-        return Rollout(enabled=self.enabled, percent=self.low if percent is None else percent)
-
-    def matches(self, value: Rollout) -> bool:
-        target = self.value()
-        if not target.is_on:
-            return not value.is_on  # off and dark are one state: effectively off
-        return value.enabled == self.enabled and self.low <= value.percent <= self.high
-
-    def describe(self) -> str:
-        if not self.enabled:
-            return "off"
-        if self.is_range:
-            return f"{self.low}–{self.high}%"
-        return f"{self.low}%" if self.low else "dark"
+from flagctl.core.flagtypes import (
+    AnyFlag,
+    FlagSpec,
+    KillSetting,
+    Name,
+    Percent,
+    RolloutFlag,
+    StageValue,
+    kill_setting,
+    stage_value,
+)
+from flagctl.core.flagtypes import Model as _Model
 
 
 class Stage(_Model):
@@ -111,7 +37,8 @@ class Stage(_Model):
     description: str | None = None
     enabled: StrictBool | None = None
     percent: Percent | tuple[Percent, Percent] | None = None
-    set: dict[str, StageSpec] | None = None
+    internal: StrictBool | None = None
+    set: dict[str, Any] | None = None
 
 
 class Ladder(_Model):
@@ -135,7 +62,7 @@ class Ladder(_Model):
 class KillSwitch(_Model):
     level: Annotated[int, Field(ge=1, le=5)] = 5
     description: str | None = None
-    set: dict[str, PartialRollout] = Field(default_factory=dict)
+    set: dict[str, Any] = Field(default_factory=dict)
     includes: list[str] = Field(default_factory=list)
 
 
@@ -151,9 +78,6 @@ class Guardrail(_Model):
 class Proofs(_Model):
     phase_tables: str | None = None
     phase_role: str | None = None
-
-
-FlagSpec = RolloutFlag
 
 
 class ManifestModel(_Model):
@@ -177,9 +101,9 @@ class ResolvedStage:
 
     index: int
     name: str
-    specs: dict[str, StageSpec]
+    specs: dict[str, StageValue]
 
-    def matches(self, values: dict[str, Rollout]) -> bool:
+    def matches(self, values: dict[str, Any]) -> bool:
         return all(spec.matches(values[flag]) for flag, spec in self.specs.items())
 
     def describe(self) -> str:
@@ -203,7 +127,7 @@ class ResolvedLadder:
         names = ", ".join(s.name for s in self.stages)
         raise UsageError(f"ladder {self.name} has no stage {name!r}", f"stages: {names}")
 
-    def position(self, values: dict[str, Rollout]) -> ResolvedStage | None:
+    def position(self, values: dict[str, Any]) -> ResolvedStage | None:
         """The highest stage the values match (``None``: off the ladder)."""
         found = None
         for stage in self.stages:
@@ -217,17 +141,17 @@ class Manifest:
     path: str
     model: ManifestModel
     ladders: dict[str, ResolvedLadder]
-    switches: dict[str, dict[str, PartialRollout]]  # switch → flattened (includes expanded)
+    switches: dict[str, dict[str, KillSetting]]  # switch → flattened (includes expanded)
 
     @property
     def system(self) -> str:
         return self.model.system
 
     @property
-    def flags(self) -> dict[str, FlagSpec]:
+    def flags(self) -> dict[str, AnyFlag]:
         return self.model.flags
 
-    def flag(self, name: str) -> FlagSpec:
+    def flag(self, name: str) -> AnyFlag:
         try:
             return self.model.flags[name]
         except KeyError:
@@ -291,13 +215,19 @@ def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     return Manifest(
         path=path,
         model=model,
-        ladders={name: _resolve_ladder(name, ladder) for name, ladder in model.ladders.items()},
+        ladders={name: _resolve_ladder(model, name, ladder) for name, ladder in model.ladders.items()},
         switches={name: _flatten_switch(model, name) for name in model.kill_switches},
     )
 
 
+FLAG_TYPES = ("rollout", "bool", "int", "float", "enum", "list")
+
+
 def _describe(err: Any) -> str:
-    where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    loc = list(err["loc"])
+    if len(loc) > 2 and loc[0] == "flags" and loc[2] in FLAG_TYPES:
+        del loc[2]  # the union's tag: the user wrote flags.NAME.KEY
+    where = ".".join(str(part) for part in loc) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
         return f"{where}: unknown key"
@@ -315,16 +245,30 @@ def _check_references(model: ManifestModel) -> list[str]:
     bound_keys: dict[str, tuple[str, ...]] = {}
     for name, flag in model.flags.items():
         where = f"flags.{name}"
+        problems.extend(_check_flag_values(flag, where))
         if flag.table is None:
             if flag.key is not None or flag.columns is not None:
                 problems.append(f"{where}: key and columns need table (the bound table's name)")
             continue
+        if flag.scopes:
+            problems.append(
+                f"{where}.scopes: a bound flag has only the global scope (its table has no scope)"
+            )
         if not re.match(r"^[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)?$", flag.table):
             problems.append(f"{where}.table: expected table or schema.table, got {flag.table!r}")
         if not flag.key:
             problems.append(f"{where}.key: required for a bound flag, e.g. {{feature_name: {name}}}")
+        wanted = ", ".join(f"{c}: COLUMN" for c in flag.value_columns)
         if flag.columns is None:
-            problems.append(f"{where}.columns: required for a bound flag: {{enabled: …, percent: …}}")
+            problems.append(f"{where}.columns: required for a bound {flag.type} flag: {{{wanted}}}")
+        else:
+            allowed = set(flag.value_columns) | set(flag.optional_columns)
+            for column in flag.columns:
+                if column not in allowed:
+                    problems.append(f"{where}.columns.{column}: unknown; a {flag.type} flag has {{{wanted}}}")
+            for column in flag.value_columns:
+                if column not in flag.columns:
+                    problems.append(f"{where}.columns.{column}: required key is missing")
         if flag.key:
             cols = tuple(sorted(flag.key))
             first = bound_keys.setdefault(flag.table, cols)
@@ -337,9 +281,14 @@ def _check_references(model: ManifestModel) -> list[str]:
         problems.extend(_check_ladder(model, name, ladder))
     for name, switch in model.kill_switches.items():
         where = f"kill_switches.{name}"
-        for flag_name in switch.set:
+        for flag_name, raw in switch.set.items():
             if flag_name not in model.flags:
                 problems.append(f"{where}.set.{flag_name}: unknown flag")
+                continue
+            try:
+                kill_setting(model.flags[flag_name], raw)
+            except ValueError as exc:
+                problems.append(f"{where}.set.{flag_name}: {exc}")
         for other in switch.includes:
             if other not in model.kill_switches:
                 problems.append(f"{where}.includes: unknown kill switch {other!r}")
@@ -350,9 +299,6 @@ def _check_references(model: ManifestModel) -> list[str]:
                 )
         if not switch.set and not switch.includes:
             problems.append(f"{where}: sets nothing; give set: or includes:")
-        for flag_name, partial in switch.set.items():
-            if partial.enabled is None and partial.percent is None:
-                problems.append(f"{where}.set.{flag_name}: give enabled and/or percent")
     for name, guard in model.guardrails.items():
         if guard.max is None and guard.min is None:
             problems.append(f"guardrails.{name}: give a bound, max: or min:")
@@ -363,18 +309,32 @@ def _check_references(model: ManifestModel) -> list[str]:
     return problems
 
 
+def _check_flag_values(flag: AnyFlag, where: str) -> list[str]:
+    problems = []
+    low, high = getattr(flag, "min", None), getattr(flag, "max", None)
+    if low is not None and high is not None and low > high:
+        problems.append(f"{where}: min {low} is above max {high}")
+    try:
+        flag.coerce(flag.to_db(flag.default_value()))
+    except ValueError as exc:
+        problems.append(f"{where}.default: {exc}")
+    return problems
+
+
 def _check_ladder(model: ManifestModel, name: str, ladder: Ladder) -> list[str]:
     where = f"ladders.{name}"
     problems: list[str] = []
     if ladder.flag is not None and ladder.flag not in model.flags:
         problems.append(f"{where}.flag: unknown flag {ladder.flag!r}")
+    elif ladder.flag is not None and not isinstance(model.flags[ladder.flag], RolloutFlag):
+        problems.append(f"{where}.flag: {ladder.flag} is not a rollout flag; give each stage set: instead")
     seen: set[str] = set()
     for i, stage in enumerate(ladder.stages):
         at = f"{where}.stages.{i}"
         if stage.name in seen:
             problems.append(f"{at}.name: duplicate stage {stage.name!r}")
         seen.add(stage.name)
-        short = stage.enabled is not None or stage.percent is not None
+        short = stage.enabled is not None or stage.percent is not None or stage.internal is not None
         if short and stage.set is not None:
             problems.append(f"{at}: give either enabled/percent (for flag:) or set:, not both")
         elif short:
@@ -384,9 +344,14 @@ def _check_ladder(model: ManifestModel, name: str, ladder: Ladder) -> list[str]:
                 problems.append(f"{at}: a stage needs both enabled and percent")
         elif stage.set is None:
             problems.append(f"{at}: a stage needs enabled and percent (or set:)")
-        for flag in stage.set or {}:
+        for flag, raw in (stage.set or {}).items():
             if flag not in model.flags:
                 problems.append(f"{at}.set.{flag}: unknown flag")
+                continue
+            try:
+                stage_value(model.flags[flag], raw)
+            except ValueError as exc:
+                problems.append(f"{at}.set.{flag}: {exc}")
         pct = stage.percent
         if isinstance(pct, tuple) and pct[0] > pct[1]:
             problems.append(f"{at}.percent: range [{pct[0]}, {pct[1]}] must be [low, high]")
@@ -399,15 +364,15 @@ def _check_ladder(model: ManifestModel, name: str, ladder: Ladder) -> list[str]:
     return problems
 
 
-def _resolve_ladder(name: str, ladder: Ladder) -> ResolvedLadder:
+def _resolve_ladder(model: ManifestModel, name: str, ladder: Ladder) -> ResolvedLadder:
     stages = []
     for index, stage in enumerate(ladder.stages):
         if stage.set is not None:
-            specs = dict(stage.set)
+            specs = {f: stage_value(model.flags[f], raw) for f, raw in stage.set.items()}
         else:
-            assert ladder.flag is not None and stage.enabled is not None
-            assert stage.percent is not None
-            specs = {ladder.flag: StageSpec(enabled=stage.enabled, percent=stage.percent)}
+            assert ladder.flag is not None
+            raw = {"enabled": stage.enabled, "percent": stage.percent, "internal": bool(stage.internal)}
+            specs = {ladder.flag: stage_value(model.flags[ladder.flag], raw)}
         stages.append(ResolvedStage(index=index, name=stage.name, specs=specs))
     flags: list[str] = []
     for resolved in stages:
@@ -421,11 +386,13 @@ def _resolve_ladder(name: str, ladder: Ladder) -> ResolvedLadder:
     )
 
 
-def _flatten_switch(model: ManifestModel, name: str) -> dict[str, PartialRollout]:
+def _flatten_switch(model: ManifestModel, name: str) -> dict[str, KillSetting]:
     """A switch's own settings over those of everything it includes, lowest level first."""
     switch = model.kill_switches[name]
-    merged: dict[str, PartialRollout] = {}
+    merged: dict[str, KillSetting] = {}
     for included in sorted(switch.includes, key=lambda n: model.kill_switches[n].level):
         merged.update(_flatten_switch(model, included))
-    merged.update(switch.set)
+    for flag, raw in switch.set.items():
+        own = kill_setting(model.flags[flag], raw)
+        merged[flag] = own.combine(merged[flag]) if flag in merged else own
     return merged

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.core.db import AuditContext, transaction
 from flagctl.core.errors import ConflictError, FlagctlError, PolicyRefused
-from flagctl.core.values import Rollout, changed_fields
+from flagctl.core.flagtypes import change_text, effective_text, to_json
 
 if TYPE_CHECKING:
     import psycopg
@@ -28,22 +28,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Change:
+    """One flag at one scope, from ``before`` to ``after`` (None: no override there)."""
+
     flag: str
     scope: str
-    before: Rollout
-    after: Rollout
+    before: Any
+    after: Any
 
     def describe(self) -> str:
-        return "; ".join(changed_fields(self.before, self.after))
+        return change_text(self.before, self.after)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "flag": self.flag,
             "scope": self.scope,
-            "before": self.before.to_json(),
-            "after": self.after.to_json(),
-            "effective_before": self.before.effective(),
-            "effective_after": self.after.effective(),
+            "before": to_json(self.before),
+            "after": to_json(self.after),
+            "effective_before": effective_text(self.before),
+            "effective_after": effective_text(self.after),
         }
 
 
@@ -58,7 +60,7 @@ class Plan:
     data: dict[str, Any] = field(default_factory=dict)  # what the applier needs beyond changes
 
     def fingerprint(self) -> tuple[Any, ...]:
-        return (self.noop is None, tuple(self.changes), repr(sorted(self.data.items())))
+        return (self.noop is None, repr(self.changes), repr(sorted(self.data.items())))
 
 
 @dataclass(frozen=True)

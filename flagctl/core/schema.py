@@ -125,7 +125,7 @@ def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list
                 "create it first (the application owns it), then re-run flagctl db init",
             )
         schema, table = oid_row
-        columns = {"enabled": flag.columns.enabled, "percent": flag.columns.percent}
+        columns = dict(flag.columns)
         wanted = [*flag.key, *columns.values()]
         present = {
             row[0]

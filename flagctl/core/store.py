@@ -1,10 +1,13 @@
 """Reading, locking and writing flag values where they live.
 
-A flag lives either in ``flagctl.flag_state`` (one jsonb value per system/flag/scope) or
-in an application table it is bound to (key columns select the row, value columns hold
-enabled/percent). The bound table stays the single source of truth: nothing is copied.
-Every identifier from the manifest is composed with ``psycopg.sql.Identifier``; every
-value is a bound parameter.
+A flag lives either in ``flagctl.flag_state`` (one jsonb value per system/flag/scope;
+a scoped row overrides the global one for that scope) or in an application table it is
+bound to (key columns select the row, value columns hold the value). The bound table
+stays the single source of truth: nothing is copied. Every identifier from the manifest
+is composed with ``psycopg.sql.Identifier``; every value is a bound parameter.
+
+Locking: every writer of a flag, whatever the scope, first locks the flag's global row,
+so changes to one flag serialize (and never deadlock: flags are locked in name order).
 """
 
 from __future__ import annotations
@@ -13,15 +16,31 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.core.db import lock_rows
 from flagctl.core.errors import UsageError
-from flagctl.core.manifest import Manifest, RolloutFlag
+from flagctl.core.flagtypes import SCOPE, AnyFlag
+from flagctl.core.manifest import Manifest
 from flagctl.core.schema import split_table
-from flagctl.core.values import Rollout
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
 
 GLOBAL = "global"
+
+
+def check_scope(manifest: Manifest, name: str, scope: str) -> None:
+    """A scope is global, or KIND:VALUE with a kind the flag accepts."""
+    if scope == GLOBAL:
+        return
+    match = SCOPE.match(scope)
+    if not match:
+        raise UsageError(f"invalid scope {scope!r}", "use global, or KIND:VALUE such as workspace:42")
+    flag = manifest.flag(name)
+    if match["kind"] not in flag.scopes:
+        accepted = ", ".join(flag.scopes) or "none (global only)"
+        raise UsageError(
+            f"flag {name} has no {match['kind']} scope",
+            f"scope kinds it accepts: {accepted} (the manifest's flags.{name}.scopes)",
+        )
 
 
 class FlagStore:
@@ -31,30 +50,55 @@ class FlagStore:
 
     # -- reading
 
-    def read(self, name: str, scope: str = GLOBAL) -> Rollout:
-        """The stored value (the flag's default when flagctl's table has no row yet)."""
-        return self._get(name, scope, lock=False)
+    def read(self, name: str) -> Any:
+        """The global value (the flag's default when flagctl's table has no row yet)."""
+        return self._global(name, lock=False)
 
-    def read_all(self, names: list[str]) -> dict[str, Rollout]:
+    def read_all(self, names: list[str]) -> dict[str, Any]:
         return {name: self.read(name) for name in names}
 
-    def lock(self, names: list[str], scope: str = GLOBAL) -> dict[str, Rollout]:
-        """Lock the rows of these flags (sorted, so lockers never deadlock) and read them."""
-        return {name: self._get(name, scope, lock=True) for name in sorted(set(names))}
+    def read_scoped(self, name: str, scope: str) -> Any | None:
+        """The override stored for this scope (None: no override, the global value holds)."""
+        if scope == GLOBAL:
+            return self.read(name)
+        flag = self.manifest.flag(name)
+        row = self.conn.execute(
+            "SELECT value FROM flagctl.flag_state WHERE system = %s AND flag = %s AND scope = %s",
+            (self.manifest.system, name, scope),
+        ).fetchone()
+        return None if row is None else flag.from_db(row[0])
 
-    def _get(self, name: str, scope: str, lock: bool) -> Rollout:
+    def overrides(self, name: str) -> dict[str, Any]:
+        """Every scoped override of a flag, by scope."""
+        flag = self.manifest.flag(name)
+        rows = self.conn.execute(
+            "SELECT scope, value FROM flagctl.flag_state WHERE system = %s AND flag = %s"
+            " AND scope <> 'global' ORDER BY scope",
+            (self.manifest.system, name),
+        ).fetchall()
+        return {scope: flag.from_db(value) for scope, value in rows}
+
+    def lock(self, names: list[str], scope: str = GLOBAL) -> dict[str, Any]:
+        """Lock these flags (global rows, in name order) and read them at this scope."""
+        values = {}
+        for name in sorted(set(names)):
+            current = self._global(name, lock=True)
+            values[name] = current if scope == GLOBAL else self.read_scoped(name, scope)
+        return values
+
+    def _global(self, name: str, lock: bool) -> Any:
         flag = self.manifest.flag(name)
         if flag.table is not None:
             return self._get_bound(name, flag, lock)
         query = self._own_select(lock)
-        params = (self.manifest.system, name, scope)
+        params = (self.manifest.system, name, GLOBAL)
         if lock:
             # Create the row first so there is a row to lock (ON CONFLICT: no-op if present).
-            self._own_insert_default(name, flag, scope)
+            self._own_insert_default(name, flag)
             rows = lock_rows(self.conn, query, params, "flagctl.flag_state", f"flag {name}")
         else:
             rows = self.conn.execute(query, params).fetchall()
-        return Rollout.from_json(rows[0][0]) if rows else flag.default_value()
+        return flag.from_db(rows[0][0]) if rows else flag.default_value()
 
     def _own_select(self, lock: bool) -> sql.Composed:
         from psycopg import sql
@@ -63,22 +107,22 @@ class FlagStore:
             "SELECT value FROM flagctl.flag_state WHERE system = %s AND flag = %s AND scope = %s{}"
         ).format(sql.SQL(" FOR UPDATE") if lock else sql.SQL(""))
 
-    def _own_insert_default(self, name: str, flag: RolloutFlag, scope: str) -> None:
+    def _own_insert_default(self, name: str, flag: AnyFlag) -> None:
         from psycopg.types.json import Jsonb
 
         self.conn.execute(
             "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (system, flag, scope) DO NOTHING",
-            (self.manifest.system, name, scope, Jsonb(flag.default_value().to_json())),
+            (self.manifest.system, name, GLOBAL, Jsonb(flag.to_db(flag.default_value()))),
         )
 
-    def _get_bound(self, name: str, flag: RolloutFlag, lock: bool) -> Rollout:
+    def _get_bound(self, name: str, flag: AnyFlag, lock: bool) -> Any:
         from psycopg import sql
 
         assert flag.table is not None and flag.key is not None and flag.columns is not None
-        query = sql.SQL("SELECT {}, {} FROM {} WHERE {}{}").format(
-            sql.Identifier(flag.columns.enabled),
-            sql.Identifier(flag.columns.percent),
+        logical = list(flag.columns)
+        query = sql.SQL("SELECT {} FROM {} WHERE {}{}").format(
+            sql.SQL(", ").join(sql.Identifier(flag.columns[c]) for c in logical),
             _table(flag.table),
             _where(flag.key),
             sql.SQL(" FOR UPDATE") if lock else sql.SQL(""),
@@ -92,40 +136,50 @@ class FlagStore:
             key = ", ".join(f"{k}={v}" for k, v in flag.key.items())
             raise UsageError(
                 f"flag {name}: no row {key} in bound table {flag.table}",
-                "the application owns that row; insert it (in its dark state) first",
+                "the application owns that row; insert it (in its safe state) first",
             )
         if len(rows) > 1:
             raise UsageError(
                 f"flag {name}: key matches {len(rows)} rows in {flag.table}",
                 "the key columns must identify exactly one row",
             )
-        enabled, percent = rows[0]
-        return Rollout(enabled=bool(enabled), percent=int(percent))
+        try:
+            return flag.from_columns(dict(zip(logical, rows[0], strict=True)))
+        except ValueError as exc:
+            raise UsageError(f"flag {name}: the value in {flag.table} does not fit its type: {exc}") from None
 
     # -- writing (caller holds the lock, inside a transaction with an audit context)
 
-    def write(self, name: str, value: Rollout, scope: str = GLOBAL) -> None:
+    def write(self, name: str, value: Any, scope: str = GLOBAL) -> None:
+        """Store a value; ``None`` at a scope removes the override."""
         from psycopg import sql
         from psycopg.types.json import Jsonb
 
         flag = self.manifest.flag(name)
+        if value is None:
+            assert scope != GLOBAL
+            self.conn.execute(
+                "DELETE FROM flagctl.flag_state WHERE system = %s AND flag = %s AND scope = %s",
+                (self.manifest.system, name, scope),
+            )
+            return
         if flag.table is None:
             self.conn.execute(
                 "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT (system, flag, scope)"
                 " DO UPDATE SET value = excluded.value, updated_at = now()",
-                (self.manifest.system, name, scope, Jsonb(value.to_json())),
+                (self.manifest.system, name, scope, Jsonb(flag.to_db(value))),
             )
             return
-        assert flag.key is not None and flag.columns is not None
+        assert flag.key is not None and scope == GLOBAL
+        assignments = flag.to_columns(value)
         self.conn.execute(
-            sql.SQL("UPDATE {} SET {} = %s, {} = %s WHERE {}").format(
+            sql.SQL("UPDATE {} SET {} WHERE {}").format(
                 _table(flag.table),
-                sql.Identifier(flag.columns.enabled),
-                sql.Identifier(flag.columns.percent),
+                sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in assignments),
                 _where(flag.key),
             ),
-            [value.enabled, value.percent, *flag.key.values()],
+            [*assignments.values(), *flag.key.values()],
         )
 
 

@@ -18,36 +18,45 @@ from flagctl.core.errors import UsageError
 class Rollout:
     enabled: bool
     percent: int
+    internal: bool = False  # the internal audience sees it too (canary plan's Internal stage)
 
     @property
     def is_on(self) -> bool:
         return self.enabled and self.percent > 0
 
     @property
+    def active(self) -> bool:
+        """Anyone sees it: a percent above 0, or the internal audience."""
+        return self.enabled and (self.percent > 0 or self.internal)
+
+    @property
     def exposure(self) -> int:
-        """Share of subjects that see the feature: 0 when off or dark."""
+        """Share of subjects that see the feature by bucket: 0 when off or dark."""
         return self.percent if self.is_on else 0
 
     def effective(self) -> str:
         if not self.enabled:
             return "off"
         if self.percent == 0:
-            return "dark"
-        if self.percent == 100:
-            return "on 100%"
-        return f"on {self.percent}%"
+            return "internal only" if self.internal else "dark"
+        share = f"on {self.percent}%"
+        return f"{share} + internal" if self.internal else share
 
     def to_json(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "percent": self.percent}
+        data: dict[str, Any] = {"enabled": self.enabled, "percent": self.percent}
+        if self.internal:
+            data["internal"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Rollout:
         if not isinstance(data, dict) or "enabled" not in data or "percent" not in data:
             raise UsageError(f"not a rollout value: {data!r}", "expected enabled and percent")
-        return cls(enabled=bool(data["enabled"]), percent=int(data["percent"]))
+        return cls(bool(data["enabled"]), int(data["percent"]), bool(data.get("internal", False)))
 
     def __str__(self) -> str:
-        return f"enabled={str(self.enabled).lower()} percent={self.percent}"
+        text = f"enabled={str(self.enabled).lower()} percent={self.percent}"
+        return text + " internal" if self.internal else text
 
 
 DARK = Rollout(enabled=False, percent=0)
@@ -60,11 +69,13 @@ def parse_rollout(text: str) -> Rollout:
     value = text.strip().lower()
     if value in {"off", "false", "dark"}:
         return DARK
+    if value == "internal":
+        return Rollout(enabled=True, percent=0, internal=True)
     match = _PERCENT.match(value)
     if not match or int(match.group(1)) > 100:
         raise UsageError(
             f"not a rollout value: {text!r}",
-            "use N% with N from 0 to 100 (enabled at N percent), or 'off'",
+            "use N% with N from 0 to 100 (enabled at N percent), 'internal', or 'off'",
         )
     return Rollout(enabled=True, percent=int(match.group(1)))
 

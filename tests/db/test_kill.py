@@ -52,7 +52,7 @@ def test_kill_is_one_transaction_recorded_with_its_prior_values(ws8: Cli) -> Non
     ws8("kill", "p3-off", "-r", "INC-7", "--actor", "bob", "-y")
     rows = ws8.sql("SELECT DISTINCT txid, action, reason, actor FROM flagctl.audit WHERE action = 'kill'")
     assert len(rows) == 1 and rows[0][1:] == ("kill", "INC-7", "bob")  # flag row and switch row: one txid
-    engaged = json.loads(ws8("kill", "--list", "-o", "json").stdout)["kill_switches"][0]["engaged"]
+    engaged = json.loads(ws8("kill", "--list", "-o", "json").stdout)["kill_switches"][0]["engaged"][0]
     assert engaged["prior"] == {"p3_advisory": {"enabled": True, "percent": 1}}
     assert engaged["actor"] == "bob" and engaged["reason"] == "INC-7"
 
@@ -74,7 +74,7 @@ def test_release_refuses_if_the_flag_changed_in_between(ws8: Cli) -> None:
     ws8.sql("UPDATE p3_feature_state SET enabled = true, rollout_percent = 2")  # someone, by hand
     refused = ws8("release", "p3-off", *GO)
     assert refused.exit_code == 4
-    assert "the kill set enabled=false percent=0, it is now enabled=true percent=2" in refused.stderr
+    assert "the kills set enabled=false percent=0, it is now enabled=true percent=2" in refused.stderr
     assert "--force" in refused.stderr
     assert p3_state(ws8) == (True, 2)
     forced = ws8("release", "p3-off", "--force", *GO)
@@ -168,7 +168,7 @@ def test_kill_list_shows_levels_and_engagement(make_cli) -> None:  # type: ignor
     cli("db", "init")
     cli("kill", "KS1", "-r", "adapter down", "--actor", "sec-lead", "-y")
     listing = json.loads(cli("kill", "--list", "-o", "json").stdout)["kill_switches"]
-    assert [(s["name"], s["level"], s["engaged"] is not None) for s in listing] == [
+    assert [(s["name"], s["level"], bool(s["engaged"])) for s in listing] == [
         ("KS1", 1, True),
         ("KS3", 3, False),
         ("KS5", 5, False),

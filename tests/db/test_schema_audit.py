@@ -14,15 +14,15 @@ def test_db_init_twice_is_a_no_op(ws8_db: str) -> None:
     cli = Cli(ws8_db, WS8_MANIFEST)
     first = cli("db", "init", "-o", "json")
     assert first.exit_code == 0, first.stderr
-    assert json.loads(first.stdout)["applied"] == [1]
+    assert json.loads(first.stdout)["applied"] == [1, 2, 3]
     second = cli("db", "init", "-o", "json")
     assert second.exit_code == 0, second.stderr
     assert json.loads(second.stdout) == {
-        "version": 1,
+        "version": 3,
         "applied": [],
         "bindings": ["p3_advisory → public.p3_feature_state"],
     }
-    assert cli.sql("SELECT count(*) FROM flagctl.schema_migrations") == [(1,)]
+    assert cli.sql("SELECT count(*) FROM flagctl.schema_migrations") == [(3,)]
     assert audit_count(cli) == 0  # installing changes no flag
 
 
@@ -30,7 +30,7 @@ def test_db_status_shows_version_and_bound_tables(ws8: Cli) -> None:
     result = ws8("db", "status", "-o", "json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert (doc["installed"], doc["version"], doc["latest"]) == (True, 1, 1)
+    assert (doc["installed"], doc["version"], doc["latest"]) == (True, 3, 3)
     assert doc["bindings"][0]["table"] == "public.p3_feature_state"
     assert doc["bindings"][0]["audit_trigger"] is True
 

@@ -31,7 +31,7 @@ def test_ws8_example_loads_with_its_ladder_and_kill_switch() -> None:
     ladder = manifest.ladder("p3")
     assert [s.name for s in ladder.stages] == ["dark", "canary", "limited", "broad", "full"]
     assert ladder.require == ("no_contract_violations",)
-    assert manifest.switches["p3-off"]["p3_advisory"].apply_to(Rollout(True, 50)) == Rollout(False, 0)
+    assert manifest.switches["p3-off"]["p3_advisory"].overlay(Rollout(True, 50)) == Rollout(False, 0)
 
 
 def test_unknown_key_is_reported_with_its_path() -> None:
@@ -132,7 +132,8 @@ def test_kill_switch_includes_are_flattened_lowest_first() -> None:
     )
     flat = manifest.switches["ks5"]
     assert set(flat) == {"f1", "f2"}
-    assert flat["f1"].enabled is False and flat["f1"].percent is None  # ks5's own setting wins
+    assert flat["f1"].overlay(Rollout(True, 60)) == Rollout(False, 0)  # ks5's enabled and ks1's percent
+    assert flat["f2"].overlay(Rollout(True, 60)) == Rollout(False, 60)
 
 
 def test_yaml_1_1_booleans_stay_strings() -> None:

@@ -69,14 +69,19 @@ def log(
 
 def _change(loaded: Manifest, row: AuditRow) -> str:
     """One readable line for what an audit row records."""
-    from flagctl.core.audit import rollout_from_row
-    from flagctl.core.values import changed_fields
+    from flagctl.core.audit import value_from_row
+    from flagctl.core.flagtypes import change_text
 
-    after = rollout_from_row(loaded, row, "after")
-    if after is not None:
-        return "; ".join(changed_fields(rollout_from_row(loaded, row, "before"), after))
     if row.target.startswith("kill_switch:"):
         return ("engaged " if row.after is not None else "released ") + row.target.split(":", 1)[1]
+    if row.target.startswith("exemption:"):
+        effect = (row.after or row.before or {}).get("effect", "")
+        return f"{effect} exemption {'added' if row.after is not None else 'removed'}"
+    after = value_from_row(loaded, row, "after")
+    before = value_from_row(loaded, row, "before")
+    if after is not None or before is not None:
+        text = change_text(before, after)
+        return text if row.scope in (None, "global") else f"[{row.scope}] {text}"
     if isinstance(row.after, dict) and "refused" in row.after:
         refused = str(row.after["refused"])
         return "refused: " + (refused if len(refused) <= 70 else refused[:69] + "…")

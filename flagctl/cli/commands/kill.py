@@ -19,7 +19,6 @@ from flagctl.cli.common import (
     env_of,
     manifest,
     mutate,
-    validate_scope,
 )
 from flagctl.cli.render import Output
 from flagctl.core.errors import UsageError
@@ -54,7 +53,6 @@ def kill(
     if switch is None:
         raise UsageError("kill needs a SWITCH (or --list)", "flagctl kill --list shows them")
     loaded.switch(switch)
-    scope = validate_scope(scope)
     mutate(
         env,
         Mutation(reason, yes, actor, dry_run, output),
@@ -85,7 +83,6 @@ def release(
     env = env_of(ctx)
     loaded = manifest(env)
     loaded.switch(switch)
-    scope = validate_scope(scope)
     mutate(
         env,
         Mutation(reason, yes, actor, dry_run, output),
@@ -98,35 +95,33 @@ def release(
 def _list(env: Environment, loaded: Manifest, output: Output) -> None:
     from flagctl.core import killswitch
 
-    engaged = {e.switch: e for e in killswitch.list_engaged(connect(env), loaded.system)}
+    engaged: dict[str, list[killswitch.Engaged]] = {}
+    for record in killswitch.list_engaged(connect(env), loaded):
+        engaged.setdefault(record.switch, []).append(record)
     ordered = sorted(loaded.model.kill_switches.items(), key=lambda kv: (kv[1].level, kv[0]))
     if output is Output.json:
-        render.emit_json(
-            {
-                "system": loaded.system,
-                "kill_switches": [
-                    {
-                        "name": name,
-                        "level": spec.level,
-                        "description": spec.description,
-                        "includes": spec.includes,
-                        "sets": {
-                            f: p.model_dump(exclude_none=True) for f, p in loaded.switches[name].items()
-                        },
-                        "engaged": engaged[name].to_json() if name in engaged else None,
-                    }
-                    for name, spec in ordered
-                ],
-            }
-        )
+        render.emit_json({
+            "system": loaded.system,
+            "kill_switches": [
+                {
+                    "name": name,
+                    "level": spec.level,
+                    "description": spec.description,
+                    "includes": spec.includes,
+                    "sets": {f: s.to_json() for f, s in loaded.switches[name].items()},
+                    "engaged": [e.to_json(loaded) for e in engaged.get(name, [])],
+                }
+                for name, spec in ordered
+            ],
+        })  # fmt: skip
         return
     rows = []
     for name, spec in ordered:
-        record = engaged.get(name)
-        state = (
-            f"since {render.when(record.engaged_at)} by {record.actor or record.db_user}" if record else "no"
+        state = "; ".join(
+            f"{e.scope} since {render.when(e.engaged_at)} by {e.actor or e.db_user}"
+            for e in engaged.get(name, [])
         )
         rows.append(
-            (name, f"KS{spec.level}", ", ".join(loaded.switches[name]), state, spec.description or "")
+            (name, f"KS{spec.level}", ", ".join(loaded.switches[name]), state or "no", spec.description or "")
         )
     render.out(render.table(rows, ["switch", "level", "flags", "engaged", "description"]))

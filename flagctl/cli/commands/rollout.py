@@ -1,4 +1,4 @@
-"""flagctl set FLAG VALUE — set one flag directly."""
+"""flagctl set FLAG VALUE [--scope S] — set one typed flag directly."""
 
 from __future__ import annotations
 
@@ -17,16 +17,23 @@ from flagctl.cli.common import (
     env_of,
     manifest,
     mutate,
-    validate_scope,
 )
 from flagctl.cli.render import Output
+from flagctl.core.errors import UsageError
 
 
 def set_flag(
     ctx: typer.Context,
     flag: Annotated[str, typer.Argument(help="The flag to set.")],
-    value: Annotated[str, typer.Argument(help="For a rollout flag: N% (enabled at N percent) or off.")],
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            help="Parsed by the flag's type: rollout N% / internal / off; bool on/off/true/false; "
+            "int/float a number; enum one of its values; list comma-separated."
+        ),
+    ] = None,
     scope: ScopeOpt = "global",
+    unset: Annotated[bool, typer.Option("--unset", help="Remove the override at --scope.")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Raise exposure of a ladder's flag outside the ladder.")
     ] = False,
@@ -36,16 +43,23 @@ def set_flag(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Set one flag. Refused while a kill switch holds it; on a ladder's flag only
-    lowering exposure is allowed without --force (use `stage set` to go forward)."""
+    """Set one flag, globally or for one scope. Refused while a kill switch holds it; on
+    a ladder's flag only lowering exposure is allowed without --force (use `stage set`)."""
     from flagctl.core.flags import apply_set, plan_set
-    from flagctl.core.values import parse_rollout
+    from flagctl.core.store import check_scope
 
     env = env_of(ctx)
     loaded = manifest(env)
-    loaded.flag(flag)
-    new_value = parse_rollout(value)
-    scope = validate_scope(scope)
+    spec = loaded.flag(flag)
+    check_scope(loaded, flag, scope)
+    if unset == (value is not None):
+        raise UsageError("give a VALUE, or --unset with --scope", f"e.g. flagctl set {flag} VALUE -r …")
+    if unset and scope == "global":
+        raise UsageError("--unset removes a scoped override; the global value cannot be unset")
+    try:
+        new_value = None if value is None else spec.parse(value)
+    except ValueError as exc:
+        raise UsageError(f"{flag} ({spec.type}): {exc}") from None
     mutate(
         env,
         Mutation(reason, yes, actor, dry_run, output),

@@ -16,8 +16,10 @@ def status(
     flags: Annotated[list[str] | None, typer.Argument(help="Flags to show (default: all).")] = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Show each flag's stored value, effective state, stage, kill switches and last change."""
+    """Show each flag's stored value, effective state, stage, scoped overrides, kill
+    switches and last change."""
     from flagctl.core.flags import status as system_status
+    from flagctl.core.flagtypes import describe, effective_text
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -27,18 +29,18 @@ def status(
         return
     rows = []
     for flag in result.flags:
-        doc = flag.to_json()
         last = flag.last_change
-        rows.append(
-            (
-                flag.name,
-                str(flag.value),
-                doc["effective"],
-                ", ".join(f"{lad}: {stage}" for lad, stage in flag.stages),
-                ", ".join(flag.kill_switches),
-                f"{render.when(last.at)} {last.who}: {last.reason or last.action}" if last else "",
-            )
-        )
+        killed = ", ".join(sw if sc == "global" else f"{sw} ({sc})" for sw, sc in flag.kill_switches)
+        rows.append((
+            flag.name,
+            describe(flag.value),
+            flag.to_json()["effective"],
+            ", ".join(f"{lad}: {stage}" for lad, stage in flag.stages),
+            killed,
+            f"{render.when(last.at)} {last.who}: {last.reason or last.action}" if last else "",
+        ))  # fmt: skip
+        for scope, value in flag.overrides.items():
+            rows.append((f"  └ {scope}", describe(value), effective_text(value), "", "", ""))
     render.out(f"system {result.system}")
     render.out(render.table(rows, ["flag", "value", "effective", "stage", "killed by", "last change"]))
     for e in result.engaged:
