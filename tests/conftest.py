@@ -9,6 +9,7 @@ The server is chosen with FLAGCTL_TEST_SERVER:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -31,6 +32,9 @@ from flagctl.cli.env import Environment
 EXAMPLES = Path(__file__).resolve().parent.parent / "flagctl" / "examples"
 WS8_MANIFEST = EXAMPLES / "ws8" / "flagctl.yaml"
 WS8_SCHEMA = (EXAMPLES / "ws8" / "schema.sql").read_text()
+GROUPS_MANIFEST = EXAMPLES / "groups" / "flagctl.yaml"
+CANARY_MANIFEST = EXAMPLES / "canary" / "flagctl.yaml"
+CANARY_SCHEMA = (EXAMPLES / "canary" / "schema.sql").read_text()
 
 
 @dataclass
@@ -170,6 +174,30 @@ def ws8(ws8_db: str) -> Cli:
     result = cli("db", "init")
     assert result.exit_code == 0, result.stderr
     return cli
+
+
+@pytest.fixture
+def groups(db: str) -> Cli:
+    """The Groups rebuild example, initialized."""
+    cli = Cli(db, GROUPS_MANIFEST)
+    assert cli("db", "init").exit_code == 0
+    return cli
+
+
+@pytest.fixture
+def canary(db: str) -> Cli:
+    """The canary plan example with its 10,000 users, initialized."""
+    cli = Cli(db, CANARY_MANIFEST)
+    cli.sql(CANARY_SCHEMA)
+    assert cli("db", "init").exit_code == 0
+    return cli
+
+
+def values(cli: Cli) -> dict[str, Any]:
+    """Global values of every flag, from `status -o json`."""
+    result = cli("status", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    return {f["name"]: f["value"] for f in json.loads(result.stdout)["flags"]}
 
 
 @pytest.fixture

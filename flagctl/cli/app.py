@@ -128,18 +128,18 @@ def root(
 
 
 def _register() -> None:
-    from flagctl.cli.commands import audit, db, kill, local, rollout, stage, status
+    from flagctl.cli.commands import audit, db, demo, evaluate, exempt, kill, local, rollout, stage, status
 
     app.add_typer(db.app, name="db")
     app.add_typer(stage.app, name="stage")
+    app.add_typer(exempt.app, name="exempt")
     app.add_typer(audit.app, name="audit")
     app.add_typer(local.app, name="local")
     app.command("status")(status.status)
     app.command("kill")(kill.kill)
     app.command("release")(kill.release)
     app.command("set")(rollout.set_flag)
-    from flagctl.cli.commands import demo
-
+    app.command("eval")(evaluate.eval_flag)
     app.command("demo")(demo.demo)
 
 

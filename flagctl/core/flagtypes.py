@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from flagctl.core.values import Rollout, parse_rollout
 
-NAME = r"^[A-Za-z][A-Za-z0-9_.-]*$"
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME)]
 Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
 

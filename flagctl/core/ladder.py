@@ -172,12 +172,13 @@ def plan_stage_set(
     locked: bool,
 ) -> Plan:
     target = ladder.stage(target_name)
+    _check_percent(ladder, target, percent)
     store = FlagStore(conn, manifest)
     values = store.lock(list(ladder.flags)) if locked else store.read_all(list(ladder.flags))
     current = ladder.position(values)
     new_values = dict(values)
     for flag, spec in target.specs.items():
-        new_values[flag] = spec.value(_percent_for(ladder, target, flag, percent))
+        new_values[flag] = spec.value(percent if spec.takes_percent else None)
     summary = f"ladder {ladder.name}: {_label(ladder, values)} → {_label(ladder, new_values)}"
     refuse = _refuser(manifest, ladder)
 
@@ -229,6 +230,8 @@ def plan_stage_set(
         if target.index > current.index:
             forced |= _check_bake(conn, manifest, ladder, current, values, force, clock, checks, refuse)
         _check_guardrails(conn, manifest, ladder, checks, refuse)
+    if ladder.subjects and not locked:
+        checks.extend(_blast_radius(conn, manifest, ladder, values, new_values))
     return Plan(
         "stage.set",
         summary,
@@ -237,6 +240,28 @@ def plan_stage_set(
         forced=forced,
         data={"ladder": ladder.name, "stage": target.name},
     )
+
+
+def _blast_radius(
+    conn: psycopg.Connection[Any],
+    manifest: Manifest,
+    ladder: ResolvedLadder,
+    values: dict[str, Any],
+    new_values: dict[str, Any],
+) -> list[str]:
+    """For the preview: how many of the ladder's subjects each rollout flag reaches."""
+    from flagctl.core.evaluate import blast_radius
+    from flagctl.core.flagtypes import RolloutFlag
+
+    assert ladder.subjects is not None
+    lines = []
+    for flag in ladder.flags:
+        if isinstance(manifest.flag(flag), RolloutFlag) and values[flag] != new_values[flag]:
+            radius = blast_radius(
+                conn, manifest, flag, ladder.subjects, new_values[flag].exposure, values[flag]
+            )
+            lines.append(f"blast radius {flag}: {radius.describe()}")
+    return lines
 
 
 def apply_stage_set(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
@@ -309,19 +334,22 @@ def _refuser(manifest: Manifest, ladder: ResolvedLadder) -> Callable[..., Policy
     return refuse
 
 
-def _percent_for(ladder: ResolvedLadder, stage: ResolvedStage, flag: str, percent: int | None) -> int | None:
-    spec = stage.specs[flag]
+def _check_percent(ladder: ResolvedLadder, stage: ResolvedStage, percent: int | None) -> None:
+    """--percent goes to the stage's rollout flags and must lie within each one's range."""
     if percent is None:
-        return None
-    if not spec.takes_percent:
-        raise UsageError(f"stage {stage.name} of ladder {ladder.name} takes no --percent for {flag}")
-    if not spec.low <= percent <= spec.high:
-        allowed = f"{spec.low}–{spec.high}" if spec.is_range else str(spec.low)
+        return
+    takers = [spec for spec in stage.specs.values() if spec.takes_percent]
+    if not takers:
         raise UsageError(
-            f"--percent {percent} is outside stage {stage.name} of ladder {ladder.name} ({allowed})",
-            f"give a percent within {allowed}",
+            f"stage {stage.name} of ladder {ladder.name} takes no --percent (nothing is on by percent)"
         )
-    return percent
+    for spec in takers:
+        if not spec.low <= percent <= spec.high:
+            allowed = f"{spec.low}–{spec.high}" if spec.is_range else str(spec.low)
+            raise UsageError(
+                f"--percent {percent} is outside stage {stage.name} of ladder {ladder.name} ({allowed})",
+                f"give a percent within {allowed}",
+            )
 
 
 def exposure_increases(manifest: Manifest, before: dict[str, Any], after: dict[str, Any]) -> bool:

@@ -44,6 +44,7 @@ class Stage(_Model):
 class Ladder(_Model):
     flag: str | None = None
     description: str | None = None
+    subjects: str | None = None  # SQL whose first column is a subject id: blast radius in --dry-run
     stages: list[Stage] = Field(min_length=1)
     require: list[str] = Field(default_factory=list)
     bake: dict[str, str] = Field(default_factory=dict)
@@ -119,6 +120,7 @@ class ResolvedLadder:
     stages: tuple[ResolvedStage, ...]
     require: tuple[str, ...]
     bake: dict[str, timedelta]
+    subjects: str | None = None
 
     def stage(self, name: str) -> ResolvedStage:
         for stage in self.stages:
@@ -383,6 +385,7 @@ def _resolve_ladder(model: ManifestModel, name: str, ladder: Ladder) -> Resolved
         stages=tuple(stages),
         require=tuple(ladder.require),
         bake={stage: parse_duration(text) for stage, text in ladder.bake.items()},
+        subjects=ladder.subjects,
     )
 
 

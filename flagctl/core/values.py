@@ -83,10 +83,10 @@ def parse_rollout(text: str) -> Rollout:
 def changed_fields(before: Rollout | None, after: Rollout) -> list[str]:
     """Human summary of what a change does, field by field."""
     if before is None:
-        return [f"{name}: (none) → {value}" for name, value in after.to_json().items()]
+        return [f"{name}: (none) → {_fmt(value)}" for name, value in after.to_json().items()]
     parts = []
-    for name, new in after.to_json().items():
-        old = before.to_json()[name]
+    for name in ("enabled", "percent", "internal"):
+        old, new = getattr(before, name), getattr(after, name)
         if old != new:
             parts.append(f"{name}: {_fmt(old)} → {_fmt(new)}")
     return parts

@@ -1,0 +1,108 @@
+"""flagctl exempt add | remove | list — allow/deny exemptions of one scope from a flag."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.common import (
+    ActorOpt,
+    DryRunOpt,
+    Mutation,
+    OutputOpt,
+    ReasonOpt,
+    YesOpt,
+    connect,
+    env_of,
+    manifest,
+    mutate,
+)
+from flagctl.cli.render import Output
+from flagctl.core.errors import UsageError
+
+app = typer.Typer(
+    help="Allow or deny one scope (e.g. publisher:42) regardless of its bucket.", no_args_is_help=True
+)
+
+FlagArg = Annotated[str, typer.Argument(help="The flag.")]
+ScopeArg = Annotated[str, typer.Argument(help="The exempted scope, KIND:VALUE (e.g. publisher:42).")]
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    flag: FlagArg,
+    scope: ScopeArg,
+    allow: Annotated[
+        bool, typer.Option("--allow", help="Eligible whatever its bucket (not when off).")
+    ] = False,
+    deny: Annotated[bool, typer.Option("--deny", help="Never eligible (beats --allow).")] = False,
+    note: Annotated[str | None, typer.Option("--note", help="Kept with the exemption.")] = None,
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Exempt a scope from a flag's bucketing: --allow or --deny."""
+    if allow == deny:
+        raise UsageError("give exactly one of --allow and --deny")
+    _run(ctx, flag, scope, "allow" if allow else "deny", note, Mutation(reason, yes, actor, dry_run, output))
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    flag: FlagArg,
+    scope: ScopeArg,
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Remove a scope's exemption: its bucket decides again."""
+    _run(ctx, flag, scope, None, None, Mutation(reason, yes, actor, dry_run, output))
+
+
+def _run(
+    ctx: typer.Context, flag: str, scope: str, effect: str | None, note: str | None, opts: Mutation
+) -> None:
+    from flagctl.core.exemptions import apply_exempt, plan_exempt
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    loaded.flag(flag)
+    mutate(
+        env,
+        opts,
+        "exempt",
+        lambda conn, locked: plan_exempt(conn, loaded, flag, scope, effect, note, locked),
+        lambda conn, plan: apply_exempt(conn, loaded, plan),
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    flag: Annotated[str | None, typer.Argument(help="Only this flag.")] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """List exemptions."""
+    from flagctl.core.exemptions import list_exemptions
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    if flag:
+        loaded.flag(flag)
+    rows = list_exemptions(connect(env), loaded, flag)
+    if output is Output.json:
+        render.emit_json({"system": loaded.system, "exemptions": rows})
+        return
+    render.out(render.table(
+        [(r["flag"], r["scope"], r["effect"], r["note"] or "", render.when(r["created_at"]), r["actor"] or "")
+         for r in rows],
+        ["flag", "scope", "effect", "note", "since", "by"],
+    ))  # fmt: skip

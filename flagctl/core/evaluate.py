@@ -1,0 +1,210 @@
+"""Eligibility of one subject, the rule that decided, and the blast radius of a percent.
+
+Precedence, first match wins:
+  1. kill         a kill switch holds the flag (globally or at one of the subject's scopes)
+                  and leaves it off; exemptions never reopen a killed flag
+  2. stage off    the flag is off (rollout: disabled, or enabled at 0% with no audience)
+  3. deny         a deny exemption for one of the subject's scopes
+  4. allow        an allow exemption (it never turns on a flag whose stage is off: rule 2 first)
+  5. internal     the stage's internal audience, for a subject marked internal
+  6. bucket       bucket(salt, id) < percent
+
+The subject's value is the global one, overridden by its scoped rows (for the flag's scope
+kinds in the manifest's order, later kinds more specific).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flagctl.core import killswitch
+from flagctl.core.bucketing import HASH_VERSION, bucket
+from flagctl.core.errors import UsageError
+from flagctl.core.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_text, to_json
+from flagctl.core.manifest import Manifest
+from flagctl.core.store import GLOBAL, FlagStore, check_scope
+from flagctl.core.values import Rollout
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass(frozen=True)
+class Decision:
+    flag: str
+    subject: str
+    scopes: list[str]
+    eligible: bool
+    rule: str
+    bucket: int | None
+    value: Any
+    value_scope: str
+    exemptions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flag": self.flag,
+            "subject": self.subject,
+            "scopes": self.scopes,
+            "eligible": self.eligible,
+            "bucket": self.bucket,
+            "rule": self.rule,
+            "value": to_json(self.value),
+            "value_scope": self.value_scope,
+            "effective": effective_text(self.value),
+            "exemptions": self.exemptions,
+        }
+
+
+def exemptions(conn: psycopg.Connection[Any], manifest: Manifest, flag: str) -> dict[str, str]:
+    """scope → allow | deny, for one flag."""
+    rows = conn.execute(
+        "SELECT scope, effect FROM flagctl.exemption WHERE system = %s AND flag = %s ORDER BY scope",
+        (manifest.system, flag),
+    ).fetchall()
+    return dict(rows)
+
+
+def check_hash_version(conn: psycopg.Connection[Any], spec: RolloutFlag) -> None:
+    row = conn.execute("SELECT flagctl.hash_version()").fetchone()
+    installed = row[0] if row else None
+    if installed != spec.hash_version or spec.hash_version != HASH_VERSION:
+        raise UsageError(
+            f"bucketing hash_version mismatch: manifest {spec.hash_version}, database {installed}, "
+            f"flagctl {HASH_VERSION}",
+            "cohorts would silently change; upgrade flagctl and run flagctl db init, or fix the manifest",
+        )
+
+
+def subject_value(store: FlagStore, name: str, scopes: list[str]) -> tuple[Any, str]:
+    """The value that applies to a subject in these scopes, and the scope it comes from."""
+    spec = store.manifest.flag(name)
+    value, source = store.read(name), GLOBAL
+    by_kind = {SCOPE.match(s)["kind"]: s for s in scopes if SCOPE.match(s)}  # type: ignore[index]
+    for kind in spec.scopes:  # manifest order: later kinds are more specific
+        if kind in by_kind:
+            override = store.read_scoped(name, by_kind[kind])
+            if override is not None:
+                value, source = override, by_kind[kind]
+    return value, source
+
+
+def evaluate(
+    conn: psycopg.Connection[Any],
+    manifest: Manifest,
+    name: str,
+    subject: str,
+    scopes: list[str],
+    internal: bool = False,
+) -> Decision:
+    spec = manifest.flag(name)
+    if not isinstance(spec, RolloutFlag | BoolFlag):
+        raise UsageError(
+            f"eval needs a rollout or bool flag; {name} is {spec.type}", "flagctl status shows its value"
+        )
+    for scope in scopes:
+        check_scope(manifest, name, scope)
+    store = FlagStore(conn, manifest)
+    value, source = subject_value(store, name, scopes)
+    found = exemptions(conn, manifest, name)
+    mine = {s: found[s] for s in scopes if s in found}
+
+    def decide(eligible: bool, rule: str, bucket_: int | None = None) -> Decision:
+        return Decision(name, subject, scopes, eligible, rule, bucket_, value, source, mine)
+
+    held = [
+        e
+        for e in killswitch.holding(killswitch.list_engaged(conn, manifest), name)
+        if e.scope in (GLOBAL, *scopes)
+    ]
+    on = value.active if isinstance(value, Rollout) else bool(value)
+    if held and not on:
+        return decide(False, f"kill switch {held[-1].switch} (scope {held[-1].scope})")
+    if not on:
+        dark = isinstance(value, Rollout) and value.enabled
+        return decide(False, "stage off (dark: enabled at 0%)" if dark else "stage off")
+    if not held:
+        for scope in scopes:
+            if mine.get(scope) == "deny":
+                return decide(False, f"deny exemption {scope}")
+        for scope in scopes:
+            if mine.get(scope) == "allow":
+                return decide(True, f"allow exemption {scope}")
+    if not isinstance(value, Rollout):
+        return decide(True, "on" if not held else f"on (kill switch {held[-1].switch} leaves it on)")
+    check_hash_version(conn, spec)  # type: ignore[arg-type]
+    if value.internal and internal:
+        return decide(True, "internal audience")
+    salt = spec.salt_for(name)  # type: ignore[union-attr]
+    b = bucket(salt, subject)
+    prefix = f"kill switch {held[-1].switch} limits it; " if held else ""
+    if b < value.percent:
+        return decide(True, f"{prefix}bucket {b} < {value.percent}%", b)
+    return decide(False, f"{prefix}bucket {b} ≥ {value.percent}%", b)
+
+
+@dataclass(frozen=True)
+class BlastRadius:
+    subjects: int
+    eligible_now: int
+    percent_now: int
+    eligible_at: int | None
+    percent_at: int | None
+
+    def describe(self) -> str:
+        text = f"{self.eligible_now} of {self.subjects} subjects eligible now ({self.percent_now}%)"
+        if self.percent_at is not None:
+            text += f" → {self.eligible_at} at {self.percent_at}%"
+        return text + " (by bucket; exemptions and the internal audience not counted)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subjects": self.subjects,
+            "eligible_now": self.eligible_now,
+            "percent_now": self.percent_now,
+            "eligible_at": self.eligible_at,
+            "percent_at": self.percent_at,
+        }
+
+
+def blast_radius(
+    conn: psycopg.Connection[Any],
+    manifest: Manifest,
+    name: str,
+    subjects_sql: str,
+    percent: int | None,
+    now_value: Any | None = None,
+    timeout: str = "30s",
+) -> BlastRadius:
+    """Count, in the database with flagctl.bucket, who is eligible now and at ``percent``.
+
+    The subjects query (its first column is the subject id) runs read-only with a timeout.
+    """
+    import psycopg as pg
+
+    spec = manifest.flag(name)
+    if not isinstance(spec, RolloutFlag):
+        raise UsageError(f"a blast radius needs a rollout flag; {name} is {spec.type}")
+    current = now_value if now_value is not None else FlagStore(conn, manifest).read(name)
+    now_pct = current.exposure
+    query = (  # the operator's own query, run read-only with a timeout
+        "SELECT count(*), count(*) FILTER (WHERE flagctl.bucket(%(salt)s, s.id::text) < %(now)s),"  # noqa: S608
+        " count(*) FILTER (WHERE flagctl.bucket(%(salt)s, s.id::text) < %(at)s)"
+        " FROM (" + subjects_sql.strip().rstrip(";").replace("%", "%%") + ") AS s(id)"
+    )
+    try:
+        with conn.transaction():
+            conn.execute(
+                "SELECT set_config('transaction_read_only', 'on', true), set_config('statement_timeout', %s, true)",
+                (timeout,),
+            )
+            row = conn.execute(
+                query.encode(), {"salt": spec.salt_for(name), "now": now_pct, "at": percent or 0}
+            ).fetchone()
+    except pg.Error as exc:
+        message = (exc.diag.message_primary or str(exc)).strip()
+        raise UsageError(f"the subjects query failed: {message} (SQLSTATE {exc.sqlstate})") from None
+    assert row is not None
+    total, eligible_now, eligible_at = row
+    return BlastRadius(total, eligible_now, now_pct, eligible_at if percent is not None else None, percent)
