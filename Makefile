@@ -38,9 +38,10 @@ lint: install
 	$(VENV)/bin/ruff format --check flagctl tests bench
 	$(VENV)/bin/mypy flagctl
 
-## Kill latency: flagctl vs a bare psycopg script vs psql (see docs/performance.md).
+## Kill latency (flagctl vs bare psycopg vs psql) and bucketing throughput (docs/performance.md).
 bench: install
 	$(PY) bench/kill_latency.py
+	$(PY) bench/bucket_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
