@@ -128,11 +128,26 @@ def root(
 
 
 def _register() -> None:
-    from flagctl.cli.commands import audit, db, demo, evaluate, exempt, kill, local, rollout, stage, status
+    from flagctl.cli.commands import (
+        audit,
+        db,
+        demo,
+        evaluate,
+        exempt,
+        flags,
+        kill,
+        local,
+        profile,
+        rollout,
+        stage,
+        status,
+    )
 
     app.add_typer(db.app, name="db")
     app.add_typer(stage.app, name="stage")
     app.add_typer(exempt.app, name="exempt")
+    app.add_typer(profile.app, name="profile")
+    app.add_typer(flags.app, name="flags")
     app.add_typer(audit.app, name="audit")
     app.add_typer(local.app, name="local")
     app.command("status")(status.status)
@@ -140,6 +155,8 @@ def _register() -> None:
     app.command("release")(kill.release)
     app.command("set")(rollout.set_flag)
     app.command("eval")(evaluate.eval_flag)
+    app.command("rollback")(profile.rollback)
+    app.command("restore")(profile.restore)
     app.command("demo")(demo.demo)
 
 

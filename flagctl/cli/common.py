@@ -92,6 +92,7 @@ def mutate(
     env: Environment,
     opts: Mutation,
     action: str,
+    loaded: Manifest,
     planner: Planner,
     applier: Applier,
 ) -> Outcome:
@@ -122,6 +123,7 @@ def mutate(
         planner,
         applier,
         audit,
+        manifest=loaded,
         confirm=confirm,
         dry_run=opts.dry_run,
         lock_timeout=env.lock_timeout,

@@ -1,6 +1,7 @@
 """Eligibility of one subject, the rule that decided, and the blast radius of a percent.
 
 Precedence, first match wins:
+  0. priority     a priority flag of the manifest (e.g. a global kill_switch toggle) is on
   1. kill         a kill switch holds the flag (globally or at one of the subject's scopes)
                   and leaves it off; exemptions never reopen a killed flag
   2. stage off    the flag is off (rollout: disabled, or enabled at 0% with no audience)
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.core import killswitch
 from flagctl.core.bucketing import HASH_VERSION, bucket
+from flagctl.core.constraints import overriding
 from flagctl.core.errors import UsageError
 from flagctl.core.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_text, to_json
 from flagctl.core.manifest import Manifest
@@ -119,6 +121,9 @@ def evaluate(
         if e.scope in (GLOBAL, *scopes)
     ]
     on = value.active if isinstance(value, Rollout) else bool(value)
+    priority = overriding(manifest, store.read_all(manifest.model.priority))
+    if priority and priority != name:
+        return decide(False, f"priority flag {priority} is on: it overrides everything")
     if held and not on:
         return decide(False, f"kill switch {held[-1].switch} (scope {held[-1].scope})")
     if not on:

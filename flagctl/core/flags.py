@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.core import audit as audit_mod
 from flagctl.core import killswitch, ladder
+from flagctl.core.constraints import overriding
 from flagctl.core.errors import PolicyRefused
 from flagctl.core.flagtypes import describe, effective_text, to_json
 from flagctl.core.ladder import exposure_increases
@@ -88,6 +89,7 @@ class FlagStatus:
     stages: list[tuple[str, str]]  # (ladder, stage)
     kill_switches: list[tuple[str, str]]  # (switch, scope)
     last_change: audit_mod.AuditRow | None
+    overridden_by: str | None = None  # a priority flag that is on
 
     @property
     def killed_globally(self) -> bool:
@@ -101,7 +103,11 @@ class FlagStatus:
             "storage": self.storage,
             "scope": GLOBAL,
             "value": to_json(self.value),
-            "effective": "off (killed)" if self.killed_globally else effective_text(self.value),
+            "effective": "off (killed)"
+            if self.killed_globally
+            else f"off (overridden by {self.overridden_by})"
+            if self.overridden_by
+            else effective_text(self.value),
             "overrides": [
                 {"scope": sc, "value": to_json(v), "effective": effective_text(v)}
                 for sc, v in self.overrides.items()
@@ -142,6 +148,7 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
     store = FlagStore(conn, manifest)
     engaged = killswitch.list_engaged(conn, manifest)
     last = audit_mod.last_changes(conn, manifest.system)
+    priority = overriding(manifest, store.read_all(manifest.model.priority))
     flags = []
     for name, spec in manifest.flags.items():
         if names and name not in names:
@@ -161,6 +168,7 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
                 stages=stages,
                 kill_switches=[(e.switch, e.scope) for e in killswitch.holding(engaged, name)],
                 last_change=last.get(name),
+                overridden_by=priority if priority and name != priority else None,
             )
         )
     return SystemStatus(manifest.system, flags, engaged, manifest)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -42,7 +43,12 @@ def first_error(exc: ValidationError) -> str:
 
 class FlagBase(Model):
     description: str | None = None
+    # Lifecycle (ORCA "Documentation": purpose, owner, created, expected removal, plans).
     owner: str | None = None
+    created: date | None = None
+    remove_by: date | None = None
+    rollout_plan: str | None = None
+    rollback_criteria: str | None = None
     scopes: list[Name] = Field(default_factory=list)  # scope kinds accepted besides global
     table: str | None = None
     key: dict[str, str | int] | None = None

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, ValidationError, field_validator
 
+from flagctl.core.constraints import Constraint
+from flagctl.core.constraints import check_references as check_constraints
 from flagctl.core.durations import parse_duration
 from flagctl.core.errors import ManifestError, UsageError
 from flagctl.core.flagtypes import (
@@ -90,7 +92,9 @@ class ManifestModel(_Model):
     kill_switches: dict[Name, KillSwitch] = Field(default_factory=dict)
     guardrails: dict[Name, Guardrail] = Field(default_factory=dict)
     proofs: Proofs = Field(default_factory=Proofs)
-    profiles: str | None = None
+    profiles: str | None = None  # the folder of profile files, relative to the manifest
+    constraints: list[Constraint] = Field(default_factory=list)
+    priority: list[str] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- resolved views
@@ -301,6 +305,7 @@ def _check_references(model: ManifestModel) -> list[str]:
                 )
         if not switch.set and not switch.includes:
             problems.append(f"{where}: sets nothing; give set: or includes:")
+    problems.extend(check_constraints(model))
     for name, guard in model.guardrails.items():
         if guard.max is None and guard.min is None:
             problems.append(f"guardrails.{name}: give a bound, max: or min:")

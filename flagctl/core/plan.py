@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from flagctl.core.constraints import check_plan
 from flagctl.core.db import AuditContext, transaction
 from flagctl.core.errors import ConflictError, FlagctlError, PolicyRefused
 from flagctl.core.flagtypes import change_text, effective_text, to_json
 
 if TYPE_CHECKING:
     import psycopg
+
+    from flagctl.core.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ def execute(
     applier: Applier,
     audit: AuditContext,
     *,
+    manifest: Manifest,
     confirm: Confirm | None,
     dry_run: bool = False,
     lock_timeout: timedelta = timedelta(seconds=5),
@@ -96,6 +100,8 @@ def execute(
     preview: Plan | None = None
     if dry_run or confirm is not None:
         preview = _plan_or_record(conn, planner, audit, locked=False, record=not dry_run)
+        with transaction(conn, read_only=True) as tx:
+            check_plan(tx, manifest, preview)
         if dry_run or preview.noop:
             return Outcome(preview, applied=False, dry_run=dry_run)
         assert confirm is not None
@@ -111,6 +117,7 @@ def execute(
                 )
             if plan.noop:
                 return Outcome(plan, applied=False, dry_run=False)
+            check_plan(tx, manifest, plan)
             if plan.forced:
                 tx.execute("SELECT set_config('flagctl.forced', 'true', true)")
             applier(tx, plan)

@@ -7,22 +7,25 @@ import json
 import psycopg
 import pytest
 
+from flagctl.core.schema import migrations
 from tests.conftest import WS8_MANIFEST, Cli, audit_count, p3_state
+
+VERSIONS = [m.version for m in migrations()]
 
 
 def test_db_init_twice_is_a_no_op(ws8_db: str) -> None:
     cli = Cli(ws8_db, WS8_MANIFEST)
     first = cli("db", "init", "-o", "json")
     assert first.exit_code == 0, first.stderr
-    assert json.loads(first.stdout)["applied"] == [1, 2, 3]
+    assert json.loads(first.stdout)["applied"] == VERSIONS == list(range(1, len(VERSIONS) + 1))
     second = cli("db", "init", "-o", "json")
     assert second.exit_code == 0, second.stderr
     assert json.loads(second.stdout) == {
-        "version": 3,
+        "version": VERSIONS[-1],
         "applied": [],
         "bindings": ["p3_advisory → public.p3_feature_state"],
     }
-    assert cli.sql("SELECT count(*) FROM flagctl.schema_migrations") == [(3,)]
+    assert cli.sql("SELECT count(*) FROM flagctl.schema_migrations") == [(len(VERSIONS),)]
     assert audit_count(cli) == 0  # installing changes no flag
 
 
@@ -30,7 +33,7 @@ def test_db_status_shows_version_and_bound_tables(ws8: Cli) -> None:
     result = ws8("db", "status", "-o", "json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert (doc["installed"], doc["version"], doc["latest"]) == (True, 3, 3)
+    assert (doc["installed"], doc["version"], doc["latest"]) == (True, VERSIONS[-1], VERSIONS[-1])
     assert doc["bindings"][0]["table"] == "public.p3_feature_state"
     assert doc["bindings"][0]["audit_trigger"] is True
 

@@ -79,6 +79,7 @@ def _run(
         env,
         opts,
         "exempt",
+        loaded,
         lambda conn, locked: plan_exempt(conn, loaded, flag, scope, effect, note, locked),
         lambda conn, plan: apply_exempt(conn, loaded, plan),
     )

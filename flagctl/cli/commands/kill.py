@@ -57,6 +57,7 @@ def kill(
         env,
         Mutation(reason, yes, actor, dry_run, output),
         "kill",
+        loaded,
         lambda conn, locked: killswitch.plan_kill(conn, loaded, switch, scope, locked),
         lambda conn, plan: killswitch.apply_kill(conn, loaded, plan),
     )
@@ -87,6 +88,7 @@ def release(
         env,
         Mutation(reason, yes, actor, dry_run, output),
         "release",
+        loaded,
         lambda conn, locked: killswitch.plan_release(conn, loaded, switch, scope, locked, force),
         lambda conn, plan: killswitch.apply_release(conn, loaded, plan),
     )

@@ -64,6 +64,7 @@ def set_flag(
         env,
         Mutation(reason, yes, actor, dry_run, output),
         "set",
+        loaded,
         lambda conn, locked: plan_set(conn, loaded, flag, new_value, scope=scope, force=force, locked=locked),
         lambda conn, plan: apply_set(conn, loaded, plan),
     )

@@ -120,6 +120,7 @@ def set_stage(
         env,
         Mutation(reason, yes, actor, dry_run, output),
         "stage.set",
+        loaded,
         lambda conn, locked: ladders.plan_stage_set(
             conn,
             loaded,

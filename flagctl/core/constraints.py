@@ -1,0 +1,209 @@
+"""Cross-flag constraints, checked against the state a change would produce.
+
+Kinds (manifest ``constraints:``, each with a ``name``):
+- ``range:    {flag: F, min: A, max: B}``        a number (or a rollout's percent) within bounds
+- ``one_of:   {flag: F, values: [...]}``          an enum/int/string restricted further
+- ``exclusive: [F, G, ...]``                       at most one of these bools is true
+- ``implies:  {if: {F: v, ...}, then: {G: w, ...}}`` when every ``if`` holds, every ``then`` must
+- ``requires: {flag: F, when: {G: v}}`` is not a kind: write it as ``implies``.
+
+and ``priority: [F, ...]``: bool flags that, when true, override every other flag of the
+system (the recommender's global ``kill_switch``); ``status`` and ``eval`` show it.
+
+The state checked is the global values with the change applied, and, for every scope that
+has an override of a constrained flag, that scope's values (overrides over global).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field, model_validator
+
+from flagctl.core.errors import UsageError
+from flagctl.core.flagtypes import Model, describe
+from flagctl.core.values import Rollout
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from flagctl.core.manifest import Manifest, ManifestModel
+    from flagctl.core.plan import Plan
+
+
+class RangeRule(Model):
+    flag: str
+    min: float | None = None
+    max: float | None = None
+
+
+class OneOfRule(Model):
+    flag: str
+    values: list[Any] = Field(min_length=1)
+
+
+class ImpliesRule(Model):
+    if_: Annotated[dict[str, Any], Field(alias="if")]
+    then: dict[str, Any]
+
+
+class Constraint(Model):
+    name: str
+    description: str | None = None
+    range: RangeRule | None = None
+    one_of: OneOfRule | None = None
+    exclusive: list[str] | None = None
+    implies: ImpliesRule | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Constraint:
+        kinds = [k for k in ("range", "one_of", "exclusive", "implies") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of range, one_of, exclusive, implies")
+        return self
+
+    def flags(self) -> list[str]:
+        if self.range:
+            return [self.range.flag]
+        if self.one_of:
+            return [self.one_of.flag]
+        if self.exclusive:
+            return list(self.exclusive)
+        assert self.implies is not None
+        return [*self.implies.if_, *self.implies.then]
+
+    def violation(self, state: dict[str, Any]) -> str | None:
+        """Why this state breaks the rule (None: it holds)."""
+        if self.range:
+            value = _number(state[self.range.flag])
+            low, high = self.range.min, self.range.max
+            if (low is not None and value < low) or (high is not None and value > high):
+                bounds = f"{'' if low is None else describe(low)}..{'' if high is None else describe(high)}"
+                return f"{self.range.flag} = {describe(value)} is outside {bounds}"
+            return None
+        if self.one_of:
+            value = state[self.one_of.flag]
+            if value not in self.one_of.values:
+                allowed = ", ".join(describe(v) for v in self.one_of.values)
+                return f"{self.one_of.flag} = {describe(value)} is not one of {allowed}"
+            return None
+        if self.exclusive:
+            on = [f for f in self.exclusive if _truthy(state[f])]
+            if len(on) > 1:
+                return f"{' and '.join(on)} are all true; at most one may be"
+            return None
+        assert self.implies is not None
+        if all(_equal(state[f], v) for f, v in self.implies.if_.items()):
+            wrong = [f for f, v in self.implies.then.items() if not _equal(state[f], v)]
+            if wrong:
+                cond = ", ".join(f"{f} = {describe(v)}" for f, v in self.implies.if_.items())
+                need = ", ".join(
+                    f"{f} = {describe(self.implies.then[f])} (is {describe(state[f])})" for f in wrong
+                )
+                return f"when {cond}, {need}"
+        return None
+
+
+def _number(value: Any) -> float:
+    return float(value.percent if isinstance(value, Rollout) else value)
+
+
+def _truthy(value: Any) -> bool:
+    return value.active if isinstance(value, Rollout) else bool(value)
+
+
+def _equal(value: Any, expected: Any) -> bool:
+    if isinstance(value, Rollout):
+        return bool(_truthy(value) == expected) if isinstance(expected, bool) else value.percent == expected
+    return bool(value == expected)
+
+
+def check_references(model: ManifestModel) -> list[str]:
+    """Manifest-time problems: unknown flags, and literals that do not fit the flag's type."""
+    problems = []
+    for i, rule in enumerate(model.constraints):
+        where = f"constraints.{i} ({rule.name})"
+        for flag in rule.flags():
+            if flag not in model.flags:
+                problems.append(f"{where}: unknown flag {flag!r}")
+        if rule.exclusive:
+            for flag in rule.exclusive:
+                spec = model.flags.get(flag)
+                if spec is not None and spec.type not in ("bool", "rollout"):
+                    problems.append(f"{where}: exclusive needs bool or rollout flags; {flag} is {spec.type}")
+        if rule.implies:
+            for flag, literal in [*rule.implies.if_.items(), *rule.implies.then.items()]:
+                spec = model.flags.get(flag)
+                if spec is None or spec.type == "rollout":
+                    continue
+                try:
+                    spec.coerce(literal)
+                except ValueError as exc:
+                    problems.append(f"{where}: {flag}: {exc}")
+    for flag in model.priority:
+        spec = model.flags.get(flag)
+        if spec is None:
+            problems.append(f"priority: unknown flag {flag!r}")
+        elif spec.type != "bool":
+            problems.append(f"priority: {flag} must be a bool flag (true overrides everything)")
+    return problems
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    scope: str
+    why: str
+
+
+def violations(manifest: Manifest, state: dict[str, Any], scope: str = "global") -> list[Violation]:
+    found = []
+    for rule in manifest.model.constraints:
+        why = rule.violation(state)
+        if why:
+            found.append(Violation(rule.name, scope, why))
+    return found
+
+
+def check_plan(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
+    """Raise UsageError (exit 2) if the plan's result breaks a constraint."""
+    if not manifest.model.constraints or not plan.changes:
+        return
+    from flagctl.core.store import GLOBAL, FlagStore
+
+    store = FlagStore(conn, manifest)
+    constrained = sorted({f for rule in manifest.model.constraints for f in rule.flags()})
+    state = store.read_all(constrained)
+    scopes: dict[str, dict[str, Any]] = {}
+    for flag in constrained:
+        if not manifest.flag(flag).bound:
+            for scope, value in store.overrides(flag).items():
+                scopes.setdefault(scope, {})[flag] = value
+    for change in plan.changes:
+        if change.flag not in constrained:
+            continue
+        if change.scope == GLOBAL:
+            state[change.flag] = change.after
+        elif change.after is None:
+            scopes.get(change.scope, {}).pop(change.flag, None)
+        else:
+            scopes.setdefault(change.scope, {})[change.flag] = change.after
+    found = violations(manifest, state)
+    for scope, overrides in sorted(scopes.items()):
+        found += violations(manifest, {**state, **overrides}, scope)
+    if found:
+        first = found[0]
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        raise UsageError(
+            f"constraint {first.rule} would be violated at {first.scope}: {first.why}{more}; nothing was changed",
+            "change the values so every constraint in the manifest holds (flagctl status shows the current ones)",
+        )
+
+
+def overriding(manifest: Manifest, state: dict[str, Any]) -> str | None:
+    """The first priority flag that is on (it overrides every other flag), if any."""
+    for flag in manifest.model.priority:
+        if state.get(flag) is True:
+            return flag
+    return None
