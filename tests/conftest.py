@@ -35,6 +35,9 @@ WS8_SCHEMA = (EXAMPLES / "ws8" / "schema.sql").read_text()
 GROUPS_MANIFEST = EXAMPLES / "groups" / "flagctl.yaml"
 CANARY_MANIFEST = EXAMPLES / "canary" / "flagctl.yaml"
 CANARY_SCHEMA = (EXAMPLES / "canary" / "schema.sql").read_text()
+RECSYS_MANIFEST = EXAMPLES / "recsys" / "flagctl.yaml"
+ORCA_MANIFEST = EXAMPLES / "orca" / "flagctl.yaml"
+ORCA_SCHEMA = (EXAMPLES / "orca" / "schema.sql").read_text()
 
 
 @dataclass
@@ -189,6 +192,23 @@ def canary(db: str) -> Cli:
     """The canary plan example with its 10,000 users, initialized."""
     cli = Cli(db, CANARY_MANIFEST)
     cli.sql(CANARY_SCHEMA)
+    assert cli("db", "init").exit_code == 0
+    return cli
+
+
+@pytest.fixture
+def recsys(db: str) -> Cli:
+    """The recommender example (twelve toggles, constraints, safety profiles), initialized."""
+    cli = Cli(db, RECSYS_MANIFEST)
+    assert cli("db", "init").exit_code == 0
+    return cli
+
+
+@pytest.fixture
+def orca(db: str) -> Cli:
+    """The ORCA example with its feature_flags table, initialized."""
+    cli = Cli(db, ORCA_MANIFEST)
+    cli.sql(ORCA_SCHEMA)
     assert cli("db", "init").exit_code == 0
     return cli
 

@@ -261,6 +261,9 @@ class ListFlag(FlagBase):
     def parse(self, text: str) -> list[str]:
         return [item.strip() for item in text.split(",") if item.strip()]
 
+    def from_columns(self, row: dict[str, Any]) -> list[str]:
+        return [] if row["value"] is None else self.coerce(list(row["value"]))  # a NULL array is empty
+
     def default_value(self) -> list[str]:
         return list(self.default)
 

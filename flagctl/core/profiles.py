@@ -387,10 +387,13 @@ def state_as_of(
             else:
                 value = store.read_scoped(name, scope)
             if value is None and scope == GLOBAL:
-                skipped.append(
-                    f"{name} (no value recorded at {when:%Y-%m-%d %H:%M:%S %Z}: it did not exist yet)"
-                )
-                continue
+                spec = manifest.flag(name)
+                if spec.bound:
+                    skipped.append(
+                        f"{name} (its row in {spec.table} did not exist at {when:%Y-%m-%d %H:%M:%S %Z})"
+                    )
+                    continue
+                value = spec.default_value()  # no row then: it read as its default
             state.setdefault(scope, {})[name] = value
     summary = f"restore {', '.join(flags) if flags else 'all flags'} as of {when:%Y-%m-%d %H:%M:%S %Z}"
     return Target("restore", summary, state, skipped)
