@@ -122,6 +122,23 @@ def transaction(
         yield conn
 
 
+@contextmanager
+def read_only(conn: psycopg.Connection[Any], timeout: str) -> Iterator[psycopg.Connection[Any]]:
+    """A read-only (sub)transaction with a statement timeout, for SQL from a manifest or an
+    operator: it can neither write nor hang. Inside a transaction it is a savepoint."""
+    with conn.transaction():
+        conn.execute(
+            "SELECT set_config('transaction_read_only', 'on', true), set_config('statement_timeout', %s, true)",
+            (timeout,),
+        )
+        yield conn
+
+
+def subjects_from(sql_text: str) -> str:
+    """An operator's subjects query as a FROM item ``s(id)`` (its first column is the id)."""
+    return "(" + sql_text.strip().rstrip(";").replace("%", "%%") + ") AS s(id)"
+
+
 def lock_rows(
     conn: psycopg.Connection[Any],
     query: sql.Composed | sql.SQL,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from flagctl.core import killswitch
 from flagctl.core.bucketing import HASH_VERSION, bucket
 from flagctl.core.constraints import overriding
+from flagctl.core.db import read_only, subjects_from
 from flagctl.core.errors import UsageError
 from flagctl.core.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_text, to_json
 from flagctl.core.manifest import Manifest
@@ -193,17 +194,13 @@ def blast_radius(
         raise UsageError(f"a blast radius needs a rollout flag; {name} is {spec.type}")
     current = now_value if now_value is not None else FlagStore(conn, manifest).read(name)
     now_pct = current.exposure
-    query = (  # the operator's own query, run read-only with a timeout
-        "SELECT count(*), count(*) FILTER (WHERE flagctl.bucket(%(salt)s, s.id::text) < %(now)s),"  # noqa: S608
-        " count(*) FILTER (WHERE flagctl.bucket(%(salt)s, s.id::text) < %(at)s)"
-        " FROM (" + subjects_sql.strip().rstrip(";").replace("%", "%%") + ") AS s(id)"
+    query = (
+        "SELECT count(*), count(*) FILTER (WHERE flagctl.bucket(%(salt)s, s.id::text) < %(now)s),"  # noqa: S608 - the operator's read-only query
+        " count(*) FILTER (WHERE flagctl.bucket(%(salt)s, s.id::text) < %(at)s) FROM "
+        + subjects_from(subjects_sql)
     )
     try:
-        with conn.transaction():
-            conn.execute(
-                "SELECT set_config('transaction_read_only', 'on', true), set_config('statement_timeout', %s, true)",
-                (timeout,),
-            )
+        with read_only(conn, timeout):
             row = conn.execute(
                 query.encode(), {"salt": spec.salt_for(name), "now": now_pct, "at": percent or 0}
             ).fetchone()

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flagctl.core.db import read_only
 from flagctl.core.durations import parse_duration
 from flagctl.core.manifest import Guardrail
 
@@ -70,12 +71,7 @@ def evaluate(conn: psycopg.Connection[Any], name: str, guard: Guardrail) -> Guar
     value: float | None = None
     error: str | None = None
     try:
-        with conn.transaction():
-            conn.execute(
-                "SELECT set_config('transaction_read_only', 'on', true),"
-                " set_config('statement_timeout', %s, true)",
-                (f"{timeout_ms}ms",),
-            )
+        with read_only(conn, f"{timeout_ms}ms"):
             row = conn.execute(guard.sql.encode()).fetchone()
         if row is None or row[0] is None:
             error = "the query returned no value (fails closed)"

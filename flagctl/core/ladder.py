@@ -229,7 +229,7 @@ def plan_stage_set(
             checks.append(f"forced: skips {skipped}")
         if target.index > current.index:
             forced |= _check_bake(conn, manifest, ladder, current, values, force, clock, checks, refuse)
-        _check_guardrails(conn, manifest, ladder, checks, refuse)
+        _check_guardrails(conn, manifest, (*ladder.require, *target.require), checks, refuse)
     if ladder.subjects and not locked:
         checks.extend(_blast_radius(conn, manifest, ladder, values, new_values))
     return Plan(
@@ -307,12 +307,12 @@ def _check_bake(
 def _check_guardrails(
     conn: psycopg.Connection[Any],
     manifest: Manifest,
-    ladder: ResolvedLadder,
+    required: tuple[str, ...],
     checks: list[str],
     refuse: Callable[..., PolicyRefused],
 ) -> None:
     failed = []
-    for name in ladder.require:
+    for name in dict.fromkeys(required):
         result = guardrails.evaluate(conn, name, manifest.model.guardrails[name])
         checks.append(result.describe())
         if not result.passed:

@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, ValidationError, field_validator
+from pydantic import Field, StrictBool, ValidationError, field_validator, model_validator
 
 from flagctl.core.constraints import Constraint
 from flagctl.core.constraints import check_references as check_constraints
@@ -41,6 +41,7 @@ class Stage(_Model):
     percent: Percent | tuple[Percent, Percent] | None = None
     internal: StrictBool | None = None
     set: dict[str, Any] | None = None
+    require: list[str] = Field(default_factory=list)  # guardrails that must pass to enter this stage
 
 
 class Ladder(_Model):
@@ -69,6 +70,40 @@ class KillSwitch(_Model):
     includes: list[str] = Field(default_factory=list)
 
 
+StateName = Literal["NORMAL", "DEGRADED", "ROLLBACK_PENDING", "ROLLED_BACK", "RECOVERY_VERIFY"]
+Severity = Literal["P1", "P2"]
+
+
+def _default_on() -> dict[Severity, StateName]:
+    return {"P1": "ROLLBACK_PENDING", "P2": "DEGRADED"}
+
+
+class RollbackAction(_Model):
+    profile: str | None = None
+    step_back: str | None = None  # a ladder
+    kill: str | None = None  # a kill switch
+
+    @model_validator(mode="after")
+    def _one(self) -> RollbackAction:
+        if sum(x is not None for x in (self.profile, self.step_back, self.kill)) != 1:
+            raise ValueError("give exactly one of profile, step_back, kill")
+        return self
+
+    def describe(self) -> str:
+        if self.profile:
+            return f"apply profile {self.profile}"
+        if self.step_back:
+            return f"step ladder {self.step_back} back one stage"
+        return f"engage kill switch {self.kill}"
+
+
+class RollbackSpec(_Model):
+    on: dict[Severity, StateName] = Field(default_factory=_default_on)
+    guardrails: list[str] | None = None
+    actions: list[RollbackAction] = Field(default_factory=list)
+    recovery: str = "15m"
+
+
 class Guardrail(_Model):
     sql: str
     max: float | None = None
@@ -95,6 +130,7 @@ class ManifestModel(_Model):
     profiles: str | None = None  # the folder of profile files, relative to the manifest
     constraints: list[Constraint] = Field(default_factory=list)
     priority: list[str] = Field(default_factory=list)
+    rollback: RollbackSpec | None = None
 
 
 # ---------------------------------------------------------------- resolved views
@@ -107,6 +143,7 @@ class ResolvedStage:
     index: int
     name: str
     specs: dict[str, StageValue]
+    require: tuple[str, ...] = ()
 
     def matches(self, values: dict[str, Any]) -> bool:
         return all(spec.matches(values[flag]) for flag, spec in self.specs.items())
@@ -306,6 +343,7 @@ def _check_references(model: ManifestModel) -> list[str]:
         if not switch.set and not switch.includes:
             problems.append(f"{where}: sets nothing; give set: or includes:")
     problems.extend(check_constraints(model))
+    problems.extend(_check_rollback(model))
     for name, guard in model.guardrails.items():
         if guard.max is None and guard.min is None:
             problems.append(f"guardrails.{name}: give a bound, max: or min:")
@@ -313,6 +351,26 @@ def _check_references(model: ManifestModel) -> list[str]:
             parse_duration(guard.timeout)
         except ValueError as exc:
             problems.append(f"guardrails.{name}.timeout: {exc}")
+    return problems
+
+
+def _check_rollback(manifest_model: ManifestModel) -> list[str]:
+    spec = manifest_model.rollback
+    if spec is None:
+        return []
+    problems = []
+    for name in spec.guardrails or []:
+        if name not in manifest_model.guardrails:
+            problems.append(f"rollback.guardrails: unknown guardrail {name!r}")
+    for i, action in enumerate(spec.actions):
+        if action.step_back and action.step_back not in manifest_model.ladders:
+            problems.append(f"rollback.actions.{i}.step_back: unknown ladder {action.step_back!r}")
+        if action.kill and action.kill not in manifest_model.kill_switches:
+            problems.append(f"rollback.actions.{i}.kill: unknown kill switch {action.kill!r}")
+    try:
+        parse_duration(spec.recovery)
+    except ValueError as exc:
+        problems.append(f"rollback.recovery: {exc}")
     return problems
 
 
@@ -368,6 +426,10 @@ def _check_ladder(model: ManifestModel, name: str, ladder: Ladder) -> list[str]:
     for guard in ladder.require:
         if guard not in model.guardrails:
             problems.append(f"{where}.require: unknown guardrail {guard!r}")
+    for i, stage in enumerate(ladder.stages):
+        for guard in stage.require:
+            if guard not in model.guardrails:
+                problems.append(f"{where}.stages.{i}.require: unknown guardrail {guard!r}")
     return problems
 
 
@@ -380,7 +442,7 @@ def _resolve_ladder(model: ManifestModel, name: str, ladder: Ladder) -> Resolved
             assert ladder.flag is not None
             raw = {"enabled": stage.enabled, "percent": stage.percent, "internal": bool(stage.internal)}
             specs = {ladder.flag: stage_value(model.flags[ladder.flag], raw)}
-        stages.append(ResolvedStage(index=index, name=stage.name, specs=specs))
+        stages.append(ResolvedStage(index=index, name=stage.name, specs=specs, require=tuple(stage.require)))
     flags: list[str] = []
     for resolved in stages:
         flags.extend(f for f in resolved.specs if f not in flags)
