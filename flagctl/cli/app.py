@@ -141,6 +141,8 @@ def _register() -> None:
         rollout,
         stage,
         status,
+        verify,
+        watch,
     )
 
     app.add_typer(db.app, name="db")
@@ -148,6 +150,7 @@ def _register() -> None:
     app.add_typer(exempt.app, name="exempt")
     app.add_typer(profile.app, name="profile")
     app.add_typer(flags.app, name="flags")
+    app.add_typer(verify.app, name="verify")
     app.add_typer(audit.app, name="audit")
     app.add_typer(local.app, name="local")
     app.command("status")(status.status)
@@ -157,6 +160,7 @@ def _register() -> None:
     app.command("eval")(evaluate.eval_flag)
     app.command("rollback")(profile.rollback)
     app.command("restore")(profile.restore)
+    app.command("watch")(watch.watch)
     app.command("demo")(demo.demo)
 
 

@@ -19,6 +19,7 @@ from flagctl.cli.common import (
     manifest,
     mutate,
 )
+from flagctl.cli.env import os_user
 from flagctl.cli.render import Output
 from flagctl.core.errors import CheckFailed, UsageError
 
@@ -193,6 +194,12 @@ def rollback(
     to_last_safe: Annotated[
         bool, typer.Option("--to-last-safe", help="Back to the last state marked safe.")
     ] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="Show the rollback state machine's state.")
+    ] = False,
+    override_normal: Annotated[
+        bool, typer.Option("--override-normal", help="Manual override: set the state machine back to NORMAL.")
+    ] = False,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
     yes: YesOpt = False,
@@ -200,15 +207,50 @@ def rollback(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Roll back to the most recent profile or snapshot marked safe (--mark-safe)."""
+    """Roll back to the most recent profile or snapshot marked safe (--to-last-safe); show
+    the rollback state machine (--status); or override it back to NORMAL."""
     from flagctl.core.profiles import last_safe
 
-    if not to_last_safe:
-        raise UsageError("say where to: --to-last-safe", "or restore a moment: flagctl restore --as-of TIME")
+    if sum((to_last_safe, status, override_normal)) != 1:
+        raise UsageError("give one of --to-last-safe, --status, --override-normal")
     env = env_of(ctx)
     loaded = manifest(env)
+    if status or override_normal:
+        _machine(env, loaded, override_normal, Mutation(reason, yes, actor, dry_run, output))
+        return
     target = last_safe(connect(env), loaded)
     run_target(env, loaded, target, force, Mutation(reason, yes, actor, dry_run, output))
+
+
+def _machine(env: Environment, loaded: Manifest, override: bool, opts: Mutation) -> None:
+    from flagctl.core import rollback as machine
+    from flagctl.core.db import AuditContext
+    from flagctl.core.durations import parse_duration
+
+    conn = connect(env)
+    now = env.clock()
+    if override:
+        if not (opts.reason or "").strip():
+            raise UsageError("--override-normal needs --reason")
+        if not opts.yes and not env.is_interactive():
+            raise UsageError("refusing to change anything without --yes: there is no terminal to confirm on")
+        if not opts.yes and not typer.confirm(
+            "Set the rollback state machine to NORMAL?", default=False, err=True
+        ):
+            raise CheckFailed("not confirmed; nothing was changed")
+        audit = AuditContext(
+            opts.actor or os_user(), str(opts.reason), "rollback.override", env.command_line()
+        )
+        before, after = machine.override_normal(conn, loaded, audit, now)
+        render.out(f"rollback state: {before} → {after} (manual override)")
+        return
+    state = machine.read_state(conn, loaded)
+    recovery = parse_duration(machine.spec_of(loaded).recovery)
+    if opts.output is Output.json:
+        render.emit_json({"system": loaded.system, "state": state.state, "since": state.since,
+                          "green_since": state.green_since})  # fmt: skip
+        return
+    render.out(f"rollback state of {loaded.system}: {machine.describe(state, now, recovery)}")
 
 
 def restore(

@@ -1,0 +1,192 @@
+"""flagctl watch — evaluate guardrails, advance the rollback state machine, roll back."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, connect, env_of, manifest
+from flagctl.cli.env import os_user
+from flagctl.cli.render import Output
+from flagctl.core.errors import CheckFailed, UsageError
+
+if TYPE_CHECKING:
+    from flagctl.cli.env import Environment
+    from flagctl.core.db import AuditContext
+    from flagctl.core.manifest import Manifest, RollbackAction
+    from flagctl.core.rollback import Tick
+
+
+def watch(
+    ctx: typer.Context,
+    interval: Annotated[str, typer.Option("--interval", help="Time between evaluations.")] = "30s",
+    once: Annotated[
+        bool, typer.Option("--once", help="Evaluate once (cron, CI): exit 1 if a rollback was needed.")
+    ] = False,
+    count: Annotated[
+        int | None, typer.Option("--count", min=1, help="Stop after this many evaluations.")
+    ] = None,
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Run the rollback actions when a rollback is pending.")
+    ] = False,
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Evaluate the guardrails every --interval and advance the rollback state machine
+    (NORMAL → DEGRADED → ROLLBACK_PENDING → ROLLED_BACK → RECOVERY_VERIFY → NORMAL);
+    with --auto, apply the manifest's rollback actions. Every transition is audited."""
+    from flagctl.core.db import AuditContext
+    from flagctl.core.durations import parse_duration
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    try:
+        pause = parse_duration(interval).total_seconds()
+    except ValueError as exc:
+        raise UsageError(f"--interval: {exc}") from None
+    if auto and not yes:
+        if not env.is_interactive():
+            raise UsageError("watch --auto changes flags by itself: it needs --yes without a terminal")
+        if not typer.confirm(
+            "watch will apply the rollback actions by itself. Continue?", default=False, err=True
+        ):
+            raise CheckFailed("not confirmed; nothing was changed")
+    audit = AuditContext(actor or os_user(), (reason or "").strip() or "watch", "watch", env.command_line())
+    conn = connect(env)
+    runner = _action_runner(env, loaded, conn) if auto else None
+    live = _live_display(output)
+    needed = False
+    ticks = 1 if once else count
+    done = 0
+    try:
+        while True:
+            from flagctl.core.rollback import tick
+
+            result = tick(conn, loaded, env.clock(), audit, runner)
+            needed |= result.rollback_needed
+            _show(result, output, live, loaded, env)
+            done += 1
+            if ticks is not None and done >= ticks:
+                break
+            time.sleep(pause)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live is not None:
+            live.stop()
+    if once and needed:
+        raise CheckFailed(
+            f"rollback needed: state {result.after}", "run with --auto to roll back, or act by hand"
+        )
+
+
+def _action_runner(env: Environment, loaded: Manifest, conn: Any) -> Any:
+    """Runs the manifest's rollback actions, each as an ordinary audited mutation."""
+
+    def run(actions: list[RollbackAction], audit: AuditContext) -> list[str]:
+        from flagctl.core.plan import execute
+
+        if not actions:
+            raise UsageError("rollback pending, but the manifest's rollback.actions is empty")
+        done = []
+        for action in actions:
+            steps = _action_steps(env, loaded, conn, action)
+            if isinstance(steps, str):
+                done.append(f"{action.describe()}: {steps}")
+                continue
+            outcome = execute(
+                conn, *steps, audit, manifest=loaded, confirm=None, lock_timeout=env.lock_timeout
+            )
+            done.append(action.describe() + ("" if outcome.applied else f" ({outcome.plan.noop})"))
+        return done
+
+    return run
+
+
+def _action_steps(
+    env: Environment, loaded: Manifest, conn: Any, action: RollbackAction
+) -> tuple[Any, Any] | str:
+    """The planner and applier of one rollback action (or why there is nothing to do)."""
+    from flagctl.core import killswitch, ladder, profiles
+
+    if action.profile:
+        profile = profiles.load_profile(loaded, action.profile)
+        target = profiles.Target(
+            "rollback.auto", f"apply profile {profile.name}", profile.state, name=profile.name
+        )
+
+        def plan_profile(c: Any, locked: bool) -> Any:
+            return profiles.plan_state(c, loaded, target, force=False, locked=locked)
+
+        return plan_profile, lambda c, p: profiles.apply_state(c, loaded, p)
+    if action.step_back:
+        resolved = loaded.ladder(action.step_back)
+        position = ladder.position(conn, loaded, resolved)
+        if position.stage is None or position.stage.index == 0:
+            return "already at its first stage (or off its stages)"
+        back = resolved.stages[position.stage.index - 1].name
+
+        def plan_back(c: Any, locked: bool) -> Any:
+            return ladder.plan_stage_set(
+                c, loaded, resolved, back, percent=None, force=False, clock=env.clock, locked=locked
+            )
+
+        return plan_back, lambda c, p: ladder.apply_stage_set(c, loaded, p)
+    switch = action.kill
+    assert switch is not None
+
+    def plan_kill(c: Any, locked: bool) -> Any:
+        return killswitch.plan_kill(c, loaded, switch, "global", locked)
+
+    return plan_kill, lambda c, p: killswitch.apply_kill(c, loaded, p)
+
+
+def _live_display(output: Output) -> Any:
+    import sys
+
+    if output is not Output.table or not sys.stdout.isatty():
+        return None
+    from rich.live import Live
+
+    live = Live(refresh_per_second=4, transient=False)
+    live.start()
+    return live
+
+
+def _show(result: Tick, output: Output, live: Any, loaded: Manifest, env: Environment) -> None:
+    if output is Output.json:
+        typer.echo(json.dumps(result.to_json()))  # one line per evaluation
+        return
+    if live is not None:
+        live.update(_rich_table(result, loaded))
+        return
+    moved = f"{result.before} → {result.after}" if result.before != result.after else result.after
+    render.out(f"{result.at:%Y-%m-%d %H:%M:%S %Z}  state {moved}")
+    for guard in result.results:
+        render.out(f"  {'pass' if guard.passed else 'FAIL'}  [{guard.severity}] {guard.describe()}")
+    for action in result.actions:
+        render.out(f"  rolled back: {action}")
+    for error in result.errors:
+        render.error(f"rollback action failed: {error}")
+
+
+def _rich_table(result: Tick, loaded: Manifest) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"flagctl watch — {loaded.system}: {result.after}  ({result.at:%H:%M:%S %Z})")
+    for column in ("guardrail", "severity", "value", "bound", "result"):
+        table.add_column(column)
+    for guard in result.results:
+        value = "error" if guard.error else guard.describe().split(": ", 1)[-1].split(" (")[0]
+        table.add_row(
+            guard.name, guard.severity, value, guard.bound, "pass" if guard.passed else "[red]FAIL[/red]"
+        )
+    for action in result.actions:
+        table.add_row("rolled back", "", action, "", "")
+    return table
