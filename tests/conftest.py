@@ -200,6 +200,7 @@ def canary(db: str) -> Cli:
 def recsys(db: str) -> Cli:
     """The recommender example (twelve toggles, constraints, safety profiles), initialized."""
     cli = Cli(db, RECSYS_MANIFEST)
+    cli.sql((EXAMPLES / "recsys" / "schema.sql").read_text())
     assert cli("db", "init").exit_code == 0
     return cli
 

@@ -52,6 +52,8 @@ def test_local_lifecycle_and_demo(data_dir: Path) -> None:
     assert "canary has baked 0s of its 30m" in demo.stderr  # the bake refusal really happened
     assert "guardrail no_contract_violations: 1 (max 0) FAIL" in demo.stderr
     assert "audit chain intact" in demo.stdout
+    assert "pass  kill: no phase table was written while killed" in demo.stdout
+    assert "rolled back: engage kill switch p3-off" in demo.stdout
 
     running = json.loads(flagctl(data_dir, "local", "status", "-o", "json").stdout)
     assert running["running"] is True and running["version"] == "18"
@@ -60,7 +62,10 @@ def test_local_lifecycle_and_demo(data_dir: Path) -> None:
     dsn = running["dsn"].replace("dbname=flagctl", "dbname=flagctl_demo")
     manifest = str(Path(__file__).resolve().parents[1] / "flagctl" / "examples" / "ws8" / "flagctl.yaml")
     status = flagctl(data_dir, "--dsn", dsn, "--manifest", manifest, "status", "-o", "json")
-    assert json.loads(status.stdout)["flags"][0]["value"] == {"enabled": True, "percent": 5}
+    assert json.loads(status.stdout)["flags"][0]["value"] == {
+        "enabled": False,
+        "percent": 0,
+    }  # watch killed it
 
     # With no DSN at all, flagctl uses the embedded server's own database.
     schema = flagctl(data_dir, "db", "status", "-o", "json")

@@ -30,7 +30,7 @@ def test_ws8_example_loads_with_its_ladder_and_kill_switch() -> None:
     manifest = load_manifest(WS8_MANIFEST)
     ladder = manifest.ladder("p3")
     assert [s.name for s in ladder.stages] == ["dark", "canary", "limited", "broad", "full"]
-    assert ladder.require == ("no_contract_violations",)
+    assert ladder.require == ("no_contract_violations", "budget_within_bounds", "cache_hit_rate_stable")
     assert manifest.switches["p3-off"]["p3_advisory"].overlay(Rollout(True, 50)) == Rollout(False, 0)
 
 

@@ -41,63 +41,45 @@ class Step:
 def steps() -> list[Step]:
     why = ["--yes", "--actor", "demo"]
     return [
-        Step(
-            "Install flagctl's schema and bind WS8's p3_feature_state (the seed's table, "
-            "still the single source of truth).",
-            ["db", "init"],
-        ),
+        Step("Install flagctl's schema and bind WS8's p3_feature_state (the seed's table, "
+             "still the single source of truth).", ["db", "init"]),
         Step("Phase 3 starts fully dark.", ["status"]),
-        Step(
-            "Stage 1 — canary: ~1% of resumes.",
-            ["stage", "set", "p3", "canary", "-r", "WS8 stage 1: internal validation", *why],
-        ),
-        Step(
-            "Straight on to limited? The canary must bake 30 minutes first: refused (exit 1).",
-            ["stage", "set", "p3", "limited", "-r", "expand", *why],
-            expect=1,
-        ),
+        Step("Stage 1 — canary: ~1% of resumes.",
+             ["stage", "set", "p3", "canary", "-r", "WS8 stage 1: internal validation", *why]),
+        Step("Straight on to limited? The canary must bake 30 minutes first: refused (exit 1).",
+             ["stage", "set", "p3", "limited", "-r", "expand", *why], expect=1),
         Step("[simulated clock: 31 minutes pass]", advance=timedelta(minutes=31)),
-        Step(
-            "A contract violation is logged by Phase 3 …",
-            sql="INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')",
-        ),
-        Step(
-            "… so the required guardrail fails and the promotion is refused (exit 1).",
-            ["stage", "set", "p3", "limited", "-r", "expand", *why],
-            expect=1,
-        ),
-        Step(
-            "The violation is investigated and the test event removed.",
-            sql="DELETE FROM p3_events WHERE kind = 'phase3.contract_violation'",
-        ),
-        Step(
-            "Stage 2 — limited, at 5%: bake done, guardrail green.",
-            ["stage", "set", "p3", "limited", "--percent", "5", "-r", "WS8 stage 2", *why],
-        ),
+        Step("A contract violation is logged by Phase 3 …",
+             sql="INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')"),
+        Step("… so the required guardrail fails and the promotion is refused (exit 1).",
+             ["stage", "set", "p3", "limited", "-r", "expand", *why], expect=1),
+        Step("The violation is investigated and the test event removed.",
+             sql="DELETE FROM p3_events WHERE kind = 'phase3.contract_violation'"),
+        Step("Stage 2 — limited, at 5%: bake done, guardrails green.",
+             ["stage", "set", "p3", "limited", "--percent", "5", "-r", "WS8 stage 2", *why]),
         Step("Where the ladder stands.", ["stage", "show", "p3"]),
-        Step(
-            "Incident: kill Phase 3 now. One transaction, no bake, no guardrail.",
-            ["kill", "p3-off", "-r", "INC-42: advisory errors spiking", *why],
-        ),
-        Step(
-            "The seed's own check: exactly what WS8 §6's UPDATE gives.",
-            sql="SELECT enabled, rollout_percent FROM p3_feature_state WHERE feature_name = 'p3_advisory'",
-        ),
-        Step(
-            "While killed, no stage may move (exit 1): the kill beats everything.",
-            ["stage", "set", "p3", "dark", "-r", "tidy up", *why],
-            expect=1,
-        ),
-        Step(
-            "Mitigated: release restores exactly the values from before the kill.",
-            ["release", "p3-off", "-r", "INC-42 mitigated", *why],
-        ),
-        Step(
-            "Who did what, when and why — written by the database's own trigger.",
-            ["audit", "log", "--limit", "12"],
-        ),
+        Step("Incident: kill Phase 3 now. One transaction, no bake, no guardrail.",
+             ["kill", "p3-off", "-r", "INC-42: advisory errors spiking", *why]),
+        Step("The seed's own check: exactly what WS8 §6's UPDATE gives.",
+             sql="SELECT enabled, rollout_percent FROM p3_feature_state WHERE feature_name = 'p3_advisory'"),
+        Step("While killed, no stage may move (exit 1): the kill beats everything.",
+             ["stage", "set", "p3", "dark", "-r", "tidy up", *why], expect=1),
+        Step("Proof (WS8 §9.2): while killed, no p3_* table is written. It watches the write counters "
+             "for 2 s, then waits 11 s more, because PostgreSQL flushes an idle session's counters lazily.",
+             ["verify", "kill", "--window", "2s"]),
+        Step("Mitigated: release restores exactly the values from before the kill.",
+             ["release", "p3-off", "-r", "INC-42 mitigated", *why]),
+        Step("Proof (WS8 §9.1): gating is deterministic — Python and SQL agree, stable, monotonic, on target.",
+             ["verify", "gating", "--sample", "2000"]),
+        Step("Another contract violation, and nobody at the keyboard …",
+             sql="INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')"),
+        Step("… `watch --auto` sees the P1 guardrail fail and rolls back by itself (exit 1: a rollback was needed).",
+             ["watch", "--once", "--auto", "-r", "watchdog", *why], expect=1),
+        Step("The rollback state machine now.", ["rollback", "--status"]),
+        Step("Who did what, when and why — written by the database's own trigger.",
+             ["audit", "log", "--limit", "14"]),
         Step("And nobody rewrote it.", ["audit", "verify"]),
-    ]
+    ]  # fmt: skip
 
 
 def demo(
@@ -107,8 +89,9 @@ def demo(
         typer.Option("--keep/--reset", help="Keep an existing demo database instead of recreating it."),
     ] = False,
 ) -> None:
-    """Set up the WS8 Phase 3 example in the embedded PostgreSQL and walk a rollout,
-    a bake refusal, a guardrail breach, a kill and a release, then the audit trail."""
+    """Set up the WS8 Phase 3 example in the embedded PostgreSQL and walk a rollout, a
+    bake refusal, a guardrail breach, a kill and its proof, a release, an automatic
+    rollback by `watch --auto`, then the audit trail."""
     from flagctl.core import local
 
     env = env_of(ctx)
@@ -147,7 +130,9 @@ def demo(
     render.out("")
     if failures:
         raise CheckFailed("the demo did not go as expected: " + "; ".join(failures))
-    render.out("demo complete: rollout, bake refusal, guardrail breach, kill, release, audit.")
+    render.out(
+        "demo complete: rollout, bake refusal, guardrail breach, kill and its proof, release, auto-rollback, audit."
+    )
 
 
 def _run(argv: list[str], env: Environment) -> int:

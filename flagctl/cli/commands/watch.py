@@ -81,6 +81,11 @@ def watch(
         if live is not None:
             live.stop()
     if once and needed:
+        if result.actions:
+            raise CheckFailed(
+                f"rollback needed and done: state {result.after}",
+                "see flagctl rollback --status; the next evaluations verify the recovery",
+            )
         raise CheckFailed(
             f"rollback needed: state {result.after}", "run with --auto to roll back, or act by hand"
         )

@@ -1,0 +1,144 @@
+"""watch and the six-state rollback machine, on the recommender with synthetic traffic."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Cli, values
+
+GO = ("-r", "watch", "-y")
+
+
+def traffic(cli: Cli, *, requests: int = 500, coverage: float = 0.99, latency: int = 80,
+            cache_hit: bool = True, errors: int = 0) -> None:  # fmt: skip
+    cli.sql(
+        "INSERT INTO ranking_events (request_id, bucket, k, k_returned, coverage, latency_ms, cache_hit)"
+        " SELECT 'req-' || g, g %% 100, 10, 10, %s, %s, %s FROM generate_series(1, %s) g",
+        (coverage, latency, cache_hit, requests),
+    )
+    if errors:
+        cli.sql(
+            "INSERT INTO error_events (request_id, component, severity)"
+            " SELECT 'req-' || g, 'ranker', 'high' FROM generate_series(1, %s) g",
+            (errors,),
+        )
+
+
+def clear(cli: Cli) -> None:
+    cli.sql("DELETE FROM ranking_events; DELETE FROM error_events")
+
+
+def watch_once(cli: Cli, *extra: str) -> tuple[int, dict[str, object]]:
+    result = cli("watch", "--once", "-o", "json", *extra)
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout + result.stderr  # one JSON line per evaluation
+    return result.exit_code, json.loads(lines[0])
+
+
+def state(cli: Cli) -> str:
+    return json.loads(cli("rollback", "--status", "-o", "json").stdout)["state"]  # type: ignore[no-any-return]
+
+
+def test_healthy_traffic_stays_normal(recsys: Cli) -> None:
+    traffic(recsys)
+    code, tick = watch_once(recsys)
+    assert code == 0 and tick["state"] == "NORMAL" and tick["rollback_needed"] is False
+    assert all(g["passed"] for g in tick["guardrails"])  # type: ignore[union-attr]
+
+
+def test_no_traffic_fails_closed(recsys: Cli) -> None:
+    code, tick = watch_once(recsys)
+    assert code == 1 and tick["state"] == "ROLLBACK_PENDING"
+    coverage = next(g for g in tick["guardrails"] if g["name"] == "coverage_p1")  # type: ignore[union-attr]
+    assert "no value" in coverage["error"]
+
+
+def test_p2_breach_degrades_and_recovers(recsys: Cli) -> None:
+    traffic(recsys, cache_hit=False)  # cache hit rate 0: a P2 breach only
+    code, tick = watch_once(recsys)
+    assert code == 0 and (tick["state_before"], tick["state"]) == ("NORMAL", "DEGRADED")
+    clear(recsys)
+    traffic(recsys)
+    code, tick = watch_once(recsys)
+    assert code == 0 and tick["state"] == "NORMAL"
+
+
+def test_p1_breach_without_auto_leaves_the_rollback_pending(recsys: Cli) -> None:
+    traffic(recsys, errors=5)  # 1% errors: P1
+    before = values(recsys)
+    code, tick = watch_once(recsys)
+    assert code == 1 and tick["state"] == "ROLLBACK_PENDING" and tick["actions"] == []
+    assert values(recsys) == before
+
+
+def test_auto_rollback_applies_the_emergency_baseline_and_recovery_is_verified(recsys: Cli) -> None:
+    traffic(recsys, latency=450)  # p95 far above target: P1
+    code, tick = watch_once(recsys, "--auto", *GO)
+    assert code == 1  # a rollback was needed (and done)
+    assert (tick["state_before"], tick["state"]) == ("NORMAL", "ROLLED_BACK")
+    assert tick["actions"] == ["apply profile emergency"]
+    assert recsys("profile", "diff", "emergency").exit_code == 0
+    audited = recsys.sql("SELECT DISTINCT action FROM flagctl.audit WHERE action LIKE 'rollback%' ORDER BY 1")
+    assert audited == [("rollback.auto",), ("rollback.state",)]
+    # still breaching: stays rolled back
+    assert watch_once(recsys, "--auto", *GO)[1]["state"] == "ROLLED_BACK"
+    clear(recsys)
+    traffic(recsys)
+    assert watch_once(recsys)[1]["state"] == "RECOVERY_VERIFY"
+    recsys.clock.advance(minutes=10)
+    assert watch_once(recsys)[1]["state"] == "RECOVERY_VERIFY"  # green for 10 of 15 minutes
+    recsys.clock.advance(minutes=6)
+    assert watch_once(recsys)[1]["state"] == "NORMAL"
+    transitions = recsys.sql(
+        "SELECT before->>'state', after->>'state' FROM flagctl.audit WHERE target = 'flagctl.rollback_state'"
+        " AND before IS DISTINCT FROM after ORDER BY seq"
+    )
+    assert [t for t in transitions if t[0] != t[1]] == [
+        (None, "ROLLED_BACK"),
+        ("ROLLED_BACK", "RECOVERY_VERIFY"),
+        ("RECOVERY_VERIFY", "NORMAL"),
+    ]
+
+
+def test_a_breach_during_recovery_verify_goes_back_to_rolled_back(recsys: Cli) -> None:
+    traffic(recsys, errors=10)
+    watch_once(recsys, "--auto", *GO)
+    clear(recsys)
+    traffic(recsys)
+    assert watch_once(recsys)[1]["state"] == "RECOVERY_VERIFY"
+    traffic(recsys, errors=10)
+    assert watch_once(recsys)[1]["state"] == "ROLLED_BACK"
+
+
+def test_manual_override_back_to_normal(recsys: Cli) -> None:
+    traffic(recsys, errors=10)
+    watch_once(recsys)
+    assert state(recsys) == "ROLLBACK_PENDING"
+    assert recsys("rollback", "--override-normal", "-y").exit_code == 2  # needs a reason
+    result = recsys("rollback", "--override-normal", *GO)
+    assert result.exit_code == 0 and "ROLLBACK_PENDING → NORMAL (manual override)" in result.stdout
+    assert state(recsys) == "NORMAL"
+    assert recsys.sql("SELECT count(*) FROM flagctl.audit WHERE action = 'rollback.override'") == [(1,)]
+
+
+def test_auto_needs_yes_without_a_terminal(recsys: Cli) -> None:
+    traffic(recsys, errors=10)
+    result = recsys("watch", "--once", "--auto")
+    assert result.exit_code == 2 and "--yes" in result.stderr
+    assert state(recsys) == "NORMAL"
+
+
+def test_watch_counts_evaluations_and_prints_one_line_each(recsys: Cli) -> None:
+    traffic(recsys)
+    result = recsys("watch", "--count", "3", "--interval", "0s", "-o", "json")
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert len(lines) == 3 and all(line["state"] == "NORMAL" for line in lines)
+
+
+def test_ws8_watch_auto_kills_phase3_on_a_contract_violation(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", "-r", "go", "-y")
+    ws8.sql("INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')")
+    code, tick = watch_once(ws8, "--auto", *GO)
+    assert code == 1 and tick["actions"] == ["engage kill switch p3-off"]
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
