@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 
 import psycopg
-from psycopg import sql
+from _db import admin_dsn, throwaway_database
 
 from flagctl.core import schema
 from flagctl.core.bucketing import bucket
@@ -34,30 +33,17 @@ def main() -> None:
     parser.add_argument("--ids", type=int, default=1_000_000)
     parser.add_argument("--dsn", help="an existing server's admin DSN (default: the embedded one)")
     args = parser.parse_args()
-    if args.dsn:
-        admin = args.dsn
-    else:
-        from flagctl.core import local
-
-        admin = local.ensure_running(local.data_dir()).dsn("postgres")
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        with psycopg.connect(psycopg.conninfo.make_conninfo(admin, dbname=name), autocommit=True) as conn:
-            schema.init(conn, None)
-            conn.execute("SET max_parallel_workers_per_gather = 0")  # one core each, comparable
-            timed_query(conn, BUCKET_SQL, 10_000)  # warm up (plan and function cache)
-            baseline = timed_query(conn, BASELINE_SQL, args.ids)
-            md5 = timed_query(conn, MD5_SQL, args.ids)
-            ours = timed_query(conn, BUCKET_SQL, args.ids)
-        started = time.perf_counter()
-        for i in range(args.ids):
-            bucket("p3_advisory", str(i))
-        python = time.perf_counter() - started
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with throwaway_database(admin_dsn(args.dsn)) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        schema.init(conn, None)
+        conn.execute("SET max_parallel_workers_per_gather = 0")  # one core each, comparable
+        timed_query(conn, BUCKET_SQL, 10_000)  # warm up (plan and function cache)
+        baseline = timed_query(conn, BASELINE_SQL, args.ids)
+        md5 = timed_query(conn, MD5_SQL, args.ids)
+        ours = timed_query(conn, BUCKET_SQL, args.ids)
+    started = time.perf_counter()
+    for i in range(args.ids):
+        bucket("p3_advisory", str(i))
+    python = time.perf_counter() - started
 
     n = args.ids
     print(f"{n:,} ids, same server, same run (one core, no parallel workers):")

@@ -18,12 +18,11 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+from _db import admin_dsn, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "flagctl" / "examples" / "ws8" / "flagctl.yaml"
@@ -49,18 +48,8 @@ def main() -> None:
     parser.add_argument("--dsn", help="an existing server's admin DSN (default: the embedded one)")
     args = parser.parse_args()
 
-    if args.dsn:
-        admin = args.dsn
-    else:
-        from flagctl.core import local
-
-        admin = local.ensure_running(local.data_dir()).dsn("postgres")
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = psycopg.conninfo.make_conninfo(admin, dbname=name)
-    env = {**os.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": str(MANIFEST)}
-    try:
+    with throwaway_database(admin_dsn(args.dsn)) as dsn:
+        env = {**os.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": str(MANIFEST)}
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(SCHEMA.encode())
         subprocess.run([FLAGCTL, "db", "init"], env=env, check=True, capture_output=True)
@@ -95,9 +84,6 @@ def main() -> None:
                 args.runs,
             )
         _report(results, args.runs)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _bundled_psql() -> str | None:

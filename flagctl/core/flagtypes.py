@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
@@ -41,7 +42,7 @@ def first_error(exc: ValidationError) -> str:
 # ---------------------------------------------------------------- flag specs
 
 
-class FlagBase(Model):
+class FlagBase(Model, ABC):
     description: str | None = None
     # Lifecycle (ORCA "Documentation": purpose, owner, created, expected removal, plans).
     owner: str | None = None
@@ -61,17 +62,18 @@ class FlagBase(Model):
     def bound(self) -> bool:
         return self.table is not None
 
-    # Subclasses implement these five.
+    # Every type implements these three.
+    @abstractmethod
     def coerce(self, raw: Any) -> Any:
         """A value from YAML/JSON, checked against the type; ValueError if it does not fit."""
-        raise NotImplementedError
 
+    @abstractmethod
     def parse(self, text: str) -> Any:
         """A value as typed on the command line."""
-        raise NotImplementedError
 
+    @abstractmethod
     def default_value(self) -> Any:
-        raise NotImplementedError
+        """The value of a flag that has never been set."""
 
     def exposure(self, value: Any) -> float | None:
         """An order on values by how many subjects see the feature (None: no order)."""

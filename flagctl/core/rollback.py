@@ -27,6 +27,7 @@ from flagctl.core.db import AuditContext, transaction
 from flagctl.core.durations import format_duration, parse_duration
 from flagctl.core.errors import FlagctlError, UsageError
 from flagctl.core.manifest import Manifest, RollbackAction, RollbackSpec
+from flagctl.core.plan import Plan
 
 if TYPE_CHECKING:
     import psycopg
@@ -77,22 +78,18 @@ def read_state(conn: psycopg.Connection[Any], manifest: Manifest) -> MachineStat
     return MachineState("NORMAL", None, None) if row is None else MachineState(*row)
 
 
-def _write_state(
-    conn: psycopg.Connection[Any],
-    manifest: Manifest,
-    audit: AuditContext,
-    state: MachineState,
-    detail: dict[str, Any],
+def store_state(
+    conn: psycopg.Connection[Any], manifest: Manifest, state: MachineState, detail: dict[str, Any]
 ) -> None:
+    """Write the machine's state (inside the caller's audited transaction)."""
     from psycopg.types.json import Jsonb
 
-    with transaction(conn, audit) as tx:
-        tx.execute(
-            "INSERT INTO flagctl.rollback_state (system, state, since, green_since, detail) VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT (system) DO UPDATE SET state = excluded.state, since = excluded.since,"
-            " green_since = excluded.green_since, detail = excluded.detail",
-            (manifest.system, state.state, state.since, state.green_since, Jsonb(detail)),
-        )
+    conn.execute(
+        "INSERT INTO flagctl.rollback_state (system, state, since, green_since, detail) VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (system) DO UPDATE SET state = excluded.state, since = excluded.since,"
+        " green_since = excluded.green_since, detail = excluded.detail",
+        (manifest.system, state.state, state.since, state.green_since, Jsonb(detail)),
+    )
 
 
 def next_state(
@@ -165,17 +162,30 @@ def tick(
         context = AuditContext(
             audit.actor, f"{current.state} → {new.state}: {reason}", "rollback.state", audit.command
         )
-        _write_state(conn, manifest, context, new, result.to_json())
+        with transaction(conn, context) as tx:
+            store_state(tx, manifest, new, result.to_json())
     return result
 
 
-def override_normal(
-    conn: psycopg.Connection[Any], manifest: Manifest, audit: AuditContext, now: datetime
-) -> tuple[str, str]:
-    """The manual override: back to NORMAL from any state (audited)."""
-    current = read_state(conn, manifest)
-    _write_state(conn, manifest, audit, MachineState("NORMAL", now, None), {"override": True})
-    return current.state, "NORMAL"
+def plan_override(conn: psycopg.Connection[Any], manifest: Manifest, now: datetime, locked: bool) -> Plan:
+    """The manual override: back to NORMAL from any state."""
+    if locked:
+        conn.execute("SELECT 1 FROM flagctl.rollback_state WHERE system = %s FOR UPDATE", (manifest.system,))
+    current = read_state(conn, manifest).state
+    summary = f"rollback state of {manifest.system}: {current} → NORMAL (manual override)"
+    if current == "NORMAL":
+        return Plan("rollback.override", summary, noop="the rollback state is already NORMAL")
+    return Plan("rollback.override", summary, checks=["a manual override; the next watch evaluation starts from NORMAL"],
+                data={"from": current, "at": now})  # fmt: skip
+
+
+def apply_override(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
+    store_state(
+        conn,
+        manifest,
+        MachineState("NORMAL", plan.data["at"], None),
+        {"override": True, "from": plan.data["from"]},
+    )
 
 
 def describe(state: MachineState, now: datetime, recovery: Any) -> str:

@@ -117,6 +117,7 @@ def test_manual_override_back_to_normal(recsys: Cli) -> None:
     assert recsys("rollback", "--override-normal", "-y").exit_code == 2  # needs a reason
     result = recsys("rollback", "--override-normal", *GO)
     assert result.exit_code == 0 and "ROLLBACK_PENDING → NORMAL (manual override)" in result.stdout
+    assert "nothing to do" in recsys("rollback", "--override-normal", *GO).stdout
     assert state(recsys) == "NORMAL"
     assert recsys.sql("SELECT count(*) FROM flagctl.audit WHERE action = 'rollback.override'") == [(1,)]
 

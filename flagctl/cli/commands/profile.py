@@ -19,7 +19,6 @@ from flagctl.cli.common import (
     manifest,
     mutate,
 )
-from flagctl.cli.env import os_user
 from flagctl.cli.render import Output
 from flagctl.core.errors import CheckFailed, UsageError
 
@@ -224,27 +223,17 @@ def rollback(
 
 def _machine(env: Environment, loaded: Manifest, override: bool, opts: Mutation) -> None:
     from flagctl.core import rollback as machine
-    from flagctl.core.db import AuditContext
     from flagctl.core.durations import parse_duration
 
-    conn = connect(env)
     now = env.clock()
     if override:
-        if not (opts.reason or "").strip():
-            raise UsageError("--override-normal needs --reason")
-        if not opts.yes and not env.is_interactive():
-            raise UsageError("refusing to change anything without --yes: there is no terminal to confirm on")
-        if not opts.yes and not typer.confirm(
-            "Set the rollback state machine to NORMAL?", default=False, err=True
-        ):
-            raise CheckFailed("not confirmed; nothing was changed")
-        audit = AuditContext(
-            opts.actor or os_user(), str(opts.reason), "rollback.override", env.command_line()
-        )
-        before, after = machine.override_normal(conn, loaded, audit, now)
-        render.out(f"rollback state: {before} → {after} (manual override)")
+        mutate(
+            env, opts, "rollback.override", loaded,
+            lambda conn, locked: machine.plan_override(conn, loaded, now, locked),
+            lambda conn, plan: machine.apply_override(conn, loaded, plan),
+        )  # fmt: skip
         return
-    state = machine.read_state(conn, loaded)
+    state = machine.read_state(connect(env), loaded)
     recovery = parse_duration(machine.spec_of(loaded).recovery)
     if opts.output is Output.json:
         render.emit_json({"system": loaded.system, "state": state.state, "since": state.since,
