@@ -165,6 +165,35 @@ def lock_rows(
         ) from None
 
 
+def lock_key(conn: psycopg.Connection[Any], key: str, what: str) -> None:
+    """Take a transaction-level advisory lock on a name (e.g. ``system/flag``), waiting at
+    most lock_timeout; on timeout raise ConflictError naming the holder."""
+    from psycopg import errors as e
+
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+    except e.LockNotAvailable:
+        row = conn.execute(
+            """
+            SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
+                   left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
+              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid,
+                   hashtextextended(%s, 0) AS k
+             WHERE l.locktype = 'advisory' AND l.granted AND a.pid <> pg_backend_pid()
+               AND l.classid::bigint = (k >> 32) & 4294967295 AND l.objid::bigint = k & 4294967295
+            """,
+            (key,),
+        ).fetchone()
+        holder = (
+            f"pid {row[0]} (application_name {row[1]}, {row[2]}): {row[3]}" if row else "another transaction"
+        )
+        raise ConflictError(
+            f"could not lock {what} within lock_timeout: held by {holder}",
+            "wait for that transaction to finish (or end it), then re-run; --lock-timeout waits longer",
+        ) from None
+
+
 def describe_blockers(conn: psycopg.Connection[Any], table: str) -> str:
     rows = conn.execute(
         """

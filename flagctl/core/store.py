@@ -6,15 +6,17 @@ bound to (key columns select the row, value columns hold the value). The bound t
 stays the single source of truth: nothing is copied. Every identifier from the manifest
 is composed with ``psycopg.sql.Identifier``; every value is a bound parameter.
 
-Locking: every writer of a flag, whatever the scope, first locks the flag's global row,
-so changes to one flag serialize (and never deadlock: flags are locked in name order).
+Locking: every writer of a flag, whatever the scope, first locks the flag (in name order,
+so lockers never deadlock): a bound flag by its row (``SELECT … FOR UPDATE``), a flag in
+flagctl's own table by a transaction-level advisory lock on ``system/flag`` — which needs
+no row to exist, so locking never creates one.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core.db import lock_rows
+from flagctl.core.db import lock_key, lock_rows
 from flagctl.core.errors import UsageError
 from flagctl.core.flagtypes import SCOPE, AnyFlag
 from flagctl.core.manifest import Manifest
@@ -90,31 +92,13 @@ class FlagStore:
         flag = self.manifest.flag(name)
         if flag.table is not None:
             return self._get_bound(name, flag, lock)
-        query = self._own_select(lock)
-        params = (self.manifest.system, name, GLOBAL)
         if lock:
-            # Create the row first so there is a row to lock (ON CONFLICT: no-op if present).
-            self._own_insert_default(name, flag)
-            rows = lock_rows(self.conn, query, params, "flagctl.flag_state", f"flag {name}")
-        else:
-            rows = self.conn.execute(query, params).fetchall()
-        return flag.from_db(rows[0][0]) if rows else flag.default_value()
-
-    def _own_select(self, lock: bool) -> sql.Composed:
-        from psycopg import sql
-
-        return sql.SQL(
-            "SELECT value FROM flagctl.flag_state WHERE system = %s AND flag = %s AND scope = %s{}"
-        ).format(sql.SQL(" FOR UPDATE") if lock else sql.SQL(""))
-
-    def _own_insert_default(self, name: str, flag: AnyFlag) -> None:
-        from psycopg.types.json import Jsonb
-
-        self.conn.execute(
-            "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (system, flag, scope) DO NOTHING",
-            (self.manifest.system, name, GLOBAL, Jsonb(flag.to_db(flag.default_value()))),
-        )
+            lock_key(self.conn, f"{self.manifest.system}/{name}", f"flag {name}")
+        row = self.conn.execute(
+            "SELECT value FROM flagctl.flag_state WHERE system = %s AND flag = %s AND scope = %s",
+            (self.manifest.system, name, GLOBAL),
+        ).fetchone()
+        return flag.from_db(row[0]) if row else flag.default_value()
 
     def _get_bound(self, name: str, flag: AnyFlag, lock: bool) -> Any:
         from psycopg import sql

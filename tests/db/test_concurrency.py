@@ -98,3 +98,29 @@ def test_concurrent_kill_and_stage_set_lose_no_update(ws8: Cli) -> None:
         assert back.returncode == 1 and "kill switch p3-off is engaged" in back_out[1]
         assert engaged[0][0] == {"p3_advisory": {"enabled": True, "percent": 1}}
     assert p3_state(ws8) == (False, 0)
+
+
+OWN = "version: 1\nsystem: own\nflags:\n  f: {type: rollout, scopes: [tenant]}\n"
+
+
+def test_a_flag_in_flagctls_table_is_locked_without_creating_its_row(make_cli) -> None:  # type: ignore[no-untyped-def]
+    cli = make_cli(OWN)
+    cli("db", "init")
+    with psycopg.connect(cli.dsn, application_name="other-operator") as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtextextended('own/f', 0))")
+        blocked = cli("--lock-timeout", "300ms", "set", "f", "5%", "-r", "r", "-y")
+        assert blocked.exit_code == 4
+        assert (
+            f"could not lock flag f within lock_timeout: held by pid {holder.info.backend_pid}"
+            in blocked.stderr
+        )
+        assert "other-operator" in blocked.stderr
+        scoped = cli("--lock-timeout", "300ms", "set", "f", "5%", "--scope", "tenant:1", "-r", "r", "-y")
+        assert scoped.exit_code == 4  # every scope of a flag serializes on the same lock
+        holder.rollback()
+    assert cli.sql("SELECT count(*) FROM flagctl.flag_state") == [(0,)]
+    assert cli.sql("SELECT count(*) FROM flagctl.audit") == [(0,)]
+    assert cli("set", "f", "5%", "-r", "r", "-y").exit_code == 0
+    assert cli.sql("SELECT action, before, after FROM flagctl.audit") == [
+        ("set", None, {"enabled": True, "percent": 5})
+    ]  # one row: the change itself, no phantom default row

@@ -68,7 +68,7 @@ def test_allow_never_turns_on_a_flag_whose_stage_is_off(canary: Cli) -> None:
     canary("exempt", "add", "canary_feature", "publisher:42", "--allow", *GO)
     result = decide(canary, "1", "--scope", "publisher:42")
     assert (result["eligible"], result["rule"]) == (False, "stage off")
-    canary.sql('UPDATE flagctl.flag_state SET value = \'{"enabled": true, "percent": 0}\'')  # dark
+    assert canary("set", "canary_feature", "0%", *GO).exit_code == 0  # enabled at 0%: dark
     dark = decide(canary, "1", "--scope", "publisher:42")
     assert (dark["eligible"], dark["rule"]) == (False, "stage off (dark: enabled at 0%)")
 

@@ -1,11 +1,12 @@
-"""flagctl demo — the WS8 Phase 3 rollout, end to end, on the embedded PostgreSQL.
+"""flagctl demo [ws8|recsys] — an example system, end to end, on the embedded PostgreSQL.
 
-Every step is a real flagctl command, run in-process against a fresh ``flagctl_demo``
-database; the only pretence is the clock, fast-forwarded past the canary's bake time.
+Every step is a real flagctl command, run in-process against a fresh demo database; the
+only pretence is the clock, fast-forwarded past a bake time or a recovery period.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
@@ -38,7 +39,7 @@ class Step:
     advance: timedelta | None = None
 
 
-def steps() -> list[Step]:
+def ws8_steps() -> list[Step]:
     why = ["--yes", "--actor", "demo"]
     return [
         Step("Install flagctl's schema and bind WS8's p3_feature_state (the seed's table, "
@@ -82,31 +83,92 @@ def steps() -> list[Step]:
     ]  # fmt: skip
 
 
+HEALTHY = (
+    "INSERT INTO ranking_events (request_id, bucket, k, k_returned, coverage, latency_ms, cache_hit)"
+    " SELECT 'req-' || g, g % 100, 10, 10, 0.99, 60 + g % 40, g % 10 <> 0 FROM generate_series(1, 2000) g"
+)
+SPIKE = (
+    "INSERT INTO ranking_events (request_id, bucket, k, k_returned, coverage, latency_ms, cache_hit)"
+    " SELECT 'slow-' || g, g % 100, 10, 9, 0.97, 450, false FROM generate_series(1, 800) g"
+)
+
+
+def recsys_steps() -> list[Step]:
+    why = ["--yes", "--actor", "demo"]
+    return [
+        Step("Install flagctl's schema for the recommender (twelve toggles, constraints, safety profiles).",
+             ["db", "init"]),
+        Step("Its safety baselines, as profiles.", ["profile", "list"]),
+        Step("Synthetic traffic: 2,000 healthy ranking requests.", sql=HEALTHY),
+        Step("The guardrails (the query templates, in PostgreSQL) all pass.", ["verify", "guardrails"]),
+        Step("The watchdog: NORMAL.", ["watch", "--once"]),
+        Step("A bad model push: 800 slow, under-filled requests (p95 latency 450 ms).", sql=SPIKE),
+        Step("`watch --auto`: P1 breach → ROLLBACK_PENDING → the emergency baseline is applied → ROLLED_BACK.",
+             ["watch", "--once", "--auto", "-r", "watchdog", *why], expect=1),
+        Step("The live state now matches the emergency profile exactly.", ["profile", "diff", "emergency"]),
+        Step("The cause is fixed; the slow requests age out of the window.",
+             sql="DELETE FROM ranking_events WHERE request_id LIKE 'slow-%'"),
+        Step("Green again: RECOVERY_VERIFY starts its 15 minutes.", ["watch", "--once"]),
+        Step("[simulated clock: 16 minutes pass]", advance=timedelta(minutes=16)),
+        Step("Green for 15 minutes: NORMAL.", ["watch", "--once"]),
+        Step("Back to normal operation, deliberately.", ["profile", "apply", "normal", "-r", "INC-77 resolved", *why]),
+        Step("The trail: every transition and change, with its reason.", ["audit", "log", "--limit", "12"]),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Walkthrough:
+    title: str
+    example: str
+    database: str
+    steps: Callable[[], list[Step]]
+    done: str
+
+
+WALKTHROUGHS = {
+    "ws8": Walkthrough(
+        "WS8 Phase 3", "ws8", DATABASE, ws8_steps,
+        "rollout, bake refusal, guardrail breach, kill and its proof, release, auto-rollback, audit.",
+    ),
+    "recsys": Walkthrough(
+        "the recommender's rollback system", "recsys", DATABASE + "_recsys", recsys_steps,
+        "synthetic traffic, a P1 breach, automatic rollback to the emergency baseline, verified recovery.",
+    ),
+}  # fmt: skip
+
+
 def demo(
     ctx: typer.Context,
+    system: Annotated[str, typer.Argument(help="Which example: ws8 (default) or recsys.")] = "ws8",
     keep: Annotated[
         bool,
         typer.Option("--keep/--reset", help="Keep an existing demo database instead of recreating it."),
     ] = False,
 ) -> None:
-    """Set up the WS8 Phase 3 example in the embedded PostgreSQL and walk a rollout, a
-    bake refusal, a guardrail breach, a kill and its proof, a release, an automatic
-    rollback by `watch --auto`, then the audit trail."""
-    from flagctl.core import local
+    """Set up an example in the embedded PostgreSQL and walk it with real commands.
 
+    ws8: a rollout, a bake refusal, a guardrail breach, a kill and its proof, a release, an
+    automatic rollback by `watch --auto`, then the audit trail. recsys: synthetic traffic,
+    a P1 breach, the emergency baseline applied automatically, verified recovery."""
+    from flagctl.core import local
+    from flagctl.core.errors import UsageError
+
+    if system not in WALKTHROUGHS:
+        raise UsageError(f"no demo {system!r}", f"demos: {', '.join(WALKTHROUGHS)}")
+    walk = WALKTHROUGHS[system]
     env = env_of(ctx)
     server = local.ensure_running(local.data_dir(dict(env.environ)))
-    dsn = server.dsn(DATABASE)
-    example = resources.files("flagctl").joinpath("examples", "ws8")
+    dsn = server.dsn(walk.database)
+    example = resources.files("flagctl").joinpath("examples", walk.example)
     manifest_path = str(example.joinpath("flagctl.yaml"))
-    _prepare(server.dsn("postgres"), dsn, example.joinpath("schema.sql").read_text(), keep)
+    _prepare(server.dsn("postgres"), walk.database, dsn, example.joinpath("schema.sql").read_text(), keep)
 
-    render.out(f"flagctl demo — WS8 Phase 3 on the embedded PostgreSQL (database {DATABASE})")
+    render.out(f"flagctl demo — {walk.title} on the embedded PostgreSQL (database {walk.database})")
     render.out(f"manifest: {manifest_path}")
     render.out(f"try it yourself: export FLAGCTL_DSN='{dsn}' FLAGCTL_MANIFEST='{manifest_path}'")
     clock = SimulatedClock()
     failures = []
-    for number, step in enumerate(steps(), start=1):
+    for number, step in enumerate(walk.steps(), start=1):
         render.out("")
         render.out(f"── {number}. {step.say}")
         if step.advance:
@@ -130,9 +192,7 @@ def demo(
     render.out("")
     if failures:
         raise CheckFailed("the demo did not go as expected: " + "; ".join(failures))
-    render.out(
-        "demo complete: rollout, bake refusal, guardrail breach, kill and its proof, release, auto-rollback, audit."
-    )
+    render.out(f"demo complete: {walk.done}")
 
 
 def _run(argv: list[str], env: Environment) -> int:
@@ -146,17 +206,17 @@ def _run(argv: list[str], env: Environment) -> int:
     return result if isinstance(result, int) else 0
 
 
-def _prepare(admin_dsn: str, dsn: str, schema_sql: str, keep: bool) -> None:
+def _prepare(admin_dsn: str, database: str, dsn: str, schema_sql: str, keep: bool) -> None:
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if exists and keep:
             return
         if exists:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     _sql(dsn, schema_sql)
 
 
