@@ -55,6 +55,11 @@ def test_local_lifecycle_and_demo(data_dir: Path) -> None:
     assert "pass  kill: no phase table was written while killed" in demo.stdout
     assert "rolled back: engage kill switch p3-off" in demo.stdout
 
+    recsys = flagctl(data_dir, "demo", "recsys")
+    assert recsys.returncode == 0, recsys.stdout + recsys.stderr
+    assert "rolled back: apply profile emergency" in recsys.stdout
+    assert "state RECOVERY_VERIFY → NORMAL" in recsys.stdout
+
     running = json.loads(flagctl(data_dir, "local", "status", "-o", "json").stdout)
     assert running["running"] is True and running["version"] == "18"
 
