@@ -33,7 +33,7 @@ class GuardrailResult:
         if self.error:
             return f"guardrail {self.name}: error: {self.error}"
         verdict = "pass" if self.passed else "FAIL"
-        return f"guardrail {self.name}: {_num(self.value)} ({self.bound}) {verdict}"
+        return f"guardrail {self.name}: {format_value(self.value)} ({self.bound}) {verdict}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,7 +47,7 @@ class GuardrailResult:
         }
 
 
-def _num(value: float | None) -> str:
+def format_value(value: float | None) -> str:
     if value is None:
         return "no value"
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
@@ -56,9 +56,9 @@ def _num(value: float | None) -> str:
 def bound_text(guard: Guardrail) -> str:
     parts = []
     if guard.min is not None:
-        parts.append(f"min {_num(guard.min)}")
+        parts.append(f"min {format_value(guard.min)}")
     if guard.max is not None:
-        parts.append(f"max {_num(guard.max)}")
+        parts.append(f"max {format_value(guard.max)}")
     return ", ".join(parts)
 
 

@@ -48,6 +48,8 @@ def _durations(window: str, lag: str) -> tuple[timedelta, timedelta]:
 
 
 def _report(output: Output, proofs: list[ProofResult], guards: list[GuardrailResult]) -> None:
+    from flagctl.core.guardrails import format_value
+
     failed = [p.name for p in proofs if p.passed is False] + [g.name for g in guards if not g.passed]
     if output is Output.json:
         render.emit_json({
@@ -62,18 +64,12 @@ def _report(output: Output, proofs: list[ProofResult], guards: list[GuardrailRes
                 render.out(f"        {line}")
         if guards:
             render.out(render.table(
-                [(g.name, g.severity, "error" if g.error else _num(g.value), g.bound, "pass" if g.passed else "FAIL",
+                [(g.name, g.severity, "error" if g.error else format_value(g.value), g.bound, "pass" if g.passed else "FAIL",
                   f"{g.seconds * 1000:.0f} ms", g.error or "") for g in guards],
                 ["guardrail", "sev", "value", "bound", "result", "took", "error"],
             ))  # fmt: skip
     if failed:
         raise CheckFailed(f"verification failed: {', '.join(failed)}")
-
-
-def _num(value: float | None) -> str:
-    from flagctl.core.guardrails import _num as fmt
-
-    return fmt(value)
 
 
 def _gating(

@@ -184,11 +184,13 @@ def _show(result: Tick, output: Output, live: Any, loaded: Manifest, env: Enviro
 def _rich_table(result: Tick, loaded: Manifest) -> Any:
     from rich.table import Table
 
+    from flagctl.core.guardrails import format_value
+
     table = Table(title=f"flagctl watch — {loaded.system}: {result.after}  ({result.at:%H:%M:%S %Z})")
     for column in ("guardrail", "severity", "value", "bound", "result"):
         table.add_column(column)
     for guard in result.results:
-        value = "error" if guard.error else guard.describe().split(": ", 1)[-1].split(" (")[0]
+        value = "error" if guard.error else format_value(guard.value)
         table.add_row(
             guard.name, guard.severity, value, guard.bound, "pass" if guard.passed else "[red]FAIL[/red]"
         )
