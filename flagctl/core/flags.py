@@ -148,16 +148,17 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
     store = FlagStore(conn, manifest)
     engaged = killswitch.list_engaged(conn, manifest)
     last = audit_mod.last_changes(conn, manifest.system)
-    priority = overriding(manifest, store.read_all(manifest.model.priority))
+    current = store.read_all(list(manifest.flags))  # one read of every global value, used below
+    priority = overriding(manifest, current)
     flags = []
     for name, spec in manifest.flags.items():
         if names and name not in names:
             continue
-        value = store.read(name)
+        value = current[name]
         stages = []
         for lad in manifest.ladders_of(name):
-            values = {f: value if f == name else store.read(f) for f in lad.flags}
-            stages.append((lad.name, ladder.stage_name(lad.position(values)) or "(off ladder)"))
+            position = lad.position({f: current[f] for f in lad.flags})
+            stages.append((lad.name, ladder.stage_name(position) or "(off ladder)"))
         flags.append(
             FlagStatus(
                 name=name,
