@@ -146,6 +146,22 @@ class FakeClock:
 
 
 @dataclass
+class FakeSleeper:
+    """Stands in for ``time.sleep``: returns at once, moves the fake clock on, and runs
+    what a test scheduled for that moment (a write during a proof's window, say)."""
+
+    clock: FakeClock
+    slept: list[float] = field(default_factory=list)
+    hooks: list[Callable[[float], None]] = field(default_factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.clock.advance(seconds=seconds)
+        for hook in list(self.hooks):
+            hook(seconds)
+
+
+@dataclass
 class Cli:
     """Runs flagctl in-process through typer's CliRunner against one database."""
 
@@ -153,12 +169,17 @@ class Cli:
     manifest: Path
     clock: FakeClock = field(default_factory=FakeClock)
     tty: bool = False
+    sleeper: FakeSleeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sleeper = FakeSleeper(self.clock)
 
     def __call__(self, *args: str, input: str | None = None, **env: str) -> Any:
         environ = {"FLAGCTL_DSN": self.dsn, "FLAGCTL_MANIFEST": str(self.manifest), **env}
         obj = Environment(
             environ={**os.environ, **environ},
             clock=self.clock,
+            sleep=self.sleeper,
             stdin_isatty=self.tty,
             argv=["flagctl", *args],
         )

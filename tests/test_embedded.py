@@ -1,5 +1,6 @@
-"""The embedded PostgreSQL end to end: `local status/start/stop`, and `flagctl demo`
-exactly as the README's quickstart runs it (a subprocess of the installed script)."""
+"""The embedded PostgreSQL end to end: `local status/start/stop` as subprocesses of the
+installed script, and `flagctl demo` on it (in-process, with a fake sleeper so the proof's
+window costs no wall time; tests/test_wheel.py runs the demos from an installed wheel)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from flagctl.cli.app import app
+from flagctl.cli.env import Environment
+from tests.conftest import FakeClock, FakeSleeper
 
 FLAGCTL = str(Path(sys.executable).parent / "flagctl")
 
@@ -43,11 +50,19 @@ def flagctl(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def in_process(data_dir: Path, *args: str) -> Any:
+    env = _env(data_dir)
+    sleeper = FakeSleeper(FakeClock())
+    obj = Environment(environ=env, sleep=sleeper, stdin_isatty=False, argv=["flagctl", *args])
+    result = CliRunner().invoke(app, list(args), env=env, obj=obj)
+    return result
+
+
 def test_local_lifecycle_and_demo(data_dir: Path) -> None:
     assert json.loads(flagctl(data_dir, "local", "status", "-o", "json").stdout)["running"] is False
 
-    demo = flagctl(data_dir, "demo")
-    assert demo.returncode == 0, demo.stdout + demo.stderr
+    demo = in_process(data_dir, "demo")
+    assert demo.exit_code == 0, demo.stdout + demo.stderr
     assert "demo complete" in demo.stdout
     assert "canary has baked 0s of its 30m" in demo.stderr  # the bake refusal really happened
     assert "guardrail no_contract_violations: 1 (max 0) FAIL" in demo.stderr
@@ -55,8 +70,8 @@ def test_local_lifecycle_and_demo(data_dir: Path) -> None:
     assert "pass  kill: no phase table was written while killed" in demo.stdout
     assert "rolled back: engage kill switch p3-off" in demo.stdout
 
-    recsys = flagctl(data_dir, "demo", "recsys")
-    assert recsys.returncode == 0, recsys.stdout + recsys.stderr
+    recsys = in_process(data_dir, "demo", "recsys")
+    assert recsys.exit_code == 0, recsys.stdout + recsys.stderr
     assert "rolled back: apply profile emergency" in recsys.stdout
     assert "state RECOVERY_VERIFY → NORMAL" in recsys.stdout
 

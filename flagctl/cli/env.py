@@ -1,7 +1,7 @@
 """The Environment every command receives: streams, TTY-ness, clock, OS environment.
 
 Tests pass their own (``CliRunner().invoke(app, args, obj=Environment(...))``) to fix
-the clock or pretend to be on a terminal; real runs build one from the process.
+the clock and the sleeper, or pretend to be on a terminal; real runs build one from the process.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import getpass
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ def os_user() -> str:
 class Environment:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Callable[[], datetime] = utc_now
+    sleep: Callable[[float], None] = time.sleep  # tests pass a fake: no test waits for real
     stdin_isatty: bool | None = None  # None: ask the real stdin
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     # Connection options, filled in by the root callback.

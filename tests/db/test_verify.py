@@ -4,8 +4,6 @@ and passing on a clean system, on a live database."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 import uuid
@@ -82,23 +80,41 @@ def test_gating_proof_fails_when_the_share_is_off_target(ws8: Cli) -> None:
     assert "outside" in doc["proofs"][0]["summary"]  # type: ignore[index]
 
 
-def spawn_verify(cli: Cli, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "FLAGCTL_DSN": cli.dsn, "FLAGCTL_MANIFEST": str(cli.manifest)}
-    return subprocess.Popen([FLAGCTL, "verify", *args, "-o", "json"], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+class IdleWriter:
+    """Another session that writes once at the start of the proof's window, then sits idle.
+
+    Like any backend that wrote less than a second after its last statistics flush, its
+    counters stay pending until PostgreSQL's idle flush (10 s) — which the fake sleeper
+    reproduces: once the proof has slept 10 s since the write, the writer's pending
+    counters are flushed (``pg_stat_force_next_flush``). A proof that does not wait out
+    the statistics lag never sees them."""
+
+    IDLE_FLUSH = 10.0
+
+    def __init__(self, dsn: str, statement: str) -> None:
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.conn.execute("SELECT 1")  # its first flush is behind it: the write below stays pending
+        self.statement = statement
+        self.since_write: float | None = None
+        self.flushed = False
+
+    def __call__(self, seconds: float) -> None:
+        if self.since_write is None:
+            self.conn.execute(self.statement.encode())
+            self.since_write = 0.0
+        self.since_write += seconds
+        if self.since_write >= self.IDLE_FLUSH and not self.flushed:
+            self.conn.execute("SELECT pg_stat_force_next_flush()")
+            self.flushed = True
+
+    def close(self) -> None:
+        self.conn.close()
 
 
-def wait_until_watching(cli: Cli) -> None:
-    """Until the proof's own connection exists (its first snapshot comes right after)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if cli.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'flagctl' AND state = 'idle'"
-        )[0][0]:
-            time.sleep(0.5)  # connected and sleeping through its window
-            return
-        time.sleep(0.05)
-    raise AssertionError("the proof never connected")
+def write_during_window(cli: Cli, statement: str) -> IdleWriter:
+    writer = IdleWriter(cli.dsn, statement)
+    cli.sleeper.hooks.append(writer)
+    return writer
 
 
 def test_kill_proof_refuses_when_not_killed(ws8: Cli) -> None:
@@ -115,20 +131,23 @@ def test_kill_proof_passes_when_nothing_writes(ws8: Cli) -> None:
     assert code == 0, doc
     evidence = doc["proofs"][0]["evidence"]  # type: ignore[index]
     assert any("waited 11s for statistics" in line for line in evidence)
+    assert ws8.sleeper.slept == [1.0, 11.0]  # the window, then the statistics lag
 
 
 def test_kill_proof_fails_on_a_write_by_an_idle_session_whose_counters_arrive_late(ws8: Cli) -> None:
     ws8("stage", "set", "p3", "canary", *GO)
     ws8("kill", "p3-off", *GO)
-    proof = spawn_verify(ws8, "kill", "--window", "2s")
-    wait_until_watching(ws8)
-    with psycopg.connect(ws8.dsn, autocommit=True) as writer:
-        writer.execute("INSERT INTO p3_advisories (resume_id, advice) VALUES ('r-1', 'leaked')")
-        out, err = proof.communicate(timeout=120)  # the writer stays open and idle throughout
-    assert proof.returncode == 1, err
-    doc = json.loads(out)
-    assert "public.p3_advisories" in doc["proofs"][0]["summary"]
-    assert "public.p3_advisories: +1 rows written" in doc["proofs"][0]["evidence"]
+    writer = write_during_window(
+        ws8, "INSERT INTO p3_advisories (resume_id, advice) VALUES ('r-1', 'leaked')"
+    )
+    try:
+        code, doc = report(ws8, "kill", "--window", "2s")  # the writer stays open and idle throughout
+    finally:
+        writer.close()
+    assert code == 1, doc
+    assert writer.flushed  # its counters arrived only because the proof waited out the lag
+    assert "public.p3_advisories" in doc["proofs"][0]["summary"]  # type: ignore[index]
+    assert "public.p3_advisories: +1 rows written" in doc["proofs"][0]["evidence"]  # type: ignore[index]
 
 
 ROLE_MANIFEST = WS8_MANIFEST.read_text().replace(
@@ -175,13 +194,15 @@ def test_isolation_fails_when_other_tables_move_more_than_in_the_baseline(phase)
         report(cli, "isolation", "--window", "1s", "--stats-lag", "0s")[0] == 0
     )  # dark baseline: nothing moves
     cli("stage", "set", "p3", "canary", *GO)
-    proof = spawn_verify(cli, "isolation", "--window", "2s")
-    wait_until_watching(cli)
-    with psycopg.connect(cli.dsn, autocommit=True) as writer:
-        writer.execute("INSERT INTO resumes (id, body) SELECT 'r' || g, 'x' FROM generate_series(1, 50) g")
-        out, err = proof.communicate(timeout=120)
-    assert proof.returncode == 1, err
-    summary = json.loads(out)["proofs"][0]["summary"]
+    writer = write_during_window(
+        cli, "INSERT INTO resumes (id, body) SELECT 'r' || g, 'x' FROM generate_series(1, 50) g"
+    )
+    try:
+        code, doc = report(cli, "isolation", "--window", "2s")
+    finally:
+        writer.close()
+    assert code == 1, doc
+    summary = doc["proofs"][0]["summary"]  # type: ignore[index]
     assert "public.resumes moved 50 rows, above its baseline allowance of 5" in summary
 
 

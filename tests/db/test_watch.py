@@ -131,10 +131,13 @@ def test_auto_needs_yes_without_a_terminal(recsys: Cli) -> None:
 
 def test_watch_counts_evaluations_and_prints_one_line_each(recsys: Cli) -> None:
     traffic(recsys)
-    result = recsys("watch", "--count", "3", "--interval", "0s", "-o", "json")
+    result = recsys("watch", "--count", "3", "--interval", "30s", "-o", "json")
     assert result.exit_code == 0
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert len(lines) == 3 and all(line["state"] == "NORMAL" for line in lines)
+    assert recsys.sleeper.slept == [30.0, 30.0]  # between evaluations, never after the last
+    ticks = [line["at"] for line in lines]
+    assert ticks == sorted(ticks) and len(set(ticks)) == 3  # each evaluation at its own (fake) time
 
 
 def test_ws8_watch_auto_kills_phase3_on_a_contract_violation(ws8: Cli) -> None:

@@ -183,6 +183,7 @@ def demo(
                 Environment(
                     environ={**env.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": manifest_path},
                     clock=clock,
+                    sleep=env.sleep,
                     stdin_isatty=False,
                     argv=["flagctl", *step.argv],
                 ),

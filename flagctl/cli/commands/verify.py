@@ -111,7 +111,7 @@ def kill(
     loaded = manifest(env)
     conn = connect(env)
     killed, _ = proofs.phase_state(conn, loaded)
-    observed = proofs.observe(conn, *_durations(window, stats_lag)) if killed else None
+    observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.sleep) if killed else None
     _report(output, [proofs.prove_kill(conn, loaded, observed, required=True)], [])
 
 
@@ -127,7 +127,7 @@ def isolation(
     env = env_of(ctx)
     loaded = manifest(env)
     conn = connect(env)
-    observed = proofs.observe(conn, *_durations(window, stats_lag))
+    observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.sleep)
     _report(output, [proofs.prove_isolation(conn, loaded, observed, tolerance=tolerance, slack=slack)], [])
 
 
@@ -170,7 +170,7 @@ def all_(
         _gating(env, None, None, sample) if any(f.type == "rollout" for f in loaded.flags.values()) else []
     )
     if loaded.model.proofs.phase_tables:
-        observed = proofs.observe(conn, *_durations(window, stats_lag))
+        observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.sleep)
         results.append(proofs.prove_kill(conn, loaded, observed, required=False))
         results.append(proofs.prove_isolation(conn, loaded, observed, tolerance=tolerance, slack=slack))
     _report(output, results, _guardrails(env, None))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -74,7 +73,7 @@ def watch(
             done += 1
             if ticks is not None and done >= ticks:
                 break
-            time.sleep(pause)
+            env.sleep(pause)
     except KeyboardInterrupt:
         pass
     finally:
