@@ -166,20 +166,26 @@ def violations(manifest: Manifest, state: dict[str, Any], scope: str = "global")
     return found
 
 
+def constrained_flags(manifest: Manifest) -> set[str]:
+    """The flags some cross-flag constraint reads."""
+    return {f for rule in manifest.model.constraints for f in rule.flags()}
+
+
 def check_plan(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
     """Raise UsageError (exit 2) if the plan's result breaks a constraint."""
     if not manifest.model.constraints or not plan.changes:
         return
     from flagctl.core.store import GLOBAL, FlagStore
 
-    store = FlagStore(conn, manifest)
-    constrained = sorted({f for rule in manifest.model.constraints for f in rule.flags()})
-    state = store.read_all(constrained)
+    constrained = constrained_flags(manifest)
+    snapshot = plan.snapshot
+    if snapshot is None or not constrained <= set(snapshot.globals):
+        snapshot = FlagStore(conn, manifest).snapshot(constrained)
+    state = {flag: snapshot.globals[flag] for flag in constrained}
     scopes: dict[str, dict[str, Any]] = {}
     for flag in constrained:
-        if not manifest.flag(flag).bound:
-            for scope, value in store.overrides(flag).items():
-                scopes.setdefault(scope, {})[flag] = value
+        for scope, value in snapshot.overrides.get(flag, {}).items():
+            scopes.setdefault(scope, {})[flag] = value
     for change in plan.changes:
         if change.flag not in constrained:
             continue

@@ -97,6 +97,17 @@ def translate(exc: Exception) -> FlagctlError:
     return DatabaseError(text, hint)
 
 
+SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
+SET_READ_ONLY = "SELECT set_config('transaction_read_only', 'on', true), set_config('lock_timeout', %s, true)"
+# Read by the audit trigger; transaction-local, so they end with the transaction.
+SET_AUDIT_CONTEXT = """
+SELECT set_config('lock_timeout', %s, true),
+       set_config('flagctl.actor', %s, true), set_config('flagctl.reason', %s, true),
+       set_config('flagctl.action', %s, true), set_config('flagctl.command', %s, true),
+       set_config('flagctl.forced', %s, true)
+"""
+
+
 @contextmanager
 def transaction(
     conn: psycopg.Connection[Any],
@@ -106,18 +117,14 @@ def transaction(
 ) -> Iterator[psycopg.Connection[Any]]:
     """One transaction: audit context and lock_timeout set first; rolled back on error."""
     with conn.transaction():
-        if read_only:
-            conn.execute("SET TRANSACTION READ ONLY")
-        conn.execute(
-            "SELECT set_config('lock_timeout', %s, true)",
-            (f"{int(lock_timeout.total_seconds() * 1000)}ms",),
-        )
-        if audit is not None:
+        timeout = f"{int(lock_timeout.total_seconds() * 1000)}ms"
+        if audit is None:
+            conn.execute(SET_READ_ONLY if read_only else SET_LOCK_TIMEOUT, (timeout,))
+        else:
+            assert not read_only
             conn.execute(
-                "SELECT set_config('flagctl.actor', %s, true), set_config('flagctl.reason', %s, true),"
-                " set_config('flagctl.action', %s, true), set_config('flagctl.command', %s, true),"
-                " set_config('flagctl.forced', %s, true)",
-                (audit.actor, audit.reason, audit.action, audit.command, str(audit.forced).lower()),
+                SET_AUDIT_CONTEXT,
+                (timeout, audit.actor, audit.reason, audit.action, audit.command, str(audit.forced).lower()),
             )
         yield conn
 
@@ -165,26 +172,33 @@ def lock_rows(
         ) from None
 
 
-def lock_key(conn: psycopg.Connection[Any], key: str, what: str) -> None:
-    """Take a transaction-level advisory lock on a name (e.g. ``system/flag``), waiting at
-    most lock_timeout; on timeout raise ConflictError naming the holder."""
+LOCK_KEYS = """
+SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
+  FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS ordered
+"""
+
+ADVISORY_HOLDERS = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
+       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid,
+       unnest(%s::text[]) AS name, hashtextextended(name, 0) AS k
+ WHERE l.locktype = 'advisory' AND l.granted AND a.pid <> pg_backend_pid()
+   AND l.classid::bigint = (k >> 32) & 4294967295 AND l.objid::bigint = k & 4294967295
+ ORDER BY a.xact_start NULLS LAST
+"""
+
+
+def lock_keys(conn: psycopg.Connection[Any], keys: list[str], what: str) -> None:
+    """Take transaction-level advisory locks on names (e.g. ``system/flag``), in name
+    order, in one statement, waiting at most lock_timeout; on timeout raise ConflictError
+    naming the holder."""
     from psycopg import errors as e
 
     try:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+            conn.execute(LOCK_KEYS, (sorted(keys),))
     except e.LockNotAvailable:
-        row = conn.execute(
-            """
-            SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
-                   left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
-              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid,
-                   hashtextextended(%s, 0) AS k
-             WHERE l.locktype = 'advisory' AND l.granted AND a.pid <> pg_backend_pid()
-               AND l.classid::bigint = (k >> 32) & 4294967295 AND l.objid::bigint = k & 4294967295
-            """,
-            (key,),
-        ).fetchone()
+        row = conn.execute(ADVISORY_HOLDERS, (keys,)).fetchone()
         holder = (
             f"pid {row[0]} (application_name {row[1]}, {row[2]}): {row[3]}" if row else "another transaction"
         )

@@ -26,7 +26,7 @@ from flagctl.core.db import read_only, subjects_from
 from flagctl.core.errors import UsageError
 from flagctl.core.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_text, to_json
 from flagctl.core.manifest import Manifest
-from flagctl.core.store import GLOBAL, FlagStore, check_scope
+from flagctl.core.store import GLOBAL, FlagStore, Snapshot, check_scope
 from flagctl.core.values import Rollout
 
 if TYPE_CHECKING:
@@ -80,14 +80,14 @@ def check_hash_version(conn: psycopg.Connection[Any], spec: RolloutFlag) -> None
         )
 
 
-def subject_value(store: FlagStore, name: str, scopes: list[str]) -> tuple[Any, str]:
+def subject_value(manifest: Manifest, snapshot: Snapshot, name: str, scopes: list[str]) -> tuple[Any, str]:
     """The value that applies to a subject in these scopes, and the scope it comes from."""
-    spec = store.manifest.flag(name)
-    value, source = store.read(name), GLOBAL
+    spec = manifest.flag(name)
+    value, source = snapshot.globals[name], GLOBAL
     by_kind = {SCOPE.match(s)["kind"]: s for s in scopes if SCOPE.match(s)}  # type: ignore[index]
     for kind in spec.scopes:  # manifest order: later kinds are more specific
         if kind in by_kind:
-            override = store.read_scoped(name, by_kind[kind])
+            override = snapshot.at(name, by_kind[kind])
             if override is not None:
                 value, source = override, by_kind[kind]
     return value, source
@@ -108,21 +108,18 @@ def evaluate(
         )
     for scope in scopes:
         check_scope(manifest, name, scope)
-    store = FlagStore(conn, manifest)
-    value, source = subject_value(store, name, scopes)
+    snapshot = FlagStore(conn, manifest).snapshot({name, *manifest.model.priority})
+    value, source = subject_value(manifest, snapshot, name, scopes)
     found = exemptions(conn, manifest, name)
     mine = {s: found[s] for s in scopes if s in found}
 
     def decide(eligible: bool, rule: str, bucket_: int | None = None) -> Decision:
         return Decision(name, subject, scopes, eligible, rule, bucket_, value, source, mine)
 
-    held = [
-        e
-        for e in killswitch.holding(killswitch.list_engaged(conn, manifest), name)
-        if e.scope in (GLOBAL, *scopes)
-    ]
+    engaged = killswitch.list_engaged(conn, manifest)
+    held = killswitch.holding(engaged, name, *scopes)
     on = value.active if isinstance(value, Rollout) else bool(value)
-    priority = overriding(manifest, store.read_all(manifest.model.priority))
+    priority = overriding(manifest, snapshot.globals)
     if priority and priority != name:
         return decide(False, f"priority flag {priority} is on: it overrides everything")
     if held and not on:
@@ -192,7 +189,7 @@ def blast_radius(
     spec = manifest.flag(name)
     if not isinstance(spec, RolloutFlag):
         raise UsageError(f"a blast radius needs a rollout flag; {name} is {spec.type}")
-    current = now_value if now_value is not None else FlagStore(conn, manifest).read(name)
+    current = now_value if now_value is not None else FlagStore(conn, manifest).values([name])[name]
     now_pct = current.exposure
     query = (
         "SELECT count(*), count(*) FILTER (WHERE flagctl.bucket(%(salt)s, s.id::text) < %(now)s),"  # noqa: S608 - the operator's read-only query

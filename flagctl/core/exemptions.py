@@ -31,7 +31,7 @@ def plan_exempt(
         raise UsageError("an exemption is for one scope (KIND:VALUE), not global")
     check_scope(manifest, flag, scope)
     if locked:
-        FlagStore(conn, manifest).lock([flag])
+        FlagStore(conn, manifest).lock([flag])  # exemptions of a flag change under its lock
     row = conn.execute(
         "SELECT effect, note FROM flagctl.exemption WHERE system = %s AND flag = %s AND scope = %s",
         (manifest.system, flag, scope),

@@ -37,11 +37,10 @@ def plan_set(
     """Set a flag (``value=None`` at a scope: remove that scope's override)."""
     flag = manifest.flag(name)
     check_scope(manifest, name, scope)
-    store = FlagStore(conn, manifest)
-    current = store.lock([name], scope)[name] if locked else store.read_scoped(name, scope)
+    snapshot = FlagStore(conn, manifest).for_change([name], locked=locked)
+    current = snapshot.at(name, scope)
     summary = f"set {name} ({scope}): {effective_text(current)} → {effective_text(value)}"
-    engaged = killswitch.list_engaged(conn, manifest)
-    holders = [e.switch for e in killswitch.holding(engaged, name) if e.scope in (GLOBAL, scope)]
+    holders = [e.switch for e in killswitch.holding(killswitch.list_engaged(conn, manifest), name, scope)]
     if holders:
         raise PolicyRefused(
             f"kill switch {', '.join(holders)} holds {name}; the kill beats every other setting",
@@ -70,13 +69,14 @@ def plan_set(
         checks.append("lowering exposure is always allowed")
     if value is not None:
         flag.coerce(flag.to_db(value))  # the type's own check, once more, before writing
-    return Plan("set", summary, changes=[Change(name, scope, current, value)], checks=checks, forced=forced)
+    return Plan(
+        "set", summary, changes=[Change(name, scope, current, value)], checks=checks, forced=forced,
+        snapshot=snapshot,
+    )  # fmt: skip
 
 
 def apply_set(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
-    store = FlagStore(conn, manifest)
-    for change in plan.changes:
-        store.write(change.flag, change.after, change.scope)
+    FlagStore(conn, manifest).write(plan.changes)
 
 
 @dataclass(frozen=True)
@@ -145,10 +145,10 @@ class SystemStatus:
 def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] | None) -> SystemStatus:
     for name in names or []:
         manifest.flag(name)
-    store = FlagStore(conn, manifest)
+    snapshot = FlagStore(conn, manifest).snapshot()  # every flag, every scope: one read
+    current = snapshot.globals
     engaged = killswitch.list_engaged(conn, manifest)
     last = audit_mod.last_changes(conn, manifest.system)
-    current = store.read_all(list(manifest.flags))  # one read of every global value, used below
     priority = overriding(manifest, current)
     flags = []
     for name, spec in manifest.flags.items():
@@ -165,9 +165,9 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
                 type=spec.type,
                 storage=spec.table or "flagctl.flag_state",
                 value=value,
-                overrides={} if spec.bound else store.overrides(name),
+                overrides=snapshot.overrides.get(name, {}),
                 stages=stages,
-                kill_switches=[(e.switch, e.scope) for e in killswitch.holding(engaged, name)],
+                kill_switches=[(e.switch, e.scope) for e in killswitch.engaged_on(engaged, name)],
                 last_change=last.get(name),
                 overridden_by=priority if priority and name != priority else None,
             )

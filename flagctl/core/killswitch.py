@@ -24,7 +24,7 @@ from flagctl.core.errors import ConflictError
 from flagctl.core.flagtypes import KillSetting, describe, kill_setting
 from flagctl.core.manifest import Manifest
 from flagctl.core.plan import Change, Plan
-from flagctl.core.store import FlagStore, check_scope
+from flagctl.core.store import GLOBAL, FlagStore, check_scope
 
 if TYPE_CHECKING:
     import psycopg
@@ -95,10 +95,22 @@ def _engaged(manifest: Manifest, row: tuple[Any, ...]) -> Engaged:
     )  # fmt: skip
 
 
-def holding(engaged: list[Engaged], flag: str, scope: str | None = None) -> list[Engaged]:
-    """The engaged switches that hold this flag (at this scope), lowest level first."""
-    found = [e for e in engaged if flag in e.settings and (scope is None or e.scope == scope)]
-    return sorted(found, key=lambda e: (e.level, e.seq))
+def engaged_on(engaged: list[Engaged], flag: str) -> list[Engaged]:
+    """Every engagement that sets this flag, at any scope, lowest level first (for listing)."""
+    return sorted((e for e in engaged if flag in e.settings), key=lambda e: (e.level, e.seq))
+
+
+def engaged_at(engaged: list[Engaged], flag: str, scope: str) -> list[Engaged]:
+    """The engagements recorded at exactly this scope that set this flag, lowest level first:
+    the ones whose settings are overlaid on the value stored at that scope."""
+    return [e for e in engaged_on(engaged, flag) if e.scope == scope]
+
+
+def holding(engaged: list[Engaged], flag: str, *scopes: str) -> list[Engaged]:
+    """The one policy rule "a kill holds this flag" for a subject in these scopes (or a
+    change at this scope): a switch engaged globally holds it everywhere, one engaged at a
+    scope holds it there. Lowest level first."""
+    return [e for e in engaged_on(engaged, flag) if e.scope in (GLOBAL, *scopes)]
 
 
 def overlay(start: Any, holders: list[Engaged], flag: str) -> Any:
@@ -113,9 +125,9 @@ def plan_kill(conn: psycopg.Connection[Any], manifest: Manifest, name: str, scop
     settings = manifest.switches[name]
     for flag in settings:
         check_scope(manifest, flag, scope)
-    store = FlagStore(conn, manifest)
     flags = sorted(settings)
-    values = store.lock(flags, scope) if locked else {f: store.read_scoped(f, scope) for f in flags}
+    snapshot = FlagStore(conn, manifest).for_change(flags, locked=locked)
+    values = {f: snapshot.at(f, scope) for f in flags}
     engaged = list_engaged(conn, manifest, lock=locked)
     summary = f"engage kill switch {name} (level {switch.level}, scope {scope})"
     for record in engaged:
@@ -131,9 +143,9 @@ def plan_kill(conn: psycopg.Connection[Any], manifest: Manifest, name: str, scop
     applied: dict[str, Any] = {}
     changes = []
     for flag in flags:
-        holders = holding(engaged, flag, scope)
+        holders = engaged_at(engaged, flag, scope)
         prior[flag] = holders[0].prior[flag] if holders else values[flag]
-        start = prior[flag] if prior[flag] is not None else store.read(flag)
+        start = prior[flag] if prior[flag] is not None else snapshot.globals[flag]
         applied[flag] = overlay(start, [*holders, me], flag)
         if applied[flag] != values[flag]:
             changes.append(Change(flag, scope, values[flag], applied[flag]))
@@ -146,15 +158,14 @@ def plan_kill(conn: psycopg.Connection[Any], manifest: Manifest, name: str, scop
         changes=changes,
         checks=checks,
         data={"switch": name, "scope": scope, "level": switch.level, "prior": prior, "applied": applied},
+        snapshot=snapshot,
     )
 
 
 def apply_kill(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
     from psycopg.types.json import Jsonb
 
-    store = FlagStore(conn, manifest)
-    for change in plan.changes:
-        store.write(change.flag, change.after, change.scope)
+    FlagStore(conn, manifest).write(plan.changes)
     data = plan.data
     settings = manifest.switches[data["switch"]]
 
@@ -178,22 +189,22 @@ def plan_release(
     conn: psycopg.Connection[Any], manifest: Manifest, name: str, scope: str, locked: bool, force: bool
 ) -> Plan:
     manifest.switch(name)  # unknown switch: usage error
-    store = FlagStore(conn, manifest)
     summary = f"release kill switch {name} (scope {scope})"
     engaged = list_engaged(conn, manifest, lock=locked)
     record = next((e for e in engaged if e.switch == name and e.scope == scope), None)
     if record is None:
         return Plan("release", summary, noop=f"kill switch {name} is not engaged (scope {scope})")
     flags = sorted(record.settings)
-    values = store.lock(flags, scope) if locked else {f: store.read_scoped(f, scope) for f in flags}
+    snapshot = FlagStore(conn, manifest).for_change(flags, locked=locked)
+    values = {f: snapshot.at(f, scope) for f in flags}
     changes: list[Change] = []
     conflicts: list[str] = []
     checks: list[str] = []
     for flag in flags:
-        holders = holding(engaged, flag, scope)
+        holders = engaged_at(engaged, flag, scope)
         others = [e for e in holders if e is not record]
         base = record.prior[flag]
-        start = base if base is not None else store.read(flag)
+        start = base if base is not None else snapshot.globals[flag]
         expected = overlay(start, holders, flag)
         if values[flag] != expected:
             conflicts.append(
@@ -214,7 +225,7 @@ def plan_release(
         checks.append("forced: restoring the values from before the kill over later changes")
     return Plan(
         "release", summary, changes=changes, checks=checks, forced=bool(conflicts),
-        data={"switch": name, "scope": scope},
+        data={"switch": name, "scope": scope}, snapshot=snapshot,
     )  # fmt: skip
 
 
@@ -223,9 +234,7 @@ def _flags(count: int) -> str:
 
 
 def apply_release(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
-    store = FlagStore(conn, manifest)
-    for change in plan.changes:
-        store.write(change.flag, change.after, change.scope)
+    FlagStore(conn, manifest).write(plan.changes)
     conn.execute(
         "DELETE FROM flagctl.engaged_switch WHERE system = %s AND switch = %s AND scope = %s",
         (manifest.system, plan.data["switch"], plan.data["scope"]),

@@ -152,7 +152,7 @@ def entered_at(
 
 
 def position(conn: psycopg.Connection[Any], manifest: Manifest, ladder: ResolvedLadder) -> Position:
-    values = FlagStore(conn, manifest).read_all(list(ladder.flags))
+    values = FlagStore(conn, manifest).values(ladder.flags)
     engaged = killswitch.list_engaged(conn, manifest)
     holders = sorted({e.switch for f in ladder.flags for e in killswitch.holding(engaged, f, GLOBAL)})
     return Position(
@@ -173,8 +173,8 @@ def plan_stage_set(
 ) -> Plan:
     target = ladder.stage(target_name)
     _check_percent(ladder, target, percent)
-    store = FlagStore(conn, manifest)
-    values = store.lock(list(ladder.flags)) if locked else store.read_all(list(ladder.flags))
+    snapshot = FlagStore(conn, manifest).for_change(ladder.flags, locked=locked)
+    values = {flag: snapshot.globals[flag] for flag in ladder.flags}
     current = ladder.position(values)
     new_values = dict(values)
     for flag, spec in target.specs.items():
@@ -239,6 +239,7 @@ def plan_stage_set(
         checks=checks,
         forced=forced,
         data={"ladder": ladder.name, "stage": target.name},
+        snapshot=snapshot,
     )
 
 
@@ -265,9 +266,7 @@ def _blast_radius(
 
 
 def apply_stage_set(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
-    store = FlagStore(conn, manifest)
-    for change in plan.changes:
-        store.write(change.flag, change.after, change.scope)
+    FlagStore(conn, manifest).write(plan.changes)
 
 
 def _check_bake(

@@ -45,12 +45,12 @@ class FlagInfo:
 
 
 def flags(conn: psycopg.Connection[Any], manifest: Manifest, now: datetime) -> list[FlagInfo]:
-    store = FlagStore(conn, manifest)
+    values = FlagStore(conn, manifest).values()
     last = audit_mod.last_changes(conn, manifest.system)
     installed = conn.execute("SELECT min(applied_at) FROM flagctl.schema_migrations").fetchone()
     found = []
     for name, spec in manifest.flags.items():
-        value = store.read(name)
+        value = values[name]
         reasons = []
         if spec.remove_by is not None and now.date() > spec.remove_by:
             reasons.append(f"past its removal date {spec.remove_by.isoformat()}")

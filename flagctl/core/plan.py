@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from flagctl.core.manifest import Manifest
+    from flagctl.core.store import Snapshot
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Plan:
     forced: bool = False
     noop: str | None = None  # why there is nothing to do
     data: dict[str, Any] = field(default_factory=dict)  # what the applier needs beyond changes
+    snapshot: Snapshot | None = field(default=None, compare=False)  # the state it was planned on
 
     def fingerprint(self) -> tuple[Any, ...]:
         return (self.noop is None, repr(self.changes), repr(sorted(self.data.items())))

@@ -204,13 +204,11 @@ def _value_schema(flag: AnyFlag) -> dict[str, Any]:
 
 
 def live_state(conn: psycopg.Connection[Any], manifest: Manifest, flags: list[str] | None = None) -> State:
-    store = FlagStore(conn, manifest)
-    state: State = {GLOBAL: {}}
-    for name in flags or list(manifest.flags):
-        state[GLOBAL][name] = store.read(name)
-        if not manifest.flag(name).bound:
-            for scope, value in store.overrides(name).items():
-                state.setdefault(scope, {})[name] = value
+    snapshot = FlagStore(conn, manifest).snapshot(flags)
+    state: State = {GLOBAL: dict(snapshot.globals)}
+    for name, by_scope in snapshot.overrides.items():
+        for scope, value in by_scope.items():
+            state.setdefault(scope, {})[name] = value
     return state
 
 
@@ -223,11 +221,11 @@ class Drift:
 
 
 def diff(conn: psycopg.Connection[Any], manifest: Manifest, desired: State) -> list[Drift]:
-    store = FlagStore(conn, manifest)
+    snapshot = FlagStore(conn, manifest).snapshot({f for values in desired.values() for f in values})
     found = []
     for scope, values in sorted(desired.items()):
         for flag, wanted in sorted(values.items()):
-            live = store.read_scoped(flag, scope)
+            live = snapshot.at(flag, scope)
             if live != wanted:
                 found.append(Drift(flag, scope, live, wanted))
     return found
@@ -251,22 +249,20 @@ class Target:
 def plan_state(
     conn: psycopg.Connection[Any], manifest: Manifest, target: Target, *, force: bool, locked: bool
 ) -> Plan:
-    store = FlagStore(conn, manifest)
-    flags = sorted({f for values in target.state.values() for f in values})
-    if locked:
-        store.lock(flags)
+    flags = {f for values in target.state.values() for f in values}
+    snapshot = FlagStore(conn, manifest).for_change(flags, locked=locked)
     changes = []
     for scope, values in sorted(target.state.items()):
         for flag, wanted in sorted(values.items()):
-            live = store.read_scoped(flag, scope)
+            live = snapshot.at(flag, scope)
             if live != wanted:
                 changes.append(Change(flag, scope, live, wanted))
     checks = [f"skipped {s}" for s in target.skipped]
     if not changes and not target.mark_safe:
         return Plan(target.action, target.summary, noop="the live state already matches", checks=checks)
     engaged = killswitch.list_engaged(conn, manifest)
-    held = sorted({f"{c.flag} ({e.switch})" for c in changes for e in killswitch.holding(engaged, c.flag)
-                   if e.scope in (GLOBAL, c.scope)})  # fmt: skip
+    held = sorted({f"{c.flag} ({e.switch})" for c in changes
+                   for e in killswitch.holding(engaged, c.flag, c.scope)})  # fmt: skip
     if held:
         raise PolicyRefused(
             f"kill switches hold flags this would change: {', '.join(held)}; the kill beats every profile",
@@ -293,15 +289,14 @@ def plan_state(
     if target.mark_safe:
         checks.append(f"recorded as a safe point ({target.mark_safe} {target.name})")
     return Plan(target.action, target.summary, changes=changes, checks=checks, forced=forced,
-                data={"safe": target.mark_safe, "name": target.name, "state": _state_json(manifest, target.state)})  # fmt: skip
+                data={"safe": target.mark_safe, "name": target.name, "state": _state_json(manifest, target.state)},
+                snapshot=snapshot)  # fmt: skip
 
 
 def apply_state(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
     from psycopg.types.json import Jsonb
 
-    store = FlagStore(conn, manifest)
-    for change in plan.changes:
-        store.write(change.flag, change.after, change.scope)
+    FlagStore(conn, manifest).write(plan.changes)
     if plan.data.get("safe"):
         conn.execute(
             "INSERT INTO flagctl.safe_point (system, name, kind, state, actor, reason)"
@@ -369,13 +364,12 @@ def state_as_of(
         if not r.action.endswith(".refused")
         and not r.target.startswith(("exemption:", "kill_switch:", "safe_point:"))
     ]
-    store = FlagStore(conn, manifest)
+    snapshot = FlagStore(conn, manifest).snapshot(names)
     state: State = {}
     skipped = []
     for name in names:
         scopes = {GLOBAL} | {r.scope or GLOBAL for r in rows if r.flag == name}
-        if not manifest.flag(name).bound:
-            scopes |= set(store.overrides(name))
+        scopes |= set(snapshot.overrides.get(name, {}))
         for scope in sorted(scopes):
             mine = [r for r in rows if r.flag == name and (r.scope or GLOBAL) == scope]
             before = [r for r in mine if r.at <= when]
@@ -385,7 +379,7 @@ def state_as_of(
             elif after:
                 value = audit_mod.value_from_row(manifest, after[0], "before")
             else:
-                value = store.read_scoped(name, scope)
+                value = snapshot.at(name, scope)
             if value is None and scope == GLOBAL:
                 spec = manifest.flag(name)
                 if spec.bound:

@@ -215,15 +215,14 @@ def like(pattern: str) -> Callable[[str], bool]:
 
 def phase_state(conn: psycopg.Connection[Any], manifest: Manifest) -> tuple[bool, list[str]]:
     """Is the phase killed (every rollout flag off, or held by an engaged kill)? With evidence."""
-    store = FlagStore(conn, manifest)
+    rollouts = [name for name, spec in manifest.flags.items() if isinstance(spec, RolloutFlag)]
+    values = FlagStore(conn, manifest).values(rollouts)
     engaged = killswitch.list_engaged(conn, manifest)
     notes = []
     killed = True
-    for name, spec in manifest.flags.items():
-        if not isinstance(spec, RolloutFlag):
-            continue
-        value = store.read(name)
-        holders = [e.switch for e in killswitch.holding(engaged, name) if e.scope == "global"]
+    for name in rollouts:
+        value = values[name]
+        holders = [e.switch for e in killswitch.holding(engaged, name, "global")]
         notes.append(f"{name}: {value.effective()}" + (f", held by {', '.join(holders)}" if holders else ""))
         killed &= not value.active
     return killed, notes

@@ -1,22 +1,32 @@
-"""Reading, locking and writing flag values where they live.
+"""Reading, locking and writing flag values where they live — many flags per statement.
 
-A flag lives either in ``flagctl.flag_state`` (one jsonb value per system/flag/scope;
-a scoped row overrides the global one for that scope) or in an application table it is
-bound to (key columns select the row, value columns hold the value). The bound table
-stays the single source of truth: nothing is copied. Every identifier from the manifest
-is composed with ``psycopg.sql.Identifier``; every value is a bound parameter.
+A flag lives in one of two places, each behind the same small interface (``Storage``):
+- ``OwnTable``: ``flagctl.flag_state``, one jsonb value per system/flag/scope; a scoped
+  row overrides the global one for that scope, and a flag with no global row has its
+  manifest default;
+- ``BoundTable``: an application table the flag is bound to (key columns select the
+  row, value columns hold the value). It stays the single source of truth: nothing is
+  copied, and flagctl never creates or deletes its rows.
 
-Locking: every writer of a flag, whatever the scope, first locks the flag (in name order,
-so lockers never deadlock): a bound flag by its row (``SELECT … FOR UPDATE``), a flag in
-flagctl's own table by a transaction-level advisory lock on ``system/flag`` — which needs
-no row to exist, so locking never creates one.
+``FlagStore`` groups the flags a command touches by storage and sends one statement per
+group, so the statements a command sends do not grow with the number of flags: one to
+lock (own table: advisory locks; bound tables: ``SELECT … FOR UPDATE``, which also
+reads), one to read, one to write. No module outside this one asks which kind a flag is.
+
+Locking: every writer of a flag, whatever the scope, locks the flag first, always in
+the same order (flagctl's own flags by name, then each bound table's rows by key), so
+lockers never deadlock. An own-table flag is locked by a transaction-level advisory lock
+on ``system/flag``, which needs no row to exist: locking never creates one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from flagctl.core.db import lock_key, lock_rows
+from flagctl.core.db import lock_keys, lock_rows
 from flagctl.core.errors import UsageError
 from flagctl.core.flagtypes import SCOPE, AnyFlag
 from flagctl.core.manifest import Manifest
@@ -26,7 +36,28 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
 
+    from flagctl.core.plan import Change
+
 GLOBAL = "global"
+
+READ_OWN = """
+SELECT flag, scope, value FROM flagctl.flag_state
+ WHERE system = %(system)s AND flag = ANY(%(flags)s) ORDER BY flag, scope
+"""
+
+# Upserts and removals of overrides, for many flags and scopes, in one statement.
+WRITE_OWN = """
+WITH removed AS (
+    DELETE FROM flagctl.flag_state f
+     USING unnest(%(del_flags)s::text[], %(del_scopes)s::text[]) AS d(flag, scope)
+     WHERE f.system = %(system)s AND f.flag = d.flag AND f.scope = d.scope
+    RETURNING 1
+)
+INSERT INTO flagctl.flag_state (system, flag, scope, value)
+SELECT %(system)s, u.flag, u.scope, u.value
+  FROM unnest(%(flags)s::text[], %(scopes)s::text[], %(values)s::jsonb[]) AS u(flag, scope, value)
+    ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
+"""
 
 
 def check_scope(manifest: Manifest, name: str, scope: str) -> None:
@@ -45,126 +76,246 @@ def check_scope(manifest: Manifest, name: str, scope: str) -> None:
         )
 
 
+@dataclass
+class Snapshot:
+    """The stored values of some flags: each one's global value (its default when it was
+    never set) and its scoped overrides."""
+
+    globals: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # flag → scope → value
+
+    def at(self, flag: str, scope: str) -> Any | None:
+        """The value stored at a scope (None at a scope: no override there)."""
+        if scope == GLOBAL:
+            return self.globals[flag]
+        return self.overrides.get(flag, {}).get(scope)
+
+    def scopes(self) -> list[str]:
+        """Every scope that has an override, in order."""
+        return sorted({scope for by_scope in self.overrides.values() for scope in by_scope})
+
+
+class Storage(Protocol):
+    """Where a group of flags lives. Each method is one statement for the whole group."""
+
+    def lock(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any] | None:
+        """Lock these flags; return their global values if locking read them."""
+
+    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
+        """Read the global values and overrides of these flags into a snapshot."""
+
+    def write(self, conn: psycopg.Connection[Any], changes: list[Change]) -> None:
+        """Store these changes (``after=None`` at a scope removes the override)."""
+
+
+@dataclass(frozen=True)
+class OwnTable:
+    """``flagctl.flag_state``: jsonb values, scoped rows allowed."""
+
+    manifest: Manifest
+
+    def lock(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any] | None:
+        system = self.manifest.system
+        lock_keys(conn, [f"{system}/{name}" for name in names], _flags_text(names))
+        return None
+
+    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
+        flags = self.manifest.flags
+        for name in names:
+            into.globals[name] = flags[name].default_value()
+        rows = conn.execute(READ_OWN, {"system": self.manifest.system, "flags": names}).fetchall()
+        for name, scope, data in rows:
+            value = flags[name].from_db(data)
+            if scope == GLOBAL:
+                into.globals[name] = value
+            else:
+                into.overrides.setdefault(name, {})[scope] = value
+
+    def write(self, conn: psycopg.Connection[Any], changes: list[Change]) -> None:
+        from psycopg.types.json import Jsonb
+
+        removed = [c for c in changes if c.after is None]
+        stored = [c for c in changes if c.after is not None]
+        assert all(c.scope != GLOBAL for c in removed), "a global value cannot be removed"
+        flags = self.manifest.flags
+        conn.execute(
+            WRITE_OWN,
+            {
+                "system": self.manifest.system,
+                "del_flags": [c.flag for c in removed],
+                "del_scopes": [c.scope for c in removed],
+                "flags": [c.flag for c in stored],
+                "scopes": [c.scope for c in stored],
+                "values": [Jsonb(flags[c.flag].to_db(c.after)) for c in stored],
+            },
+        )
+
+
+@dataclass(frozen=True)
+class BoundTable:
+    """An application table: every flag bound to it shares its key columns (the manifest
+    checks that); each flag names its own value columns."""
+
+    manifest: Manifest
+    table: str
+
+    def lock(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any] | None:
+        return self._select(conn, names, lock=True)
+
+    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
+        into.globals.update(self._select(conn, names, lock=False))
+
+    def _select(self, conn: psycopg.Connection[Any], names: list[str], lock: bool) -> dict[str, Any]:
+        from psycopg import sql
+
+        specs = {name: self.manifest.flag(name) for name in names}
+        key_columns = list(_key(specs[names[0]]))
+        value_columns = sorted({c for spec in specs.values() for c in _columns(spec).values()})
+        selected = [*key_columns, *value_columns]
+        keys = [tuple(_key(spec)[c] for c in key_columns) for spec in specs.values()]
+        query = sql.SQL("SELECT {} FROM {} WHERE ({}) IN ({}) ORDER BY {}{}").format(
+            sql.SQL(", ").join(map(sql.Identifier, selected)),
+            _table(self.table),
+            sql.SQL(", ").join(map(sql.Identifier, key_columns)),
+            sql.SQL(", ").join(
+                sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(key_columns))) for _ in keys
+            ),
+            sql.SQL(", ").join(map(sql.Identifier, key_columns)),
+            sql.SQL(" FOR UPDATE") if lock else sql.SQL(""),
+        )
+        params = [value for key in keys for value in key]
+        if lock:
+            rows = lock_rows(conn, query, params, self.table, f"{_flags_text(names)} in {self.table}")
+        else:
+            rows = conn.execute(query, params).fetchall()
+        found: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+        width = len(key_columns)
+        for row in rows:
+            found[tuple(row[:width])].append(dict(zip(value_columns, row[width:], strict=True)))
+        return {name: self._value(name, spec, found) for name, spec in specs.items()}
+
+    def _value(self, name: str, spec: AnyFlag, found: dict[tuple[Any, ...], list[dict[str, Any]]]) -> Any:
+        key = _key(spec)
+        matches = found.get(tuple(key.values()), [])
+        if not matches:
+            where = ", ".join(f"{k}={v}" for k, v in key.items())
+            raise UsageError(
+                f"flag {name}: no row {where} in bound table {self.table}",
+                "the application owns that row; insert it (in its safe state) first",
+            )
+        if len(matches) > 1:
+            raise UsageError(
+                f"flag {name}: key matches {len(matches)} rows in {self.table}",
+                "the key columns must identify exactly one row",
+            )
+        logical = {logical: matches[0][column] for logical, column in _columns(spec).items()}
+        try:
+            return spec.from_columns(logical)
+        except ValueError as exc:
+            raise UsageError(f"flag {name}: the value in {self.table} does not fit its type: {exc}") from None
+
+    def write(self, conn: psycopg.Connection[Any], changes: list[Change]) -> None:
+        """One ``UPDATE … FROM jsonb_populate_recordset(NULL::table, …)`` per set of assigned
+        columns (usually one): the rows are typed by the table itself."""
+        from psycopg import sql
+        from psycopg.types.json import Jsonb
+
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        key_columns: list[str] = []
+        for change in changes:
+            assert change.scope == GLOBAL, "a bound flag has only the global scope"
+            spec = self.manifest.flag(change.flag)
+            key_columns = list(_key(spec))
+            assignments = spec.to_columns(change.after)
+            groups[tuple(assignments)].append({**_key(spec), **assignments})
+        for assigned, rows in groups.items():
+            query = sql.SQL(
+                "UPDATE {table} AS t SET {set} FROM jsonb_populate_recordset(NULL::{table}, %s) AS v WHERE {match}"
+            ).format(
+                table=_table(self.table),
+                set=sql.SQL(", ").join(
+                    sql.SQL("{} = v.{}").format(sql.Identifier(column), sql.Identifier(column))
+                    for column in assigned
+                ),
+                match=sql.SQL(" AND ").join(
+                    sql.SQL("t.{} = v.{}").format(sql.Identifier(column), sql.Identifier(column))
+                    for column in key_columns
+                ),
+            )
+            conn.execute(query, (Jsonb(rows),))
+
+
 class FlagStore:
+    """The stored values of a manifest's flags, read and written set-wise."""
+
     def __init__(self, conn: psycopg.Connection[Any], manifest: Manifest) -> None:
         self.conn = conn
         self.manifest = manifest
 
-    # -- reading
-
-    def read(self, name: str) -> Any:
-        """The global value (the flag's default when flagctl's table has no row yet)."""
-        return self._global(name, lock=False)
-
-    def read_all(self, names: list[str]) -> dict[str, Any]:
-        return {name: self.read(name) for name in names}
-
-    def read_scoped(self, name: str, scope: str) -> Any | None:
-        """The override stored for this scope (None: no override, the global value holds)."""
-        if scope == GLOBAL:
-            return self.read(name)
-        flag = self.manifest.flag(name)
-        row = self.conn.execute(
-            "SELECT value FROM flagctl.flag_state WHERE system = %s AND flag = %s AND scope = %s",
-            (self.manifest.system, name, scope),
-        ).fetchone()
-        return None if row is None else flag.from_db(row[0])
-
-    def overrides(self, name: str) -> dict[str, Any]:
-        """Every scoped override of a flag, by scope."""
-        flag = self.manifest.flag(name)
-        rows = self.conn.execute(
-            "SELECT scope, value FROM flagctl.flag_state WHERE system = %s AND flag = %s"
-            " AND scope <> 'global' ORDER BY scope",
-            (self.manifest.system, name),
-        ).fetchall()
-        return {scope: flag.from_db(value) for scope, value in rows}
-
-    def lock(self, names: list[str], scope: str = GLOBAL) -> dict[str, Any]:
-        """Lock these flags (global rows, in name order) and read them at this scope."""
-        values = {}
+    def _groups(self, names: Iterable[str]) -> list[tuple[Storage, list[str]]]:
+        """The flags by where they live, in lock order: own table first, then by table name."""
+        own: list[str] = []
+        bound: dict[str, list[str]] = defaultdict(list)
         for name in sorted(set(names)):
-            current = self._global(name, lock=True)
-            values[name] = current if scope == GLOBAL else self.read_scoped(name, scope)
-        return values
+            table = self.manifest.flag(name).table
+            (own if table is None else bound[table]).append(name)
+        groups: list[tuple[Storage, list[str]]] = [(OwnTable(self.manifest), own)] if own else []
+        groups += [(BoundTable(self.manifest, table), bound[table]) for table in sorted(bound)]
+        return groups
 
-    def _global(self, name: str, lock: bool) -> Any:
-        flag = self.manifest.flag(name)
-        if flag.table is not None:
-            return self._get_bound(name, flag, lock)
-        if lock:
-            lock_key(self.conn, f"{self.manifest.system}/{name}", f"flag {name}")
-        row = self.conn.execute(
-            "SELECT value FROM flagctl.flag_state WHERE system = %s AND flag = %s AND scope = %s",
-            (self.manifest.system, name, GLOBAL),
-        ).fetchone()
-        return flag.from_db(row[0]) if row else flag.default_value()
+    def snapshot(self, names: Iterable[str] | None = None, *, lock: Iterable[str] = ()) -> Snapshot:
+        """Read these flags (default: all), after locking those in ``lock``."""
+        wanted = set(self.manifest.flags if names is None else names)
+        locked = set(lock)
+        snapshot = Snapshot()
+        for storage, group in self._groups(locked):
+            read = storage.lock(self.conn, group)
+            if read is not None:  # locking read them already
+                snapshot.globals.update(read)
+        for storage, group in self._groups(wanted | locked):
+            todo = [name for name in group if name not in snapshot.globals]
+            if todo:
+                storage.read(self.conn, todo, snapshot)
+        return snapshot
 
-    def _get_bound(self, name: str, flag: AnyFlag, lock: bool) -> Any:
-        from psycopg import sql
+    def for_change(self, names: Iterable[str], *, locked: bool) -> Snapshot:
+        """What a planner reads: these flags (locked, when planning for real) and every flag a
+        cross-flag constraint reads, so the constraint check needs no second read."""
+        from flagctl.core.constraints import constrained_flags
 
-        assert flag.table is not None and flag.key is not None and flag.columns is not None
-        logical = list(flag.columns)
-        query = sql.SQL("SELECT {} FROM {} WHERE {}{}").format(
-            sql.SQL(", ").join(sql.Identifier(flag.columns[c]) for c in logical),
-            _table(flag.table),
-            _where(flag.key),
-            sql.SQL(" FOR UPDATE") if lock else sql.SQL(""),
-        )
-        params = list(flag.key.values())
-        if lock:
-            rows = lock_rows(self.conn, query, params, flag.table, f"flag {name} in {flag.table}")
-        else:
-            rows = self.conn.execute(query, params).fetchall()
-        if not rows:
-            key = ", ".join(f"{k}={v}" for k, v in flag.key.items())
-            raise UsageError(
-                f"flag {name}: no row {key} in bound table {flag.table}",
-                "the application owns that row; insert it (in its safe state) first",
-            )
-        if len(rows) > 1:
-            raise UsageError(
-                f"flag {name}: key matches {len(rows)} rows in {flag.table}",
-                "the key columns must identify exactly one row",
-            )
-        try:
-            return flag.from_columns(dict(zip(logical, rows[0], strict=True)))
-        except ValueError as exc:
-            raise UsageError(f"flag {name}: the value in {flag.table} does not fit its type: {exc}") from None
+        wanted = set(names)
+        return self.snapshot(wanted | constrained_flags(self.manifest), lock=wanted if locked else ())
 
-    # -- writing (caller holds the lock, inside a transaction with an audit context)
+    def lock(self, names: Iterable[str]) -> None:
+        """Lock these flags without reading them."""
+        for storage, group in self._groups(names):
+            storage.lock(self.conn, group)
 
-    def write(self, name: str, value: Any, scope: str = GLOBAL) -> None:
-        """Store a value; ``None`` at a scope removes the override."""
-        from psycopg import sql
-        from psycopg.types.json import Jsonb
+    def values(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The global values of these flags (default: all)."""
+        return self.snapshot(names).globals
 
-        flag = self.manifest.flag(name)
-        if value is None:
-            assert scope != GLOBAL
-            self.conn.execute(
-                "DELETE FROM flagctl.flag_state WHERE system = %s AND flag = %s AND scope = %s",
-                (self.manifest.system, name, scope),
-            )
-            return
-        if flag.table is None:
-            self.conn.execute(
-                "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (system, flag, scope)"
-                " DO UPDATE SET value = excluded.value, updated_at = now()",
-                (self.manifest.system, name, scope, Jsonb(flag.to_db(value))),
-            )
-            return
-        assert flag.key is not None and scope == GLOBAL
-        assignments = flag.to_columns(value)
-        self.conn.execute(
-            sql.SQL("UPDATE {} SET {} WHERE {}").format(
-                _table(flag.table),
-                sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in assignments),
-                _where(flag.key),
-            ),
-            [*assignments.values(), *flag.key.values()],
-        )
+    def write(self, changes: Iterable[Change]) -> None:
+        """Store changes; the caller holds the locks, inside a transaction with an audit context."""
+        by_flag: dict[str, list[Change]] = defaultdict(list)
+        for change in changes:
+            by_flag[change.flag].append(change)
+        for storage, group in self._groups(by_flag):
+            storage.write(self.conn, [c for name in group for c in by_flag[name]])
+
+
+def _key(spec: AnyFlag) -> dict[str, Any]:
+    assert spec.key is not None
+    return spec.key
+
+
+def _columns(spec: AnyFlag) -> dict[str, str]:
+    assert spec.columns is not None
+    return spec.columns
+
+
+def _flags_text(names: list[str]) -> str:
+    return f"flag {names[0]}" if len(names) == 1 else f"flags {', '.join(names)}"
 
 
 def _table(name: str) -> sql.Identifier:
@@ -172,9 +323,3 @@ def _table(name: str) -> sql.Identifier:
 
     schema, table = split_table(name)
     return sql.Identifier(schema, table) if schema else sql.Identifier(table)
-
-
-def _where(key: dict[str, Any]) -> sql.Composable:
-    from psycopg import sql
-
-    return sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(column)) for column in key)
