@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,17 @@ def test_local_lifecycle_and_demo(data_dir: Path) -> None:
     assert "state RECOVERY_VERIFY → NORMAL" in recsys.stdout
 
     running = json.loads(flagctl(data_dir, "local", "status", "-o", "json").stdout)
+    demo_dsn = running["dsn"].replace("dbname=flagctl", "dbname=flagctl_demo")
+    ws8_manifest = str(Path(__file__).resolve().parents[1] / "flagctl" / "examples" / "ws8" / "flagctl.yaml")
+
+    # The demo's simulated clock ran 31 minutes ahead; nothing it recorded is in the future.
+    state = flagctl(
+        data_dir, "--dsn", demo_dsn, "--manifest", ws8_manifest, "rollback", "--status", "-o", "json"
+    )
+    since = datetime.fromisoformat(json.loads(state.stdout)["since"])
+    assert since <= datetime.now(UTC)
+    shown = flagctl(data_dir, "--dsn", demo_dsn, "--manifest", ws8_manifest, "rollback", "--status").stdout
+    assert "ROLLED_BACK for " in shown and "for -" not in shown
     assert running["running"] is True and running["version"] == "18"
 
     # The demo database is left for the reader to explore, with the same commands.

@@ -2,27 +2,64 @@
 
 from __future__ import annotations
 
+import difflib
+import sys
 import traceback
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import ClickException  # typer bundles its own Click (>= 0.26)
 from typer.core import TyperGroup
 
 from flagctl import __version__
 from flagctl.cli import render
 from flagctl.cli.env import Environment
-from flagctl.core.errors import ExitCode, FlagctlError, ManifestError
+from flagctl.core.errors import ExitCode, FlagctlError, ManifestError, UsageError
 
 
 class FlagctlGroup(TyperGroup):
-    """Maps every domain and database error to its exit code, once, for all commands."""
+    """Maps every domain and database error to its exit code, once, for all commands, and
+    prints every error (the parser's too) as one plain line plus a hint."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        given = (args, prog_name, complete_var)
+        if not standalone_mode:
+            return super().main(
+                *given, standalone_mode=False, windows_expand_args=windows_expand_args, **extra
+            )
+        try:
+            code = super().main(
+                *given, standalone_mode=False, windows_expand_args=windows_expand_args, **extra
+            )
+        except typer.TyperException as exc:  # the parser's errors (typer bundles Click's)
+            render.error(exc.format_message(), _parser_hint(exc))
+            sys.exit(exc.exit_code)
+        except (typer.Abort, EOFError, KeyboardInterrupt):
+            render.error("aborted; nothing was changed")
+            sys.exit(int(ExitCode.FAILED))
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.75)
+            hint = f"did you mean: flagctl {close[0]}?" if close else "see the commands: flagctl --help"
+            raise UsageError(f"no such command {name!r}", hint)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, ClickException):
-            raise  # parser errors keep Click's own message and exit code 2
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # parser errors: printed by main, exit code 2
         except Exception as exc:  # the single place failures become exit codes
             raise typer.Exit(_report(ctx, exc)) from None
         finally:
@@ -49,6 +86,12 @@ def _report(ctx: Any, exc: Exception) -> int:
         for problem in error.problems[1:]:
             render.note(f"  {problem}")
     return int(error.exit_code)
+
+
+def _parser_hint(exc: Any) -> str:
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "flagctl"
+    return f"see: {path} --help"
 
 
 def _domain(exc: Exception) -> FlagctlError | None:
@@ -86,24 +129,19 @@ def root(
     ctx: typer.Context,
     target: Annotated[
         str | None,
-        typer.Option("--target", "-t", envvar="FLAGCTL_TARGET", help="Named target from the config file."),
+        typer.Option("--target", "-t", help="Named target from the config file [env: FLAGCTL_TARGET]."),
     ] = None,
     dsn: Annotated[
         str | None,
-        typer.Option(
-            "--dsn",
-            envvar="FLAGCTL_DSN",
-            help="libpq DSN or URI of the control database.",
-            show_envvar=True,
-        ),
+        typer.Option("--dsn", help="libpq DSN or URI of the control database [env: FLAGCTL_DSN]."),
     ] = None,
     manifest: Annotated[
         str | None,
-        typer.Option("--manifest", envvar="FLAGCTL_MANIFEST", help="Path to flagctl.yaml."),
+        typer.Option("--manifest", help="Path to flagctl.yaml [env: FLAGCTL_MANIFEST]."),
     ] = None,
     config: Annotated[
         str | None,
-        typer.Option("--config", envvar="FLAGCTL_CONFIG", help="Path to the config file."),
+        typer.Option("--config", help="Path to the config file [env: FLAGCTL_CONFIG]."),
     ] = None,
     lock_timeout: Annotated[
         str,
@@ -116,7 +154,6 @@ def root(
 ) -> None:
     """Control rollouts (stage set), kill switches (kill/release) and verify them."""
     from flagctl.core.durations import parse_duration
-    from flagctl.core.errors import UsageError
 
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     ctx.obj = env

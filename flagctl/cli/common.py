@@ -19,6 +19,7 @@ from flagctl.core.errors import UsageError
 if TYPE_CHECKING:
     import psycopg
 
+    from flagctl.core.config import Target
     from flagctl.core.manifest import Manifest
     from flagctl.core.plan import Applier, Outcome, Plan, Planner
 
@@ -80,12 +81,13 @@ def _options(env: Environment) -> Any:
     return Options(target=env.target, dsn=env.dsn, manifest=env.manifest, config=env.config)
 
 
-def _target(env: Environment) -> Any:
+def _target(env: Environment) -> Target:
     from flagctl.core.config import resolve_target
 
     if env.resolved_target is None:
         env.resolved_target = resolve_target(_options(env), env.environ)
-    return env.resolved_target
+    target: Target = env.resolved_target
+    return target
 
 
 def mutate(
@@ -128,7 +130,7 @@ def mutate(
         dry_run=opts.dry_run,
         lock_timeout=env.lock_timeout,
     )
-    show_outcome(outcome, opts.output)
+    show_outcome(outcome, opts.output, _target(env))
     return outcome
 
 
@@ -149,11 +151,12 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def show_outcome(outcome: Outcome, output: Output) -> None:
+def show_outcome(outcome: Outcome, output: Output, target: Target) -> None:
     plan = outcome.plan
     if output is Output.json:
         render.emit_json(
             {
+                "target": target.name,
                 "action": plan.action,
                 "summary": plan.summary,
                 "applied": outcome.applied,
@@ -169,7 +172,8 @@ def show_outcome(outcome: Outcome, output: Output) -> None:
         render.out(f"nothing to do: {plan.noop}")
         return
     render.out(plan_text(plan))
+    where = f"target {target.name} ({target.source})"
     if outcome.dry_run:
-        render.out("dry run: nothing was changed")
+        render.out(f"dry run: nothing was changed on {where}")
     else:
-        render.out("applied" + (" (forced; marked in the audit)" if plan.forced else ""))
+        render.out(f"applied to {where}" + (" (forced; marked in the audit)" if plan.forced else ""))

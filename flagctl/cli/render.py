@@ -5,6 +5,7 @@ messages and errors on stderr. Colour only when stderr is a terminal.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -54,9 +55,15 @@ def note(text: str) -> None:
     typer.echo(text, err=True)
 
 
+def color_on_stderr() -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+
+
 def error(message: str, hint: str | None = None) -> None:
-    color = sys.stderr.isatty()
-    prefix = typer.style("error:", fg="red", bold=True) if color else "error:"
+    """``flagctl: error: what failed`` and, indented, what to do: plain lines on stderr."""
+    label = "flagctl: error:"
+    prefix = typer.style(label, fg="red", bold=True) if color_on_stderr() else label
     typer.echo(f"{prefix} {message}", err=True)
     if hint:
         typer.echo(f"  {hint}", err=True)

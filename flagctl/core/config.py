@@ -1,13 +1,20 @@
 """Which database and which manifest: the precedence rules, written down once.
 
-Target (the database holding control state):
-  1. ``--dsn`` / ``FLAGCTL_DSN``                      a libpq DSN or URI (``service=NAME`` works)
-  2. ``--target`` / ``FLAGCTL_TARGET``                a named target from the config file
+Target (the database holding control state) — a flag always beats the environment:
+  1. ``--dsn`` or ``--target`` on the command line    (both at once is a usage error)
+  2. ``FLAGCTL_DSN``, then ``FLAGCTL_TARGET``         the environment
   3. libpq environment (``PGHOST``, ``PGSERVICE``…)   libpq's own defaults
   4. ``default_target`` in the config file
   5. the embedded PostgreSQL in the user data dir
+A DSN may be a libpq key/value string or URI (``service=NAME`` works); a named target
+comes from the config file.
 
-Manifest: ``--manifest`` > ``FLAGCTL_MANIFEST`` > the target's ``manifest:`` > ``./flagctl.yaml``.
+Manifest:
+  1. ``--manifest``
+  2. the ``manifest:`` of a target named with ``--target``
+  3. ``FLAGCTL_MANIFEST``
+  4. the ``manifest:`` of a target from the environment or ``default_target``
+  5. ``./flagctl.yaml``
 
 Config file: ``--config`` > ``FLAGCTL_CONFIG`` > ``<user config dir>/flagctl/config.yaml``::
 
@@ -78,24 +85,35 @@ def load_config(path: Path, explicit: bool) -> dict[str, Any]:
 
 
 def resolve_target(options: Options, environ: Mapping[str, str]) -> Target:
-    dsn = options.dsn or environ.get("FLAGCTL_DSN")
-    if dsn:
-        source = "--dsn" if options.dsn else "FLAGCTL_DSN"
-        return Target(name=redact_dsn(dsn), dsn=dsn, source=source)
-
-    config_path_text = options.config or environ.get("FLAGCTL_CONFIG")
-    config_path = Path(config_path_text) if config_path_text else default_config_path()
-    config = load_config(config_path, explicit=bool(config_path_text))
-    targets: dict[str, Any] = config.get("targets") or {}
-
-    name = options.target or environ.get("FLAGCTL_TARGET")
-    if name:
-        return _named(name, targets, config_path, "--target" if options.target else "FLAGCTL_TARGET")
+    if options.dsn and options.target:
+        raise UsageError("give --dsn or --target, not both", "--target names a DSN from the config file")
+    # 1. the command line
+    if options.dsn:
+        return Target(name=redact_dsn(options.dsn), dsn=options.dsn, source="--dsn")
+    if options.target:
+        targets, config_path, _ = _config(options, environ)
+        return _named(options.target, targets, config_path, "--target")
+    # 2. the environment
+    if environ.get("FLAGCTL_DSN"):
+        return Target(
+            name=redact_dsn(environ["FLAGCTL_DSN"]), dsn=environ["FLAGCTL_DSN"], source="FLAGCTL_DSN"
+        )
+    targets, config_path, config = _config(options, environ)
+    if environ.get("FLAGCTL_TARGET"):
+        return _named(environ["FLAGCTL_TARGET"], targets, config_path, "FLAGCTL_TARGET")
+    # 3. libpq's environment, 4. the config file's default, 5. the embedded server
     if any(environ.get(var) for var in LIBPQ_TARGET_VARS):
         return Target(name="libpq environment", dsn="", source="PG* variables")
     if config.get("default_target"):
         return _named(str(config["default_target"]), targets, config_path, "default_target")
     return Target(name="local", dsn=None, source="embedded PostgreSQL")
+
+
+def _config(options: Options, environ: Mapping[str, str]) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+    config_path_text = options.config or environ.get("FLAGCTL_CONFIG")
+    config_path = Path(config_path_text) if config_path_text else default_config_path()
+    config = load_config(config_path, explicit=bool(config_path_text))
+    return config.get("targets") or {}, config_path, config
 
 
 def _named(name: str, targets: dict[str, Any], path: Path, source: str) -> Target:
@@ -117,6 +135,8 @@ def _named(name: str, targets: dict[str, Any], path: Path, source: str) -> Targe
 def resolve_manifest_path(options: Options, environ: Mapping[str, str], target: Target | None) -> str:
     if options.manifest:
         return options.manifest
+    if target is not None and target.manifest and target.source == "--target":
+        return target.manifest
     if environ.get("FLAGCTL_MANIFEST"):
         return environ["FLAGCTL_MANIFEST"]
     if target is not None and target.manifest:

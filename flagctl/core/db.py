@@ -58,7 +58,8 @@ def connect(target: Target, connect_timeout: int = 5) -> psycopg.Connection[tupl
             connect_timeout=connect_timeout,
         )
     except psycopg.OperationalError as exc:
-        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = lines[0] if lines else "connection failed"  # libpq's first line says what failed
         detail = detail.replace(dsn, redact_dsn(dsn)) if dsn else detail
         raise ConnectionFailed(
             f"cannot connect to target {target.name} ({target.source}): {detail}",

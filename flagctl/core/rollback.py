@@ -78,18 +78,23 @@ def read_state(conn: psycopg.Connection[Any], manifest: Manifest) -> MachineStat
     return MachineState("NORMAL", None, None) if row is None else MachineState(*row)
 
 
+# A recorded time is never later than the database's own clock: a simulated clock (the
+# demo's, running ahead past a recovery period) decides transitions but cannot write the future.
+STORE_STATE = """
+INSERT INTO flagctl.rollback_state (system, state, since, green_since, detail)
+VALUES (%s, %s, least(%s::timestamptz, now()), least(%s::timestamptz, now()), %s)
+    ON CONFLICT (system) DO UPDATE SET state = excluded.state, since = excluded.since,
+       green_since = excluded.green_since, detail = excluded.detail
+"""
+
+
 def store_state(
     conn: psycopg.Connection[Any], manifest: Manifest, state: MachineState, detail: dict[str, Any]
 ) -> None:
     """Write the machine's state (inside the caller's audited transaction)."""
     from psycopg.types.json import Jsonb
 
-    conn.execute(
-        "INSERT INTO flagctl.rollback_state (system, state, since, green_since, detail) VALUES (%s, %s, %s, %s, %s)"
-        " ON CONFLICT (system) DO UPDATE SET state = excluded.state, since = excluded.since,"
-        " green_since = excluded.green_since, detail = excluded.detail",
-        (manifest.system, state.state, state.since, state.green_since, Jsonb(detail)),
-    )
+    conn.execute(STORE_STATE, (manifest.system, state.state, state.since, state.green_since, Jsonb(detail)))
 
 
 def next_state(

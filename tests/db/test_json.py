@@ -6,7 +6,7 @@ import json
 
 from tests.conftest import Cli
 
-MUTATION_KEYS = {"action", "summary", "applied", "dry_run", "noop", "forced", "changes", "checks"}
+MUTATION_KEYS = {"target", "action", "summary", "applied", "dry_run", "noop", "forced", "changes", "checks"}
 
 
 def doc(cli: Cli, *args: str) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""Target precedence: flag > env > named target > PG* variables > default_target > embedded."""
+"""Target precedence: a flag (--dsn, --target) > the environment (FLAGCTL_DSN, FLAGCTL_TARGET)
+> PG* variables > default_target > embedded."""
 
 from __future__ import annotations
 
@@ -24,14 +25,32 @@ def config(tmp_path: Path) -> Path:
 
 
 def test_dsn_option_beats_everything(config: Path) -> None:
-    env = {"FLAGCTL_DSN": "host=env", "FLAGCTL_TARGET": "staging", "PGHOST": "pg"}
-    target = resolve_target(Options(dsn="host=flag", config=str(config)), env)
+    env = {
+        "FLAGCTL_DSN": "host=env",
+        "FLAGCTL_TARGET": "staging",
+        "PGHOST": "pg",
+        "FLAGCTL_CONFIG": str(config),
+    }
+    target = resolve_target(Options(dsn="host=flag"), env)
     assert (target.dsn, target.source) == ("host=flag", "--dsn")
 
 
-def test_env_dsn_beats_named_targets(config: Path) -> None:
-    target = resolve_target(Options(target="staging", config=str(config)), {"FLAGCTL_DSN": "host=env"})
+def test_an_explicit_target_beats_the_environment(config: Path) -> None:
+    env = {"FLAGCTL_DSN": "host=env", "FLAGCTL_MANIFEST": "env.yaml"}
+    target = resolve_target(Options(target="prod", config=str(config)), env)
+    assert (target.dsn, target.source) == ("service=prod", "--target")
+    assert resolve_manifest_path(Options(target="prod"), env, target) == "/etc/flagctl/prod.yaml"
+
+
+def test_env_dsn_beats_an_env_target(config: Path) -> None:
+    env = {"FLAGCTL_DSN": "host=env", "FLAGCTL_TARGET": "staging"}
+    target = resolve_target(Options(config=str(config)), env)
     assert (target.dsn, target.source) == ("host=env", "FLAGCTL_DSN")
+
+
+def test_dsn_and_target_together_is_a_usage_error(config: Path) -> None:
+    with pytest.raises(UsageError, match="--dsn or --target, not both"):
+        resolve_target(Options(dsn="host=a", target="prod", config=str(config)), {})
 
 
 def test_named_target_beats_libpq_env_and_default(config: Path) -> None:

@@ -30,6 +30,8 @@ LadderArg = Annotated[str, typer.Argument(help="The ladder (see the manifest's l
 def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table) -> None:
     """Show where a ladder stands: its stages, the current one, and since when."""
     from flagctl.core import ladder as ladders
+    from flagctl.core.durations import format_duration
+    from flagctl.core.flagtypes import describe, effective_text, to_json
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -42,22 +44,20 @@ def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table
                 "ladder": resolved.name,
                 "stage": pos.stage.name if pos.stage else None,
                 "entered_at": pos.entered_at,
-                "values": {f: v.to_json() for f, v in pos.values.items()},
+                "values": {f: to_json(v) for f, v in pos.values.items()},
                 "kill_switches": pos.engaged,
                 "stages": [
                     {
                         "name": s.name,
                         "index": s.index,
                         "values": s.describe(),
-                        "bake": str(resolved.bake.get(s.name) or "") or None,
+                        "bake": format_duration(bake) if (bake := resolved.bake.get(s.name)) else None,
                     }
                     for s in resolved.stages
                 ],
             }
         )
         return
-    from flagctl.core.durations import format_duration
-
     since = (
         f" since {render.when(pos.entered_at)} ({format_duration(now - pos.entered_at)})"
         if pos.entered_at
@@ -81,7 +81,7 @@ def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table
         )
     render.out(render.table(rows, ["", "#", "stage", "values", "bake"]))
     for flag, value in pos.values.items():
-        render.out(f"{flag}: {value} ({value.effective()})")
+        render.out(f"{flag}: {describe(value)} ({effective_text(value)})")
 
 
 @app.command("set")
@@ -144,6 +144,7 @@ def history(
 ) -> None:
     """Show a ladder's past moves, newest first, including changes made with plain SQL."""
     from flagctl.core import ladder as ladders
+    from flagctl.core.flagtypes import describe
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -159,7 +160,7 @@ def history(
             render.when(m.at),
             m.from_stage or "(off ladder)",
             m.to_stage or "(off ladder)",
-            "; ".join(str(v) for v in m.after.values()),
+            "; ".join(f"{flag} {describe(value)}" for flag, value in m.after.items()),
             m.who,
             m.action + (" (forced)" if m.forced else ""),
             m.reason or "",

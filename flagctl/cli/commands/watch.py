@@ -49,6 +49,11 @@ def watch(
         pause = parse_duration(interval).total_seconds()
     except ValueError as exc:
         raise UsageError(f"--interval: {exc}") from None
+    if pause <= 0 and not once and count != 1:
+        raise UsageError(
+            f"--interval {interval} would evaluate in a tight loop against the database",
+            "give a positive interval, e.g. --interval 30s (or --once for a single evaluation)",
+        )
     if auto and not yes:
         if not env.is_interactive():
             raise UsageError("watch --auto changes flags by itself: it needs --yes without a terminal")

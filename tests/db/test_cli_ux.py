@@ -1,0 +1,102 @@
+"""What a new user meets: plain one-line errors with a hint, colour only when wanted,
+durations as an operator writes them, and commands that work on every flag type."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import WS8_MANIFEST, Cli
+
+FLAGCTL = str(Path(sys.executable).parent / "flagctl")
+GO = ("-r", "go", "-y")
+BOX = ("╭", "│", "╰")
+
+
+def test_stage_show_on_a_ladder_of_bool_flags(groups: Cli) -> None:
+    shown = groups("stage", "show", "groups")
+    assert shown.exit_code == 0, shown.stderr
+    assert "F2: false (off)" in shown.stdout and "F1: enabled=false percent=0 (off)" in shown.stdout
+    doc = json.loads(groups("stage", "show", "groups", "-o", "json").stdout)
+    assert doc["values"]["F2"] is False and doc["values"]["F1"] == {"enabled": False, "percent": 0}
+    assert [s["bake"] for s in doc["stages"]] == [None, "1d", "3d", "7d", None]
+
+
+def test_durations_print_as_an_operator_writes_them(ws8: Cli) -> None:
+    doc = json.loads(ws8("stage", "show", "p3", "-o", "json").stdout)
+    assert [s["bake"] for s in doc["stages"]][:3] == [None, "30m", "1h"]
+
+
+def test_stage_history_names_the_flags(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", *GO)
+    history = ws8("stage", "history", "p3")
+    assert "p3_advisory enabled=true percent=1" in history.stdout
+
+
+def test_watch_refuses_a_zero_interval(recsys: Cli) -> None:
+    result = recsys("watch", "--interval", "0s", "--count", "3")
+    assert result.exit_code == 2 and "--interval 0s" in result.stderr
+    assert recsys.sleeper.slept == []
+
+
+@pytest.mark.parametrize(
+    ("args", "first", "hint"),
+    [
+        (["freeze"], "flagctl: error: no such command 'freeze'", "see the commands: flagctl --help"),
+        (["stauts"], "flagctl: error: no such command 'stauts'", "did you mean: flagctl status?"),
+        (["stage", "set"], "flagctl: error: Missing argument 'ladder'.", "see: flagctl stage set --help"),
+        (["kill", "--bogus"], "flagctl: error: No such option: --bogus", "see: flagctl kill --help"),
+    ],
+)
+def test_parser_errors_are_one_plain_line_and_a_hint(args: list[str], first: str, hint: str) -> None:
+    result = subprocess.run(
+        [FLAGCTL, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [first, f"  {hint}"]
+    assert result.stdout == "" and not any(c in result.stderr for c in BOX)
+    assert "release" not in result.stderr
+
+
+def on_a_terminal(*args: str, **env: str) -> str:
+    """Run flagctl with stderr on a pseudo-terminal; what it wrote there."""
+    leader, follower = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | env
+    proc = subprocess.Popen([FLAGCTL, *args], stderr=follower, stdout=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, env=environ)  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def test_colour_on_a_terminal_unless_no_color() -> None:
+    assert "\x1b[" in on_a_terminal("freeze")
+    plain = on_a_terminal("freeze", NO_COLOR="1")
+    assert "\x1b[" not in plain and "flagctl: error: no such command 'freeze'" in plain
+
+
+def test_a_connection_error_keeps_libpq_s_first_line() -> None:
+    result = subprocess.run(
+        [FLAGCTL, "--dsn", "host=/nonexistent-dir dbname=x", "--manifest", str(WS8_MANIFEST), "status"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 3
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("flagctl: error: cannot connect to target host=/nonexistent-dir dbname=x (--dsn)")
+    assert 'socket "/nonexistent-dir/.s.PGSQL.5432" failed: No such file or directory' in first
