@@ -14,7 +14,7 @@ def admin_dsn(dsn: str | None) -> str:
     """The given server, or the embedded PostgreSQL (started if needed)."""
     if dsn:
         return dsn
-    from flagctl.core import local
+    from flagctl import local
 
     return local.ensure_running(local.data_dir()).dsn("postgres")
 

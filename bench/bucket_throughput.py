@@ -14,8 +14,8 @@ import time
 import psycopg
 from _db import admin_dsn, throwaway_database
 
-from flagctl.core import schema
-from flagctl.core.bucketing import bucket
+from flagctl.rules.bucketing import bucket
+from flagctl.store import schema
 
 BUCKET_SQL = "SELECT sum(flagctl.bucket('p3_advisory', g::text)) FROM generate_series(1, %s) g"
 MD5_SQL = "SELECT sum(length(md5('p3_advisory:' || g::text))) FROM generate_series(1, %s) g"

@@ -67,7 +67,7 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 def server() -> Iterator[Server]:
     kind = os.environ.get("FLAGCTL_TEST_SERVER", "embedded")
     if kind == "embedded":
-        from flagctl.core import local
+        from flagctl import local
 
         root = Path(tempfile.mkdtemp(prefix="flagctl-test-pg-"))
         pgdata = root / "pg"

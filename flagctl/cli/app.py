@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from flagctl import __version__
 from flagctl.cli import render
 from flagctl.cli.env import Environment
-from flagctl.core.errors import ExitCode, FlagctlError, ManifestError, UsageError
+from flagctl.errors import ExitCode, FlagctlError, ManifestError, UsageError
 
 
 class FlagctlGroup(TyperGroup):
@@ -102,7 +102,7 @@ def _domain(exc: Exception) -> FlagctlError | None:
     except ImportError:  # pragma: no cover
         return None
     if isinstance(exc, psycopg.Error):
-        from flagctl.core.db import translate
+        from flagctl.store.db import translate
 
         return translate(exc)
     return None
@@ -153,7 +153,7 @@ def root(
     ] = False,
 ) -> None:
     """Control rollouts (stage set), kill switches (kill/release) and verify them."""
-    from flagctl.core.durations import parse_duration
+    from flagctl.model.durations import parse_duration
 
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     ctx.obj = env

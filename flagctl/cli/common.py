@@ -14,14 +14,14 @@ import typer
 from flagctl.cli import render
 from flagctl.cli.env import Environment, os_user
 from flagctl.cli.render import Output
-from flagctl.core.errors import UsageError
+from flagctl.errors import UsageError
 
 if TYPE_CHECKING:
     import psycopg
 
-    from flagctl.core.config import Target
-    from flagctl.core.manifest import Manifest
-    from flagctl.core.plan import Applier, Outcome, Plan, Planner
+    from flagctl.actions.base import Applier, Outcome, Plan, Planner
+    from flagctl.config import Target
+    from flagctl.model.manifest import Manifest
 
 OutputOpt = Annotated[
     Output,
@@ -60,15 +60,15 @@ def env_of(ctx: typer.Context) -> Environment:
 
 
 def manifest(env: Environment) -> Manifest:
-    from flagctl.core.config import resolve_manifest_path
-    from flagctl.core.manifest import load_manifest
+    from flagctl.config import resolve_manifest_path
+    from flagctl.model.manifest import load_manifest
 
     path = resolve_manifest_path(_options(env), env.environ, _target(env))
     return load_manifest(path)
 
 
 def connect(env: Environment) -> psycopg.Connection[Any]:
-    from flagctl.core.db import connect as db_connect
+    from flagctl.store.db import connect as db_connect
 
     conn = db_connect(_target(env))
     env.resources.append(conn)
@@ -76,13 +76,13 @@ def connect(env: Environment) -> psycopg.Connection[Any]:
 
 
 def _options(env: Environment) -> Any:
-    from flagctl.core.config import Options
+    from flagctl.config import Options
 
     return Options(target=env.target, dsn=env.dsn, manifest=env.manifest, config=env.config)
 
 
 def _target(env: Environment) -> Target:
-    from flagctl.core.config import resolve_target
+    from flagctl.config import resolve_target
 
     if env.resolved_target is None:
         env.resolved_target = resolve_target(_options(env), env.environ)
@@ -99,8 +99,8 @@ def mutate(
     applier: Applier,
 ) -> Outcome:
     """Run one mutation with the shared rules, then render the outcome."""
-    from flagctl.core.db import AuditContext
-    from flagctl.core.plan import execute
+    from flagctl.actions.base import execute
+    from flagctl.store.db import AuditContext
 
     reason = (opts.reason or "").strip()
     if not reason and not opts.dry_run:

@@ -6,8 +6,8 @@ import random
 
 import psycopg
 
-from flagctl.core import schema
-from flagctl.core.bucketing import bucket
+from flagctl.rules.bucketing import bucket
+from flagctl.store import schema
 
 EDGES = [
     "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from flagctl.core.bucketing import bucket
+from flagctl.rules.bucketing import bucket
 from tests.conftest import Cli
 
 GO = ("-r", "canary", "-y")

@@ -7,7 +7,7 @@ import json
 import psycopg
 import pytest
 
-from flagctl.core.schema import migrations
+from flagctl.store.schema import migrations
 from tests.conftest import WS8_MANIFEST, Cli, audit_count, p3_state
 
 VERSIONS = [m.version for m in migrations()]

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from flagctl.core.manifest import ManifestModel
+from flagctl.model.manifest import ManifestModel
 
 
 def key_paths(model: type[BaseModel] = ManifestModel, prefix: str = "") -> set[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flagctl.core.bucketing import bucket, eligible
+from flagctl.rules.bucketing import bucket, eligible
 
 # From Unleash's client specification (gradual rollout, normalizedValue = bucket + 1).
 UNLEASH = [

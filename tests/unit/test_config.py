@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flagctl.core.config import Options, redact_dsn, resolve_manifest_path, resolve_target
-from flagctl.core.errors import UsageError
+from flagctl.config import Options, redact_dsn, resolve_manifest_path, resolve_target
+from flagctl.errors import UsageError
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from flagctl.core.errors import ManifestError
-from flagctl.core.manifest import load_manifest, parse_manifest
-from flagctl.core.values import Rollout
+from flagctl.errors import ManifestError
+from flagctl.model.manifest import load_manifest, parse_manifest
+from flagctl.model.values import Rollout
 from tests.conftest import WS8_MANIFEST
 
 BASE = """

@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flagctl.core.durations import format_duration, parse_duration, parse_since
-from flagctl.core.errors import UsageError
-from flagctl.core.manifest import load_manifest
-from flagctl.core.values import DARK, Rollout, parse_rollout
+from flagctl.errors import UsageError
+from flagctl.model.durations import format_duration, parse_duration, parse_since
+from flagctl.model.manifest import load_manifest
+from flagctl.model.values import DARK, Rollout, parse_rollout
 from tests.conftest import WS8_MANIFEST
 
 

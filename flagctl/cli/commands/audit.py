@@ -9,11 +9,11 @@ import typer
 from flagctl.cli import render
 from flagctl.cli.common import OutputOpt, connect, env_of, manifest
 from flagctl.cli.render import Output
-from flagctl.core.errors import CheckFailed, UsageError
+from flagctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
-    from flagctl.core.audit import AuditRow
-    from flagctl.core.manifest import Manifest
+    from flagctl.model.manifest import Manifest
+    from flagctl.store.audit import AuditRow
 
 app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True)
 
@@ -30,8 +30,8 @@ def log(
     output: OutputOpt = Output.table,
 ) -> None:
     """Show the audit trail, newest first: who changed what, when, and why."""
-    from flagctl.core import audit
-    from flagctl.core.durations import parse_since
+    from flagctl.model.durations import parse_since
+    from flagctl.store import audit
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -69,8 +69,8 @@ def log(
 
 def _change(loaded: Manifest, row: AuditRow) -> str:
     """One readable line for what an audit row records."""
-    from flagctl.core.audit import value_from_row
-    from flagctl.core.flagtypes import change_text
+    from flagctl.model.flagtypes import change_text
+    from flagctl.store.audit import value_from_row
 
     if row.target.startswith("kill_switch:"):
         return ("engaged " if row.after is not None else "released ") + row.target.split(":", 1)[1]
@@ -91,7 +91,7 @@ def _change(loaded: Manifest, row: AuditRow) -> str:
 @app.command("verify")
 def verify(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """Recompute the audit hash chain: exit 1 if any row was changed, removed or forged."""
-    from flagctl.core.audit import verify_chain
+    from flagctl.store.audit import verify_chain
 
     report = verify_chain(connect(env_of(ctx)))
     if output is Output.json:

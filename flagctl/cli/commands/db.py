@@ -25,7 +25,7 @@ def init(
 
     Each bound table gets the audit trigger, so even plain-SQL changes to it are audited.
     """
-    from flagctl.core import schema
+    from flagctl.store import schema
 
     env = env_of(ctx)
     loaded = None if no_manifest else manifest(env)
@@ -44,7 +44,7 @@ def init(
 @app.command("status")
 def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """Show the schema version, applied migrations and bound tables."""
-    from flagctl.core import schema
+    from flagctl.store import schema
 
     info = schema.status(connect(env_of(ctx)))
     if output is Output.json:

@@ -17,7 +17,7 @@ import typer
 from flagctl.cli import render
 from flagctl.cli.common import env_of
 from flagctl.cli.env import Environment, utc_now
-from flagctl.core.errors import CheckFailed
+from flagctl.errors import CheckFailed
 
 DATABASE = "flagctl_demo"
 
@@ -150,8 +150,8 @@ def demo(
     ws8: a rollout, a bake refusal, a guardrail breach, a kill and its proof, a release, an
     automatic rollback by `watch --auto`, then the audit trail. recsys: synthetic traffic,
     a P1 breach, the emergency baseline applied automatically, verified recovery."""
-    from flagctl.core import local
-    from flagctl.core.errors import UsageError
+    from flagctl import local
+    from flagctl.errors import UsageError
 
     if system not in WALKTHROUGHS:
         raise UsageError(f"no demo {system!r}", f"demos: {', '.join(WALKTHROUGHS)}")

@@ -9,7 +9,7 @@ import typer
 from flagctl.cli import render
 from flagctl.cli.common import OutputOpt, connect, env_of, manifest
 from flagctl.cli.render import Output
-from flagctl.core.errors import UsageError
+from flagctl.errors import UsageError
 
 
 def eval_flag(
@@ -31,7 +31,7 @@ def eval_flag(
 ) -> None:
     """Is one subject eligible, with its bucket and the rule that decided? Or, with
     --subjects-sql, how many subjects are eligible now and at a proposed --percent."""
-    from flagctl.core import evaluate
+    from flagctl.views import evaluate
 
     env = env_of(ctx)
     loaded = manifest(env)

@@ -20,7 +20,7 @@ from flagctl.cli.common import (
     mutate,
 )
 from flagctl.cli.render import Output
-from flagctl.core.errors import UsageError
+from flagctl.errors import UsageError
 
 app = typer.Typer(
     help="Allow or deny one scope (e.g. publisher:42) regardless of its bucket.", no_args_is_help=True
@@ -70,7 +70,7 @@ def remove(
 def _run(
     ctx: typer.Context, flag: str, scope: str, effect: str | None, note: str | None, opts: Mutation
 ) -> None:
-    from flagctl.core.exemptions import apply_exempt, plan_exempt
+    from flagctl.actions.exempt import apply_exempt, plan_exempt
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -92,7 +92,7 @@ def list_(
     output: OutputOpt = Output.table,
 ) -> None:
     """List exemptions."""
-    from flagctl.core.exemptions import list_exemptions
+    from flagctl.actions.exempt import list_exemptions
 
     env = env_of(ctx)
     loaded = manifest(env)

@@ -7,13 +7,13 @@ import typer
 from flagctl.cli import render
 from flagctl.cli.common import OutputOpt, connect, env_of, manifest
 from flagctl.cli.render import Output
-from flagctl.core.errors import CheckFailed
+from flagctl.errors import CheckFailed
 
 app = typer.Typer(help="Flag metadata (owner, dates, plans) and stale flags.")
 
 
 def _show(ctx: typer.Context, output: Output, stale_only: bool) -> None:
-    from flagctl.core.lifecycle import flags
+    from flagctl.views.lifecycle import flags
 
     env = env_of(ctx)
     found = flags(connect(env), manifest(env), env.clock())

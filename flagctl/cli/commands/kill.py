@@ -21,11 +21,11 @@ from flagctl.cli.common import (
     mutate,
 )
 from flagctl.cli.render import Output
-from flagctl.core.errors import UsageError
+from flagctl.errors import UsageError
 
 if TYPE_CHECKING:
     from flagctl.cli.env import Environment
-    from flagctl.core.manifest import Manifest
+    from flagctl.model.manifest import Manifest
 
 SwitchArg = Annotated[str | None, typer.Argument(help="The kill switch (see the manifest's kill_switches:).")]
 
@@ -43,7 +43,7 @@ def kill(
 ) -> None:
     """Engage a kill switch now: one transaction, no bake, no guardrail, exact prior
     values recorded so `flagctl release` restores them."""
-    from flagctl.core import killswitch
+    from flagctl.actions import kill as killswitch
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -79,7 +79,7 @@ def release(
 ) -> None:
     """Release a kill switch: restore exactly the values it replaced. Refused (exit 4)
     if someone changed those flags in between, unless --force."""
-    from flagctl.core import killswitch
+    from flagctl.actions import kill as killswitch
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -95,7 +95,7 @@ def release(
 
 
 def _list(env: Environment, loaded: Manifest, output: Output) -> None:
-    from flagctl.core import killswitch
+    from flagctl.actions import kill as killswitch
 
     engaged: dict[str, list[killswitch.Engaged]] = {}
     for record in killswitch.list_engaged(connect(env), loaded):

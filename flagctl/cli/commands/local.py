@@ -12,7 +12,7 @@ app = typer.Typer(help="The embedded PostgreSQL in your user data dir.", no_args
 
 
 def _show(info: object, output: Output) -> None:
-    from flagctl.core.local import LocalStatus
+    from flagctl.local import LocalStatus
 
     assert isinstance(info, LocalStatus)
     if output is Output.json:
@@ -37,7 +37,7 @@ def _show(info: object, output: Output) -> None:
 @app.command("start")
 def start(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """Start the embedded PostgreSQL (it is also started on first use)."""
-    from flagctl.core import local
+    from flagctl import local
 
     _show(local.ensure_running(local.data_dir(dict(env_of(ctx).environ))), output)
 
@@ -45,7 +45,7 @@ def start(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
 @app.command("stop")
 def stop(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """Stop the embedded PostgreSQL."""
-    from flagctl.core import local
+    from flagctl import local
 
     _show(local.stop(local.data_dir(dict(env_of(ctx).environ))), output)
 
@@ -53,6 +53,6 @@ def stop(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
 @app.command("status")
 def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """Show whether the embedded PostgreSQL runs, and how to connect to it."""
-    from flagctl.core import local
+    from flagctl import local
 
     _show(local.status(local.data_dir(dict(env_of(ctx).environ))), output)

@@ -20,12 +20,12 @@ from flagctl.cli.common import (
     mutate,
 )
 from flagctl.cli.render import Output
-from flagctl.core.errors import CheckFailed, UsageError
+from flagctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
+    from flagctl.actions.profile import Target
     from flagctl.cli.env import Environment
-    from flagctl.core.manifest import Manifest
-    from flagctl.core.profiles import Target
+    from flagctl.model.manifest import Manifest
 
 app = typer.Typer(
     help="Safe-baseline profiles: named sets of flag values, applied atomically.", no_args_is_help=True
@@ -40,7 +40,7 @@ ForceOpt = Annotated[
 @app.command("list")
 def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """List the profiles of the manifest's profiles folder."""
-    from flagctl.core.profiles import list_profiles, profiles_dir
+    from flagctl.actions.profile import list_profiles, profiles_dir
 
     loaded = manifest(env_of(ctx))
     found = list_profiles(loaded)
@@ -60,8 +60,8 @@ def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
 @app.command("show")
 def show(ctx: typer.Context, name: NameArg, output: OutputOpt = Output.table) -> None:
     """Show a profile's values."""
-    from flagctl.core.flagtypes import describe, to_json
-    from flagctl.core.profiles import load_profile
+    from flagctl.actions.profile import load_profile
+    from flagctl.model.flagtypes import describe, to_json
 
     profile = load_profile(manifest(env_of(ctx)), name)
     if output is Output.json:
@@ -78,8 +78,8 @@ def show(ctx: typer.Context, name: NameArg, output: OutputOpt = Output.table) ->
 @app.command("diff")
 def diff(ctx: typer.Context, name: NameArg, output: OutputOpt = Output.table) -> None:
     """Compare a profile with the live state: exit 1 if they differ (drift)."""
-    from flagctl.core import profiles
-    from flagctl.core.flagtypes import describe, to_json
+    from flagctl.actions import profile as profiles
+    from flagctl.model.flagtypes import describe, to_json
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -111,7 +111,7 @@ def apply(
     output: OutputOpt = Output.table,
 ) -> None:
     """Apply a profile: the diff against the live state, then every change in one transaction."""
-    from flagctl.core.profiles import Target, load_profile
+    from flagctl.actions.profile import Target, load_profile
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -139,7 +139,7 @@ def snapshot(
     """Write the live state as a profile file (and, with --mark-safe, record it as safe)."""
     from pathlib import Path
 
-    from flagctl.core.profiles import Target, dump_profile, live_state, profile_path
+    from flagctl.actions.profile import Target, dump_profile, live_state, profile_path
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -161,7 +161,7 @@ def snapshot(
 @app.command("validate")
 def validate(ctx: typer.Context, name: NameArg) -> None:
     """Check a profile file against the manifest, without a database."""
-    from flagctl.core.profiles import load_profile
+    from flagctl.actions.profile import load_profile
 
     profile = load_profile(manifest(env_of(ctx)), name)
     render.out(f"profile {profile.name} is valid ({len(profile.flags())} flags, {profile.path})")
@@ -170,13 +170,13 @@ def validate(ctx: typer.Context, name: NameArg) -> None:
 @app.command("schema")
 def schema(ctx: typer.Context) -> None:
     """Print a JSON Schema for this manifest's profile files (for editors)."""
-    from flagctl.core.profiles import json_schema
+    from flagctl.actions.profile import json_schema
 
     render.emit_json(json_schema(manifest(env_of(ctx))))
 
 
 def run_target(env: Environment, loaded: Manifest, target: Target, force: bool, opts: Mutation) -> None:
-    from flagctl.core.profiles import apply_state, plan_state
+    from flagctl.actions.profile import apply_state, plan_state
 
     mutate(
         env,
@@ -208,7 +208,7 @@ def rollback(
 ) -> None:
     """Roll back to the most recent profile or snapshot marked safe (--to-last-safe); show
     the rollback state machine (--status); or override it back to NORMAL."""
-    from flagctl.core.profiles import last_safe
+    from flagctl.actions.profile import last_safe
 
     if sum((to_last_safe, status, override_normal)) != 1:
         raise UsageError("give one of --to-last-safe, --status, --override-normal")
@@ -222,8 +222,8 @@ def rollback(
 
 
 def _machine(env: Environment, loaded: Manifest, override: bool, opts: Mutation) -> None:
-    from flagctl.core import rollback as machine
-    from flagctl.core.durations import parse_duration
+    from flagctl.actions import rollback as machine
+    from flagctl.model.durations import parse_duration
 
     now = env.clock()
     if override:
@@ -254,8 +254,8 @@ def restore(
     output: OutputOpt = Output.table,
 ) -> None:
     """Restore the values of a past moment, rebuilt from the audit trail, like a profile."""
-    from flagctl.core.durations import parse_since
-    from flagctl.core.profiles import state_as_of
+    from flagctl.actions.profile import state_as_of
+    from flagctl.model.durations import parse_since
 
     env = env_of(ctx)
     loaded = manifest(env)

@@ -19,7 +19,7 @@ from flagctl.cli.common import (
     mutate,
 )
 from flagctl.cli.render import Output
-from flagctl.core.errors import UsageError
+from flagctl.errors import UsageError
 
 
 def set_flag(
@@ -45,8 +45,8 @@ def set_flag(
 ) -> None:
     """Set one flag, globally or for one scope. Refused while a kill switch holds it; on
     a ladder's flag only lowering exposure is allowed without --force (use `stage set`)."""
-    from flagctl.core.flags import apply_set, plan_set
-    from flagctl.core.store import check_scope
+    from flagctl.actions.set import apply_set, plan_set
+    from flagctl.store.flags import check_scope
 
     env = env_of(ctx)
     loaded = manifest(env)

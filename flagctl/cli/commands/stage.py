@@ -29,9 +29,9 @@ LadderArg = Annotated[str, typer.Argument(help="The ladder (see the manifest's l
 @app.command("show")
 def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table) -> None:
     """Show where a ladder stands: its stages, the current one, and since when."""
-    from flagctl.core import ladder as ladders
-    from flagctl.core.durations import format_duration
-    from flagctl.core.flagtypes import describe, effective_text, to_json
+    from flagctl.actions import stage as ladders
+    from flagctl.model.durations import format_duration
+    from flagctl.model.flagtypes import describe, effective_text, to_json
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -110,7 +110,7 @@ def set_stage(
 ) -> None:
     """Move a ladder to STAGE: forward one stage at a time after the bake, with the
     required guardrails passing; backward any distance, always."""
-    from flagctl.core import ladder as ladders
+    from flagctl.actions import stage as ladders
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -143,8 +143,8 @@ def history(
     output: OutputOpt = Output.table,
 ) -> None:
     """Show a ladder's past moves, newest first, including changes made with plain SQL."""
-    from flagctl.core import ladder as ladders
-    from flagctl.core.flagtypes import describe
+    from flagctl.actions import stage as ladders
+    from flagctl.model.flagtypes import describe
 
     env = env_of(ctx)
     loaded = manifest(env)

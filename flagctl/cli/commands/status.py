@@ -18,8 +18,8 @@ def status(
 ) -> None:
     """Show each flag's stored value, effective state, stage, scoped overrides, kill
     switches and last change."""
-    from flagctl.core.flags import status as system_status
-    from flagctl.core.flagtypes import describe, effective_text
+    from flagctl.actions.set import status as system_status
+    from flagctl.model.flagtypes import describe, effective_text
 
     env = env_of(ctx)
     loaded = manifest(env)

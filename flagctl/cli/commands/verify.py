@@ -10,12 +10,12 @@ import typer
 from flagctl.cli import render
 from flagctl.cli.common import OutputOpt, connect, env_of, manifest
 from flagctl.cli.render import Output
-from flagctl.core.errors import CheckFailed, UsageError
+from flagctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
     from flagctl.cli.env import Environment
-    from flagctl.core.guardrails import GuardrailResult
-    from flagctl.core.proofs import ProofResult
+    from flagctl.verify.guardrails import GuardrailResult
+    from flagctl.verify.proofs import ProofResult
 
 app = typer.Typer(
     help="Run proofs and guardrails against the live database; exit 1 if any fails.", no_args_is_help=True
@@ -39,7 +39,7 @@ SlackOpt = Annotated[int, typer.Option("--slack", min=0, help="Isolation: rows p
 
 
 def _durations(window: str, lag: str) -> tuple[timedelta, timedelta]:
-    from flagctl.core.durations import parse_duration
+    from flagctl.model.durations import parse_duration
 
     try:
         return parse_duration(window), parse_duration(lag)
@@ -48,7 +48,7 @@ def _durations(window: str, lag: str) -> tuple[timedelta, timedelta]:
 
 
 def _report(output: Output, proofs: list[ProofResult], guards: list[GuardrailResult]) -> None:
-    from flagctl.core.guardrails import format_value
+    from flagctl.verify.guardrails import format_value
 
     failed = [p.name for p in proofs if p.passed is False] + [g.name for g in guards if not g.passed]
     if output is Output.json:
@@ -75,8 +75,8 @@ def _report(output: Output, proofs: list[ProofResult], guards: list[GuardrailRes
 def _gating(
     env: Environment, flags: list[str] | None, subjects_sql: str | None, sample: int
 ) -> list[ProofResult]:
-    from flagctl.core import proofs
-    from flagctl.core.flagtypes import RolloutFlag
+    from flagctl.model.flagtypes import RolloutFlag
+    from flagctl.verify import proofs
 
     loaded = manifest(env)
     conn = connect(env)
@@ -105,7 +105,7 @@ def kill(
     ctx: typer.Context, window: WindowOpt = "10s", stats_lag: LagOpt = "11s", output: OutputOpt = Output.table
 ) -> None:
     """With the phase killed, its tables' write counters do not move (WS8 §9.2)."""
-    from flagctl.core import proofs
+    from flagctl.verify import proofs
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -122,7 +122,7 @@ def isolation(
 ) -> None:  # fmt: skip
     """The phase writes nothing outside its tables: privileges, and counters against a
     baseline recorded while it was dark (WS8 §9.3). Run once dark, then active."""
-    from flagctl.core import proofs
+    from flagctl.verify import proofs
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -142,7 +142,7 @@ def guardrails(
 
 
 def _guardrails(env: Environment, names: list[str] | None) -> list[GuardrailResult]:
-    from flagctl.core.guardrails import evaluate
+    from flagctl.verify.guardrails import evaluate
 
     loaded = manifest(env)
     chosen = names or list(loaded.model.guardrails)
@@ -161,7 +161,7 @@ def all_(
 ) -> None:  # fmt: skip
     """Every proof and guardrail. The kill proof applies while the phase is killed; the
     counter window is shared by the kill and isolation proofs."""
-    from flagctl.core import proofs
+    from flagctl.verify import proofs
 
     env = env_of(ctx)
     loaded = manifest(env)

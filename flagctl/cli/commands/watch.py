@@ -11,13 +11,13 @@ from flagctl.cli import render
 from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, connect, env_of, manifest
 from flagctl.cli.env import os_user
 from flagctl.cli.render import Output
-from flagctl.core.errors import CheckFailed, UsageError
+from flagctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
+    from flagctl.actions.rollback import Tick
     from flagctl.cli.env import Environment
-    from flagctl.core.db import AuditContext
-    from flagctl.core.manifest import Manifest, RollbackAction
-    from flagctl.core.rollback import Tick
+    from flagctl.model.manifest import Manifest, RollbackAction
+    from flagctl.store.db import AuditContext
 
 
 def watch(
@@ -40,8 +40,8 @@ def watch(
     """Evaluate the guardrails every --interval and advance the rollback state machine
     (NORMAL → DEGRADED → ROLLBACK_PENDING → ROLLED_BACK → RECOVERY_VERIFY → NORMAL);
     with --auto, apply the manifest's rollback actions. Every transition is audited."""
-    from flagctl.core.db import AuditContext
-    from flagctl.core.durations import parse_duration
+    from flagctl.model.durations import parse_duration
+    from flagctl.store.db import AuditContext
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -70,7 +70,7 @@ def watch(
     done = 0
     try:
         while True:
-            from flagctl.core.rollback import tick
+            from flagctl.actions.rollback import tick
 
             result = tick(conn, loaded, env.clock(), audit, runner)
             needed |= result.rollback_needed
@@ -99,7 +99,7 @@ def _action_runner(env: Environment, loaded: Manifest, conn: Any) -> Any:
     """Runs the manifest's rollback actions, each as an ordinary audited mutation."""
 
     def run(actions: list[RollbackAction], audit: AuditContext) -> list[str]:
-        from flagctl.core.plan import execute
+        from flagctl.actions.base import execute
 
         if not actions:
             raise UsageError("rollback pending, but the manifest's rollback.actions is empty")
@@ -122,7 +122,9 @@ def _action_steps(
     env: Environment, loaded: Manifest, conn: Any, action: RollbackAction
 ) -> tuple[Any, Any] | str:
     """The planner and applier of one rollback action (or why there is nothing to do)."""
-    from flagctl.core import killswitch, ladder, profiles
+    from flagctl.actions import kill as killswitch
+    from flagctl.actions import profile as profiles
+    from flagctl.actions import stage as ladder
 
     if action.profile:
         profile = profiles.load_profile(loaded, action.profile)
@@ -188,7 +190,7 @@ def _show(result: Tick, output: Output, live: Any, loaded: Manifest, env: Enviro
 def _rich_table(result: Tick, loaded: Manifest) -> Any:
     from rich.table import Table
 
-    from flagctl.core.guardrails import format_value
+    from flagctl.verify.guardrails import format_value
 
     table = Table(title=f"flagctl watch — {loaded.system}: {result.after}  ({result.at:%H:%M:%S %Z})")
     for column in ("guardrail", "severity", "value", "bound", "result"):

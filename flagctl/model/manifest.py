@@ -16,11 +16,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, ValidationError, field_validator, model_validator
 
-from flagctl.core.constraints import Constraint
-from flagctl.core.constraints import check_references as check_constraints
-from flagctl.core.durations import parse_duration
-from flagctl.core.errors import ManifestError, UsageError
-from flagctl.core.flagtypes import (
+from flagctl.errors import ManifestError, UsageError
+from flagctl.model.constraints import Constraint
+from flagctl.model.constraints import check_references as check_constraints
+from flagctl.model.durations import parse_duration
+from flagctl.model.flagtypes import (
     AnyFlag,
     FlagSpec,
     KillSetting,
@@ -31,7 +31,7 @@ from flagctl.core.flagtypes import (
     kill_setting,
     stage_value,
 )
-from flagctl.core.flagtypes import Model as _Model
+from flagctl.model.flagtypes import Model as _Model
 
 
 class Stage(_Model):
@@ -243,7 +243,7 @@ def load_manifest(path: str | Path) -> Manifest:
 
 
 def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
-    from flagctl.core.yamlio import load_yaml
+    from flagctl.model.yamlio import load_yaml
 
     data = load_yaml(text, path, what="manifest")
     if not isinstance(data, dict):

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, model_validator
 
-from flagctl.core.errors import UsageError
-from flagctl.core.flagtypes import Model, describe
-from flagctl.core.values import Rollout
+from flagctl.errors import UsageError
+from flagctl.model.flagtypes import Model, describe
+from flagctl.model.values import Rollout
 
 if TYPE_CHECKING:
     import psycopg
 
-    from flagctl.core.manifest import Manifest, ManifestModel
-    from flagctl.core.plan import Plan
+    from flagctl.actions.base import Plan
+    from flagctl.model.manifest import Manifest, ManifestModel
 
 
 class RangeRule(Model):
@@ -175,7 +175,7 @@ def check_plan(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) ->
     """Raise UsageError (exit 2) if the plan's result breaks a constraint."""
     if not manifest.model.constraints or not plan.changes:
         return
-    from flagctl.core.store import GLOBAL, FlagStore
+    from flagctl.store.flags import GLOBAL, FlagStore
 
     constrained = constrained_flags(manifest)
     snapshot = plan.snapshot

@@ -22,7 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
-from flagctl.core.values import Rollout, parse_rollout
+from flagctl.model.values import Rollout, parse_rollout
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME)]
@@ -312,7 +312,7 @@ def to_json(value: Any) -> Any:
 def change_text(before: Any, after: Any) -> str:
     """One line for a change: field by field for rollouts, a → b otherwise."""
     if isinstance(after, Rollout) and isinstance(before, Rollout):
-        from flagctl.core.values import changed_fields
+        from flagctl.model.values import changed_fields
 
         return "; ".join(changed_fields(before, after))
     return f"{describe(before)} → {describe(after)}"

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from flagctl.core.errors import ConnectionFailed
+from flagctl.errors import ConnectionFailed
 
 DATABASE = "flagctl"
 

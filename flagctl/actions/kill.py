@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core.db import lock_rows
-from flagctl.core.errors import ConflictError
-from flagctl.core.flagtypes import KillSetting, describe, kill_setting
-from flagctl.core.manifest import Manifest
-from flagctl.core.plan import Change, Plan
-from flagctl.core.store import GLOBAL, FlagStore, check_scope
+from flagctl.actions.base import Change, Plan
+from flagctl.errors import ConflictError
+from flagctl.model.flagtypes import KillSetting, describe, kill_setting
+from flagctl.model.manifest import Manifest
+from flagctl.store.db import lock_rows
+from flagctl.store.flags import GLOBAL, FlagStore, check_scope
 
 if TYPE_CHECKING:
     import psycopg

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core import killswitch
-from flagctl.core.bucketing import bucket, eligible
-from flagctl.core.db import read_only, subjects_from
-from flagctl.core.durations import format_duration
-from flagctl.core.errors import UsageError
-from flagctl.core.flagtypes import RolloutFlag
-from flagctl.core.manifest import Manifest
-from flagctl.core.store import FlagStore
+from flagctl.actions import kill as killswitch
+from flagctl.errors import UsageError
+from flagctl.model.durations import format_duration
+from flagctl.model.flagtypes import RolloutFlag
+from flagctl.model.manifest import Manifest
+from flagctl.rules.bucketing import bucket, eligible
+from flagctl.store.db import read_only, subjects_from
+from flagctl.store.flags import FlagStore
 
 if TYPE_CHECKING:
     import psycopg

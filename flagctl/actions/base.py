@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core.constraints import check_plan
-from flagctl.core.db import AuditContext, transaction
-from flagctl.core.errors import ConflictError, FlagctlError, PolicyRefused
-from flagctl.core.flagtypes import change_text, effective_text, to_json
+from flagctl.errors import ConflictError, FlagctlError, PolicyRefused
+from flagctl.model.constraints import check_plan
+from flagctl.model.flagtypes import change_text, effective_text, to_json
+from flagctl.store.db import AuditContext, transaction
 
 if TYPE_CHECKING:
     import psycopg
 
-    from flagctl.core.manifest import Manifest
-    from flagctl.core.store import Snapshot
+    from flagctl.model.manifest import Manifest
+    from flagctl.store.flags import Snapshot
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,15 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core import audit as audit_mod
-from flagctl.core import guardrails, killswitch
-from flagctl.core.durations import format_duration
-from flagctl.core.errors import PolicyRefused, UsageError
-from flagctl.core.flagtypes import effective_text, to_json
-from flagctl.core.manifest import Manifest, ResolvedLadder, ResolvedStage
-from flagctl.core.plan import Change, Plan
-from flagctl.core.store import GLOBAL, FlagStore
+from flagctl.actions import kill as killswitch
+from flagctl.actions.base import Change, Plan
+from flagctl.errors import PolicyRefused, UsageError
+from flagctl.model.durations import format_duration
+from flagctl.model.flagtypes import effective_text, to_json
+from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
+from flagctl.store import audit as audit_mod
+from flagctl.store.flags import GLOBAL, FlagStore
+from flagctl.verify import guardrails
 
 if TYPE_CHECKING:
     import psycopg
@@ -251,8 +252,8 @@ def _blast_radius(
     new_values: dict[str, Any],
 ) -> list[str]:
     """For the preview: how many of the ladder's subjects each rollout flag reaches."""
-    from flagctl.core.evaluate import blast_radius
-    from flagctl.core.flagtypes import RolloutFlag
+    from flagctl.model.flagtypes import RolloutFlag
+    from flagctl.views.evaluate import blast_radius
 
     assert ladder.subjects is not None
     lines = []

@@ -1,17 +1,17 @@
 """Allow / deny exemptions of one scope from a flag (the canary plan's publisher exemptions).
 
 An exemption is a row in ``flagctl.exemption``, audited by the database trigger like every
-other change. Evaluation order is in ``flagctl.core.evaluate``.
+other change. Evaluation order is in ``flagctl.views.evaluate``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core.errors import UsageError
-from flagctl.core.manifest import Manifest
-from flagctl.core.plan import Change, Plan
-from flagctl.core.store import GLOBAL, FlagStore, check_scope
+from flagctl.actions.base import Change, Plan
+from flagctl.errors import UsageError
+from flagctl.model.manifest import Manifest
+from flagctl.store.flags import GLOBAL, FlagStore, check_scope
 
 if TYPE_CHECKING:
     import psycopg

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core import audit as audit_mod
-from flagctl.core.flagtypes import RolloutFlag, effective_text, to_json
-from flagctl.core.manifest import Manifest
-from flagctl.core.store import FlagStore
+from flagctl.model.flagtypes import RolloutFlag, effective_text, to_json
+from flagctl.model.manifest import Manifest
+from flagctl.store import audit as audit_mod
+from flagctl.store.flags import FlagStore
 
 if TYPE_CHECKING:
     import psycopg

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core.db import read_only
-from flagctl.core.durations import parse_duration
-from flagctl.core.manifest import Guardrail
+from flagctl.model.durations import parse_duration
+from flagctl.model.manifest import Guardrail
+from flagctl.store.db import read_only
 
 if TYPE_CHECKING:
     import psycopg

@@ -26,17 +26,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flagctl.core.db import lock_keys, lock_rows
-from flagctl.core.errors import UsageError
-from flagctl.core.flagtypes import SCOPE, AnyFlag
-from flagctl.core.manifest import Manifest
-from flagctl.core.schema import split_table
+from flagctl.errors import UsageError
+from flagctl.model.flagtypes import SCOPE, AnyFlag
+from flagctl.model.manifest import Manifest
+from flagctl.store.db import lock_keys, lock_rows
+from flagctl.store.schema import split_table
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
 
-    from flagctl.core.plan import Change
+    from flagctl.actions.base import Change
 
 GLOBAL = "global"
 
@@ -281,7 +281,7 @@ class FlagStore:
     def for_change(self, names: Iterable[str], *, locked: bool) -> Snapshot:
         """What a planner reads: these flags (locked, when planning for real) and every flag a
         cross-flag constraint reads, so the constraint check needs no second read."""
-        from flagctl.core.constraints import constrained_flags
+        from flagctl.model.constraints import constrained_flags
 
         wanted = set(names)
         return self.snapshot(wanted | constrained_flags(self.manifest), lock=wanted if locked else ())

@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core import audit as audit_mod
-from flagctl.core import killswitch, ladder
-from flagctl.core.constraints import overriding
-from flagctl.core.errors import PolicyRefused
-from flagctl.core.flagtypes import describe, effective_text, to_json
-from flagctl.core.ladder import exposure_increases
-from flagctl.core.manifest import Manifest
-from flagctl.core.plan import Change, Plan
-from flagctl.core.store import GLOBAL, FlagStore, check_scope
+from flagctl.actions import kill as killswitch
+from flagctl.actions import stage as ladder
+from flagctl.actions.base import Change, Plan
+from flagctl.actions.stage import exposure_increases
+from flagctl.errors import PolicyRefused
+from flagctl.model.constraints import overriding
+from flagctl.model.flagtypes import describe, effective_text, to_json
+from flagctl.model.manifest import Manifest
+from flagctl.store import audit as audit_mod
+from flagctl.store.flags import GLOBAL, FlagStore, check_scope
 
 if TYPE_CHECKING:
     import psycopg

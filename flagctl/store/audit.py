@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core.errors import UsageError
-from flagctl.core.manifest import Manifest
+from flagctl.errors import UsageError
+from flagctl.model.manifest import Manifest
 
 if TYPE_CHECKING:
     import psycopg

@@ -22,17 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core import guardrails as guard_mod
-from flagctl.core.db import AuditContext, transaction
-from flagctl.core.durations import format_duration, parse_duration
-from flagctl.core.errors import FlagctlError, UsageError
-from flagctl.core.manifest import Manifest, RollbackAction, RollbackSpec
-from flagctl.core.plan import Plan
+from flagctl.actions.base import Plan
+from flagctl.errors import FlagctlError, UsageError
+from flagctl.model.durations import format_duration, parse_duration
+from flagctl.model.manifest import Manifest, RollbackAction, RollbackSpec
+from flagctl.store.db import AuditContext, transaction
+from flagctl.verify import guardrails as guard_mod
 
 if TYPE_CHECKING:
     import psycopg
 
-    from flagctl.core.guardrails import GuardrailResult
+    from flagctl.verify.guardrails import GuardrailResult
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core.config import Target, redact_dsn
-from flagctl.core.errors import (
+from flagctl.config import Target, redact_dsn
+from flagctl.errors import (
     ConflictError,
     ConnectionFailed,
     DatabaseError,
@@ -47,7 +47,7 @@ def connect(target: Target, connect_timeout: int = 5) -> psycopg.Connection[tupl
 
     dsn = target.dsn
     if dsn is None:
-        from flagctl.core import local
+        from flagctl import local
 
         dsn = local.ensure_running(local.data_dir()).dsn()
     try:

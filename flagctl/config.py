@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flagctl.core.errors import UsageError
+from flagctl.errors import UsageError
 
 LIBPQ_TARGET_VARS = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGPORT", "PGDATABASE")
 
@@ -67,7 +67,7 @@ def default_config_path() -> Path:
 
 
 def load_config(path: Path, explicit: bool) -> dict[str, Any]:
-    from flagctl.core.yamlio import load_yaml
+    from flagctl.model.yamlio import load_yaml
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError
 
-from flagctl.core import audit as audit_mod
-from flagctl.core import killswitch
-from flagctl.core.errors import ManifestError, PolicyRefused, UsageError
-from flagctl.core.flagtypes import AnyFlag, Model, RolloutFlag, to_json
-from flagctl.core.ladder import exposure_increases
-from flagctl.core.manifest import Manifest
-from flagctl.core.plan import Change, Plan
-from flagctl.core.store import GLOBAL, FlagStore, check_scope
+from flagctl.actions import kill as killswitch
+from flagctl.actions.base import Change, Plan
+from flagctl.actions.stage import exposure_increases
+from flagctl.errors import ManifestError, PolicyRefused, UsageError
+from flagctl.model.flagtypes import AnyFlag, Model, RolloutFlag, to_json
+from flagctl.model.manifest import Manifest
+from flagctl.store import audit as audit_mod
+from flagctl.store.flags import GLOBAL, FlagStore, check_scope
 
 if TYPE_CHECKING:
     import psycopg
@@ -81,7 +81,7 @@ def list_profiles(manifest: Manifest) -> list[Profile]:
 
 def load_profile(manifest: Manifest, name: str) -> Profile:
     """Read and validate a profile against the manifest (no database); exit 2 if invalid."""
-    from flagctl.core.yamlio import load_yaml
+    from flagctl.model.yamlio import load_yaml
 
     path = profile_path(manifest, name)
     shown = str(path)

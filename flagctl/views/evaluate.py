@@ -19,15 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flagctl.core import killswitch
-from flagctl.core.bucketing import HASH_VERSION, bucket
-from flagctl.core.constraints import overriding
-from flagctl.core.db import read_only, subjects_from
-from flagctl.core.errors import UsageError
-from flagctl.core.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_text, to_json
-from flagctl.core.manifest import Manifest
-from flagctl.core.store import GLOBAL, FlagStore, Snapshot, check_scope
-from flagctl.core.values import Rollout
+from flagctl.actions import kill as killswitch
+from flagctl.errors import UsageError
+from flagctl.model.constraints import overriding
+from flagctl.model.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_text, to_json
+from flagctl.model.manifest import Manifest
+from flagctl.model.values import Rollout
+from flagctl.rules.bucketing import HASH_VERSION, bucket
+from flagctl.store.db import read_only, subjects_from
+from flagctl.store.flags import GLOBAL, FlagStore, Snapshot, check_scope
 
 if TYPE_CHECKING:
     import psycopg

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from flagctl.core.errors import ManifestError
+from flagctl.errors import ManifestError
 
 
 class _StrictLoader(yaml.SafeLoader):

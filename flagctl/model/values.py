@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from flagctl.core.errors import UsageError
+from flagctl.errors import UsageError
 
 
 @dataclass(frozen=True, order=True)

@@ -1,0 +1,1 @@
+"""Verification against the live database: guardrail queries and proofs that can fail."""
