@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flagctl.errors import UsageError
+from flagctl.errors import ConfigError, UsageError
 
 LIBPQ_TARGET_VARS = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGPORT", "PGDATABASE")
 
@@ -75,7 +75,7 @@ def load_config(path: Path, explicit: bool) -> dict[str, Any]:
         if explicit:
             raise UsageError(f"config file not found: {path}") from None
         return {}
-    data = load_yaml(text, str(path), what="config file") or {}
+    data = load_yaml(text, str(path), error=ConfigError) or {}
     if not isinstance(data, dict) or not isinstance(data.get("targets", {}), dict):
         raise UsageError(f"invalid config file {path}: expected a mapping with targets: {{NAME: {{dsn: …}}}}")
     unknown = set(data) - {"default_target", "targets"}

@@ -1,7 +1,8 @@
 """Domain exceptions and the exit codes of CONTRACT.md §3.
 
-Every failure a user can cause or meet is one of these; the CLI maps them to exit
-codes in exactly one place (``flagctl.cli.app``). Each carries a message (what failed)
+Every failure a user can cause or meet is one of these, all under ``FlagctlError``, each
+class carrying its exit code; the CLI maps them to exit codes in exactly one place
+(``flagctl.cli.app``). Each carries a message (what failed)
 and an optional hint (what to do).
 """
 
@@ -36,14 +37,35 @@ class UsageError(FlagctlError):
     exit_code = ExitCode.USAGE
 
 
-class ManifestError(UsageError):
-    """The manifest file cannot be read or does not validate."""
+class InvalidFile(UsageError):
+    """A file flagctl reads (manifest, profile, config) cannot be read or does not validate;
+    ``problems`` lists every one found, the first in the message."""
+
+    kind = "file"
 
     def __init__(self, path: str, problems: list[str], hint: str | None = None) -> None:
-        first = f"invalid manifest {path}: {problems[0]}" if problems else f"invalid manifest {path}"
+        first = f"invalid {self.kind} {path}: {problems[0]}" if problems else f"invalid {self.kind} {path}"
         super().__init__(first, hint)
         self.path = path
         self.problems = problems
+
+
+class ManifestError(InvalidFile):
+    """The manifest (``flagctl.yaml``) cannot be read or does not validate."""
+
+    kind = "manifest"
+
+
+class ProfileError(InvalidFile):
+    """A profile file cannot be read or does not validate against the manifest."""
+
+    kind = "profile"
+
+
+class ConfigError(InvalidFile):
+    """The config file (targets) cannot be read or does not validate."""
+
+    kind = "config file"
 
 
 class PolicyRefused(FlagctlError):

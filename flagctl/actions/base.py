@@ -1,8 +1,8 @@
-"""Plans and how every mutation is carried out.
+"""Typed actions, their plans, and how every change is carried out.
 
-A mutation is a *planner* (reads state, applies the rules, returns a Plan or raises
-PolicyRefused) and an *applier* (writes the plan). ``execute`` runs them the same way
-for every command:
+Every mutating operation is one ``Action``: ``plan`` reads the state and applies the
+rules (returning a typed ``Plan`` or raising PolicyRefused), ``apply`` writes the plan.
+``execute`` runs every action the same way, from the CLI and from the watchdog alike:
 
 1. with a prompt: plan without locks, show the diff, ask;
 2. in one transaction: declare the audit context, lock the rows, plan again against
@@ -13,13 +13,14 @@ A refusal by policy is itself recorded in the audit trail (in its own transactio
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from flagctl.errors import ConflictError, FlagctlError, PolicyRefused
-from flagctl.model.constraints import check_plan
+from flagctl.errors import ConflictError, FlagctlError, PolicyRefused, UsageError
+from flagctl.model.constraints import constrained_flags, violations_after
 from flagctl.model.flagtypes import change_text, effective_text, to_json
 from flagctl.store.db import AuditContext, transaction
 
@@ -55,17 +56,50 @@ class Change:
 
 @dataclass
 class Plan:
-    action: str  # stage.set, kill, release, set
+    """What an action will do: the changes, the rules checked (with their evidence), and
+    whether it is forced or has nothing to do. Each action extends it with typed fields."""
+
+    action: str  # as recorded in the audit: kill, release, stage.set, set, profile.apply:NAME, …
     summary: str
     changes: list[Change] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)  # rules that were checked, with evidence
     forced: bool = False
     noop: str | None = None  # why there is nothing to do
-    data: dict[str, Any] = field(default_factory=dict)  # what the applier needs beyond changes
-    snapshot: Snapshot | None = field(default=None, compare=False)  # the state it was planned on
+    snapshot: Snapshot | None = field(default=None, compare=False, repr=False)  # the state it was planned on
 
     def fingerprint(self) -> tuple[Any, ...]:
-        return (self.noop is None, repr(self.changes), repr(sorted(self.data.items())))
+        """What must not change between the confirmed preview and the locked re-plan."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _PLAN_FIELDS}
+        return (self.noop is None, repr(self.changes), repr(sorted(own.items())))
+
+
+_PLAN_FIELDS = {"action", "summary", "changes", "checks", "forced", "noop", "snapshot"}
+
+P = TypeVar("P", bound=Plan)
+
+
+class Action(ABC, Generic[P]):
+    """One change flagctl makes. ``validate`` runs before any connection; ``plan`` reads
+    the state and applies the rules (raising PolicyRefused or UsageError); ``apply`` writes
+    the plan inside the audited transaction that planned it with the locks held."""
+
+    manifest: Manifest
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The audit trail's action name."""
+
+    def validate(self) -> None:
+        """Check what can be checked without a database (unknown names, bad scopes)."""
+
+    @abstractmethod
+    def plan(self, conn: psycopg.Connection[Any], locked: bool) -> P:
+        """Read the state (locking it when ``locked``) and decide."""
+
+    @abstractmethod
+    def apply(self, conn: psycopg.Connection[Any], plan: P) -> None:
+        """Write the plan."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +109,6 @@ class Outcome:
     dry_run: bool
 
 
-Planner = Callable[["psycopg.Connection[Any]", bool], Plan]
-Applier = Callable[["psycopg.Connection[Any]", Plan], None]
 Confirm = Callable[[Plan], bool]
 
 
@@ -86,11 +118,9 @@ class NotConfirmed(FlagctlError):
 
 def execute(
     conn: psycopg.Connection[Any],
-    planner: Planner,
-    applier: Applier,
+    action: Action[P],
     audit: AuditContext,
     *,
-    manifest: Manifest,
     confirm: Confirm | None,
     dry_run: bool = False,
     lock_timeout: timedelta = timedelta(seconds=5),
@@ -99,11 +129,12 @@ def execute(
 
     ``confirm=None`` means no prompt (``--yes``).
     """
+    manifest = action.manifest
     preview: Plan | None = None
     if dry_run or confirm is not None:
-        preview = _plan_or_record(conn, planner, audit, locked=False, record=not dry_run)
+        preview = _plan_or_record(conn, action, audit, record=not dry_run)
         with transaction(conn, read_only=True) as tx:
-            check_plan(tx, manifest, preview)
+            check_constraints(tx, manifest, preview)
         if dry_run or preview.noop:
             return Outcome(preview, applied=False, dry_run=dry_run)
         assert confirm is not None
@@ -111,7 +142,7 @@ def execute(
             raise NotConfirmed("not confirmed; nothing was changed")
     try:
         with transaction(conn, audit, lock_timeout) as tx:
-            plan = planner(tx, True)
+            plan = action.plan(tx, True)
             if preview is not None and plan.fingerprint() != preview.fingerprint():
                 raise ConflictError(
                     "the state changed while you were confirming; nothing was changed",
@@ -119,22 +150,44 @@ def execute(
                 )
             if plan.noop:
                 return Outcome(plan, applied=False, dry_run=False)
-            check_plan(tx, manifest, plan)
+            check_constraints(tx, manifest, plan)
             if plan.forced:
                 tx.execute("SELECT set_config('flagctl.forced', 'true', true)")
-            applier(tx, plan)
+            action.apply(tx, plan)
     except PolicyRefused as refusal:
         _record_refusal(conn, audit, refusal)
         raise
     return Outcome(plan, applied=True, dry_run=False)
 
 
+def check_constraints(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
+    """Raise UsageError (exit 2) if the state the plan produces breaks a cross-flag
+    constraint, globally or at any scope with an override. Uses the plan's own snapshot
+    when it covers the constrained flags (it does for every action here)."""
+    from flagctl.store.flags import FlagStore
+
+    if not manifest.model.constraints or not plan.changes:
+        return
+    constrained = constrained_flags(manifest)
+    snapshot = plan.snapshot
+    if snapshot is None or not constrained <= set(snapshot.globals):
+        snapshot = FlagStore(conn, manifest).snapshot(constrained)
+    found = violations_after(manifest, snapshot, constrained, plan.changes)
+    if found:
+        first = found[0]
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        raise UsageError(
+            f"constraint {first.rule} would be violated at {first.scope}: {first.why}{more}; nothing was changed",
+            "change the values so every constraint in the manifest holds (flagctl status shows the current ones)",
+        )
+
+
 def _plan_or_record(
-    conn: psycopg.Connection[Any], planner: Planner, audit: AuditContext, locked: bool, record: bool
+    conn: psycopg.Connection[Any], action: Action[P], audit: AuditContext, record: bool
 ) -> Plan:
     try:
         with transaction(conn, read_only=True) as tx:
-            return planner(tx, locked)
+            return action.plan(tx, False)
     except PolicyRefused as refusal:
         if record:
             _record_refusal(conn, audit, refusal)
@@ -148,12 +201,9 @@ def _record_refusal(conn: psycopg.Connection[Any], audit: AuditContext, refusal:
     refused = AuditContext(audit.actor, audit.reason, audit.action + ".refused", audit.command)
     with transaction(conn, refused) as tx:
         tx.execute(
-            "SELECT flagctl.audit_event(%s, %s, %s, %s, %s)",
-            (
-                refused.action,
-                refusal.system,
-                None,
-                refusal.target or audit.action,
-                Jsonb(detail),
-            ),
+            RECORD_REFUSAL,
+            (refused.action, refusal.system, None, refusal.target or audit.action, Jsonb(detail)),
         )
+
+
+RECORD_REFUSAL = "SELECT flagctl.audit_event(%s, %s, %s, %s, %s)"

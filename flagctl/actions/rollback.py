@@ -1,4 +1,5 @@
-"""The recommender's six-state rollback machine, driven by guardrails.
+"""The watchdog: guardrails drive the rollback state machine (``flagctl.rules.rollback``), and
+rolling back runs the same typed actions as the commands do.
 
     NORMAL → DEGRADED → ROLLBACK_PENDING → ROLLED_BACK → RECOVERY_VERIFY → NORMAL
       ↑___________________ manual override ___________________________________|
@@ -17,15 +18,18 @@ The clock is injected, so recovery times are tested without sleeping.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flagctl.actions.base import Plan
+from flagctl.actions.base import Action, Plan, execute
+from flagctl.actions.kill import Kill
+from flagctl.actions.profile import ApplyState, profile_state
+from flagctl.actions.stage import Clock, step_back
 from flagctl.errors import FlagctlError, UsageError
-from flagctl.model.durations import format_duration, parse_duration
+from flagctl.model.durations import parse_duration
 from flagctl.model.manifest import Manifest, RollbackAction, RollbackSpec
+from flagctl.rules.rollback import MachineState, next_state
 from flagctl.store.db import AuditContext, transaction
 from flagctl.verify import guardrails as guard_mod
 
@@ -34,12 +38,8 @@ if TYPE_CHECKING:
 
     from flagctl.verify.guardrails import GuardrailResult
 
-
-@dataclass(frozen=True)
-class MachineState:
-    state: str
-    since: datetime | None
-    green_since: datetime | None
+READ_STATE = "SELECT state, since, green_since FROM flagctl.rollback_state WHERE system = %s"
+LOCK_STATE = "SELECT 1 FROM flagctl.rollback_state WHERE system = %s FOR UPDATE"
 
 
 @dataclass
@@ -72,14 +72,10 @@ def spec_of(manifest: Manifest) -> RollbackSpec:
 
 
 def read_state(conn: psycopg.Connection[Any], manifest: Manifest) -> MachineState:
-    row = conn.execute(
-        "SELECT state, since, green_since FROM flagctl.rollback_state WHERE system = %s", (manifest.system,)
-    ).fetchone()
+    row = conn.execute(READ_STATE, (manifest.system,)).fetchone()
     return MachineState("NORMAL", None, None) if row is None else MachineState(*row)
 
 
-# A recorded time is never later than the database's own clock: a simulated clock (the
-# demo's, running ahead past a recovery period) decides transitions but cannot write the future.
 STORE_STATE = """
 INSERT INTO flagctl.rollback_state (system, state, since, green_since, detail)
 VALUES (%s, %s, least(%s::timestamptz, now()), least(%s::timestamptz, now()), %s)
@@ -97,48 +93,51 @@ def store_state(
     conn.execute(STORE_STATE, (manifest.system, state.state, state.since, state.green_since, Jsonb(detail)))
 
 
-def next_state(
-    current: MachineState, worst: str | None, on: dict[str, str], now: datetime, recovery: Any
-) -> MachineState:
-    """The machine's transition function (no side effects)."""
-    state = current.state
-    target = on.get(worst) if worst else None
-    if target == "ROLLBACK_PENDING":
-        if state in ("NORMAL", "DEGRADED"):
-            return MachineState("ROLLBACK_PENDING", now, None)
-        if state == "RECOVERY_VERIFY":
-            return MachineState("ROLLED_BACK", now, None)
-        return MachineState(state, current.since, None)
-    if target == "DEGRADED":
-        if state == "NORMAL":
-            return MachineState("DEGRADED", now, None)
-        if state == "RECOVERY_VERIFY":
-            return MachineState("ROLLED_BACK", now, None)
-        return MachineState(state, current.since, None)
-    # all green (or a breach whose severity maps to nothing)
-    if state == "DEGRADED":
-        return MachineState("NORMAL", now, None)
-    if state == "ROLLED_BACK":
-        return MachineState("RECOVERY_VERIFY", now, now)
-    if state == "RECOVERY_VERIFY":
-        green_since = current.green_since or now
-        if now - green_since >= recovery:
-            return MachineState("NORMAL", now, None)
-        return MachineState(state, current.since, green_since)
-    return MachineState(state, current.since or now, None)
+def rollback_action(
+    conn: psycopg.Connection[Any], manifest: Manifest, spec: RollbackAction, clock: Clock
+) -> Action[Any] | str:
+    """The typed action a manifest rollback action stands for (or why there is nothing to do)."""
+    if spec.profile:
+        return ApplyState(manifest, profile_state(manifest, spec.profile, action="rollback.auto"))
+    if spec.step_back:
+        return step_back(conn, manifest, spec.step_back, clock, action="rollback.auto")
+    assert spec.kill is not None
+    return Kill(manifest, spec.kill)
 
 
-RunActions = Callable[[list[RollbackAction], AuditContext], list[str]]
+def run_rollback(
+    conn: psycopg.Connection[Any],
+    manifest: Manifest,
+    audit: AuditContext,
+    clock: Clock,
+    lock_timeout: timedelta,
+) -> list[str]:
+    """Run the manifest's rollback actions in order, each an ordinary audited action."""
+    actions = spec_of(manifest).actions
+    if not actions:
+        raise UsageError("rollback pending, but the manifest's rollback.actions is empty")
+    done = []
+    for spec in actions:
+        action = rollback_action(conn, manifest, spec, clock)
+        if isinstance(action, str):
+            done.append(f"{spec.describe()}: {action}")
+            continue
+        outcome = execute(conn, action, audit, confirm=None, lock_timeout=lock_timeout)
+        done.append(spec.describe() + ("" if outcome.applied else f" ({outcome.plan.noop})"))
+    return done
 
 
 def tick(
     conn: psycopg.Connection[Any],
     manifest: Manifest,
-    now: datetime,
+    clock: Clock,
     audit: AuditContext,
-    run_actions: RunActions | None,
+    *,
+    auto: bool,
+    lock_timeout: timedelta = timedelta(seconds=5),
 ) -> Tick:
-    """Evaluate the guardrails, advance the machine, and (given ``run_actions``) roll back."""
+    """Evaluate the guardrails, advance the machine, and (``auto``) roll back."""
+    now = clock()
     spec = spec_of(manifest)
     names = spec.guardrails if spec.guardrails is not None else list(manifest.model.guardrails)
     if not names:
@@ -151,13 +150,13 @@ def tick(
         current, worst, {k: str(v) for k, v in spec.on.items()}, now, parse_duration(spec.recovery)
     )
     result = Tick(now, current.state, new.state, results)
-    if new.state == "ROLLBACK_PENDING" and run_actions is not None:
+    if new.state == "ROLLBACK_PENDING" and auto:
         why = "; ".join(r.describe() for r in failed) or "rollback pending"
         acting = AuditContext(
             audit.actor, f"{audit.reason}: {why}".strip(": "), "rollback.auto", audit.command
         )
         try:
-            result.actions = run_actions(spec.actions, acting)
+            result.actions = run_rollback(conn, manifest, acting, clock, lock_timeout)
             new = MachineState("ROLLED_BACK", now, None)
             result.after = new.state
         except FlagctlError as exc:
@@ -172,32 +171,35 @@ def tick(
     return result
 
 
-def plan_override(conn: psycopg.Connection[Any], manifest: Manifest, now: datetime, locked: bool) -> Plan:
+@dataclass
+class OverridePlan(Plan):
+    from_state: str = ""
+
+
+@dataclass
+class OverrideNormal(Action[OverridePlan]):
     """The manual override: back to NORMAL from any state."""
-    if locked:
-        conn.execute("SELECT 1 FROM flagctl.rollback_state WHERE system = %s FOR UPDATE", (manifest.system,))
-    current = read_state(conn, manifest).state
-    summary = f"rollback state of {manifest.system}: {current} → NORMAL (manual override)"
-    if current == "NORMAL":
-        return Plan("rollback.override", summary, noop="the rollback state is already NORMAL")
-    return Plan("rollback.override", summary, checks=["a manual override; the next watch evaluation starts from NORMAL"],
-                data={"from": current, "at": now})  # fmt: skip
 
+    manifest: Manifest
+    clock: Clock
 
-def apply_override(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
-    store_state(
-        conn,
-        manifest,
-        MachineState("NORMAL", plan.data["at"], None),
-        {"override": True, "from": plan.data["from"]},
-    )
+    @property
+    def name(self) -> str:
+        return "rollback.override"
 
+    def plan(self, conn: psycopg.Connection[Any], locked: bool) -> OverridePlan:
+        if locked:
+            conn.execute(LOCK_STATE, (self.manifest.system,))
+        current = read_state(conn, self.manifest).state
+        summary = f"rollback state of {self.manifest.system}: {current} → NORMAL (manual override)"
+        if current == "NORMAL":
+            return OverridePlan("rollback.override", summary, noop="the rollback state is already NORMAL")
+        return OverridePlan(
+            "rollback.override", summary,
+            checks=["a manual override; the next watch evaluation starts from NORMAL"],
+            from_state=current,
+        )  # fmt: skip
 
-def describe(state: MachineState, now: datetime, recovery: Any) -> str:
-    text = state.state
-    if state.since:
-        text += f" for {format_duration(now - state.since)}"
-    if state.state == "RECOVERY_VERIFY" and state.green_since:
-        left = recovery - (now - state.green_since)
-        text += f" (green for {format_duration(now - state.green_since)}; NORMAL in {format_duration(left)})"
-    return text
+    def apply(self, conn: psycopg.Connection[Any], plan: OverridePlan) -> None:
+        state = MachineState("NORMAL", self.clock(), None)
+        store_state(conn, self.manifest, state, {"override": True, "from": plan.from_state})

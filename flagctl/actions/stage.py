@@ -1,8 +1,6 @@
-"""Ladders: where a rollout stands, its history, and the rules for moving it.
+"""StageSet: move a ladder to a stage.
 
-The position is derived from the flag values themselves (a bound table stays the single
-source of truth), and the history from the audit trail, so a change made with plain SQL
-shows up as a stage move too. Rules for ``stage set``:
+Rules for ``stage set`` (the pure ones are in ``flagctl.rules.ladder``):
 - backward, any distance: always allowed;
 - forward: one stage at a time, after the current stage's bake time, with the ladder's
   required guardrails passing; ``--force`` skips a stage or a bake (never a guardrail);
@@ -13,152 +11,75 @@ shows up as a stage move too. Rules for ``stage set``:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from itertools import groupby
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flagctl.actions import kill as killswitch
-from flagctl.actions.base import Change, Plan
-from flagctl.errors import PolicyRefused, UsageError
+from flagctl.actions.base import Action, Change, Plan
+from flagctl.errors import PolicyRefused
 from flagctl.model.durations import format_duration
-from flagctl.model.flagtypes import effective_text, to_json
 from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
-from flagctl.store import audit as audit_mod
+from flagctl.rules.kills import holding
+from flagctl.rules.ladder import check_percent, describe_values, exposure_increases, label
 from flagctl.store.flags import GLOBAL, FlagStore
+from flagctl.store.switches import list_engaged
 from flagctl.verify import guardrails
+from flagctl.views.stage import entered_at, position
 
 if TYPE_CHECKING:
     import psycopg
 
 Clock = Callable[[], datetime]
-HISTORY_DEPTH = 1000
 
 
-@dataclass(frozen=True)
-class Transition:
-    at: datetime
-    from_stage: str | None
-    to_stage: str | None
-    before: dict[str, Any]
-    after: dict[str, Any]
-    who: str
-    action: str
-    reason: str | None
-    forced: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "at": self.at.isoformat(),
-            "from": self.from_stage,
-            "to": self.to_stage,
-            "before": {f: to_json(v) for f, v in self.before.items()},
-            "after": {f: to_json(v) for f, v in self.after.items()},
-            "who": self.who,
-            "action": self.action,
-            "reason": self.reason,
-            "forced": self.forced,
-        }
+@dataclass
+class StagePlan(Plan):
+    ladder: str = ""
+    stage: str = ""
 
 
-@dataclass(frozen=True)
-class Position:
-    ladder: ResolvedLadder
-    values: dict[str, Any]
-    stage: ResolvedStage | None
-    entered_at: datetime | None
-    engaged: list[str]  # kill switches holding the ladder's flags
+@dataclass
+class StageSet(Action[StagePlan]):
+    """Move ladder ``ladder`` to stage ``stage`` (``percent`` within a range stage)."""
+
+    manifest: Manifest
+    ladder: str
+    stage: str
+    percent: int | None = None
+    force: bool = False
+    clock: Clock = field(default=lambda: datetime.now(UTC))
+    action: str = "stage.set"
 
     @property
-    def stage_name(self) -> str:
-        return self.stage.name if self.stage else "(off ladder)"
+    def name(self) -> str:
+        return self.action
+
+    def validate(self) -> None:
+        resolved = self.manifest.ladder(self.ladder)
+        check_percent(resolved, resolved.stage(self.stage), self.percent)
+
+    def plan(self, conn: psycopg.Connection[Any], locked: bool) -> StagePlan:
+        self.validate()
+        plan = plan_stage_set(
+            conn, self.manifest, self.manifest.ladder(self.ladder), self.stage,
+            percent=self.percent, force=self.force, clock=self.clock, locked=locked,
+        )  # fmt: skip
+        plan.action = self.action
+        return plan
+
+    def apply(self, conn: psycopg.Connection[Any], plan: StagePlan) -> None:
+        FlagStore(conn, self.manifest).write(plan.changes)
 
 
-def stage_name(stage: ResolvedStage | None) -> str | None:
-    return stage.name if stage else None
-
-
-def history(
-    conn: psycopg.Connection[Any],
-    manifest: Manifest,
-    ladder: ResolvedLadder,
-    current: dict[str, Any],
-) -> list[Transition]:
-    """Every change of the ladder's flags, newest first, as stage transitions.
-
-    Walks the audit trail backwards from the current values, one transaction at a time,
-    undoing each change to learn the values (and so the stage) before it.
-    """
-    rows = [
-        row
-        for row in audit_mod.read_log(
-            conn, system=manifest.system, flags=list(ladder.flags), limit=HISTORY_DEPTH
-        )
-        if (row.scope or GLOBAL) == GLOBAL and not row.action.endswith(".refused")
-    ]
-    state = dict(current)
-    transitions = []
-    for _, group in groupby(rows, key=lambda r: r.txid):
-        changes = list(group)
-        after = dict(state)
-        for row in changes:
-            assert row.flag is not None
-            before_value = audit_mod.value_from_row(manifest, row, "before")
-            state[row.flag] = (
-                before_value if before_value is not None else manifest.flag(row.flag).default_value()
-            )
-        if state == after:
-            continue
-        first = changes[-1]
-        transitions.append(
-            Transition(
-                at=first.at,
-                from_stage=stage_name(ladder.position(state)),
-                to_stage=stage_name(ladder.position(after)),
-                before=dict(state),
-                after=after,
-                who=first.who,
-                action=first.action,
-                reason=first.reason,
-                forced=any(r.forced for r in changes),
-            )
-        )
-    return transitions
-
-
-def entered_at(
-    conn: psycopg.Connection[Any],
-    manifest: Manifest,
-    ladder: ResolvedLadder,
-    current: dict[str, Any],
-) -> datetime | None:
-    """When the ladder entered its current stage; None when it is off the ladder.
-
-    With no recorded entry (the values predate flagctl), the time flagctl started to
-    watch the flags counts: the binding's registration, or the schema's installation.
-    """
-    stage = ladder.position(current)
-    if stage is None:
-        return None
-    for move in history(conn, manifest, ladder, current):
-        if move.to_stage == stage.name and move.from_stage != stage.name:
-            return move.at
-    row = conn.execute(
-        "SELECT coalesce((SELECT min(registered_at) FROM flagctl.binding"
-        "                  WHERE system = %s AND flag = ANY(%s)),"
-        "                 (SELECT min(applied_at) FROM flagctl.schema_migrations))",
-        (manifest.system, list(ladder.flags)),
-    ).fetchone()
-    return row[0] if row else None
-
-
-def position(conn: psycopg.Connection[Any], manifest: Manifest, ladder: ResolvedLadder) -> Position:
-    values = FlagStore(conn, manifest).values(ladder.flags)
-    engaged = killswitch.list_engaged(conn, manifest)
-    holders = sorted({e.switch for f in ladder.flags for e in killswitch.holding(engaged, f, GLOBAL)})
-    return Position(
-        ladder, values, ladder.position(values), entered_at(conn, manifest, ladder, values), holders
-    )
+def step_back(
+    conn: psycopg.Connection[Any], manifest: Manifest, ladder: str, clock: Clock, action: str
+) -> StageSet | str:
+    """The watchdog's "step back one stage", or why there is nothing to step back to."""
+    resolved = manifest.ladder(ladder)
+    where = position(conn, manifest, resolved)
+    if where.stage is None or where.stage.index == 0:
+        return "already at its first stage (or off its stages)"
+    return StageSet(manifest, ladder, resolved.stages[where.stage.index - 1].name, clock=clock, action=action)
 
 
 def plan_stage_set(
@@ -171,20 +92,20 @@ def plan_stage_set(
     force: bool,
     clock: Clock,
     locked: bool,
-) -> Plan:
+) -> StagePlan:
     target = ladder.stage(target_name)
-    _check_percent(ladder, target, percent)
+    check_percent(ladder, target, percent)
     snapshot = FlagStore(conn, manifest).for_change(ladder.flags, locked=locked)
     values = {flag: snapshot.globals[flag] for flag in ladder.flags}
     current = ladder.position(values)
     new_values = dict(values)
     for flag, spec in target.specs.items():
         new_values[flag] = spec.value(percent if spec.takes_percent else None)
-    summary = f"ladder {ladder.name}: {_label(ladder, values)} → {_label(ladder, new_values)}"
+    summary = f"ladder {ladder.name}: {label(ladder, values)} → {label(ladder, new_values)}"
     refuse = _refuser(manifest, ladder)
 
-    engaged = killswitch.list_engaged(conn, manifest)
-    holders = sorted({e.switch for f in ladder.flags for e in killswitch.holding(engaged, f, GLOBAL)})
+    engaged = list_engaged(conn, manifest)
+    holders = sorted({e.switch for f in ladder.flags for e in holding(engaged, f, GLOBAL)})
     if holders:
         raise refuse(
             f"kill switch {', '.join(holders)} is engaged on ladder {ladder.name}'s flags; "
@@ -198,10 +119,12 @@ def plan_stage_set(
         if values[flag] != new_values[flag]
     ]
     if not changes:
-        return Plan(
+        return StagePlan(
             "stage.set",
             summary,
-            noop=f"ladder {ladder.name} is already at {_label(ladder, values)}",
+            ladder=ladder.name,
+            stage=target.name,
+            noop=f"ladder {ladder.name} is already at {label(ladder, values)}",
         )
 
     checks: list[str] = []
@@ -210,7 +133,7 @@ def plan_stage_set(
     if current is None:
         if exposure_up and not force:
             raise refuse(
-                f"ladder {ladder.name} is off its stages ({_describe(values)}); "
+                f"ladder {ladder.name} is off its stages ({describe_values(values)}); "
                 "cannot tell which move is one stage forward",
                 "move to a stage below the current values, or use --force with --reason",
             )
@@ -233,14 +156,15 @@ def plan_stage_set(
         _check_guardrails(conn, manifest, (*ladder.require, *target.require), checks, refuse)
     if ladder.subjects and not locked:
         checks.extend(_blast_radius(conn, manifest, ladder, values, new_values))
-    return Plan(
+    return StagePlan(
         "stage.set",
         summary,
         changes=changes,
         checks=checks,
         forced=forced,
-        data={"ladder": ladder.name, "stage": target.name},
         snapshot=snapshot,
+        ladder=ladder.name,
+        stage=target.name,
     )
 
 
@@ -264,10 +188,6 @@ def _blast_radius(
             )
             lines.append(f"blast radius {flag}: {radius.describe()}")
     return lines
-
-
-def apply_stage_set(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
-    FlagStore(conn, manifest).write(plan.changes)
 
 
 def _check_bake(
@@ -332,46 +252,3 @@ def _refuser(manifest: Manifest, ladder: ResolvedLadder) -> Callable[..., Policy
         )
 
     return refuse
-
-
-def _check_percent(ladder: ResolvedLadder, stage: ResolvedStage, percent: int | None) -> None:
-    """--percent goes to the stage's rollout flags and must lie within each one's range."""
-    if percent is None:
-        return
-    takers = [spec for spec in stage.specs.values() if spec.takes_percent]
-    if not takers:
-        raise UsageError(
-            f"stage {stage.name} of ladder {ladder.name} takes no --percent (nothing is on by percent)"
-        )
-    for spec in takers:
-        if not spec.low <= percent <= spec.high:
-            allowed = f"{spec.low}–{spec.high}" if spec.is_range else str(spec.low)
-            raise UsageError(
-                f"--percent {percent} is outside stage {stage.name} of ladder {ladder.name} ({allowed})",
-                f"give a percent within {allowed}",
-            )
-
-
-def exposure_increases(manifest: Manifest, before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """True if any flag would be on for more subjects than now (a change of a flag whose
-    type has no such order, e.g. an enum, counts as an increase: it needs the checks)."""
-    for flag, new in after.items():
-        if new == before[flag]:
-            continue
-        spec = manifest.flag(flag)
-        up, was = spec.exposure(new), spec.exposure(before[flag])
-        if up is None or was is None or up > was:
-            return True
-    return False
-
-
-def _describe(values: dict[str, Any]) -> str:
-    if len(values) == 1:
-        return effective_text(next(iter(values.values())))
-    return ", ".join(f"{f} {effective_text(v)}" for f, v in sorted(values.items()))
-
-
-def _label(ladder: ResolvedLadder, values: dict[str, Any]) -> str:
-    stage = ladder.position(values)
-    name = stage.name if stage else "(off ladder)"
-    return f"{name} ({_describe(values)})"

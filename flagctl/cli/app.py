@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from flagctl import __version__
 from flagctl.cli import render
 from flagctl.cli.env import Environment
-from flagctl.errors import ExitCode, FlagctlError, ManifestError, UsageError
+from flagctl.errors import ExitCode, FlagctlError, InvalidFile, UsageError
 
 
 class FlagctlGroup(TyperGroup):
@@ -82,7 +82,7 @@ def _report(ctx: Any, exc: Exception) -> int:
     if debug:
         traceback.print_exception(exc)
     render.error(error.message, error.hint)
-    if isinstance(error, ManifestError):
+    if isinstance(error, InvalidFile):
         for problem in error.problems[1:]:
             render.note(f"  {problem}")
     return int(error.exit_code)
@@ -175,12 +175,15 @@ def _register() -> None:
         kill,
         local,
         profile,
-        rollout,
+        release,
+        restore,
+        rollback,
         stage,
         status,
         verify,
         watch,
     )
+    from flagctl.cli.commands import set as set_
 
     app.add_typer(db.app, name="db")
     app.add_typer(stage.app, name="stage")
@@ -192,11 +195,11 @@ def _register() -> None:
     app.add_typer(local.app, name="local")
     app.command("status")(status.status)
     app.command("kill")(kill.kill)
-    app.command("release")(kill.release)
-    app.command("set")(rollout.set_flag)
+    app.command("release")(release.release)
+    app.command("set")(set_.set_flag)
     app.command("eval")(evaluate.eval_flag)
-    app.command("rollback")(profile.rollback)
-    app.command("restore")(profile.restore)
+    app.command("rollback")(rollback.rollback)
+    app.command("restore")(restore.restore)
     app.command("watch")(watch.watch)
     app.command("demo")(demo.demo)
 

@@ -19,7 +19,7 @@ from flagctl.errors import UsageError
 if TYPE_CHECKING:
     import psycopg
 
-    from flagctl.actions.base import Applier, Outcome, Plan, Planner
+    from flagctl.actions.base import Action, Outcome, Plan
     from flagctl.config import Target
     from flagctl.model.manifest import Manifest
 
@@ -90,21 +90,15 @@ def _target(env: Environment) -> Target:
     return target
 
 
-def mutate(
-    env: Environment,
-    opts: Mutation,
-    action: str,
-    loaded: Manifest,
-    planner: Planner,
-    applier: Applier,
-) -> Outcome:
-    """Run one mutation with the shared rules, then render the outcome."""
+def mutate(env: Environment, opts: Mutation, action: Action[Any]) -> Outcome:
+    """Run one action with the shared rules (reason, confirmation, audit), then render it."""
     from flagctl.actions.base import execute
     from flagctl.store.db import AuditContext
 
+    action.validate()  # unknown names, bad scopes: before anything connects
     reason = (opts.reason or "").strip()
     if not reason and not opts.dry_run:
-        raise UsageError(f"{action} needs --reason", "say why, e.g. --reason 'INC-123: error spike'")
+        raise UsageError(f"{action.name} needs --reason", "say why, e.g. --reason 'INC-123: error spike'")
     confirm = None
     if not opts.yes and not opts.dry_run:
         if not env.is_interactive():
@@ -116,19 +110,12 @@ def mutate(
     audit = AuditContext(
         actor=opts.actor or os_user(),
         reason=reason,
-        action=action,
+        action=action.name,
         command=env.command_line(),
     )
     conn = connect(env)
     outcome = execute(
-        conn,
-        planner,
-        applier,
-        audit,
-        manifest=loaded,
-        confirm=confirm,
-        dry_run=opts.dry_run,
-        lock_timeout=env.lock_timeout,
+        conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout
     )
     show_outcome(outcome, opts.output, _target(env))
     return outcome

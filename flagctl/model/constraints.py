@@ -16,20 +16,19 @@ has an override of a constrained flag, that scope's values (overrides over globa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, model_validator
 
-from flagctl.errors import UsageError
 from flagctl.model.flagtypes import Model, describe
 from flagctl.model.values import Rollout
 
 if TYPE_CHECKING:
-    import psycopg
-
-    from flagctl.actions.base import Plan
+    from flagctl.actions.base import Change
     from flagctl.model.manifest import Manifest, ManifestModel
+    from flagctl.store.flags import Snapshot
 
 
 class RangeRule(Model):
@@ -171,25 +170,20 @@ def constrained_flags(manifest: Manifest) -> set[str]:
     return {f for rule in manifest.model.constraints for f in rule.flags()}
 
 
-def check_plan(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
-    """Raise UsageError (exit 2) if the plan's result breaks a constraint."""
-    if not manifest.model.constraints or not plan.changes:
-        return
-    from flagctl.store.flags import GLOBAL, FlagStore
-
-    constrained = constrained_flags(manifest)
-    snapshot = plan.snapshot
-    if snapshot is None or not constrained <= set(snapshot.globals):
-        snapshot = FlagStore(conn, manifest).snapshot(constrained)
+def violations_after(
+    manifest: Manifest, snapshot: Snapshot, constrained: set[str], changes: Iterable[Change]
+) -> list[Violation]:
+    """The violations of the state the changes produce: the global values, and every scope
+    that has an override of a constrained flag (its overrides over the global values)."""
     state = {flag: snapshot.globals[flag] for flag in constrained}
     scopes: dict[str, dict[str, Any]] = {}
     for flag in constrained:
         for scope, value in snapshot.overrides.get(flag, {}).items():
             scopes.setdefault(scope, {})[flag] = value
-    for change in plan.changes:
+    for change in changes:
         if change.flag not in constrained:
             continue
-        if change.scope == GLOBAL:
+        if change.scope == "global":
             state[change.flag] = change.after
         elif change.after is None:
             scopes.get(change.scope, {}).pop(change.flag, None)
@@ -198,13 +192,7 @@ def check_plan(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) ->
     found = violations(manifest, state)
     for scope, overrides in sorted(scopes.items()):
         found += violations(manifest, {**state, **overrides}, scope)
-    if found:
-        first = found[0]
-        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
-        raise UsageError(
-            f"constraint {first.rule} would be violated at {first.scope}: {first.why}{more}; nothing was changed",
-            "change the values so every constraint in the manifest holds (flagctl status shows the current ones)",
-        )
+    return found
 
 
 def overriding(manifest: Manifest, state: dict[str, Any]) -> str | None:

@@ -245,7 +245,7 @@ def load_manifest(path: str | Path) -> Manifest:
 def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     from flagctl.model.yamlio import load_yaml
 
-    data = load_yaml(text, path, what="manifest")
+    data = load_yaml(text, path)
     if not isinstance(data, dict):
         raise ManifestError(path, ["the top level must be a mapping (version, system, flags, …)"])
     try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from flagctl.errors import ManifestError
+from flagctl.errors import InvalidFile, ManifestError
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -42,14 +42,14 @@ _StrictLoader.add_implicit_resolver(
 )
 
 
-def load_yaml(text: str, path: str, what: str = "file") -> Any:
-    """Parse YAML text; a syntax error becomes ManifestError with line and column."""
+def load_yaml(text: str, path: str, error: type[InvalidFile] = ManifestError) -> Any:
+    """Parse YAML text; a syntax error becomes ``error`` (the file's kind) with line and column."""
     try:
         return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = exc.problem or exc.context or "malformed YAML"
-        raise ManifestError(path, [f"{where}{problem}"], f"fix the YAML syntax of this {what}") from None
+        raise error(path, [f"{where}{problem}"], f"fix the YAML syntax of this {error.kind}") from None
     except yaml.YAMLError as exc:
-        raise ManifestError(path, [f"malformed YAML: {exc}"]) from None
+        raise error(path, [f"malformed YAML: {exc}"]) from None

@@ -83,6 +83,7 @@ class Snapshot:
 
     globals: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # flag → scope → value
+    stored: set[str] = field(default_factory=set)  # flags with a stored global value (not the default)
 
     def at(self, flag: str, scope: str) -> Any | None:
         """The value stored at a scope (None at a scope: no override there)."""
@@ -128,6 +129,7 @@ class OwnTable:
             value = flags[name].from_db(data)
             if scope == GLOBAL:
                 into.globals[name] = value
+                into.stored.add(name)
             else:
                 into.overrides.setdefault(name, {})[scope] = value
 
@@ -164,6 +166,7 @@ class BoundTable:
 
     def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
         into.globals.update(self._select(conn, names, lock=False))
+        into.stored.update(names)
 
     def _select(self, conn: psycopg.Connection[Any], names: list[str], lock: bool) -> dict[str, Any]:
         from psycopg import sql
@@ -272,6 +275,7 @@ class FlagStore:
             read = storage.lock(self.conn, group)
             if read is not None:  # locking read them already
                 snapshot.globals.update(read)
+                snapshot.stored.update(read)
         for storage, group in self._groups(wanted | locked):
             todo = [name for name in group if name not in snapshot.globals]
             if todo:

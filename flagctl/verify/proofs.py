@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from flagctl.actions import kill as killswitch
 from flagctl.errors import UsageError
 from flagctl.model.durations import format_duration
 from flagctl.model.flagtypes import RolloutFlag
 from flagctl.model.manifest import Manifest
 from flagctl.rules.bucketing import bucket, eligible
+from flagctl.rules.kills import holding
 from flagctl.store.db import read_only, subjects_from
 from flagctl.store.flags import FlagStore
+from flagctl.store.switches import list_engaged
 
 if TYPE_CHECKING:
     import psycopg
@@ -217,12 +218,12 @@ def phase_state(conn: psycopg.Connection[Any], manifest: Manifest) -> tuple[bool
     """Is the phase killed (every rollout flag off, or held by an engaged kill)? With evidence."""
     rollouts = [name for name, spec in manifest.flags.items() if isinstance(spec, RolloutFlag)]
     values = FlagStore(conn, manifest).values(rollouts)
-    engaged = killswitch.list_engaged(conn, manifest)
+    engaged = list_engaged(conn, manifest)
     notes = []
     killed = True
     for name in rollouts:
         value = values[name]
-        holders = [e.switch for e in killswitch.holding(engaged, name, "global")]
+        holders = [e.switch for e in holding(engaged, name, "global")]
         notes.append(f"{name}: {value.effective()}" + (f", held by {', '.join(holders)}" if holders else ""))
         killed &= not value.active
     return killed, notes

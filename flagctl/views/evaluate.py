@@ -19,15 +19,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flagctl.actions import kill as killswitch
 from flagctl.errors import UsageError
 from flagctl.model.constraints import overriding
 from flagctl.model.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_text, to_json
 from flagctl.model.manifest import Manifest
-from flagctl.model.values import Rollout
-from flagctl.rules.bucketing import HASH_VERSION, bucket
+from flagctl.rules.bucketing import HASH_VERSION
+from flagctl.rules.evaluation import decide
+from flagctl.rules.kills import holding
 from flagctl.store.db import read_only, subjects_from
+from flagctl.store.exemptions import exemptions_of
 from flagctl.store.flags import GLOBAL, FlagStore, Snapshot, check_scope
+from flagctl.store.switches import list_engaged
 
 if TYPE_CHECKING:
     import psycopg
@@ -58,15 +60,6 @@ class Decision:
             "effective": effective_text(self.value),
             "exemptions": self.exemptions,
         }
-
-
-def exemptions(conn: psycopg.Connection[Any], manifest: Manifest, flag: str) -> dict[str, str]:
-    """scope → allow | deny, for one flag."""
-    rows = conn.execute(
-        "SELECT scope, effect FROM flagctl.exemption WHERE system = %s AND flag = %s ORDER BY scope",
-        (manifest.system, flag),
-    ).fetchall()
-    return dict(rows)
 
 
 def check_hash_version(conn: psycopg.Connection[Any], spec: RolloutFlag) -> None:
@@ -108,43 +101,27 @@ def evaluate(
         )
     for scope in scopes:
         check_scope(manifest, name, scope)
+    if isinstance(spec, RolloutFlag):
+        check_hash_version(conn, spec)
     snapshot = FlagStore(conn, manifest).snapshot({name, *manifest.model.priority})
     value, source = subject_value(manifest, snapshot, name, scopes)
-    found = exemptions(conn, manifest, name)
+    found = exemptions_of(conn, manifest, name)
     mine = {s: found[s] for s in scopes if s in found}
-
-    def decide(eligible: bool, rule: str, bucket_: int | None = None) -> Decision:
-        return Decision(name, subject, scopes, eligible, rule, bucket_, value, source, mine)
-
-    engaged = killswitch.list_engaged(conn, manifest)
-    held = killswitch.holding(engaged, name, *scopes)
-    on = value.active if isinstance(value, Rollout) else bool(value)
+    held = holding(list_engaged(conn, manifest), name, *scopes)
     priority = overriding(manifest, snapshot.globals)
-    if priority and priority != name:
-        return decide(False, f"priority flag {priority} is on: it overrides everything")
-    if held and not on:
-        return decide(False, f"kill switch {held[-1].switch} (scope {held[-1].scope})")
-    if not on:
-        dark = isinstance(value, Rollout) and value.enabled
-        return decide(False, "stage off (dark: enabled at 0%)" if dark else "stage off")
-    if not held:
-        for scope in scopes:
-            if mine.get(scope) == "deny":
-                return decide(False, f"deny exemption {scope}")
-        for scope in scopes:
-            if mine.get(scope) == "allow":
-                return decide(True, f"allow exemption {scope}")
-    if not isinstance(value, Rollout):
-        return decide(True, "on" if not held else f"on (kill switch {held[-1].switch} leaves it on)")
-    check_hash_version(conn, spec)  # type: ignore[arg-type]
-    if value.internal and internal:
-        return decide(True, "internal audience")
-    salt = spec.salt_for(name)  # type: ignore[union-attr]
-    b = bucket(salt, subject)
-    prefix = f"kill switch {held[-1].switch} limits it; " if held else ""
-    if b < value.percent:
-        return decide(True, f"{prefix}bucket {b} < {value.percent}%", b)
-    return decide(False, f"{prefix}bucket {b} ≥ {value.percent}%", b)
+    verdict = decide(
+        value,
+        subject=subject,
+        salt=spec.salt_for(name) if isinstance(spec, RolloutFlag) else name,
+        scopes=scopes,
+        killed_by=[(e.switch, e.scope) for e in held],
+        priority=priority if priority != name else None,
+        exemptions=mine,
+        internal=internal,
+    )
+    return Decision(
+        name, subject, scopes, verdict.eligible, verdict.rule, verdict.bucket, value, source, mine
+    )
 
 
 @dataclass(frozen=True)

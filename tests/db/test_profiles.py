@@ -85,7 +85,10 @@ def test_priority_kill_switch_overrides_everything_in_status(recsys: Cli) -> Non
     assert recsys("kill", "recsys-off", *GO).exit_code == 0
     flags = {f["name"]: f for f in json.loads(recsys("status", "-o", "json").stdout)["flags"]}
     assert flags["kill_switch"]["value"] is True
-    assert flags["policy_mode"]["effective"] == "off (overridden by kill_switch)"
+    policy = flags["policy_mode"]
+    assert (policy["reason"], policy["by"]) == ("overridden", "kill_switch")
+    assert flags["disable_cf"]["effective"] is False  # a bool overridden is off, typed
+    assert "off (overridden by kill_switch)" in recsys("status").stdout
 
 
 def test_profile_validation_without_a_database(tmp_path: Path) -> None:

@@ -86,7 +86,9 @@ def test_scoped_override_beats_global_for_that_scope_only(make_cli) -> None:  # 
     assert cli("set", "regions", "us", "--scope", "tenant:acme", *GO).exit_code == 0
     flag = next(f for f in json.loads(cli("status", "-o", "json").stdout)["flags"] if f["name"] == "regions")
     assert flag["value"] == ["eu"]
-    assert flag["overrides"] == [{"scope": "tenant:acme", "value": ["us"], "effective": "[us]"}]
+    assert flag["overrides"] == [
+        {"scope": "tenant:acme", "value": ["us"], "effective": ["us"], "reason": "override"}
+    ]
     assert "└ tenant:acme" in cli("status").stdout
     assert cli("set", "regions", "--unset", "--scope", "tenant:acme", *GO).exit_code == 0
     assert cli.sql("SELECT count(*) FROM flagctl.flag_state WHERE scope <> 'global'") == [(0,)]
@@ -152,7 +154,9 @@ def test_scoped_kill_touches_only_that_scope(groups: Cli) -> None:
         f for f in json.loads(groups("status", "-o", "json").stdout)["flags"] if f["name"] == "groups_send"
     )
     assert flag["value"] is True  # global untouched
-    assert flag["overrides"] == [{"scope": "workspace:42", "value": False, "effective": "off"}]
+    assert flag["overrides"] == [
+        {"scope": "workspace:42", "value": False, "effective": False, "reason": "override"}
+    ]
     assert flag["kill_switches"] == [{"switch": "KS3", "scope": "workspace:42"}]
     # A scoped kill of a flag with no user-scope is refused
     assert groups("kill", "KS3", "--scope", "user:7", *GO).exit_code == 2

@@ -70,19 +70,10 @@ def remove(
 def _run(
     ctx: typer.Context, flag: str, scope: str, effect: str | None, note: str | None, opts: Mutation
 ) -> None:
-    from flagctl.actions.exempt import apply_exempt, plan_exempt
+    from flagctl.actions.exempt import Exempt
 
     env = env_of(ctx)
-    loaded = manifest(env)
-    loaded.flag(flag)
-    mutate(
-        env,
-        opts,
-        "exempt",
-        loaded,
-        lambda conn, locked: plan_exempt(conn, loaded, flag, scope, effect, note, locked),
-        lambda conn, plan: apply_exempt(conn, loaded, plan),
-    )
+    mutate(env, opts, Exempt(manifest(env), flag, scope, effect, note))
 
 
 @app.command("list")
@@ -92,7 +83,7 @@ def list_(
     output: OutputOpt = Output.table,
 ) -> None:
     """List exemptions."""
-    from flagctl.actions.exempt import list_exemptions
+    from flagctl.store.exemptions import list_exemptions
 
     env = env_of(ctx)
     loaded = manifest(env)

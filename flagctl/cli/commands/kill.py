@@ -1,4 +1,4 @@
-"""flagctl kill SWITCH | kill --list | release SWITCH — engage, list, restore."""
+"""flagctl kill SWITCH | kill --list — engage a kill switch now, or list them."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def kill(
 ) -> None:
     """Engage a kill switch now: one transaction, no bake, no guardrail, exact prior
     values recorded so `flagctl release` restores them."""
-    from flagctl.actions import kill as killswitch
+    from flagctl.actions.kill import Kill
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -52,53 +52,15 @@ def kill(
         return
     if switch is None:
         raise UsageError("kill needs a SWITCH (or --list)", "flagctl kill --list shows them")
-    loaded.switch(switch)
-    mutate(
-        env,
-        Mutation(reason, yes, actor, dry_run, output),
-        "kill",
-        loaded,
-        lambda conn, locked: killswitch.plan_kill(conn, loaded, switch, scope, locked),
-        lambda conn, plan: killswitch.apply_kill(conn, loaded, plan),
-    )
-
-
-def release(
-    ctx: typer.Context,
-    switch: Annotated[str, typer.Argument(help="The engaged kill switch to release.")],
-    scope: ScopeOpt = "global",
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Restore the prior values even if the flags changed since the kill."),
-    ] = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Release a kill switch: restore exactly the values it replaced. Refused (exit 4)
-    if someone changed those flags in between, unless --force."""
-    from flagctl.actions import kill as killswitch
-
-    env = env_of(ctx)
-    loaded = manifest(env)
-    loaded.switch(switch)
-    mutate(
-        env,
-        Mutation(reason, yes, actor, dry_run, output),
-        "release",
-        loaded,
-        lambda conn, locked: killswitch.plan_release(conn, loaded, switch, scope, locked, force),
-        lambda conn, plan: killswitch.apply_release(conn, loaded, plan),
-    )
+    mutate(env, Mutation(reason, yes, actor, dry_run, output), Kill(loaded, switch, scope))
 
 
 def _list(env: Environment, loaded: Manifest, output: Output) -> None:
-    from flagctl.actions import kill as killswitch
+    from flagctl.rules.kills import Engaged
+    from flagctl.store.switches import engaged_json, list_engaged
 
-    engaged: dict[str, list[killswitch.Engaged]] = {}
-    for record in killswitch.list_engaged(connect(env), loaded):
+    engaged: dict[str, list[Engaged]] = {}
+    for record in list_engaged(connect(env), loaded):
         engaged.setdefault(record.switch, []).append(record)
     ordered = sorted(loaded.model.kill_switches.items(), key=lambda kv: (kv[1].level, kv[0]))
     if output is Output.json:
@@ -111,7 +73,7 @@ def _list(env: Environment, loaded: Manifest, output: Output) -> None:
                     "description": spec.description,
                     "includes": spec.includes,
                     "sets": {f: s.to_json() for f, s in loaded.switches[name].items()},
-                    "engaged": [e.to_json(loaded) for e in engaged.get(name, [])],
+                    "engaged": [engaged_json(loaded, e) for e in engaged.get(name, [])],
                 }
                 for name, spec in ordered
             ],

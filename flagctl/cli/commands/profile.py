@@ -1,4 +1,4 @@
-"""flagctl profile list|show|diff|apply|snapshot|validate|schema, rollback, restore."""
+"""flagctl profile list|show|diff|apply|snapshot|validate|schema — safe-baseline profiles."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
-    from flagctl.actions.profile import Target
+    from flagctl.actions.profile import DesiredState
     from flagctl.cli.env import Environment
     from flagctl.model.manifest import Manifest
 
@@ -40,7 +40,7 @@ ForceOpt = Annotated[
 @app.command("list")
 def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """List the profiles of the manifest's profiles folder."""
-    from flagctl.actions.profile import list_profiles, profiles_dir
+    from flagctl.model.profile import list_profiles, profiles_dir
 
     loaded = manifest(env_of(ctx))
     found = list_profiles(loaded)
@@ -60,8 +60,8 @@ def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
 @app.command("show")
 def show(ctx: typer.Context, name: NameArg, output: OutputOpt = Output.table) -> None:
     """Show a profile's values."""
-    from flagctl.actions.profile import load_profile
     from flagctl.model.flagtypes import describe, to_json
+    from flagctl.model.profile import load_profile
 
     profile = load_profile(manifest(env_of(ctx)), name)
     if output is Output.json:
@@ -78,13 +78,14 @@ def show(ctx: typer.Context, name: NameArg, output: OutputOpt = Output.table) ->
 @app.command("diff")
 def diff(ctx: typer.Context, name: NameArg, output: OutputOpt = Output.table) -> None:
     """Compare a profile with the live state: exit 1 if they differ (drift)."""
-    from flagctl.actions import profile as profiles
     from flagctl.model.flagtypes import describe, to_json
+    from flagctl.model.profile import load_profile
+    from flagctl.views.profile import diff as drift_from
 
     env = env_of(ctx)
     loaded = manifest(env)
-    profile = profiles.load_profile(loaded, name)
-    drift = profiles.diff(connect(env), loaded, profile.state)
+    profile = load_profile(loaded, name)
+    drift = drift_from(connect(env), loaded, profile.state)
     if output is Output.json:
         render.emit_json({"profile": profile.name, "in_sync": not drift, "drift": [
             {"flag": d.flag, "scope": d.scope, "live": to_json(d.live), "profile": to_json(d.wanted)} for d in drift
@@ -111,14 +112,12 @@ def apply(
     output: OutputOpt = Output.table,
 ) -> None:
     """Apply a profile: the diff against the live state, then every change in one transaction."""
-    from flagctl.actions.profile import Target, load_profile
+    from flagctl.actions.profile import profile_state
 
     env = env_of(ctx)
     loaded = manifest(env)
-    profile = load_profile(loaded, name)
-    target = Target(f"profile.apply:{profile.name}", f"apply profile {profile.name}", profile.state,
-                    mark_safe="profile" if mark_safe else None, name=profile.name)  # fmt: skip
-    run_target(env, loaded, target, force, Mutation(reason, yes, actor, dry_run, output))
+    desired = profile_state(loaded, name, mark_safe=mark_safe)
+    apply_desired(env, loaded, desired, force, Mutation(reason, yes, actor, dry_run, output))
 
 
 @app.command("snapshot")
@@ -139,7 +138,9 @@ def snapshot(
     """Write the live state as a profile file (and, with --mark-safe, record it as safe)."""
     from pathlib import Path
 
-    from flagctl.actions.profile import Target, dump_profile, live_state, profile_path
+    from flagctl.actions.profile import DesiredState
+    from flagctl.model.profile import dump_profile, profile_path
+    from flagctl.views.profile import live_state
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -148,9 +149,9 @@ def snapshot(
         raise UsageError(f"{path} exists", "choose another name, or --overwrite")
     state = live_state(connect(env), loaded)
     if mark_safe:
-        target = Target(f"snapshot:{name}", f"mark the live state safe as snapshot {name}", state,
-                        mark_safe="snapshot", name=name)  # fmt: skip
-        run_target(env, loaded, target, False, Mutation(reason, yes, actor, False, Output.table))
+        desired = DesiredState(f"snapshot:{name}", f"mark the live state safe as snapshot {name}", state,
+                               mark_safe="snapshot", name=name)  # fmt: skip
+        apply_desired(env, loaded, desired, False, Mutation(reason, yes, actor, False, Output.table))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         dump_profile(loaded, name, state, f"snapshot of the live state ({env.clock():%Y-%m-%d %H:%M %Z})")
@@ -161,7 +162,7 @@ def snapshot(
 @app.command("validate")
 def validate(ctx: typer.Context, name: NameArg) -> None:
     """Check a profile file against the manifest, without a database."""
-    from flagctl.actions.profile import load_profile
+    from flagctl.model.profile import load_profile
 
     profile = load_profile(manifest(env_of(ctx)), name)
     render.out(f"profile {profile.name} is valid ({len(profile.flags())} flags, {profile.path})")
@@ -170,98 +171,15 @@ def validate(ctx: typer.Context, name: NameArg) -> None:
 @app.command("schema")
 def schema(ctx: typer.Context) -> None:
     """Print a JSON Schema for this manifest's profile files (for editors)."""
-    from flagctl.actions.profile import json_schema
+    from flagctl.model.profile import json_schema
 
     render.emit_json(json_schema(manifest(env_of(ctx))))
 
 
-def run_target(env: Environment, loaded: Manifest, target: Target, force: bool, opts: Mutation) -> None:
-    from flagctl.actions.profile import apply_state, plan_state
-
-    mutate(
-        env,
-        opts,
-        target.action,
-        loaded,
-        lambda conn, locked: plan_state(conn, loaded, target, force=force, locked=locked),
-        lambda conn, plan: apply_state(conn, loaded, plan),
-    )
-
-
-def rollback(
-    ctx: typer.Context,
-    to_last_safe: Annotated[
-        bool, typer.Option("--to-last-safe", help="Back to the last state marked safe.")
-    ] = False,
-    status: Annotated[
-        bool, typer.Option("--status", help="Show the rollback state machine's state.")
-    ] = False,
-    override_normal: Annotated[
-        bool, typer.Option("--override-normal", help="Manual override: set the state machine back to NORMAL.")
-    ] = False,
-    force: ForceOpt = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+def apply_desired(
+    env: Environment, loaded: Manifest, desired: DesiredState, force: bool, opts: Mutation
 ) -> None:
-    """Roll back to the most recent profile or snapshot marked safe (--to-last-safe); show
-    the rollback state machine (--status); or override it back to NORMAL."""
-    from flagctl.actions.profile import last_safe
+    """Apply a desired state (a profile, a safe point, a past moment) as one action."""
+    from flagctl.actions.profile import ApplyState
 
-    if sum((to_last_safe, status, override_normal)) != 1:
-        raise UsageError("give one of --to-last-safe, --status, --override-normal")
-    env = env_of(ctx)
-    loaded = manifest(env)
-    if status or override_normal:
-        _machine(env, loaded, override_normal, Mutation(reason, yes, actor, dry_run, output))
-        return
-    target = last_safe(connect(env), loaded)
-    run_target(env, loaded, target, force, Mutation(reason, yes, actor, dry_run, output))
-
-
-def _machine(env: Environment, loaded: Manifest, override: bool, opts: Mutation) -> None:
-    from flagctl.actions import rollback as machine
-    from flagctl.model.durations import parse_duration
-
-    now = env.clock()
-    if override:
-        mutate(
-            env, opts, "rollback.override", loaded,
-            lambda conn, locked: machine.plan_override(conn, loaded, now, locked),
-            lambda conn, plan: machine.apply_override(conn, loaded, plan),
-        )  # fmt: skip
-        return
-    state = machine.read_state(connect(env), loaded)
-    recovery = parse_duration(machine.spec_of(loaded).recovery)
-    if opts.output is Output.json:
-        render.emit_json({"system": loaded.system, "state": state.state, "since": state.since,
-                          "green_since": state.green_since})  # fmt: skip
-        return
-    render.out(f"rollback state of {loaded.system}: {machine.describe(state, now, recovery)}")
-
-
-def restore(
-    ctx: typer.Context,
-    as_of: Annotated[str, typer.Option("--as-of", help="ISO time, or a duration ago such as 2h.")],
-    flag: Annotated[list[str] | None, typer.Option("--flag", help="Only this flag (repeatable).")] = None,
-    force: ForceOpt = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Restore the values of a past moment, rebuilt from the audit trail, like a profile."""
-    from flagctl.actions.profile import state_as_of
-    from flagctl.model.durations import parse_since
-
-    env = env_of(ctx)
-    loaded = manifest(env)
-    try:
-        when = parse_since(as_of, env.clock())
-    except ValueError as exc:
-        raise UsageError(f"--as-of: {exc}") from None
-    target = state_as_of(connect(env), loaded, when, flag)
-    run_target(env, loaded, target, force, Mutation(reason, yes, actor, dry_run, output))
+    mutate(env, opts, ApplyState(loaded, desired, force))

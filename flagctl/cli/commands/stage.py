@@ -29,14 +29,14 @@ LadderArg = Annotated[str, typer.Argument(help="The ladder (see the manifest's l
 @app.command("show")
 def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table) -> None:
     """Show where a ladder stands: its stages, the current one, and since when."""
-    from flagctl.actions import stage as ladders
     from flagctl.model.durations import format_duration
     from flagctl.model.flagtypes import describe, effective_text, to_json
+    from flagctl.views.stage import position
 
     env = env_of(ctx)
     loaded = manifest(env)
     resolved = loaded.ladder(ladder)
-    pos = ladders.position(connect(env), loaded, resolved)
+    pos = position(connect(env), loaded, resolved)
     now = env.clock()
     if output is Output.json:
         render.emit_json(
@@ -110,29 +110,11 @@ def set_stage(
 ) -> None:
     """Move a ladder to STAGE: forward one stage at a time after the bake, with the
     required guardrails passing; backward any distance, always."""
-    from flagctl.actions import stage as ladders
+    from flagctl.actions.stage import StageSet
 
     env = env_of(ctx)
-    loaded = manifest(env)
-    resolved = loaded.ladder(ladder)
-    resolved.stage(stage)
-    mutate(
-        env,
-        Mutation(reason, yes, actor, dry_run, output),
-        "stage.set",
-        loaded,
-        lambda conn, locked: ladders.plan_stage_set(
-            conn,
-            loaded,
-            resolved,
-            stage,
-            percent=percent,
-            force=force,
-            clock=env.clock,
-            locked=locked,
-        ),
-        lambda conn, plan: ladders.apply_stage_set(conn, loaded, plan),
-    )
+    action = StageSet(manifest(env), ladder, stage, percent=percent, force=force, clock=env.clock)
+    mutate(env, Mutation(reason, yes, actor, dry_run, output), action)
 
 
 @app.command("history")
@@ -143,15 +125,16 @@ def history(
     output: OutputOpt = Output.table,
 ) -> None:
     """Show a ladder's past moves, newest first, including changes made with plain SQL."""
-    from flagctl.actions import stage as ladders
     from flagctl.model.flagtypes import describe
+    from flagctl.views.stage import history as ladder_history
+    from flagctl.views.stage import position
 
     env = env_of(ctx)
     loaded = manifest(env)
     resolved = loaded.ladder(ladder)
     conn = connect(env)
-    pos = ladders.position(conn, loaded, resolved)
-    moves = ladders.history(conn, loaded, resolved, pos.values)[:limit]
+    pos = position(conn, loaded, resolved)
+    moves = ladder_history(conn, loaded, resolved, pos.values)[:limit]
     if output is Output.json:
         render.emit_json({"ladder": resolved.name, "moves": [m.to_json() for m in moves]})
         return

@@ -18,8 +18,8 @@ def status(
 ) -> None:
     """Show each flag's stored value, effective state, stage, scoped overrides, kill
     switches and last change."""
-    from flagctl.actions.set import status as system_status
     from flagctl.model.flagtypes import describe, effective_text
+    from flagctl.views.status import status as system_status
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -34,7 +34,7 @@ def status(
         rows.append((
             flag.name,
             describe(flag.value),
-            flag.to_json()["effective"],
+            flag.effective.text,
             ", ".join(f"{lad}: {stage}" for lad, stage in flag.stages),
             killed,
             f"{render.when(last.at)} {last.who}: {last.reason or last.action}" if last else "",

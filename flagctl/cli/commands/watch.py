@@ -16,8 +16,7 @@ from flagctl.errors import CheckFailed, UsageError
 if TYPE_CHECKING:
     from flagctl.actions.rollback import Tick
     from flagctl.cli.env import Environment
-    from flagctl.model.manifest import Manifest, RollbackAction
-    from flagctl.store.db import AuditContext
+    from flagctl.model.manifest import Manifest
 
 
 def watch(
@@ -63,7 +62,6 @@ def watch(
             raise CheckFailed("not confirmed; nothing was changed")
     audit = AuditContext(actor or os_user(), (reason or "").strip() or "watch", "watch", env.command_line())
     conn = connect(env)
-    runner = _action_runner(env, loaded, conn) if auto else None
     live = _live_display(output)
     needed = False
     ticks = 1 if once else count
@@ -72,7 +70,7 @@ def watch(
         while True:
             from flagctl.actions.rollback import tick
 
-            result = tick(conn, loaded, env.clock(), audit, runner)
+            result = tick(conn, loaded, env.clock, audit, auto=auto, lock_timeout=env.lock_timeout)
             needed |= result.rollback_needed
             _show(result, output, live, loaded, env)
             done += 1
@@ -93,69 +91,6 @@ def watch(
         raise CheckFailed(
             f"rollback needed: state {result.after}", "run with --auto to roll back, or act by hand"
         )
-
-
-def _action_runner(env: Environment, loaded: Manifest, conn: Any) -> Any:
-    """Runs the manifest's rollback actions, each as an ordinary audited mutation."""
-
-    def run(actions: list[RollbackAction], audit: AuditContext) -> list[str]:
-        from flagctl.actions.base import execute
-
-        if not actions:
-            raise UsageError("rollback pending, but the manifest's rollback.actions is empty")
-        done = []
-        for action in actions:
-            steps = _action_steps(env, loaded, conn, action)
-            if isinstance(steps, str):
-                done.append(f"{action.describe()}: {steps}")
-                continue
-            outcome = execute(
-                conn, *steps, audit, manifest=loaded, confirm=None, lock_timeout=env.lock_timeout
-            )
-            done.append(action.describe() + ("" if outcome.applied else f" ({outcome.plan.noop})"))
-        return done
-
-    return run
-
-
-def _action_steps(
-    env: Environment, loaded: Manifest, conn: Any, action: RollbackAction
-) -> tuple[Any, Any] | str:
-    """The planner and applier of one rollback action (or why there is nothing to do)."""
-    from flagctl.actions import kill as killswitch
-    from flagctl.actions import profile as profiles
-    from flagctl.actions import stage as ladder
-
-    if action.profile:
-        profile = profiles.load_profile(loaded, action.profile)
-        target = profiles.Target(
-            "rollback.auto", f"apply profile {profile.name}", profile.state, name=profile.name
-        )
-
-        def plan_profile(c: Any, locked: bool) -> Any:
-            return profiles.plan_state(c, loaded, target, force=False, locked=locked)
-
-        return plan_profile, lambda c, p: profiles.apply_state(c, loaded, p)
-    if action.step_back:
-        resolved = loaded.ladder(action.step_back)
-        position = ladder.position(conn, loaded, resolved)
-        if position.stage is None or position.stage.index == 0:
-            return "already at its first stage (or off its stages)"
-        back = resolved.stages[position.stage.index - 1].name
-
-        def plan_back(c: Any, locked: bool) -> Any:
-            return ladder.plan_stage_set(
-                c, loaded, resolved, back, percent=None, force=False, clock=env.clock, locked=locked
-            )
-
-        return plan_back, lambda c, p: ladder.apply_stage_set(c, loaded, p)
-    switch = action.kill
-    assert switch is not None
-
-    def plan_kill(c: Any, locked: bool) -> Any:
-        return killswitch.plan_kill(c, loaded, switch, "global", locked)
-
-    return plan_kill, lambda c, p: killswitch.apply_kill(c, loaded, p)
 
 
 def _live_display(output: Output) -> Any:

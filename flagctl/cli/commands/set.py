@@ -45,7 +45,7 @@ def set_flag(
 ) -> None:
     """Set one flag, globally or for one scope. Refused while a kill switch holds it; on
     a ladder's flag only lowering exposure is allowed without --force (use `stage set`)."""
-    from flagctl.actions.set import apply_set, plan_set
+    from flagctl.actions.set import SetFlag
     from flagctl.store.flags import check_scope
 
     env = env_of(ctx)
@@ -60,11 +60,4 @@ def set_flag(
         new_value = None if value is None else spec.parse(value)
     except ValueError as exc:
         raise UsageError(f"{flag} ({spec.type}): {exc}") from None
-    mutate(
-        env,
-        Mutation(reason, yes, actor, dry_run, output),
-        "set",
-        loaded,
-        lambda conn, locked: plan_set(conn, loaded, flag, new_value, scope=scope, force=force, locked=locked),
-        lambda conn, plan: apply_set(conn, loaded, plan),
-    )
+    mutate(env, Mutation(reason, yes, actor, dry_run, output), SetFlag(loaded, flag, new_value, scope, force))

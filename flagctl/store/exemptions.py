@@ -1,0 +1,60 @@
+"""Allow / deny exemptions of one scope from a flag (``flagctl.exemption``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flagctl.model.manifest import Manifest
+
+if TYPE_CHECKING:
+    import psycopg
+
+SELECT_ONE = "SELECT effect, note FROM flagctl.exemption WHERE system = %s AND flag = %s AND scope = %s"
+SELECT_OF_FLAG = "SELECT scope, effect FROM flagctl.exemption WHERE system = %s AND flag = %s ORDER BY scope"
+SELECT_ALL = """
+SELECT flag, scope, effect, note, created_at, actor FROM flagctl.exemption
+ WHERE system = %s AND (%s::text IS NULL OR flag = %s) ORDER BY flag, scope
+"""
+DELETE = "DELETE FROM flagctl.exemption WHERE system = %s AND flag = %s AND scope = %s"
+UPSERT = """
+INSERT INTO flagctl.exemption (system, flag, scope, effect, note, actor)
+VALUES (%s, %s, %s, %s, %s, current_setting('flagctl.actor', true))
+    ON CONFLICT (system, flag, scope) DO UPDATE SET effect = excluded.effect, note = excluded.note,
+       actor = excluded.actor, created_at = now()
+"""
+
+
+def exemption(
+    conn: psycopg.Connection[Any], manifest: Manifest, flag: str, scope: str
+) -> tuple[str, str | None] | None:
+    """(effect, note) of one scope's exemption from a flag, if any."""
+    row = conn.execute(SELECT_ONE, (manifest.system, flag, scope)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def exemptions_of(conn: psycopg.Connection[Any], manifest: Manifest, flag: str) -> dict[str, str]:
+    """scope → allow | deny, for one flag."""
+    return dict(conn.execute(SELECT_OF_FLAG, (manifest.system, flag)).fetchall())
+
+
+def list_exemptions(
+    conn: psycopg.Connection[Any], manifest: Manifest, flag: str | None
+) -> list[dict[str, Any]]:
+    rows = conn.execute(SELECT_ALL, (manifest.system, flag, flag)).fetchall()
+    keys = ("flag", "scope", "effect", "note", "created_at", "actor")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def write_exemption(
+    conn: psycopg.Connection[Any],
+    manifest: Manifest,
+    flag: str,
+    scope: str,
+    effect: str | None,
+    note: str | None,
+) -> None:
+    """Store an exemption (``effect=None``: remove it)."""
+    if effect is None:
+        conn.execute(DELETE, (manifest.system, flag, scope))
+    else:
+        conn.execute(UPSERT, (manifest.system, flag, scope, effect, note))

@@ -1,0 +1,155 @@
+"""``flagctl status``: every flag's stored value, what it means for subjects, and why.
+
+The effective value is typed — ``true``/``false`` for a bool, a number, a string, a list;
+for a rollout, the percent of subjects it is on for — and the reason is its own field:
+
+- ``killed``: an engaged kill switch holds it (``by`` names the switch);
+- ``overridden``: a priority flag is on and overrides it (``by`` names that flag);
+- ``stage``: a ladder controls it and it stands at a stage (``by`` names ladder/stage);
+- ``stored``: the value stored for it; ``default``: nothing stored, the manifest's default;
+- ``override``: a scoped override (in ``overrides``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flagctl.model.constraints import overriding
+from flagctl.model.flagtypes import effective_text, to_json
+from flagctl.model.manifest import Manifest
+from flagctl.model.values import Rollout
+from flagctl.rules.kills import Engaged, engaged_on
+from flagctl.store import audit as audit_mod
+from flagctl.store.flags import GLOBAL, FlagStore
+from flagctl.store.switches import engaged_json, list_engaged
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass(frozen=True)
+class Effective:
+    """What a value means for subjects, typed, and why."""
+
+    value: Any
+    reason: str
+    by: str | None = None
+    text: str = ""  # the same, for people
+
+    def to_json(self) -> dict[str, Any]:
+        return {"effective": self.value, "reason": self.reason, "by": self.by}
+
+
+def effective_value(value: Any) -> Any:
+    """A value as subjects see it: a rollout's percent of subjects (0 when off or dark)."""
+    if isinstance(value, Rollout):
+        return value.exposure
+    return to_json(value)
+
+
+def off_value(value: Any) -> Any:
+    """The value a kill or a priority override leaves for subjects."""
+    if isinstance(value, Rollout):
+        return 0
+    return False if isinstance(value, bool) else effective_value(value)
+
+
+@dataclass(frozen=True)
+class FlagStatus:
+    name: str
+    type: str
+    storage: str
+    value: Any
+    effective: Effective
+    overrides: dict[str, Any]  # scope → value
+    stages: list[tuple[str, str]]  # (ladder, stage)
+    kill_switches: list[tuple[str, str]]  # (switch, scope)
+    last_change: audit_mod.AuditRow | None
+
+    def to_json(self) -> dict[str, Any]:
+        last = self.last_change
+        return {
+            "name": self.name,
+            "type": self.type,
+            "storage": self.storage,
+            "scope": GLOBAL,
+            "value": to_json(self.value),
+            **self.effective.to_json(),
+            "overrides": [
+                {"scope": sc, "value": to_json(v), "effective": effective_value(v), "reason": "override"}
+                for sc, v in self.overrides.items()
+            ],
+            "stages": [{"ladder": ladder_name, "stage": stage} for ladder_name, stage in self.stages],
+            "kill_switches": [{"switch": sw, "scope": sc} for sw, sc in self.kill_switches],
+            "last_change": None
+            if last is None
+            else {
+                "at": last.at.isoformat(),
+                "who": last.who,
+                "actor": last.actor,
+                "db_user": last.db_user,
+                "action": last.action,
+                "reason": last.reason,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    system: str
+    flags: list[FlagStatus]
+    engaged: list[Engaged]
+    manifest: Manifest
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "flags": [f.to_json() for f in self.flags],
+            "kill_switches_engaged": [engaged_json(self.manifest, e) for e in self.engaged],
+        }
+
+
+def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] | None) -> SystemStatus:
+    for name in names or []:
+        manifest.flag(name)
+    snapshot = FlagStore(conn, manifest).snapshot()  # every flag, every scope: one read
+    current = snapshot.globals
+    engaged = list_engaged(conn, manifest)
+    last = audit_mod.last_changes(conn, manifest.system)
+    priority = overriding(manifest, current)
+    flags = []
+    for name, spec in manifest.flags.items():
+        if names and name not in names:
+            continue
+        value = current[name]
+        stages = []
+        for ladder in manifest.ladders_of(name):
+            stage = ladder.position({f: current[f] for f in ladder.flags})
+            stages.append((ladder.name, stage.name if stage else "(off ladder)"))
+        holders = engaged_on(engaged, name)
+        killed = [e.switch for e in holders if e.scope == GLOBAL]
+        if killed:
+            effective = Effective(off_value(value), "killed", killed[-1], f"off (killed by {killed[-1]})")
+        elif priority and name != priority:
+            effective = Effective(off_value(value), "overridden", priority, f"off (overridden by {priority})")
+        elif stages and stages[0][1] != "(off ladder)":
+            where = f"{stages[0][0]}/{stages[0][1]}"
+            effective = Effective(effective_value(value), "stage", where, effective_text(value))
+        else:
+            reason = "stored" if name in snapshot.stored else "default"
+            effective = Effective(effective_value(value), reason, None, effective_text(value))
+        flags.append(
+            FlagStatus(
+                name=name,
+                type=spec.type,
+                storage=spec.table or "flagctl.flag_state",
+                value=value,
+                effective=effective,
+                overrides=snapshot.overrides.get(name, {}),
+                stages=stages,
+                kill_switches=[(e.switch, e.scope) for e in holders],
+                last_change=last.get(name),
+            )
+        )
+    return SystemStatus(manifest.system, flags, engaged, manifest)
