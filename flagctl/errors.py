@@ -89,7 +89,14 @@ class PolicyRefused(FlagctlError):
 
 
 class CheckFailed(FlagctlError):
-    """A verification (audit chain, guardrail, proof) ran and failed."""
+    """A verification (audit chain, guardrail, proof, drift) ran and failed; the command's
+    own report (its JSON document) already says how, so no error document follows it."""
+
+    exit_code = ExitCode.FAILED
+
+
+class NotConfirmed(FlagctlError):
+    """The operator answered no at the prompt; nothing was changed."""
 
     exit_code = ExitCode.FAILED
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from flagctl.errors import ConflictError, FlagctlError, PolicyRefused, UsageError
+from flagctl.errors import ConflictError, NotConfirmed, PolicyRefused, UsageError
 from flagctl.model.constraints import constrained_flags, violations_after
-from flagctl.model.flagtypes import change_text, effective_text, to_json
+from flagctl.model.flagtypes import change_text, effective_value, to_json
 from flagctl.store.db import AuditContext, transaction
 
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ class Change:
             "scope": self.scope,
             "before": to_json(self.before),
             "after": to_json(self.after),
-            "effective_before": effective_text(self.before),
-            "effective_after": effective_text(self.after),
+            "effective_before": effective_value(self.before),
+            "effective_after": effective_value(self.after),
         }
 
 
@@ -110,10 +110,6 @@ class Outcome:
 
 
 Confirm = Callable[[Plan], bool]
-
-
-class NotConfirmed(FlagctlError):
-    """The operator answered no at the prompt; nothing was changed."""
 
 
 def execute(

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from flagctl import __version__
 from flagctl.cli import render
 from flagctl.cli.env import Environment
-from flagctl.errors import ExitCode, FlagctlError, InvalidFile, UsageError
+from flagctl.errors import CheckFailed, ExitCode, FlagctlError, InvalidFile, UsageError
 
 
 class FlagctlGroup(TyperGroup):
@@ -41,6 +41,8 @@ class FlagctlGroup(TyperGroup):
             )
         except typer.TyperException as exc:  # the parser's errors (typer bundles Click's)
             render.error(exc.format_message(), _parser_hint(exc))
+            if _asks_for_json(sys.argv[1:] if args is None else list(args)):
+                render.error_json(type(exc).__name__, exc.format_message(), _parser_hint(exc), exc.exit_code)
             sys.exit(exc.exit_code)
         except (typer.Abort, EOFError, KeyboardInterrupt):
             render.error("aborted; nothing was changed")
@@ -78,14 +80,25 @@ def _report(ctx: Any, exc: Exception) -> int:
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a bug in flagctl; re-run with --debug for the traceback",
         )
+        if env and env.output == "json":
+            render.error_json("InternalError", f"{type(exc).__name__}: {exc}", None, int(ExitCode.FAILED))
         return int(ExitCode.FAILED)
     if debug:
         traceback.print_exception(exc)
     render.error(error.message, error.hint)
-    if isinstance(error, InvalidFile):
-        for problem in error.problems[1:]:
-            render.note(f"  {problem}")
+    problems = error.problems if isinstance(error, InvalidFile) else []
+    for problem in problems[1:]:
+        render.note(f"  {problem}")
+    if env and env.output == "json" and not isinstance(error, CheckFailed):  # a report was the document
+        render.error_json(type(error).__name__, error.message, error.hint, int(error.exit_code), problems)
     return int(error.exit_code)
+
+
+def _asks_for_json(args: list[str]) -> bool:
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return any(
+        a in ("--output=json", "-ojson") or (a in ("-o", "--output") and b == "json") for a, b in pairs
+    )
 
 
 def _parser_hint(exc: Any) -> str:

@@ -23,9 +23,23 @@ if TYPE_CHECKING:
     from flagctl.config import Target
     from flagctl.model.manifest import Manifest
 
+
+def _remember_output(ctx: typer.Context, value: Output) -> Output:
+    """Note the output format on the Environment, so an error is printed in it too."""
+    env = ctx.find_root().obj
+    if isinstance(env, Environment):
+        env.output = value
+    return value
+
+
 OutputOpt = Annotated[
     Output,
-    typer.Option("--output", "-o", help="table for people, json for scripts (one document)."),
+    typer.Option(
+        "--output",
+        "-o",
+        help="table for people, json for scripts (one document; an error is a JSON error object).",
+        callback=_remember_output,
+    ),
 ]
 YesOpt = Annotated[
     bool,

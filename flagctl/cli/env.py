@@ -41,6 +41,7 @@ class Environment:
     manifest: str | None = None
     config: str | None = None
     debug: bool = False
+    output: str = "table"  # the command's --output, once parsed (errors are printed in it too)
     lock_timeout: timedelta = timedelta(seconds=5)
     resolved_target: Any = None  # the Target, resolved once per invocation
     resources: list[Any] = field(default_factory=list)

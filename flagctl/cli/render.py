@@ -69,5 +69,20 @@ def error(message: str, hint: str | None = None) -> None:
         typer.echo(f"  {hint}", err=True)
 
 
+def error_json(
+    kind: str, message: str, hint: str | None, exit_code: int, problems: Sequence[str] = ()
+) -> None:
+    """With ``-o json`` an error is also one JSON document on stdout (the plain lines stay
+    on stderr): scripts parse stdout whatever happened, and the exit code is the same."""
+    error = {
+        "kind": kind,
+        "message": message,
+        "hint": hint,
+        "exit_code": exit_code,
+        "problems": list(problems),
+    }
+    typer.echo(json.dumps({"error": error}, indent=2))
+
+
 def when(value: datetime | None) -> str:
     return _cell(value)

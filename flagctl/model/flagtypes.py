@@ -309,6 +309,12 @@ def to_json(value: Any) -> Any:
     return value.to_json() if isinstance(value, Rollout) else value
 
 
+def effective_value(value: Any) -> Any:
+    """A value as subjects see it, typed: a rollout's percent of subjects it is on for (0 when
+    off or dark), any other type its value (None: no override)."""
+    return value.exposure if isinstance(value, Rollout) else value
+
+
 def change_text(before: Any, after: Any) -> str:
     """One line for a change: field by field for rollouts, a → b otherwise."""
     if isinstance(after, Rollout) and isinstance(before, Rollout):

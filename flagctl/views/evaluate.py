@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.errors import UsageError
 from flagctl.model.constraints import overriding
-from flagctl.model.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_text, to_json
+from flagctl.model.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_value, to_json
 from flagctl.model.manifest import Manifest
 from flagctl.rules.bucketing import HASH_VERSION
 from flagctl.rules.evaluation import decide
@@ -57,7 +57,7 @@ class Decision:
             "rule": self.rule,
             "value": to_json(self.value),
             "value_scope": self.value_scope,
-            "effective": effective_text(self.value),
+            "effective": effective_value(self.value),
             "exemptions": self.exemptions,
         }
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flagctl.model.flagtypes import RolloutFlag, effective_text, to_json
+from flagctl.model.flagtypes import RolloutFlag, effective_value, to_json
 from flagctl.model.manifest import Manifest
 from flagctl.store import audit as audit_mod
 from flagctl.store.flags import FlagStore
@@ -40,7 +40,7 @@ class FlagInfo:
             "name": self.name, "type": self.type, "owner": self.owner, "description": self.description,
             "created": self.created, "remove_by": self.remove_by, "rollout_plan": self.rollout_plan,
             "rollback_criteria": self.rollback_criteria, "value": to_json(self.value),
-            "effective": effective_text(self.value), "stale": self.stale,
+            "effective": effective_value(self.value), "stale": self.stale,
         }  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flagctl.model.constraints import overriding
-from flagctl.model.flagtypes import effective_text, to_json
+from flagctl.model.flagtypes import effective_text, effective_value, to_json
 from flagctl.model.manifest import Manifest
 from flagctl.model.values import Rollout
 from flagctl.rules.kills import Engaged, engaged_on
@@ -39,13 +39,6 @@ class Effective:
 
     def to_json(self) -> dict[str, Any]:
         return {"effective": self.value, "reason": self.reason, "by": self.by}
-
-
-def effective_value(value: Any) -> Any:
-    """A value as subjects see it: a rollout's percent of subjects (0 when off or dark)."""
-    if isinstance(value, Rollout):
-        return value.exposure
-    return to_json(value)
 
 
 def off_value(value: Any) -> Any:

@@ -73,3 +73,55 @@ def test_read_documents(ws8: Cli) -> None:
         "forced",
     }
     assert doc(ws8, "audit", "verify") == {"ok": True, "rows": 1, "problems": []}  # flag was already dark
+
+
+ERROR_KEYS = {"kind", "message", "hint", "exit_code", "problems"}
+
+
+def error_doc(cli: Cli, *args: str) -> tuple[int, dict[str, object]]:
+    result = cli(*args, "-o", "json")
+    parsed = json.loads(result.stdout)  # one document, even on failure
+    assert set(parsed) == {"error"} and set(parsed["error"]) == ERROR_KEYS, parsed
+    assert parsed["error"]["exit_code"] == result.exit_code
+    assert result.stderr.startswith("flagctl: error: ")  # people still read stderr
+    return result.exit_code, parsed["error"]
+
+
+def test_errors_with_json_are_one_error_document(ws8: Cli) -> None:
+    code, error = error_doc(ws8, "kill", "no-such-switch", "-r", "r", "-y")
+    assert (code, error["kind"]) == (2, "UsageError")
+    ws8("stage", "set", "p3", "canary", "-r", "r", "-y")
+    code, error = error_doc(ws8, "stage", "set", "p3", "limited", "-r", "r", "-y")
+    assert (code, error["kind"]) == (1, "PolicyRefused") and "baked" in str(error["message"])
+    code, error = error_doc(ws8, "--dsn", "host=/nonexistent-dir dbname=x", "status")
+    assert (code, error["kind"]) == (3, "ConnectionFailed")
+    code, error = error_doc(ws8, "kill", "--bogus")
+    assert code == 2 and error["kind"] == "NoSuchOption"
+
+
+def test_a_failed_check_prints_only_its_report(ws8: Cli) -> None:
+    ws8.sql("INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')")
+    result = ws8("verify", "guardrails", "-o", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["passed"] is False  # exactly one document: the report
+
+
+def test_effective_values_are_typed_with_their_reason(groups: Cli) -> None:
+    flags = {f["name"]: f for f in doc(groups, "status")["flags"]}  # type: ignore[union-attr]
+    assert (flags["F2"]["effective"], flags["F2"]["reason"], flags["F2"]["by"]) == (
+        False,
+        "stage",
+        "groups/off",
+    )
+    assert (flags["groups_send"]["effective"], flags["groups_send"]["reason"]) == (True, "default")
+    groups("kill", "KS5", "-r", "r", "-y")
+    flags = {f["name"]: f for f in doc(groups, "status")["flags"]}  # type: ignore[union-attr]
+    assert (flags["groups_send"]["effective"], flags["groups_send"]["reason"]) == (False, "killed")
+    assert flags["groups_send"]["by"] == "KS5" and flags["F1"]["effective"] == 0
+    decision = doc(groups, "eval", "F2", "--id", "7")
+    assert decision["effective"] is False and decision["eligible"] is False
+
+
+def test_mutation_changes_carry_typed_effective_values(ws8: Cli) -> None:
+    change = doc(ws8, "stage", "set", "p3", "canary", "-r", "r", "-y")["changes"][0]  # type: ignore[index]
+    assert (change["effective_before"], change["effective_after"]) == (0, 1)

@@ -13,6 +13,7 @@ app = typer.Typer(help="Flag metadata (owner, dates, plans) and stale flags.")
 
 
 def _show(ctx: typer.Context, output: Output, stale_only: bool) -> None:
+    from flagctl.model.flagtypes import effective_text
     from flagctl.views.lifecycle import flags
 
     env = env_of(ctx)
@@ -23,7 +24,7 @@ def _show(ctx: typer.Context, output: Output, stale_only: bool) -> None:
         render.emit_json({"flags": [f.to_json() for f in found]})
     else:
         render.out(render.table(
-            [(f.name, f.type, f.owner or "", f.created or "", f.remove_by or "", f.to_json()["effective"],
+            [(f.name, f.type, f.owner or "", f.created or "", f.remove_by or "", effective_text(f.value),
               "; ".join(f.stale) or ("" if stale_only else "no")) for f in found],
             ["flag", "type", "owner", "created", "remove by", "now", "stale"],
         ))  # fmt: skip

@@ -11,7 +11,7 @@ from flagctl.cli import render
 from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, connect, env_of, manifest
 from flagctl.cli.env import os_user
 from flagctl.cli.render import Output
-from flagctl.errors import CheckFailed, UsageError
+from flagctl.errors import CheckFailed, NotConfirmed, UsageError
 
 if TYPE_CHECKING:
     from flagctl.actions.rollback import Tick
@@ -59,7 +59,7 @@ def watch(
         if not typer.confirm(
             "watch will apply the rollback actions by itself. Continue?", default=False, err=True
         ):
-            raise CheckFailed("not confirmed; nothing was changed")
+            raise NotConfirmed("not confirmed; nothing was changed")
     audit = AuditContext(actor or os_user(), (reason or "").strip() or "watch", "watch", env.command_line())
     conn = connect(env)
     live = _live_display(output)
