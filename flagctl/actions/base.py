@@ -20,8 +20,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from flagctl.errors import ConflictError, NotConfirmed, PolicyRefused, UsageError
-from flagctl.model.constraints import constrained_flags, violations_after
-from flagctl.model.flagtypes import change_text, effective_value, to_json
+from flagctl.model.change import Change
+from flagctl.rules.constraints import constrained_flags, violations_after
 from flagctl.store.db import AuditContext, transaction
 
 if TYPE_CHECKING:
@@ -29,29 +29,6 @@ if TYPE_CHECKING:
 
     from flagctl.model.manifest import Manifest
     from flagctl.store.flags import Snapshot
-
-
-@dataclass(frozen=True)
-class Change:
-    """One flag at one scope, from ``before`` to ``after`` (None: no override there)."""
-
-    flag: str
-    scope: str
-    before: Any
-    after: Any
-
-    def describe(self) -> str:
-        return change_text(self.before, self.after)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "flag": self.flag,
-            "scope": self.scope,
-            "before": to_json(self.before),
-            "after": to_json(self.after),
-            "effective_before": effective_value(self.before),
-            "effective_after": effective_value(self.after),
-        }
 
 
 @dataclass
@@ -168,7 +145,7 @@ def check_constraints(conn: psycopg.Connection[Any], manifest: Manifest, plan: P
     snapshot = plan.snapshot
     if snapshot is None or not constrained <= set(snapshot.globals):
         snapshot = FlagStore(conn, manifest).snapshot(constrained)
-    found = violations_after(manifest, snapshot, constrained, plan.changes)
+    found = violations_after(manifest, snapshot.globals, snapshot.overrides, plan.changes)
     if found:
         first = found[0]
         more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""

@@ -7,11 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flagctl.actions.base import Action, Change, Plan
+from flagctl.actions.base import Action, Plan
 from flagctl.errors import UsageError
+from flagctl.model.change import Change
 from flagctl.model.manifest import Manifest
+from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.store.exemptions import exemption, write_exemption
-from flagctl.store.flags import GLOBAL, FlagStore, check_scope
+from flagctl.store.flags import FlagStore
 
 if TYPE_CHECKING:
     import psycopg

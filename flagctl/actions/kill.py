@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flagctl.actions.base import Action, Change, Plan
+from flagctl.actions.base import Action, Plan
 from flagctl.errors import ConflictError
+from flagctl.model.change import Change
 from flagctl.model.flagtypes import describe
 from flagctl.model.manifest import Manifest
+from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.kills import Engaged, engaged_at, overlay
-from flagctl.store.flags import GLOBAL, FlagStore, check_scope
+from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged, record_engaged, remove_engaged
 
 if TYPE_CHECKING:

@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flagctl.actions.base import Action, Change, Plan
+from flagctl.actions.base import Action, Plan
 from flagctl.errors import PolicyRefused, UsageError
+from flagctl.model.change import Change
 from flagctl.model.manifest import Manifest
 from flagctl.model.profile import State, load_profile
+from flagctl.model.scopes import GLOBAL
 from flagctl.rules.kills import holding
 from flagctl.rules.ladder import outside_ladder
 from flagctl.store import audit as audit_mod
-from flagctl.store.flags import GLOBAL, FlagStore
+from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
 
 if TYPE_CHECKING:

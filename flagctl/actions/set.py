@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flagctl.actions.base import Action, Change, Plan
+from flagctl.actions.base import Action, Plan
 from flagctl.errors import PolicyRefused
+from flagctl.model.change import Change
 from flagctl.model.flagtypes import describe, effective_text
 from flagctl.model.manifest import Manifest
+from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.kills import holding
 from flagctl.rules.ladder import outside_ladder
-from flagctl.store.flags import GLOBAL, FlagStore, check_scope
+from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
 
 if TYPE_CHECKING:

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flagctl.actions.base import Action, Change, Plan
+from flagctl.actions.base import Action, Plan
 from flagctl.errors import PolicyRefused
+from flagctl.model.change import Change
 from flagctl.model.durations import format_duration
 from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
+from flagctl.model.scopes import GLOBAL
 from flagctl.rules.kills import holding
 from flagctl.rules.ladder import check_percent, describe_values, exposure_increases, label
-from flagctl.store.flags import GLOBAL, FlagStore
+from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
 from flagctl.verify import guardrails
 from flagctl.views.stage import entered_at, position

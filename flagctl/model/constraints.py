@@ -16,19 +16,13 @@ has an override of a constrained flag, that scope's values (overrides over globa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from flagctl.model.flagtypes import Model, describe
+from flagctl.model.flagtypes import AnyFlag, Model, describe
 from flagctl.model.values import Rollout
-
-if TYPE_CHECKING:
-    from flagctl.actions.base import Change
-    from flagctl.model.manifest import Manifest, ManifestModel
-    from flagctl.store.flags import Snapshot
 
 
 class RangeRule(Model):
@@ -118,86 +112,34 @@ def _equal(value: Any, expected: Any) -> bool:
     return bool(value == expected)
 
 
-def check_references(model: ManifestModel) -> list[str]:
+def check_references(
+    constraints: list[Constraint], priority: list[str], flags: Mapping[str, AnyFlag]
+) -> list[str]:
     """Manifest-time problems: unknown flags, and literals that do not fit the flag's type."""
     problems = []
-    for i, rule in enumerate(model.constraints):
+    for i, rule in enumerate(constraints):
         where = f"constraints.{i} ({rule.name})"
         for flag in rule.flags():
-            if flag not in model.flags:
+            if flag not in flags:
                 problems.append(f"{where}: unknown flag {flag!r}")
         if rule.exclusive:
             for flag in rule.exclusive:
-                spec = model.flags.get(flag)
+                spec = flags.get(flag)
                 if spec is not None and spec.type not in ("bool", "rollout"):
                     problems.append(f"{where}: exclusive needs bool or rollout flags; {flag} is {spec.type}")
         if rule.implies:
             for flag, literal in [*rule.implies.if_.items(), *rule.implies.then.items()]:
-                spec = model.flags.get(flag)
+                spec = flags.get(flag)
                 if spec is None or spec.type == "rollout":
                     continue
                 try:
                     spec.coerce(literal)
                 except ValueError as exc:
                     problems.append(f"{where}: {flag}: {exc}")
-    for flag in model.priority:
-        spec = model.flags.get(flag)
+    for flag in priority:
+        spec = flags.get(flag)
         if spec is None:
             problems.append(f"priority: unknown flag {flag!r}")
         elif spec.type != "bool":
             problems.append(f"priority: {flag} must be a bool flag (true overrides everything)")
     return problems
-
-
-@dataclass(frozen=True)
-class Violation:
-    rule: str
-    scope: str
-    why: str
-
-
-def violations(manifest: Manifest, state: dict[str, Any], scope: str = "global") -> list[Violation]:
-    found = []
-    for rule in manifest.model.constraints:
-        why = rule.violation(state)
-        if why:
-            found.append(Violation(rule.name, scope, why))
-    return found
-
-
-def constrained_flags(manifest: Manifest) -> set[str]:
-    """The flags some cross-flag constraint reads."""
-    return {f for rule in manifest.model.constraints for f in rule.flags()}
-
-
-def violations_after(
-    manifest: Manifest, snapshot: Snapshot, constrained: set[str], changes: Iterable[Change]
-) -> list[Violation]:
-    """The violations of the state the changes produce: the global values, and every scope
-    that has an override of a constrained flag (its overrides over the global values)."""
-    state = {flag: snapshot.globals[flag] for flag in constrained}
-    scopes: dict[str, dict[str, Any]] = {}
-    for flag in constrained:
-        for scope, value in snapshot.overrides.get(flag, {}).items():
-            scopes.setdefault(scope, {})[flag] = value
-    for change in changes:
-        if change.flag not in constrained:
-            continue
-        if change.scope == "global":
-            state[change.flag] = change.after
-        elif change.after is None:
-            scopes.get(change.scope, {}).pop(change.flag, None)
-        else:
-            scopes.setdefault(change.scope, {})[change.flag] = change.after
-    found = violations(manifest, state)
-    for scope, overrides in sorted(scopes.items()):
-        found += violations(manifest, {**state, **overrides}, scope)
-    return found
-
-
-def overriding(manifest: Manifest, state: dict[str, Any]) -> str | None:
-    """The first priority flag that is on (it overrides every other flag), if any."""
-    for flag in manifest.model.priority:
-        if state.get(flag) is True:
-            return flag
-    return None

@@ -79,9 +79,6 @@ class FlagBase(Model, ABC):
         """An order on values by how many subjects see the feature (None: no order)."""
         return None
 
-    def effective(self, value: Any) -> str:
-        return describe(value)
-
     # Storage, shared.
     def to_db(self, value: Any) -> Any:
         return value.to_json() if isinstance(value, Rollout) else value
@@ -132,9 +129,6 @@ class RolloutFlag(FlagBase):
     def exposure(self, value: Any) -> float:
         return float(value.exposure) + (0.5 if value.enabled and value.internal else 0.0)
 
-    def effective(self, value: Any) -> str:
-        return str(value.effective())
-
     def to_columns(self, value: Any) -> dict[str, Any]:
         assert self.columns is not None
         out = {self.columns["enabled"]: value.enabled, self.columns["percent"]: value.percent}
@@ -175,9 +169,6 @@ class BoolFlag(FlagBase):
 
     def exposure(self, value: Any) -> float:
         return 100.0 if value else 0.0
-
-    def effective(self, value: Any) -> str:
-        return "on" if value else "off"
 
 
 class _Ranged(FlagBase):

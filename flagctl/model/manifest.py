@@ -342,7 +342,7 @@ def _check_references(model: ManifestModel) -> list[str]:
                 )
         if not switch.set and not switch.includes:
             problems.append(f"{where}: sets nothing; give set: or includes:")
-    problems.extend(check_constraints(model))
+    problems.extend(check_constraints(model.constraints, model.priority, model.flags))
     problems.extend(_check_rollback(model))
     for name, guard in model.guardrails.items():
         if guard.max is None and guard.min is None:

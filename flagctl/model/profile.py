@@ -27,7 +27,7 @@ from pydantic import Field, ValidationError
 from flagctl.errors import ProfileError, UsageError
 from flagctl.model.flagtypes import AnyFlag, Model, RolloutFlag, to_json
 from flagctl.model.manifest import Manifest
-from flagctl.store.flags import GLOBAL, check_scope
+from flagctl.model.scopes import GLOBAL, check_scope
 
 State = dict[str, dict[str, Any]]  # scope → flag → value (None: no override at that scope)
 

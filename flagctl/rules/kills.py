@@ -19,8 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from flagctl.model.flagtypes import KillSetting
-
-GLOBAL = "global"
+from flagctl.model.scopes import GLOBAL
 
 
 @dataclass(frozen=True)

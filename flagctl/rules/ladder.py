@@ -10,9 +10,9 @@ from flagctl.model.flagtypes import effective_text
 from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
 
 if TYPE_CHECKING:
-    from flagctl.actions.base import Change
+    from flagctl.model.change import Change
 
-GLOBAL = "global"
+from flagctl.model.scopes import GLOBAL
 
 
 def check_percent(ladder: ResolvedLadder, stage: ResolvedStage, percent: int | None) -> None:

@@ -38,7 +38,6 @@ class AuditContext:
     reason: str
     action: str
     command: str
-    forced: bool = False
 
 
 def connect(target: Target, connect_timeout: int = 5) -> psycopg.Connection[tuple[Any, ...]]:
@@ -104,8 +103,7 @@ SET_READ_ONLY = "SELECT set_config('transaction_read_only', 'on', true), set_con
 SET_AUDIT_CONTEXT = """
 SELECT set_config('lock_timeout', %s, true),
        set_config('flagctl.actor', %s, true), set_config('flagctl.reason', %s, true),
-       set_config('flagctl.action', %s, true), set_config('flagctl.command', %s, true),
-       set_config('flagctl.forced', %s, true)
+       set_config('flagctl.action', %s, true), set_config('flagctl.command', %s, true)
 """
 
 
@@ -125,7 +123,7 @@ def transaction(
             assert not read_only
             conn.execute(
                 SET_AUDIT_CONTEXT,
-                (timeout, audit.actor, audit.reason, audit.action, audit.command, str(audit.forced).lower()),
+                (timeout, audit.actor, audit.reason, audit.action, audit.command),
             )
         yield conn
 

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flagctl.errors import UsageError
-from flagctl.model.flagtypes import SCOPE, AnyFlag
+from flagctl.model.flagtypes import AnyFlag
 from flagctl.model.manifest import Manifest
+from flagctl.model.scopes import GLOBAL
 from flagctl.store.db import lock_keys, lock_rows
 from flagctl.store.schema import split_table
 
@@ -36,9 +37,8 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
 
-    from flagctl.actions.base import Change
+    from flagctl.model.change import Change
 
-GLOBAL = "global"
 
 READ_OWN = """
 SELECT flag, scope, value FROM flagctl.flag_state
@@ -58,22 +58,6 @@ SELECT %(system)s, u.flag, u.scope, u.value
   FROM unnest(%(flags)s::text[], %(scopes)s::text[], %(values)s::jsonb[]) AS u(flag, scope, value)
     ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
 """
-
-
-def check_scope(manifest: Manifest, name: str, scope: str) -> None:
-    """A scope is global, or KIND:VALUE with a kind the flag accepts."""
-    if scope == GLOBAL:
-        return
-    match = SCOPE.match(scope)
-    if not match:
-        raise UsageError(f"invalid scope {scope!r}", "use global, or KIND:VALUE such as workspace:42")
-    flag = manifest.flag(name)
-    if match["kind"] not in flag.scopes:
-        accepted = ", ".join(flag.scopes) or "none (global only)"
-        raise UsageError(
-            f"flag {name} has no {match['kind']} scope",
-            f"scope kinds it accepts: {accepted} (the manifest's flags.{name}.scopes)",
-        )
 
 
 @dataclass
@@ -285,7 +269,7 @@ class FlagStore:
     def for_change(self, names: Iterable[str], *, locked: bool) -> Snapshot:
         """What a planner reads: these flags (locked, when planning for real) and every flag a
         cross-flag constraint reads, so the constraint check needs no second read."""
-        from flagctl.model.constraints import constrained_flags
+        from flagctl.rules.constraints import constrained_flags
 
         wanted = set(names)
         return self.snapshot(wanted | constrained_flags(self.manifest), lock=wanted if locked else ())

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     import psycopg
 
 IDLE_FLUSH = timedelta(seconds=10)  # PostgreSQL's PGSTAT_IDLE_INTERVAL
-DEFAULT_LAG = timedelta(seconds=11)
 Sleep = Callable[[float], None]
 
 

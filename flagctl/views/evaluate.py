@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flagctl.errors import UsageError
-from flagctl.model.constraints import overriding
 from flagctl.model.flagtypes import SCOPE, BoolFlag, RolloutFlag, effective_value, to_json
 from flagctl.model.manifest import Manifest
+from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.bucketing import HASH_VERSION
+from flagctl.rules.constraints import overriding
 from flagctl.rules.evaluation import decide
 from flagctl.rules.kills import holding
 from flagctl.store.db import read_only, subjects_from
 from flagctl.store.exemptions import exemptions_of
-from flagctl.store.flags import GLOBAL, FlagStore, Snapshot, check_scope
+from flagctl.store.flags import FlagStore, Snapshot
 from flagctl.store.switches import list_engaged
 
 if TYPE_CHECKING:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.model.manifest import Manifest
 from flagctl.model.profile import State
-from flagctl.store.flags import GLOBAL, FlagStore
+from flagctl.model.scopes import GLOBAL
+from flagctl.store.flags import FlagStore
 
 if TYPE_CHECKING:
     import psycopg

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.model.flagtypes import to_json
 from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
+from flagctl.model.scopes import GLOBAL
 from flagctl.rules.kills import holding
 from flagctl.store import audit as audit_mod
-from flagctl.store.flags import GLOBAL, FlagStore
+from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
 
 if TYPE_CHECKING:

@@ -15,13 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flagctl.model.constraints import overriding
 from flagctl.model.flagtypes import effective_text, effective_value, to_json
 from flagctl.model.manifest import Manifest
+from flagctl.model.scopes import GLOBAL
 from flagctl.model.values import Rollout
+from flagctl.rules.constraints import overriding
 from flagctl.rules.kills import Engaged, engaged_on
 from flagctl.store import audit as audit_mod
-from flagctl.store.flags import GLOBAL, FlagStore
+from flagctl.store.flags import FlagStore
 from flagctl.store.switches import engaged_json, list_engaged
 
 if TYPE_CHECKING:

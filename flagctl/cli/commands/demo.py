@@ -179,6 +179,7 @@ def demo(
         if step.argv:
             render.out("$ flagctl " + " ".join(_quote(a) for a in step.argv))
             code = _run(
+                ctx.find_root().command,
                 step.argv,
                 Environment(
                     environ={**env.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": manifest_path},
@@ -196,10 +197,8 @@ def demo(
     render.out(f"demo complete: {walk.done}")
 
 
-def _run(argv: list[str], env: Environment) -> int:
-    from flagctl.cli.app import app
-
-    command = typer.main.get_command(app)
+def _run(command: Any, argv: list[str], env: Environment) -> int:
+    """Run one step with the same root command the demo itself runs under."""
     try:
         result = command.main(args=argv, prog_name="flagctl", standalone_mode=False, obj=env)
     except typer.Exit as exc:

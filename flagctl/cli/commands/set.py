@@ -46,7 +46,7 @@ def set_flag(
     """Set one flag, globally or for one scope. Refused while a kill switch holds it; on
     a ladder's flag only lowering exposure is allowed without --force (use `stage set`)."""
     from flagctl.actions.set import SetFlag
-    from flagctl.store.flags import check_scope
+    from flagctl.model.scopes import check_scope
 
     env = env_of(ctx)
     loaded = manifest(env)

@@ -1,0 +1,118 @@
+"""The layers of docs/architecture.md, enforced: which package may import which, no import
+cycles between modules (lazy imports included), and no UI library outside the CLI."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2] / "flagctl"
+
+# A package may import itself and the packages listed (lower layers); nothing else of flagctl.
+ALLOWED = {
+    "errors": set(),
+    "model": {"errors"},
+    "config": {"errors", "model"},
+    "local": {"errors", "config"},
+    "rules": {"errors", "model"},
+    "store": {"errors", "model", "rules", "config", "local"},
+    "verify": {"errors", "model", "rules", "store"},
+    "views": {"errors", "model", "rules", "store", "verify"},
+    "actions": {"errors", "model", "rules", "store", "verify", "views"},
+    "cli": {"errors", "model", "rules", "store", "verify", "views", "actions", "config", "local", "__init__"},
+    "__init__": set(),
+    "__main__": {"cli"},
+}
+UI = ("typer", "rich", "click", "tabulate")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def imports(path: Path, name: str, known: set[str] | None = None) -> set[str]:
+    """Every module this one imports, at any depth of the file (lazy imports too)."""
+    known = known or set()
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            names = {f"{base}.{alias.name}" for alias in node.names}
+            out |= names if names & known else {base}
+    return out
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    return {
+        name: {m for m in imports(path, name, known) if m in mods and m != name}
+        for name, path in mods.items()
+    }
+
+
+def test_each_layer_imports_only_lower_layers() -> None:
+    wrong = []
+    for name, targets in graph().items():
+        mine = layer(name)
+        for target in targets:
+            other = layer(target)
+            if other != mine and other not in ALLOWED[mine]:
+                wrong.append(f"{name} imports {target} ({mine} may not import {other})")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_no_import_cycles() -> None:
+    edges = graph()
+    cycles = []
+
+    def visit(node: str, path: list[str], seen: set[str]) -> None:
+        for nxt in sorted(edges[node]):
+            if nxt == path[0]:
+                cycles.append(" → ".join([*path, nxt]))
+            elif nxt not in seen and nxt > path[0]:
+                seen.add(nxt)
+                visit(nxt, [*path, nxt], seen)
+
+    for start in sorted(edges):
+        visit(start, [start], {start})
+    assert not cycles, "\n".join(cycles[:10])
+
+
+def test_no_ui_library_outside_the_cli() -> None:
+    wrong = [
+        f"{name} imports {target}"
+        for name, path in modules().items()
+        if layer(name) != "cli"
+        for target in imports(path, name)
+        if target.split(".")[0] in UI
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_private_imports_from_libraries() -> None:
+    wrong = [
+        f"{name} imports {target}"
+        for name, path in modules().items()
+        for target in imports(path, name)
+        if not target.startswith("flagctl")
+        and any(part.startswith("_") and part != "__future__" for part in target.split("."))
+    ]
+    assert not wrong, "\n".join(wrong)
