@@ -1,4 +1,7 @@
-"""Kill latency: `flagctl kill` next to a bare psycopg script and psql doing the WS8 UPDATE.
+"""Kill latency: `flagctl kill` next to a bare psycopg script and psql making the same change.
+
+Three shipped systems: WS8 (its bound table, the seed's UPDATE), the recommender's cf-off
+and the Groups rebuild's KS5 (flagctl's own table: the kill's values as one upsert).
 
 Each run is a fresh process, as an operator (or a CI rollback script) would start it, so
 the numbers include interpreter start-up and imports. Between runs the state is reset
@@ -19,17 +22,45 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from _db import admin_dsn, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
-MANIFEST = ROOT / "flagctl" / "examples" / "ws8" / "flagctl.yaml"
-SCHEMA = (ROOT / "flagctl" / "examples" / "ws8" / "schema.sql").read_text()
+EXAMPLES = ROOT / "flagctl" / "examples"
 FLAGCTL = str(Path(sys.executable).parent / "flagctl")
-UPDATE = "UPDATE p3_feature_state SET enabled = false, rollout_percent = 0 WHERE feature_name = 'p3_advisory'"
-BARE = f"import sys, psycopg\nwith psycopg.connect(sys.argv[1]) as c:\n    c.execute({UPDATE!r})\n"
+WS8_UPDATE = (
+    "UPDATE p3_feature_state SET enabled = false, rollout_percent = 0 WHERE feature_name = 'p3_advisory'"
+)
+BARE = "import sys, psycopg\nwith psycopg.connect(sys.argv[1]) as c:\n    c.execute(sys.argv[2].encode())\n"
+
+
+@dataclass(frozen=True)
+class System:
+    """One shipped example and the kill switch measured on it."""
+
+    name: str
+    example: str
+    switch: str
+    prepare: list[list[str]]  # flagctl commands that put it in a state worth killing
+
+    @property
+    def manifest(self) -> Path:
+        return EXAMPLES / self.example / "flagctl.yaml"
+
+    @property
+    def schema(self) -> str | None:
+        path = EXAMPLES / self.example / "schema.sql"
+        return path.read_text() if path.exists() else None
+
+
+SYSTEMS = [
+    System("WS8 p3-off", "ws8", "p3-off", [["stage", "set", "p3", "canary", "-r", "bench", "-y"]]),
+    System("recommender cf-off", "recsys", "cf-off", []),
+    System("Groups KS5", "groups", "KS5", []),
+]
 
 
 def timed(run: Callable[[], None], reset: Callable[[], None], runs: int) -> list[float]:
@@ -42,48 +73,89 @@ def timed(run: Callable[[], None], reset: Callable[[], None], runs: int) -> list
     return samples
 
 
+def bare_statement(dsn: str, system: System, env: dict[str, str]) -> str:
+    """The same change as one hand-written statement: the values the kill leaves, written
+    straight into the table (read back from a kill made by flagctl, then released)."""
+    if system.example == "ws8":
+        return WS8_UPDATE
+    subprocess.run(
+        [FLAGCTL, "kill", system.switch, "-r", "bench", "-y"], env=env, check=True, capture_output=True
+    )
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT flag, value::text FROM flagctl.flag_state WHERE scope = 'global' ORDER BY flag"
+        ).fetchall()
+        system_name = conn.execute("SELECT DISTINCT system FROM flagctl.flag_state").fetchone()
+    subprocess.run(
+        [FLAGCTL, "release", system.switch, "-r", "bench", "-y"], env=env, check=True, capture_output=True
+    )
+    assert system_name is not None
+    values = ", ".join(f"('{system_name[0]}', '{flag}', 'global', '{value}'::jsonb)" for flag, value in rows)
+    return (
+        "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES "  # noqa: S608 - bench-only literal
+        + values
+        + " ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value"
+    )
+
+
+def measure(admin: str, system: System, runs: int) -> dict[str, list[float]]:
+    with throwaway_database(admin) as dsn:
+        env = {**os.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": str(system.manifest)}
+        if system.schema:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(system.schema.encode())
+        subprocess.run([FLAGCTL, "db", "init"], env=env, check=True, capture_output=True)
+        for command in system.prepare:
+            subprocess.run([FLAGCTL, *command], env=env, check=True, capture_output=True)
+        statement = bare_statement(dsn, system, env)
+
+        def reset() -> None:
+            subprocess.run(
+                [FLAGCTL, "release", system.switch, "-r", "bench reset", "-y"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            with psycopg.connect(dsn, autocommit=True) as conn:  # undo a bare statement's write too
+                conn.execute("DELETE FROM flagctl.engaged_switch")
+                if system.example == "ws8":
+                    conn.execute("UPDATE p3_feature_state SET enabled = true, rollout_percent = 1")
+                else:
+                    conn.execute("DELETE FROM flagctl.flag_state")
+
+        def flagctl_kill() -> None:
+            subprocess.run(
+                [FLAGCTL, "kill", system.switch, "-r", "bench", "-y"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+
+        def bare_psycopg() -> None:
+            subprocess.run([sys.executable, "-c", BARE, dsn, statement], check=True, capture_output=True)
+
+        results = {
+            "flagctl kill (process)": timed(flagctl_kill, reset, runs),
+            "bare psycopg script (process)": timed(bare_psycopg, reset, runs),
+        }
+        psql = shutil.which("psql") or _bundled_psql()
+        if psql:
+            results["psql -c (process)"] = timed(
+                lambda: subprocess.run([psql, dsn, "-qc", statement], check=True, capture_output=True),
+                reset,
+                runs,
+            )
+        return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--dsn", help="an existing server's admin DSN (default: the embedded one)")
     args = parser.parse_args()
-
-    with throwaway_database(admin_dsn(args.dsn)) as dsn:
-        env = {**os.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": str(MANIFEST)}
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(SCHEMA.encode())
-        subprocess.run([FLAGCTL, "db", "init"], env=env, check=True, capture_output=True)
-
-        def reset() -> None:
-            subprocess.run(
-                [FLAGCTL, "release", "p3-off", "-r", "bench reset", "-y"],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("UPDATE p3_feature_state SET enabled = true, rollout_percent = 5")
-
-        def flagctl_kill() -> None:
-            subprocess.run(
-                [FLAGCTL, "kill", "p3-off", "-r", "bench", "-y"], env=env, check=True, capture_output=True
-            )
-
-        def bare_psycopg() -> None:
-            subprocess.run([sys.executable, "-c", BARE, dsn], check=True, capture_output=True)
-
-        results = {
-            "flagctl kill (process)": timed(flagctl_kill, reset, args.runs),
-            "bare psycopg script (process)": timed(bare_psycopg, reset, args.runs),
-        }
-        psql = shutil.which("psql") or _bundled_psql()
-        if psql:
-            results["psql -c UPDATE (process)"] = timed(
-                lambda: subprocess.run([psql, dsn, "-qc", UPDATE], check=True, capture_output=True),
-                reset,
-                args.runs,
-            )
-        _report(results, args.runs)
+    admin = admin_dsn(args.dsn)
+    for system in SYSTEMS:
+        _report(system.name, measure(admin, system, args.runs), args.runs)
 
 
 def _bundled_psql() -> str | None:
@@ -95,9 +167,9 @@ def _bundled_psql() -> str | None:
     return str(path) if path.exists() else None
 
 
-def _report(results: dict[str, list[float]], runs: int) -> None:
+def _report(name: str, results: dict[str, list[float]], runs: int) -> None:
     base = statistics.median(results["bare psycopg script (process)"])
-    print(f"median wall time of {runs} runs each, same server, same run:")
+    print(f"{name}: median wall time of {runs} runs each, same server, same run:")
     for label, samples in results.items():
         median = statistics.median(samples)
         print(
