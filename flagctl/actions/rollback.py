@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from flagctl.actions.base import Action, Plan, execute
 from flagctl.actions.kill import Kill
 from flagctl.actions.profile import ApplyState, profile_state
-from flagctl.actions.stage import Clock, step_back
+from flagctl.actions.stage import Clock, StageStep
 from flagctl.errors import FlagctlError, UsageError
 from flagctl.model.durations import parse_duration
 from flagctl.model.manifest import Manifest, RollbackAction, RollbackSpec
@@ -93,14 +93,12 @@ def store_state(
     conn.execute(STORE_STATE, (manifest.system, state.state, state.since, state.green_since, Jsonb(detail)))
 
 
-def rollback_action(
-    conn: psycopg.Connection[Any], manifest: Manifest, spec: RollbackAction, clock: Clock
-) -> Action[Any] | str:
-    """The typed action a manifest rollback action stands for (or why there is nothing to do)."""
+def rollback_action(manifest: Manifest, spec: RollbackAction, clock: Clock) -> Action[Any]:
+    """The typed action a manifest rollback action stands for."""
     if spec.profile:
         return ApplyState(manifest, profile_state(manifest, spec.profile, action="rollback.auto"))
     if spec.step_back:
-        return step_back(conn, manifest, spec.step_back, clock, action="rollback.auto")
+        return StageStep(manifest, spec.step_back, -1, clock=clock, action="rollback.auto")
     assert spec.kill is not None
     return Kill(manifest, spec.kill)
 
@@ -118,11 +116,9 @@ def run_rollback(
         raise UsageError("rollback pending, but the manifest's rollback.actions is empty")
     done = []
     for spec in actions:
-        action = rollback_action(conn, manifest, spec, clock)
-        if isinstance(action, str):
-            done.append(f"{spec.describe()}: {action}")
-            continue
-        outcome = execute(conn, action, audit, confirm=None, lock_timeout=lock_timeout)
+        outcome = execute(
+            conn, rollback_action(manifest, spec, clock), audit, confirm=None, lock_timeout=lock_timeout
+        )
         done.append(spec.describe() + ("" if outcome.applied else f" ({outcome.plan.noop})"))
     return done
 

@@ -26,7 +26,7 @@ from flagctl.rules.ladder import check_percent, describe_values, exposure_increa
 from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
 from flagctl.verify import guardrails
-from flagctl.views.stage import entered_at, position
+from flagctl.views.stage import entered_at
 
 if TYPE_CHECKING:
     import psycopg
@@ -73,15 +73,46 @@ class StageSet(Action[StagePlan]):
         FlagStore(conn, self.manifest).write(plan.changes)
 
 
-def step_back(
-    conn: psycopg.Connection[Any], manifest: Manifest, ladder: str, clock: Clock, action: str
-) -> StageSet | str:
-    """The watchdog's "step back one stage", or why there is nothing to step back to."""
-    resolved = manifest.ladder(ladder)
-    where = position(conn, manifest, resolved)
-    if where.stage is None or where.stage.index == 0:
-        return "already at its first stage (or off its stages)"
-    return StageSet(manifest, ladder, resolved.stages[where.stage.index - 1].name, clock=clock, action=action)
+@dataclass
+class StageStep(Action[StagePlan]):
+    """Move a ladder one stage forward (``step=1``: ``stage next``) or back (``step=-1``:
+    ``stage rollback``, and the watchdog's ``step_back``), from wherever it stands when the
+    move is planned under the lock — so two racing steps never skip a stage."""
+
+    manifest: Manifest
+    ladder: str
+    step: int
+    force: bool = False
+    clock: Clock = field(default=lambda: datetime.now(UTC))
+    action: str = "stage.set"
+
+    @property
+    def name(self) -> str:
+        return self.action
+
+    def validate(self) -> None:
+        self.manifest.ladder(self.ladder)
+
+    def plan(self, conn: psycopg.Connection[Any], locked: bool) -> StagePlan:
+        resolved = self.manifest.ladder(self.ladder)
+        values = FlagStore(conn, self.manifest).values(resolved.flags)
+        current = resolved.position(values)
+        summary = f"ladder {resolved.name}: one stage {'forward' if self.step > 0 else 'back'}"
+        if current is None:
+            return StagePlan(self.action, summary, ladder=resolved.name, noop=(
+                f"ladder {resolved.name} is off its stages ({label(resolved, values)}): "
+                "name the stage with flagctl stage set"))  # fmt: skip
+        index = current.index + self.step
+        if not 0 <= index < len(resolved.stages):
+            edge = "last" if self.step > 0 else "first"
+            return StagePlan(self.action, summary, ladder=resolved.name, stage=current.name,
+                             noop=f"ladder {resolved.name} is at its {edge} stage, {current.name}")  # fmt: skip
+        target = resolved.stages[index].name
+        return StageSet(self.manifest, self.ladder, target, force=self.force, clock=self.clock,
+                        action=self.action).plan(conn, locked)  # fmt: skip
+
+    def apply(self, conn: psycopg.Connection[Any], plan: StagePlan) -> None:
+        FlagStore(conn, self.manifest).write(plan.changes)
 
 
 def plan_stage_set(

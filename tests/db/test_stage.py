@@ -205,3 +205,20 @@ def test_bake_counts_from_a_plain_sql_move_too(ws8: Cli) -> None:
     ws8.sql("UPDATE p3_feature_state SET enabled = true, rollout_percent = 1")  # canary, by hand
     refused = ws8("stage", "set", "p3", "limited", *GO)
     assert refused.exit_code == 1 and "canary has baked" in refused.stderr
+
+
+def test_stage_next_and_rollback_step_one_stage_from_where_the_ladder_stands(ws8: Cli) -> None:
+    assert ws8("stage", "next", "p3", *GO).exit_code == 0
+    assert p3_state(ws8) == (True, 1)  # dark → canary
+    refused = ws8("stage", "next", "p3", *GO)
+    assert refused.exit_code == 1 and "baked" in refused.stderr  # the same bake rule as stage set
+    ws8.clock.advance(minutes=31)
+    assert ws8("stage", "next", "p3", *GO).exit_code == 0
+    assert p3_state(ws8) == (True, 5)  # canary → limited, at its low end
+    assert ws8("stage", "rollback", "p3", *GO).exit_code == 0
+    assert ws8("stage", "rollback", "p3", *GO).exit_code == 0
+    assert p3_state(ws8) == (False, 0)
+    at_first = ws8("stage", "rollback", "p3", *GO)
+    assert at_first.exit_code == 0 and "at its first stage, dark" in at_first.stdout
+    actions = ws8.sql("SELECT action FROM flagctl.audit WHERE flag = 'p3_advisory' ORDER BY seq")
+    assert [a for (a,) in actions] == ["stage.set"] * 4

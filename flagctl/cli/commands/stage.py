@@ -117,6 +117,45 @@ def set_stage(
     mutate(env, Mutation(reason, yes, actor, dry_run, output), action)
 
 
+@app.command("next")
+def next_stage(
+    ctx: typer.Context,
+    ladder: LadderArg,
+    force: Annotated[bool, typer.Option("--force", help="Skip the bake time (marked in the audit).")] = False,
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Move a ladder one stage forward from where it stands (bake and guardrails as for
+    `stage set`)."""
+    from flagctl.actions.stage import StageStep
+
+    env = env_of(ctx)
+    action = StageStep(manifest(env), ladder, +1, force=force, clock=env.clock)
+    mutate(env, Mutation(reason, yes, actor, dry_run, output), action)
+
+
+@app.command("rollback")
+def rollback_stage(
+    ctx: typer.Context,
+    ladder: LadderArg,
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Move a ladder one stage back from where it stands (always allowed; what the
+    watchdog's step_back does)."""
+    from flagctl.actions.stage import StageStep
+
+    env = env_of(ctx)
+    action = StageStep(manifest(env), ladder, -1, clock=env.clock)
+    mutate(env, Mutation(reason, yes, actor, dry_run, output), action)
+
+
 @app.command("history")
 def history(
     ctx: typer.Context,
