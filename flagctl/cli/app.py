@@ -85,7 +85,7 @@ def _report(ctx: Any, exc: Exception) -> int:
         return int(ExitCode.FAILED)
     if debug:
         traceback.print_exception(exc)
-    render.error(error.message, error.hint)
+    render.error(error.message, error.hint, color=env.color() if env else None)
     problems = error.problems if isinstance(error, InvalidFile) else []
     for problem in problems[1:]:
         render.note(f"  {problem}")

@@ -34,6 +34,7 @@ class Environment:
     clock: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep  # tests pass a fake: no test waits for real
     stdin_isatty: bool | None = None  # None: ask the real stdin
+    stderr_isatty: bool | None = None  # None: ask the real stderr (colour only on a terminal)
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     # Connection options, filled in by the root callback.
     target: str | None = None
@@ -53,6 +54,12 @@ class Environment:
             return sys.stdin.isatty()
         except (AttributeError, ValueError):
             return False
+
+    def color(self) -> bool:
+        """Colour on stderr: only on a terminal, never with NO_COLOR in the environment."""
+        from flagctl.cli.render import color_on_stderr
+
+        return color_on_stderr(self.environ, self.stderr_isatty)
 
     def command_line(self) -> str:
         return "flagctl " + shlex.join(self.argv[1:]) if self.argv else "flagctl"

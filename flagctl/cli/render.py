@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -55,15 +55,18 @@ def note(text: str) -> None:
     typer.echo(text, err=True)
 
 
-def color_on_stderr() -> bool:
+def color_on_stderr(environ: Mapping[str, str] | None = None, isatty: bool | None = None) -> bool:
     """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
-    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    environ = os.environ if environ is None else environ
+    on_terminal = sys.stderr.isatty() if isatty is None else isatty
+    return on_terminal and not environ.get("NO_COLOR")
 
 
-def error(message: str, hint: str | None = None) -> None:
+def error(message: str, hint: str | None = None, color: bool | None = None) -> None:
     """``flagctl: error: what failed`` and, indented, what to do: plain lines on stderr."""
     label = "flagctl: error:"
-    prefix = typer.style(label, fg="red", bold=True) if color_on_stderr() else label
+    colored = color_on_stderr() if color is None else color
+    prefix = typer.style(label, fg="red", bold=True) if colored else label
     typer.echo(f"{prefix} {message}", err=True)
     if hint:
         typer.echo(f"  {hint}", err=True)
