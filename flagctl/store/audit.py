@@ -128,7 +128,7 @@ def last_changes(conn: psycopg.Connection[Any], system: str) -> dict[str, AuditR
 @dataclass(frozen=True)
 class ChainReport:
     rows: int
-    head_seq: int
+    head_seq: int  # the last sealed row
     problems: list[str]
 
     @property
@@ -136,31 +136,69 @@ class ChainReport:
         return not self.problems
 
 
+SEAL_NOW = "SELECT flagctl.audit_seal(true)"
+SEALS = """
+SELECT s.pos, s.seq, s.prev_hash, s.hash, CASE WHEN a.seq IS NOT NULL THEN flagctl.audit_digest(a) END
+  FROM flagctl.audit_seal s LEFT JOIN flagctl.audit a ON a.seq = s.seq
+ ORDER BY s.pos
+"""
+ROWS = """
+SELECT a.seq, a.hash, flagctl.audit_digest(a), s.pos IS NOT NULL, u.seq IS NOT NULL
+  FROM flagctl.audit a
+  LEFT JOIN flagctl.audit_seal s ON s.seq = a.seq
+  LEFT JOIN flagctl.audit_unsealed u ON u.seq = a.seq
+ ORDER BY a.seq
+"""
+ORPHANS = """
+SELECT u.seq FROM flagctl.audit_unsealed u
+ WHERE NOT EXISTS (SELECT 1 FROM flagctl.audit a WHERE a.seq = u.seq) ORDER BY u.seq
+"""
+
+
+def seal(conn: psycopg.Connection[Any]) -> int:
+    """Seal every committed audit row not sealed yet (waiting, within lock_timeout, for a
+    sealer at work); how many were sealed."""
+    with conn.transaction():
+        row = conn.execute(SEAL_NOW).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
 def verify_chain(conn: psycopg.Connection[Any], max_problems: int = 20) -> ChainReport:
-    """Recompute every row's digest and link; report the first problems found."""
+    """Seal what is left, then check every row's digest and every link of the chain."""
+    import hashlib
+
+    seal(conn)
     problems: list[str] = []
     expected_prev = "genesis"
-    expected_seq = 1
-    count = 0
-    with conn.cursor(name="flagctl_audit_verify") as cur, conn.transaction():
-        cur.execute(
-            "SELECT a.seq, a.prev_hash, a.hash, flagctl.audit_digest(a) FROM flagctl.audit a ORDER BY a.seq"
-        )
-        for seq, prev_hash, stored, digest in cur:
-            count += 1
-            if seq != expected_seq:
-                problems.append(f"rows {expected_seq}–{seq - 1} are missing (deleted?)")
+    expected_pos = 1
+    head = 0
+    with conn.transaction(), conn.cursor(name="flagctl_audit_seals") as cur:
+        cur.execute(SEALS)
+        for pos, seq, prev_hash, stored, digest in cur:
+            if pos != expected_pos:
+                problems.append(f"seals {expected_pos}–{pos - 1} are missing (the chain was cut)")
             if prev_hash != expected_prev:
-                problems.append(f"row {seq}: chain broken (prev_hash does not match row {seq - 1})")
+                problems.append(f"seal {pos} (row {seq}): chain broken (it does not follow seal {pos - 1})")
+            if digest is None:
+                problems.append(f"row {seq} is missing (deleted after it was sealed)")
+            elif hashlib.sha256((prev_hash + digest).encode()).hexdigest() != stored:
+                problems.append(
+                    f"row {seq}: contents changed after it was written (seal {pos} does not match)"
+                )
+            expected_prev, expected_pos, head = stored, pos + 1, seq
+            if len(problems) >= max_problems:
+                return ChainReport(rows=pos, head_seq=head, problems=problems)
+    count = 0
+    with conn.transaction(), conn.cursor(name="flagctl_audit_rows") as cur:
+        cur.execute(ROWS)
+        for seq, stored, digest, sealed, pending in cur:
+            count += 1
             if stored != digest:
                 problems.append(f"row {seq}: contents changed after it was written (hash mismatch)")
-            expected_prev = stored
-            expected_seq = seq + 1
+            if not sealed and not pending:
+                problems.append(f"row {seq} was written around the audit trigger (never sealed)")
             if len(problems) >= max_problems:
                 break
-    head = conn.execute("SELECT seq, hash FROM flagctl.audit_head").fetchone()
-    if head is not None and len(problems) < max_problems and count:
-        head_seq, head_hash = head
-        if head_seq != expected_seq - 1 or head_hash != expected_prev:
-            problems.append(f"the chain head (row {head_seq}) does not match the last row")
-    return ChainReport(rows=count, head_seq=head[0] if head else 0, problems=problems)
+    for (seq,) in conn.execute(ORPHANS).fetchall():
+        problems.append(f"row {seq} is missing (deleted before it was sealed)")
+    return ChainReport(rows=count, head_seq=head, problems=problems[:max_problems])

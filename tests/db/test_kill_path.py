@@ -1,0 +1,75 @@
+"""The kill gets through whatever else is happening in the database."""
+
+from __future__ import annotations
+
+import psycopg
+
+from tests.conftest import Cli
+
+GO = ("-r", "INC-1", "-y")
+OTHER_WRITE = "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES ('billing', 'invoices_v2', 'global', 'true')"
+
+
+def test_an_open_transaction_that_wrote_an_audited_row_does_not_block_a_kill(groups: Cli) -> None:
+    """Until schema version 6 every audited write held one chain-head row lock until its
+    transaction ended, so this kill waited out its lock_timeout and failed (exit 4)."""
+    with psycopg.connect(groups.dsn, application_name="billing-deploy") as other:  # an open transaction
+        other.execute(OTHER_WRITE)
+        result = groups("--lock-timeout", "2s", "kill", "KS5", *GO)
+        assert result.exit_code == 0, result.stderr
+        assert groups.sql("SELECT value FROM flagctl.flag_state WHERE system = 'groups' AND flag = 'F5'") == [
+            (True,)
+        ]
+        other.commit()
+    # Both transactions' rows end up in one intact chain.
+    verify = groups("audit", "verify")
+    assert verify.exit_code == 0, verify.stderr
+    assert groups.sql("SELECT count(*) FROM flagctl.audit_seal") == groups.sql(
+        "SELECT count(*) FROM flagctl.audit"
+    )
+
+
+def test_a_kill_seals_its_own_rows_at_commit(groups: Cli) -> None:
+    assert groups("kill", "KS5", *GO).exit_code == 0
+    assert groups.sql("SELECT count(*) FROM flagctl.audit_unsealed") == [(0,)]
+    sealed = groups.sql(
+        "SELECT count(*) FROM flagctl.audit a JOIN flagctl.audit_seal s USING (seq) WHERE a.action = 'kill'"
+    )
+    assert sealed[0][0] >= 2  # the flags it changed and the engagement record
+
+
+def test_a_repeatable_read_writer_is_never_failed_by_sealing(groups: Cli) -> None:
+    with psycopg.connect(groups.dsn) as writer:
+        writer.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        writer.execute(OTHER_WRITE)
+        assert groups("kill", "KS5", *GO).exit_code == 0  # commits and seals meanwhile
+        writer.commit()  # its rows stay for the next sealer instead of risking a conflict
+    assert groups.sql("SELECT count(*) FROM flagctl.audit_unsealed") == [(1,)]
+    assert groups("audit", "verify").exit_code == 0
+    assert groups.sql("SELECT count(*) FROM flagctl.audit_unsealed") == [(0,)]
+
+
+def test_an_upgraded_trail_keeps_its_history_in_the_new_chain(groups: Cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A database written under schema version 5 (chain-head lock) upgrades to version 6:
+    the old rows are sealed in order, verify passes, and a rewrite of an old row is caught."""
+    from flagctl.store import schema
+
+    every = schema.migrations()
+    groups.sql("DROP SCHEMA flagctl CASCADE")
+    monkeypatch.setattr(schema, "migrations", lambda: [m for m in every if m.version <= 5])
+    assert groups("db", "init").exit_code == 0
+    groups("set", "F2", "on", *GO)
+    groups("set", "F3", "on", *GO)
+    assert groups.sql("SELECT count(*) FROM flagctl.audit") == [(2,)]
+    monkeypatch.undo()
+    assert groups("db", "init").exit_code == 0  # version 6: no more chain head
+    assert groups.sql("SELECT to_regclass('flagctl.audit_head')") == [(None,)]
+    assert groups("kill", "KS5", *GO).exit_code == 0
+    assert groups("audit", "verify").exit_code == 0
+    groups.sql(
+        "ALTER TABLE flagctl.audit DISABLE TRIGGER audit_append_only;"
+        " UPDATE flagctl.audit SET reason = 'nothing to see' WHERE seq = 1;"
+        " ALTER TABLE flagctl.audit ENABLE TRIGGER audit_append_only"
+    )
+    broken = groups("audit", "verify")
+    assert broken.exit_code == 1 and "row 1: contents changed" in broken.stderr
