@@ -62,9 +62,40 @@ class Environment:
         return color_on_stderr(self.environ, self.stderr_isatty)
 
     def command_line(self) -> str:
-        return "flagctl " + shlex.join(self.argv[1:]) if self.argv else "flagctl"
+        """The command as typed, for the audit trail — with any password in a DSN masked."""
+        return "flagctl " + shlex.join(_redact_passwords(self.argv[1:])) if self.argv else "flagctl"
 
     def close(self) -> None:
         for resource in reversed(self.resources):
             resource.close()
         self.resources.clear()
+
+
+def _redact_passwords(args: list[str]) -> list[str]:
+    """``--dsn`` values with their password masked (``--dsn X`` and ``--dsn=X``)."""
+    out = []
+    masked_next = False
+    for arg in args:
+        if masked_next:
+            out.append(_mask_dsn(arg))
+            masked_next = False
+        elif arg == "--dsn":
+            out.append(arg)
+            masked_next = True
+        elif arg.startswith("--dsn="):
+            out.append("--dsn=" + _mask_dsn(arg.removeprefix("--dsn=")))
+        else:
+            out.append(arg)
+    return out
+
+
+def _mask_dsn(dsn: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return "(unparseable DSN)"
+    if "password" not in parts:
+        return dsn
+    return make_conninfo("", **{**parts, "password": "********"})

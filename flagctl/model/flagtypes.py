@@ -467,4 +467,6 @@ def kill_setting(flag: AnyFlag, raw: Any) -> KillSetting:
     return LiteralKill(flag.coerce(raw))
 
 
-SCOPE = re.compile(r"^(?P<kind>[a-z][a-z0-9_-]*):(?P<value>.+)$")
+# KIND:VALUE; the value has no whitespace or control characters (a scope with a trailing
+# space or a newline would be "applied" and match nothing).
+SCOPE = re.compile(r"\A(?P<kind>[a-z][a-z0-9_-]*):(?P<value>[^\s\x00-\x1f\x7f]+)\Z")

@@ -8,6 +8,7 @@ Every problem is reported with the file, the key path and what was expected.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -108,6 +109,14 @@ class Guardrail(_Model):
     sql: str
     max: float | None = None
     min: float | None = None
+
+    @field_validator("max", "min")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("not a number: a bound must be finite (NaN would pass every value)")
+        return value
+
     severity: Literal["P1", "P2"] = "P1"
     timeout: str = "5s"
     description: str | None = None
@@ -348,7 +357,10 @@ def _check_references(model: ManifestModel) -> list[str]:
         if guard.max is None and guard.min is None:
             problems.append(f"guardrails.{name}: give a bound, max: or min:")
         try:
-            parse_duration(guard.timeout)
+            if parse_duration(guard.timeout).total_seconds() <= 0:
+                problems.append(
+                    f"guardrails.{name}.timeout: must be more than 0s (a guardrail never runs unbounded)"
+                )
         except ValueError as exc:
             problems.append(f"guardrails.{name}.timeout: {exc}")
     return problems

@@ -72,7 +72,9 @@ def evaluate(conn: psycopg.Connection[Any], name: str, guard: Guardrail) -> Guar
     error: str | None = None
     try:
         with read_only(conn, f"{timeout_ms}ms"):
-            row = conn.execute(guard.sql.encode()).fetchone()
+            # prepare=True: the extended protocol, one statement only — a guardrail cannot
+            # end its read-only transaction ("select 0; rollback; insert …") and write.
+            row = conn.execute(guard.sql.encode(), prepare=True).fetchone()
         if row is None or row[0] is None:
             error = "the query returned no value (fails closed)"
         else:
