@@ -67,10 +67,10 @@ def default_config_path() -> Path:
 
 
 def load_config(path: Path, explicit: bool) -> dict[str, Any]:
-    from flagctl.model.yamlio import load_yaml
+    from flagctl.model.yamlio import load_yaml, read_utf8
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path, ConfigError)
     except FileNotFoundError:
         if explicit:
             raise UsageError(f"config file not found: {path}") from None

@@ -18,7 +18,7 @@ from flagctl.model.flagtypes import describe
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.kills import Engaged, engaged_at, overlay
-from flagctl.store.flags import FlagStore
+from flagctl.store.flags import FlagStore, Snapshot
 from flagctl.store.switches import list_engaged, record_engaged, remove_engaged
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ class KillPlan(Plan):
     level: int = 5
     prior: dict[str, Any] = field(default_factory=dict)  # flag → base value before any kill
     applied: dict[str, Any] = field(default_factory=dict)  # flag → value with this switch engaged
+    reassert: bool = False  # already engaged: only write the values back (someone changed them)
 
 
 @dataclass
@@ -67,13 +68,9 @@ class Kill(Action[KillPlan]):
         values = {f: snapshot.at(f, scope) for f in flags}
         engaged = list_engaged(conn, self.manifest, lock=locked)
         summary = f"engage kill switch {name} (level {level}, scope {scope})"
-        for record in engaged:
-            if record.switch == name and record.scope == scope:
-                return KillPlan(
-                    "kill", summary, switch=name, scope=scope,
-                    noop=f"kill switch {name} is already engaged (scope {scope}) since "
-                    f"{record.engaged_at:%Y-%m-%d %H:%M:%S %Z} by {record.actor or record.db_user}",
-                )  # fmt: skip
+        record = next((e for e in engaged if e.switch == name and e.scope == scope), None)
+        if record is not None:
+            return self._reassert(record, engaged, values, snapshot)
         me = Engaged(name, scope, level, 1 << 62, datetime.max, None, "", "", {}, {}, settings)
         prior: dict[str, Any] = {}
         applied: dict[str, Any] = {}
@@ -93,8 +90,35 @@ class Kill(Action[KillPlan]):
             switch=name, scope=scope, level=level, prior=prior, applied=applied,
         )  # fmt: skip
 
+    def _reassert(
+        self, record: Engaged, engaged: list[Engaged], values: dict[str, Any], snapshot: Snapshot
+    ) -> KillPlan:
+        """Engaged already: a kill re-asserts the values the engaged kills set wherever a
+        flag no longer has them (changed out of band, e.g. by hand in psql)."""
+        name, scope = self.switch, self.scope
+        since = f"since {record.engaged_at:%Y-%m-%d %H:%M:%S %Z} by {record.actor or record.db_user}"
+        changes = []
+        for flag in sorted(record.settings):
+            base = record.prior[flag]
+            start = base if base is not None else snapshot.globals[flag]
+            expected = overlay(start, engaged_at(engaged, flag, scope), flag)
+            if values[flag] != expected:
+                changes.append(Change(flag, scope, values[flag], expected))
+        if not changes:
+            return KillPlan(
+                "kill", f"engage kill switch {name} (scope {scope})", switch=name, scope=scope,
+                noop=f"kill switch {name} is already engaged (scope {scope}) {since}, and every flag has its values",
+            )  # fmt: skip
+        return KillPlan(
+            "kill", f"re-assert kill switch {name} (scope {scope}), engaged {since}", changes=changes,
+            checks=["the flags were changed while the kill was engaged; writing the kill's values back"],
+            snapshot=snapshot, switch=name, scope=scope, reassert=True,
+        )  # fmt: skip
+
     def apply(self, conn: psycopg.Connection[Any], plan: KillPlan) -> None:
         FlagStore(conn, self.manifest).write(plan.changes)
+        if plan.reassert:
+            return
         record_engaged(
             conn, self.manifest, (plan.switch, plan.scope, plan.level), plan.prior, plan.applied,
             self.manifest.switches[plan.switch],

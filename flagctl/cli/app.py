@@ -6,6 +6,7 @@ import difflib
 import sys
 import traceback
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -30,6 +31,14 @@ class FlagctlGroup(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        raw = sys.argv[1:] if args is None else list(args)
+        bad = next((i for i, arg in enumerate(raw, start=1) if _not_utf8(arg)), None)
+        if bad is not None and standalone_mode:
+            render.error(
+                f"argument {bad} is not valid UTF-8 text",
+                "check the terminal's encoding; nothing was changed",
+            )
+            sys.exit(int(ExitCode.USAGE))
         given = (args, prog_name, complete_var)
         if not standalone_mode:
             return super().main(
@@ -92,6 +101,18 @@ def _report(ctx: Any, exc: Exception) -> int:
     if env and env.output == "json" and not isinstance(error, CheckFailed):  # a report was the document
         render.error_json(type(error).__name__, error.message, error.hint, int(error.exit_code), problems)
     return int(error.exit_code)
+
+
+MAX_LOCK_TIMEOUT = timedelta(milliseconds=2**31 - 1)  # PostgreSQL's lock_timeout is an int of ms
+
+
+def _not_utf8(arg: str) -> bool:
+    """An argument the OS handed over as bytes that are not UTF-8 (surrogate escapes)."""
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _asks_for_json(args: list[str]) -> bool:
@@ -158,7 +179,11 @@ def root(
     ] = None,
     lock_timeout: Annotated[
         str,
-        typer.Option("--lock-timeout", envvar="FLAGCTL_LOCK_TIMEOUT", help="How long to wait for row locks."),
+        typer.Option(
+            "--lock-timeout",
+            envvar="FLAGCTL_LOCK_TIMEOUT",
+            help="How long to wait for a lock (0: do not wait); then exit 4 naming the holder.",
+        ),
     ] = "5s",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[
@@ -175,6 +200,8 @@ def root(
         env.lock_timeout = parse_duration(lock_timeout)
     except ValueError as exc:
         raise UsageError(f"--lock-timeout: {exc}") from None
+    if env.lock_timeout > MAX_LOCK_TIMEOUT:
+        raise UsageError(f"--lock-timeout {lock_timeout}: PostgreSQL waits for a lock at most 24d")
 
 
 def _register() -> None:

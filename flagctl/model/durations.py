@@ -16,6 +16,9 @@ _UNITS = {
 }
 
 
+LONGEST = timedelta(days=3650)  # ten years: any longer is a typo, and overflows clocks
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse "90s", "30m", "1h30m", "2d"; raise ValueError with the accepted forms."""
     compact = text.strip().replace(" ", "")
@@ -26,10 +29,19 @@ def parse_duration(text: str) -> timedelta:
     for match in _PART.finditer(compact):
         if match.start() != pos:
             break
-        total += int(match.group(1)) * _UNITS[match.group(2)]
+        count = int(match.group(1))
+        if count > LONGEST.total_seconds():  # any unit: beyond it (and timedelta's range)
+            raise ValueError(
+                f"{text!r} is longer than {format_duration(LONGEST)}, the longest duration flagctl takes"
+            )
+        total += count * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(compact):
         raise ValueError(f"not a duration: {text!r}; use e.g. 30s, 30m, 1h30m, 2d")
+    if total > LONGEST:
+        raise ValueError(
+            f"{text!r} is longer than {format_duration(LONGEST)}, the longest duration flagctl takes"
+        )
     return total
 
 

@@ -237,9 +237,11 @@ class Manifest:
 
 def load_manifest(path: str | Path) -> Manifest:
     """Read, parse and validate a manifest file; raise ManifestError on any problem."""
+    from flagctl.model.yamlio import read_utf8
+
     shown = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_utf8(Path(path))
     except FileNotFoundError:
         raise ManifestError(
             shown,

@@ -70,12 +70,12 @@ def list_profiles(manifest: Manifest) -> list[Profile]:
 
 def load_profile(manifest: Manifest, name: str) -> Profile:
     """Read and validate a profile against the manifest (no database); exit 2 if invalid."""
-    from flagctl.model.yamlio import load_yaml
+    from flagctl.model.yamlio import load_yaml, read_utf8
 
     path = profile_path(manifest, name)
     shown = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path, ProfileError)
     except FileNotFoundError:
         known = ", ".join(p.stem for p in sorted(profiles_dir(manifest).glob("*.yaml"))) or "none"
         raise UsageError(

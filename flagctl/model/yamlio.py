@@ -9,6 +9,7 @@ a value ``no`` would silently become a boolean.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -42,6 +43,18 @@ _StrictLoader.add_implicit_resolver(
 )
 
 
+def read_utf8(path: Path, error: type[InvalidFile] = ManifestError) -> str:
+    """A file's text; bytes that are not UTF-8 are ``error`` naming where (FileNotFoundError
+    and other OS errors pass through for the caller's own message)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(str(path), [f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line}"],
+                    f"save the {error.kind} as UTF-8") from None  # fmt: skip
+
+
 def load_yaml(text: str, path: str, error: type[InvalidFile] = ManifestError) -> Any:
     """Parse YAML text; a syntax error becomes ``error`` (the file's kind) with line and column."""
     try:
@@ -53,3 +66,5 @@ def load_yaml(text: str, path: str, error: type[InvalidFile] = ManifestError) ->
         raise error(path, [f"{where}{problem}"], f"fix the YAML syntax of this {error.kind}") from None
     except yaml.YAMLError as exc:
         raise error(path, [f"malformed YAML: {exc}"]) from None
+    except RecursionError:
+        raise error(path, ["nested too deeply to be a real " + error.kind]) from None

@@ -50,6 +50,13 @@ def connect(target: Target, connect_timeout: int = 5) -> psycopg.Connection[tupl
 
         dsn = local.ensure_running(local.data_dir()).dsn()
     try:
+        psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise UsageError(
+            f"invalid DSN for target {target.name} ({target.source}): {str(exc).strip()}",
+            "a DSN is key=value pairs (host=db dbname=flags user=ops) or a postgresql:// URI",
+        ) from None
+    try:
         return psycopg.connect(
             dsn,
             autocommit=True,
@@ -88,6 +95,12 @@ def translate(exc: Exception) -> FlagctlError:
         return ConflictError(text, hint or "another transaction holds the lock; retry shortly")
     if isinstance(exc, e.SerializationFailure | e.DeadlockDetected):
         return ConflictError(text, "a concurrent change won; re-run the command to see the new state")
+    if isinstance(exc, e.UndefinedColumn):
+        return UsageError(
+            text,
+            "the manifest names a column its bound table does not have (flags.*.key / columns); "
+            "fix the manifest, then flagctl db init checks every binding",
+        )
     if isinstance(exc, e.UndefinedTable | e.InvalidSchemaName | e.UndefinedFunction):
         return UsageError(text, hint or "is the flagctl schema installed? run: flagctl db init")
     if isinstance(exc, e.IntegrityError | e.DataError):
@@ -116,7 +129,8 @@ def transaction(
 ) -> Iterator[psycopg.Connection[Any]]:
     """One transaction: audit context and lock_timeout set first; rolled back on error."""
     with conn.transaction():
-        timeout = f"{int(lock_timeout.total_seconds() * 1000)}ms"
+        # PostgreSQL reads lock_timeout=0 as "wait forever"; flagctl's 0 means "do not wait".
+        timeout = f"{max(1, int(lock_timeout.total_seconds() * 1000))}ms"
         if audit is None:
             conn.execute(SET_READ_ONLY if read_only else SET_LOCK_TIMEOUT, (timeout,))
         else:

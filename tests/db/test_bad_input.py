@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import Cli, audit_count
@@ -57,3 +62,64 @@ def test_a_nan_bound_or_a_zero_timeout_is_an_invalid_manifest(make_cli, guard: s
     cli = make_cli(f"version: 1\nsystem: s\nflags:\n  f: {{type: rollout}}\nguardrails:\n  g: {guard}\n")
     result = cli("db", "init")
     assert result.exit_code == 2 and message in result.stderr
+
+
+FLAGCTL = str(Path(sys.executable).parent / "flagctl")
+
+
+def run_raw(cli: Cli, *args: bytes | str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "FLAGCTL_DSN": cli.dsn, "FLAGCTL_MANIFEST": str(cli.manifest)}
+    return subprocess.run(
+        [FLAGCTL, *args], env=env, capture_output=True, stdin=subprocess.DEVNULL, timeout=60
+    )
+
+
+@pytest.mark.parametrize("option", [b"-r", b"--actor", b"--scope"])
+def test_invalid_utf8_in_an_argument_is_a_usage_error(groups: Cli, option: bytes) -> None:
+    args = [b"kill", b"KS3", b"-r", b"ok", b"-y", option, b"bad\xff"]
+    result = run_raw(groups, *args)
+    assert result.returncode == 2, result.stderr
+    assert b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+    assert groups.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lock-timeout", "99999999999999d", "status"], "--lock-timeout"),
+        (["--lock-timeout", "30d", "status"], "--lock-timeout"),
+        (["watch", "--interval", "99999999999999d", "--count", "2"], "--interval"),
+        (["verify", "kill", "--window", "99999999999999d"], "--window"),
+    ],
+)
+def test_huge_durations_are_usage_errors(ws8: Cli, args: list[str], message: str) -> None:
+    result = ws8(*args)
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_malformed_dsn_is_a_usage_error_that_hides_the_password(ws8: Cli) -> None:
+    result = ws8("--dsn", "host=db password=hunter2 oops", "status")
+    assert result.exit_code == 2 and "invalid DSN" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_a_manifest_that_is_not_utf8_or_nests_too_deeply_is_invalid(ws8: Cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes(b"version: 1\nsystem: s\xff\n")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    for path, message in ((latin, "not UTF-8"), (deep, "nested too deeply")):
+        result = ws8("--manifest", str(path), "status")
+        assert result.exit_code == 2, result.stderr
+        assert message in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_bound_column_the_table_lacks_is_named_not_an_internal_error(ws8: Cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ws8("stage", "set", "p3", "canary", *GO)
+    broken = tmp_path / "ws8.yaml"
+    broken.write_text(ws8.manifest.read_text().replace("percent: rollout_percent", "percent: rollout_pct"))
+    result = ws8("--manifest", str(broken), "kill", "p3-off", *GO)
+    assert result.exit_code == 2, result.stderr
+    assert "rollout_pct" in result.stderr and "flagctl db init" in result.stderr
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(True, 1)]

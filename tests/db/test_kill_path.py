@@ -73,3 +73,35 @@ def test_an_upgraded_trail_keeps_its_history_in_the_new_chain(groups: Cli, monke
     )
     broken = groups("audit", "verify")
     assert broken.exit_code == 1 and "row 1: contents changed" in broken.stderr
+
+
+def test_lock_timeout_zero_means_do_not_wait(ws8: Cli) -> None:
+    """PostgreSQL reads lock_timeout=0 as "wait forever"; flagctl's 0 means "do not wait"."""
+    import os
+    import subprocess
+    import sys
+
+    flagctl = os.path.join(os.path.dirname(sys.executable), "flagctl")
+    env = {**os.environ, "FLAGCTL_DSN": ws8.dsn, "FLAGCTL_MANIFEST": str(ws8.manifest)}
+    with psycopg.connect(ws8.dsn, application_name="deploy-script") as holder:
+        holder.execute("SELECT * FROM p3_feature_state FOR UPDATE")
+        result = subprocess.run(
+            [flagctl, "--lock-timeout", "0s", "kill", "p3-off", *GO],
+            env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 4, result.stderr
+        assert "application_name deploy-script" in result.stderr
+
+
+def test_kill_again_reasserts_the_off_values_after_an_out_of_band_change(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", *GO)
+    assert ws8("kill", "p3-off", *GO).exit_code == 0
+    ws8.sql("UPDATE p3_feature_state SET enabled = true, rollout_percent = 100")  # by hand, around flagctl
+    again = ws8("kill", "p3-off", *GO)
+    assert again.exit_code == 0, again.stderr
+    assert "nothing to do" not in again.stdout and "re-assert" in again.stdout
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+    assert ws8("release", "p3-off", "--force", *GO).exit_code == 0
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [
+        (True, 1)
+    ]  # the values from before the kill
