@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from flagctl.errors import ConflictError, NotConfirmed, PolicyRefused, UsageError
 from flagctl.model.change import Change
@@ -61,6 +61,10 @@ class Action(ABC, Generic[P]):
     the plan inside the audited transaction that planned it with the locks held."""
 
     manifest: Manifest
+    # Whether planning runs slow reads (guardrail queries). Such an action is always planned
+    # once without locks first — the slow reads happen there — and the locked plan reuses
+    # their results and must come out the same, so no lock is held while they run.
+    slow_checks: ClassVar[bool] = False
 
     @property
     @abstractmethod
@@ -104,25 +108,24 @@ def execute(
     """
     manifest = action.manifest
     preview: Plan | None = None
-    if dry_run or confirm is not None:
+    if dry_run or confirm is not None or action.slow_checks:
         preview = _plan_or_record(conn, action, audit, record=not dry_run)
         with transaction(conn, read_only=True) as tx:
             check_constraints(tx, manifest, preview)
         if dry_run or preview.noop:
             return Outcome(preview, applied=False, dry_run=dry_run)
-        assert confirm is not None
-        if not confirm(preview):
+        if confirm is not None and not confirm(preview):
             raise NotConfirmed("not confirmed; nothing was changed")
     try:
         with transaction(conn, audit, lock_timeout) as tx:
             plan = action.plan(tx, True)
+            if plan.noop:  # nothing to do is safe whatever changed since the preview
+                return Outcome(plan, applied=False, dry_run=False)
             if preview is not None and plan.fingerprint() != preview.fingerprint():
                 raise ConflictError(
-                    "the state changed while you were confirming; nothing was changed",
+                    "the state changed while the change was being checked or confirmed; nothing was changed",
                     "re-run the command to see the new plan",
                 )
-            if plan.noop:
-                return Outcome(plan, applied=False, dry_run=False)
             check_constraints(tx, manifest, plan)
             if plan.forced:
                 tx.execute("SELECT set_config('flagctl.forced', 'true', true)")

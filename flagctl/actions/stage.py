@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flagctl.actions.base import Action, Plan
-from flagctl.errors import PolicyRefused
+from flagctl.errors import PermissionDenied, PolicyRefused
 from flagctl.model.change import Change
 from flagctl.model.durations import format_duration
 from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
@@ -30,6 +30,8 @@ from flagctl.views.stage import entered_at
 
 if TYPE_CHECKING:
     import psycopg
+
+    from flagctl.verify.guardrails import GuardrailResult
 
 Clock = Callable[[], datetime]
 
@@ -51,6 +53,9 @@ class StageSet(Action[StagePlan]):
     force: bool = False
     clock: Clock = field(default=lambda: datetime.now(UTC))
     action: str = "stage.set"
+    # Guardrail results of the unlocked plan, reused by the locked one (see slow_checks).
+    evidence: dict[str, GuardrailResult] = field(default_factory=dict, repr=False, compare=False)
+    slow_checks: ClassVar[bool] = True
 
     @property
     def name(self) -> str:
@@ -64,7 +69,7 @@ class StageSet(Action[StagePlan]):
         self.validate()
         plan = plan_stage_set(
             conn, self.manifest, self.manifest.ladder(self.ladder), self.stage,
-            percent=self.percent, force=self.force, clock=self.clock, locked=locked,
+            percent=self.percent, force=self.force, clock=self.clock, locked=locked, evidence=self.evidence,
         )  # fmt: skip
         plan.action = self.action
         return plan
@@ -85,6 +90,8 @@ class StageStep(Action[StagePlan]):
     force: bool = False
     clock: Clock = field(default=lambda: datetime.now(UTC))
     action: str = "stage.set"
+    evidence: dict[str, GuardrailResult] = field(default_factory=dict, repr=False, compare=False)
+    slow_checks: ClassVar[bool] = True
 
     @property
     def name(self) -> str:
@@ -109,7 +116,7 @@ class StageStep(Action[StagePlan]):
                              noop=f"ladder {resolved.name} is at its {edge} stage, {current.name}")  # fmt: skip
         target = resolved.stages[index].name
         return StageSet(self.manifest, self.ladder, target, force=self.force, clock=self.clock,
-                        action=self.action).plan(conn, locked)  # fmt: skip
+                        action=self.action, evidence=self.evidence).plan(conn, locked)  # fmt: skip
 
     def apply(self, conn: psycopg.Connection[Any], plan: StagePlan) -> None:
         FlagStore(conn, self.manifest).write(plan.changes)
@@ -125,6 +132,7 @@ def plan_stage_set(
     force: bool,
     clock: Clock,
     locked: bool,
+    evidence: dict[str, GuardrailResult] | None = None,
 ) -> StagePlan:
     target = ladder.stage(target_name)
     check_percent(ladder, target, percent)
@@ -186,7 +194,7 @@ def plan_stage_set(
             checks.append(f"forced: skips {skipped}")
         if target.index > current.index:
             forced |= _check_bake(conn, manifest, ladder, current, values, force, clock, checks, refuse)
-        _check_guardrails(conn, manifest, (*ladder.require, *target.require), checks, refuse)
+        _check_guardrails(conn, manifest, (*ladder.require, *target.require), checks, refuse, evidence)
     if ladder.subjects and not locked:
         checks.extend(_blast_radius(conn, manifest, ladder, values, new_values))
     return StagePlan(
@@ -263,10 +271,21 @@ def _check_guardrails(
     required: tuple[str, ...],
     checks: list[str],
     refuse: Callable[..., PolicyRefused],
+    evidence: dict[str, GuardrailResult] | None = None,
 ) -> None:
+    """Run the required guardrails — or reuse ``evidence``, their results from the unlocked
+    plan, so the locked plan holds no lock while a guardrail query runs."""
+    evidence = {} if evidence is None else evidence
     failed = []
     for name in dict.fromkeys(required):
-        result = guardrails.evaluate(conn, name, manifest.model.guardrails[name])
+        if name not in evidence:
+            evidence[name] = guardrails.evaluate(conn, name, manifest.model.guardrails[name])
+        result = evidence[name]
+        if result.sqlstate == "42501":  # the operator may not even read what the guardrail reads
+            raise PermissionDenied(
+                f"cannot check guardrail {name}: {result.error}",
+                "ask for SELECT on the tables the manifest's guardrails read, or use another role",
+            )
         checks.append(result.describe())
         if not result.passed:
             failed.append(result)

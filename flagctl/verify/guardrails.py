@@ -28,6 +28,7 @@ class GuardrailResult:
     passed: bool
     seconds: float
     error: str | None = None
+    sqlstate: str | None = None  # of the error, if the query failed
 
     def describe(self) -> str:
         if self.error:
@@ -70,6 +71,7 @@ def evaluate(conn: psycopg.Connection[Any], name: str, guard: Guardrail) -> Guar
     started = time.perf_counter()
     value: float | None = None
     error: str | None = None
+    sqlstate: str | None = None
     try:
         with read_only(conn, f"{timeout_ms}ms"):
             # prepare=True: the extended protocol, one statement only — a guardrail cannot
@@ -82,11 +84,12 @@ def evaluate(conn: psycopg.Connection[Any], name: str, guard: Guardrail) -> Guar
     except psycopg.Error as exc:
         message = (exc.diag.message_primary or str(exc)).strip()
         error = f"{message} (SQLSTATE {exc.sqlstate})"
+        sqlstate = exc.sqlstate
     except (TypeError, ValueError):
         error = "the first column is not a number"
     seconds = time.perf_counter() - started
     passed = error is None and _within(value, guard)
-    return GuardrailResult(name, guard.severity, value, bound_text(guard), passed, seconds, error)
+    return GuardrailResult(name, guard.severity, value, bound_text(guard), passed, seconds, error, sqlstate)
 
 
 def _within(value: float | None, guard: Guardrail) -> bool:

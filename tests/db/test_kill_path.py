@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 
 from tests.conftest import Cli
@@ -105,3 +107,47 @@ def test_kill_again_reasserts_the_off_values_after_an_out_of_band_change(ws8: Cl
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [
         (True, 1)
     ]  # the values from before the kill
+
+
+SLOW_GATE = "  slow_gate: {sql: 'select 0 from (select pg_advisory_xact_lock_shared(4242)) held', max: 0, timeout: 60s}\n"
+GATED = (
+    (Path(__file__).resolve().parents[2] / "flagctl" / "examples" / "ws8" / "flagctl.yaml")
+    .read_text()
+    .replace(
+        "require: [no_contract_violations, budget_within_bounds, cache_hit_rate_stable]",
+        "require: [no_contract_violations, slow_gate]",
+    )
+    .replace("\nguardrails:\n", "\nguardrails:\n" + SLOW_GATE)
+)
+
+
+def test_a_slow_guardrail_does_not_hold_the_flag_lock_against_a_kill(make_cli, ws8_db: str) -> None:  # type: ignore[no-untyped-def]
+    """stage set used to run its guardrails with the flag locked: a kill waited behind a slow
+    guardrail query. Now guardrails run before the lock is taken, and the move is re-checked
+    against the state it was planned on — which the kill has changed meanwhile."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.db.test_concurrency import wait_for_waiters
+
+    cli = make_cli(GATED)
+    cli.dsn = ws8_db
+    assert cli("db", "init").exit_code == 0
+    flagctl = os.path.join(os.path.dirname(sys.executable), "flagctl")
+    env = {**os.environ, "FLAGCTL_DSN": cli.dsn, "FLAGCTL_MANIFEST": str(cli.manifest)}
+    with psycopg.connect(cli.dsn) as gate:
+        gate.execute("SELECT pg_advisory_xact_lock(4242)")  # the guardrail query now waits on this
+        mover = subprocess.Popen(
+            [flagctl, "stage", "set", "p3", "canary", "-r", "rollout", "-y"],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            wait_for_waiters(cli, 1)  # the stage move is inside its slow guardrail
+            killed = cli("--lock-timeout", "2s", "kill", "p3-off", *GO)
+            assert killed.exit_code == 0, killed.stderr
+        finally:
+            gate.rollback()  # the guardrail finishes
+        _, err = mover.communicate(timeout=60)
+    assert mover.returncode in (1, 4), err  # refused: the kill now holds the flag (or the state moved)
+    assert cli.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
