@@ -191,48 +191,88 @@ class Cli:
             return cur.fetchall() if cur.description else []
 
 
+@dataclass
+class Templates:
+    """Each example installed and initialized once per session, as a template database:
+    a test's own database is then a copy (CREATE DATABASE … TEMPLATE), not a fresh
+    `db init` — the same state, much faster. Tests of `db init` itself use `db`/`ws8_db`."""
+
+    server: Server
+    made: dict[str, str] = field(default_factory=dict)
+
+    def database(self, name: str, manifest: Path, schema: str | None) -> str:
+        if name not in self.made:
+            template = f"tmpl_{name}_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(self.server.dsn(), autocommit=True) as admin:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
+            cli = Cli(self.server.dsn(template), manifest)
+            if schema:
+                cli.sql(schema)
+            result = cli("db", "init")
+            assert result.exit_code == 0, result.stderr
+            self.made[name] = template
+        copy = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.server.dsn(), autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(copy), sql.Identifier(self.made[name])
+                )
+            )
+        return self.server.dsn(copy)
+
+    def drop(self, dsn: str) -> None:
+        name = dsn.rsplit("dbname=", 1)[1]
+        with psycopg.connect(self.server.dsn(), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def templates(server: Server) -> Iterator[Templates]:
+    made = Templates(server)
+    yield made
+    with psycopg.connect(server.dsn(), autocommit=True) as admin:
+        for template in made.made.values():
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(template)))
+
+
+def _example(templates: Templates, name: str, manifest: Path, schema: str | None) -> Iterator[Cli]:
+    dsn = templates.database(name, manifest, schema)
+    try:
+        yield Cli(dsn, manifest)
+    finally:
+        templates.drop(dsn)
+
+
 @pytest.fixture
-def ws8(ws8_db: str) -> Cli:
+def ws8(templates: Templates) -> Iterator[Cli]:
     """WS8 installed and initialized; drive it with cli("stage", "set", …)."""
-    cli = Cli(ws8_db, WS8_MANIFEST)
-    result = cli("db", "init")
-    assert result.exit_code == 0, result.stderr
-    return cli
+    yield from _example(templates, "ws8", WS8_MANIFEST, WS8_SCHEMA)
 
 
 @pytest.fixture
-def groups(db: str) -> Cli:
+def groups(templates: Templates) -> Iterator[Cli]:
     """The Groups rebuild example, initialized."""
-    cli = Cli(db, GROUPS_MANIFEST)
-    assert cli("db", "init").exit_code == 0
-    return cli
+    yield from _example(templates, "groups", GROUPS_MANIFEST, None)
 
 
 @pytest.fixture
-def canary(db: str) -> Cli:
+def canary(templates: Templates) -> Iterator[Cli]:
     """The canary plan example with its 10,000 users, initialized."""
-    cli = Cli(db, CANARY_MANIFEST)
-    cli.sql(CANARY_SCHEMA)
-    assert cli("db", "init").exit_code == 0
-    return cli
+    yield from _example(templates, "canary", CANARY_MANIFEST, CANARY_SCHEMA)
 
 
 @pytest.fixture
-def recsys(db: str) -> Cli:
+def recsys(templates: Templates) -> Iterator[Cli]:
     """The recommender example (twelve toggles, constraints, safety profiles), initialized."""
-    cli = Cli(db, RECSYS_MANIFEST)
-    cli.sql((EXAMPLES / "recsys" / "schema.sql").read_text())
-    assert cli("db", "init").exit_code == 0
-    return cli
+    yield from _example(
+        templates, "recsys", RECSYS_MANIFEST, (EXAMPLES / "recsys" / "schema.sql").read_text()
+    )
 
 
 @pytest.fixture
-def orca(db: str) -> Cli:
+def orca(templates: Templates) -> Iterator[Cli]:
     """The ORCA example with its feature_flags table, initialized."""
-    cli = Cli(db, ORCA_MANIFEST)
-    cli.sql(ORCA_SCHEMA)
-    assert cli("db", "init").exit_code == 0
-    return cli
+    yield from _example(templates, "orca", ORCA_MANIFEST, ORCA_SCHEMA)
 
 
 def values(cli: Cli) -> dict[str, Any]:

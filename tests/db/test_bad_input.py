@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.conftest import Cli, audit_count
@@ -18,12 +19,9 @@ def test_a_password_given_in_dsn_is_not_stored_in_the_audit_trail(ws8: Cli) -> N
     dsn = ws8.dsn + " password=hunter2"
     result = ws8("--dsn", dsn, "stage", "set", "p3", "canary", *GO)
     assert result.exit_code == 0, result.stderr
-    uri = (
-        "postgresql://postgres:s3cret@/"
-        + ws8.dsn.split("dbname=")[1]
-        + "?host="
-        + ws8.dsn.split("host=")[1].split()[0]
-    )
+    parts = psycopg.conninfo.conninfo_to_dict(ws8.dsn)
+    port = f"&port={parts['port']}" if parts.get("port") else ""
+    uri = f"postgresql://postgres:s3cret@/{parts['dbname']}?host={parts['host']}{port}"
     assert ws8(f"--dsn={uri}", "kill", "p3-off", *GO).exit_code == 0
     commands = [c for (c,) in ws8.sql("SELECT command FROM flagctl.audit WHERE command IS NOT NULL")]
     assert len(commands) >= 2
