@@ -7,10 +7,11 @@ and guardrails are what ``stage set`` is for).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flagctl.actions.base import Action, Plan
+from flagctl.actions.stage import check_guardrails, refuser
 from flagctl.errors import PolicyRefused
 from flagctl.model.change import Change
 from flagctl.model.flagtypes import describe, effective_text
@@ -24,6 +25,8 @@ from flagctl.store.switches import list_engaged
 if TYPE_CHECKING:
     import psycopg
 
+    from flagctl.verify.guardrails import GuardrailResult
+
 
 @dataclass
 class SetFlag(Action[Plan]):
@@ -34,6 +37,9 @@ class SetFlag(Action[Plan]):
     value: Any
     scope: str = GLOBAL
     force: bool = False
+    # Guardrail results of the unlocked plan, reused by the locked one (see slow_checks).
+    evidence: dict[str, GuardrailResult] = field(default_factory=dict, repr=False, compare=False)
+    slow_checks: ClassVar[bool] = True
 
     @property
     def name(self) -> str:
@@ -64,6 +70,11 @@ class SetFlag(Action[Plan]):
             return Plan("set", summary, noop=f"{name} ({scope}) {shown}")
         changes = [Change(name, scope, current, value)]
         forced, checks = outside_ladder(self.manifest, changes, self.force, f"flag:{name}")
+        if forced:  # --force skips a ladder's stages and bake, never its guardrails
+            for ladder in self.manifest.ladders_of(name):
+                check_guardrails(
+                    conn, self.manifest, ladder.require, checks, refuser(self.manifest, ladder), self.evidence
+                )
         return Plan("set", summary, changes=changes, checks=checks, forced=forced, snapshot=snapshot)
 
     def apply(self, conn: psycopg.Connection[Any], plan: Plan) -> None:

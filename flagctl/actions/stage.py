@@ -143,7 +143,7 @@ def plan_stage_set(
     for flag, spec in target.specs.items():
         new_values[flag] = spec.value(percent if spec.takes_percent else None)
     summary = f"ladder {ladder.name}: {label(ladder, values)} → {label(ladder, new_values)}"
-    refuse = _refuser(manifest, ladder)
+    refuse = refuser(manifest, ladder)
 
     engaged = list_engaged(conn, manifest)
     holders = sorted({e.switch for f in ladder.flags for e in holding(engaged, f, GLOBAL)})
@@ -194,7 +194,7 @@ def plan_stage_set(
             checks.append(f"forced: skips {skipped}")
         if target.index > current.index:
             forced |= _check_bake(conn, manifest, ladder, current, values, force, clock, checks, refuse)
-        _check_guardrails(conn, manifest, (*ladder.require, *target.require), checks, refuse, evidence)
+        check_guardrails(conn, manifest, (*ladder.require, *target.require), checks, refuse, evidence)
     if ladder.subjects and not locked:
         checks.extend(_blast_radius(conn, manifest, ladder, values, new_values))
     return StagePlan(
@@ -265,7 +265,7 @@ def _check_bake(
     return True
 
 
-def _check_guardrails(
+def check_guardrails(
     conn: psycopg.Connection[Any],
     manifest: Manifest,
     required: tuple[str, ...],
@@ -297,7 +297,7 @@ def _check_guardrails(
         )
 
 
-def _refuser(manifest: Manifest, ladder: ResolvedLadder) -> Callable[..., PolicyRefused]:
+def refuser(manifest: Manifest, ladder: ResolvedLadder) -> Callable[..., PolicyRefused]:
     def refuse(message: str, hint: str, detail: dict[str, object] | None = None) -> PolicyRefused:
         return PolicyRefused(
             message, hint, system=manifest.system, target=f"ladder:{ladder.name}", detail=detail

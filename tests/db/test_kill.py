@@ -186,3 +186,15 @@ def test_dry_run_kill_changes_nothing(ws8: Cli) -> None:
     assert doc["dry_run"] is True and doc["applied"] is False
     assert doc["changes"][0]["after"] == {"enabled": False, "percent": 0}
     assert p3_state(ws8) == (True, 1) and audit_count(ws8) == before
+
+
+def test_set_force_never_skips_a_failing_guardrail(ws8: Cli) -> None:
+    """--force skips a ladder's stages and bake; like `stage set --force`, never its guardrails."""
+    ws8.sql("INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')")
+    refused = ws8("set", "p3_advisory", "50%", "--force", *GO)
+    assert refused.exit_code == 1 and "guardrail no_contract_violations" in refused.stderr
+    assert p3_state(ws8) == (False, 0)
+    ws8.sql("DELETE FROM p3_events")
+    forced = ws8("set", "p3_advisory", "50%", "--force", *GO)
+    assert forced.exit_code == 0, forced.stderr
+    assert "guardrail no_contract_violations: 0 (max 0) pass" in forced.stdout
