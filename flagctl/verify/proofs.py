@@ -246,7 +246,36 @@ def prove_kill(
         return ProofResult(
             "kill", False, f"phase tables were written while killed: {', '.join(sorted(moved))}", evidence
         )
+    open_writers = conn.execute(OPEN_WRITERS, (pattern,)).fetchall()
+    if open_writers:
+        evidence += [
+            f"open transaction pid {pid} (application_name {app}, since {start:%Y-%m-%d %H:%M:%S %Z}) "
+            f"holds a write lock on {table}: its writes count only once it commits"
+            for pid, app, start, table in open_writers
+        ]
+        return ProofResult(
+            "kill", False,
+            f"{len(open_writers)} open transaction(s) wrote phase tables and have not committed yet; "
+            "their writes would land after the window", evidence,
+        )  # fmt: skip
     return ProofResult("kill", True, "no phase table was written while killed", evidence)
+
+
+# Transactions still open that hold a write lock on a phase table: they wrote it (or are
+# writing it) and their rows reach the counters only when they commit.
+OPEN_WRITERS = """
+SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.xact_start,
+       n.nspname || '.' || c.relname
+  FROM pg_locks l
+  JOIN pg_class c ON c.oid = l.relation
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'relation' AND l.granted AND a.pid <> pg_backend_pid()
+   AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+   AND c.relkind IN ('r', 'p') AND c.relname LIKE %s
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ ORDER BY 1
+"""
 
 
 # ---------------------------------------------------------------- isolation

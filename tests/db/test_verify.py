@@ -239,3 +239,18 @@ def test_per_stage_required_guardrail(make_cli) -> None:  # type: ignore[no-unty
     assert refused.exit_code == 1 and "guardrail approved: 0 (min 1) FAIL" in refused.stderr
     cli.sql("INSERT INTO approvals VALUES ('release-manager')")
     assert cli("stage", "set", "l", "most", *GO).exit_code == 0
+
+
+def test_kill_proof_fails_on_an_open_transaction_that_wrote_a_phase_table(ws8: Cli) -> None:
+    """A write made in a transaction still open (begun before the kill) is in no counter yet:
+    it would land after the window. The proof must not pass over it."""
+    ws8("stage", "set", "p3", "canary", *GO)
+    with psycopg.connect(ws8.dsn, application_name="p3-worker") as worker:  # not autocommit: stays open
+        worker.execute("INSERT INTO p3_advisories (resume_id, advice) VALUES ('r-9', 'in flight')")
+        ws8("kill", "p3-off", *GO)
+        code, doc = report(ws8, "kill", "--window", "1s")
+        worker.commit()
+    assert code == 1, doc
+    proof = doc["proofs"][0]  # type: ignore[index]
+    assert "open transaction" in proof["summary"]
+    assert any("p3-worker" in line and "public.p3_advisories" in line for line in proof["evidence"])
