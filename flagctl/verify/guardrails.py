@@ -82,6 +82,8 @@ def evaluate(conn: psycopg.Connection[Any], name: str, guard: Guardrail) -> Guar
         else:
             value = float(row[0])
     except psycopg.Error as exc:
+        if conn.broken:  # the connection is gone: that is not a failed guardrail
+            raise
         message = (exc.diag.message_primary or str(exc)).strip()
         error = f"{message} (SQLSTATE {exc.sqlstate})"
         sqlstate = exc.sqlstate

@@ -146,3 +146,24 @@ def test_ws8_watch_auto_kills_phase3_on_a_contract_violation(ws8: Cli) -> None:
     code, tick = watch_once(ws8, "--auto", *GO)
     assert code == 1 and tick["actions"] == ["engage kill switch p3-off"]
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+
+
+def test_watch_survives_a_dropped_connection(recsys: Cli) -> None:
+    """A watchdog that dies on one dropped connection guards nothing. The lost connection is
+    reported, never mistaken for failing guardrails, and watch reconnects and goes on."""
+    traffic(recsys)
+
+    def drop_the_watchers_connection(seconds: float) -> None:
+        if len(recsys.sleeper.slept) == 1:  # after the first evaluation
+            recsys.sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'flagctl' AND pid <> pg_backend_pid() AND datname = current_database()"
+            )
+
+    recsys.sleeper.hooks.append(drop_the_watchers_connection)
+    result = recsys("watch", "--count", "3", "--interval", "30s", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert len(lines) == 3 and all(line["state"] == "NORMAL" for line in lines)
+    assert "lost the connection" in result.stderr and "reconnected" in result.stderr
+    assert state(recsys) == "NORMAL"  # no false rollback

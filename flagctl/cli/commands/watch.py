@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,7 +12,7 @@ from flagctl.cli import render
 from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, connect, env_of, manifest
 from flagctl.cli.env import os_user
 from flagctl.cli.render import Output
-from flagctl.errors import CheckFailed, NotConfirmed, UsageError
+from flagctl.errors import CheckFailed, ConnectionFailed, NotConfirmed, UsageError
 
 if TYPE_CHECKING:
     from flagctl.actions.rollback import Tick
@@ -39,6 +40,8 @@ def watch(
     """Evaluate the guardrails every --interval and advance the rollback state machine
     (NORMAL → DEGRADED → ROLLBACK_PENDING → ROLLED_BACK → RECOVERY_VERIFY → NORMAL);
     with --auto, apply the manifest's rollback actions. Every transition is audited."""
+    import psycopg
+
     from flagctl.model.durations import parse_duration
     from flagctl.store.db import AuditContext
 
@@ -70,7 +73,13 @@ def watch(
         while True:
             from flagctl.actions.rollback import tick
 
-            result = tick(conn, loaded, env.clock, audit, auto=auto, lock_timeout=env.lock_timeout)
+            try:
+                result = tick(conn, loaded, env.clock, audit, auto=auto, lock_timeout=env.lock_timeout)
+            except (psycopg.OperationalError, ConnectionFailed) as exc:
+                if once or (not getattr(conn, "broken", True) and not isinstance(exc, ConnectionFailed)):
+                    raise
+                conn = _reconnect(env, conn, exc)
+                continue
             needed |= result.rollback_needed
             _show(result, output, live, loaded, env)
             done += 1
@@ -91,6 +100,26 @@ def watch(
         raise CheckFailed(
             f"rollback needed: state {result.after}", "run with --auto to roll back, or act by hand"
         )
+
+
+def _reconnect(env: Environment, lost: Any, why: Exception) -> Any:
+    """Reconnect after the connection was lost, backing off (1 s, 2 s, … 30 s) until the
+    database answers again: a watchdog keeps watching."""
+    reason = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
+    render.error(f"watch lost the connection to the database: {reason}; reconnecting")
+    with contextlib.suppress(Exception):
+        lost.close()
+    delay = 1.0
+    while True:
+        env.sleep(delay)
+        try:
+            conn = connect(env)
+        except ConnectionFailed as exc:
+            render.error(f"still no database: {exc.message}; next try in {min(delay * 2, 30):g}s")
+            delay = min(delay * 2, 30.0)
+            continue
+        render.note("watch reconnected to the database")
+        return conn
 
 
 def _live_display(output: Output) -> Any:
