@@ -76,7 +76,8 @@ def watch(
             try:
                 result = tick(conn, loaded, env.clock, audit, auto=auto, lock_timeout=env.lock_timeout)
             except (psycopg.OperationalError, ConnectionFailed) as exc:
-                if once or (not getattr(conn, "broken", True) and not isinstance(exc, ConnectionFailed)):
+                lost = isinstance(exc, ConnectionFailed) or conn.broken
+                if once or not lost:  # --once reports it (exit 3); other errors are not ours to retry
                     raise
                 conn = _reconnect(env, conn, exc)
                 continue
