@@ -163,12 +163,56 @@ def seal(conn: psycopg.Connection[Any]) -> int:
     return int(row[0] or 0) if row else 0
 
 
-def verify_chain(conn: psycopg.Connection[Any], max_problems: int = 20) -> ChainReport:
-    """Seal what is left, then check every row's digest and every link of the chain."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain's head at one moment, kept outside the database (a ticket, a CI artifact):
+    a later verify against it finds the chain rewritten or trimmed since, which the chain
+    alone cannot show to someone who recomputed it."""
+
+    pos: int
+    seq: int
+    hash: str
+
+    def token(self) -> str:
+        return f"{self.pos}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """``POS:HASH`` as printed by ``audit checkpoint``."""
+        pos, _, digest = text.strip().partition(":")
+        if not pos.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(
+                f"not a checkpoint: {text.strip()!r}; give POS:HASH as `flagctl audit checkpoint` prints it"
+            )
+        return cls(int(pos), 0, digest)
+
+
+HEAD = "SELECT pos, seq, hash FROM flagctl.audit_seal ORDER BY pos DESC LIMIT 1"
+SEAL_AT = "SELECT hash FROM flagctl.audit_seal WHERE pos = %s"
+
+
+def checkpoint(conn: psycopg.Connection[Any]) -> Checkpoint | None:
+    """Seal what is committed, then the chain's head (None: nothing audited yet)."""
+    seal(conn)
+    row = conn.execute(HEAD).fetchone()
+    return None if row is None else Checkpoint(*row)
+
+
+def verify_chain(
+    conn: psycopg.Connection[Any], max_problems: int = 20, against: Checkpoint | None = None
+) -> ChainReport:
+    """Seal what is left, then check every row's digest and every link of the chain (and,
+    given a checkpoint, that the chain still holds it)."""
     import hashlib
 
     seal(conn)
     problems: list[str] = []
+    if against is not None:
+        found = conn.execute(SEAL_AT, (against.pos,)).fetchone()
+        if found is None:
+            problems.append(f"seal {against.pos} of the checkpoint is gone: the chain was cut back since")
+        elif found[0] != against.hash:
+            problems.append(f"seal {against.pos} differs from the checkpoint: the chain was rewritten since")
     expected_prev = "genesis"
     expected_pos = 1
     head = 0

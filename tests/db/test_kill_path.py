@@ -151,3 +151,51 @@ def test_a_slow_guardrail_does_not_hold_the_flag_lock_against_a_kill(make_cli, w
         _, err = mover.communicate(timeout=60)
     assert mover.returncode in (1, 4), err  # refused: the kill now holds the flag (or the state moved)
     assert cli.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+
+
+def tamper(cli: Cli, statements: str) -> None:
+    """What a superuser can do: switch the guards off, change the trail, switch them on."""
+    cli.sql(
+        "ALTER TABLE flagctl.audit DISABLE TRIGGER audit_append_only;"
+        " ALTER TABLE flagctl.audit_seal DISABLE TRIGGER audit_seal_append_only;"
+        + statements
+        + " ALTER TABLE flagctl.audit ENABLE TRIGGER audit_append_only;"
+        " ALTER TABLE flagctl.audit_seal ENABLE TRIGGER audit_seal_append_only"
+    )
+
+
+def test_a_checkpoint_kept_outside_finds_a_trimmed_tail(groups: Cli) -> None:
+    assert groups("set", "groups_send", "off", *GO).exit_code == 0
+    assert groups("kill", "KS5", *GO).exit_code == 0
+    token = groups("audit", "checkpoint").stdout.strip()
+    kept = groups.sql("SELECT min(seq) FROM flagctl.audit WHERE action = 'kill'")[0][0]
+    trim = (
+        f" DELETE FROM flagctl.audit_seal WHERE seq >= {kept}; DELETE FROM flagctl.audit WHERE seq >= {kept};"  # noqa: S608
+    )
+    tamper(groups, trim)
+    assert groups("audit", "verify").exit_code == 0  # what is left is a consistent chain
+    result = groups("audit", "verify", "--against", token)
+    assert result.exit_code == 1 and "cut back" in result.stderr
+
+
+def test_a_checkpoint_kept_outside_finds_a_recomputed_chain(groups: Cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert groups("set", "groups_send", "off", *GO).exit_code == 0
+    assert groups("set", "groups_create", "off", *GO).exit_code == 0
+    saved = tmp_path / "checkpoint.json"
+    assert groups("audit", "checkpoint", "--file", str(saved)).exit_code == 0
+    tamper(
+        groups,
+        " UPDATE flagctl.audit SET reason = 'routine' WHERE seq = 1;"
+        " UPDATE flagctl.audit a SET hash = flagctl.audit_digest(a) WHERE seq = 1;"
+        " DELETE FROM flagctl.audit_seal; INSERT INTO flagctl.audit_unsealed SELECT seq FROM flagctl.audit;"
+        " SELECT flagctl.audit_seal(true);",
+    )
+    assert groups("audit", "verify").exit_code == 0  # recomputed: consistent in itself
+    result = groups("audit", "verify", "--against", str(saved))
+    assert result.exit_code == 1 and "rewritten" in result.stderr
+
+
+def test_a_checkpoint_that_is_not_one_is_a_usage_error(groups: Cli) -> None:
+    groups("set", "groups_send", "off", *GO)
+    result = groups("audit", "verify", "--against", "12:nothex")
+    assert result.exit_code == 2 and "POS:HASH" in result.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -89,11 +89,20 @@ def _change(loaded: Manifest, row: AuditRow) -> str:
 
 
 @app.command("verify")
-def verify(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
-    """Recompute the audit hash chain: exit 1 if any row was changed, removed or forged."""
+def verify(
+    ctx: typer.Context,
+    against: Annotated[
+        str | None,
+        typer.Option("--against", help="A checkpoint (POS:HASH from `audit checkpoint`, or its JSON file)."),
+    ] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Recompute the audit hash chain: exit 1 if any row was changed, removed or forged
+    (or, --against a checkpoint, if the chain was rewritten or cut back since)."""
     from flagctl.store.audit import verify_chain
 
-    report = verify_chain(connect(env_of(ctx)))
+    checkpoint = _checkpoint(against) if against else None
+    report = verify_chain(connect(env_of(ctx)), against=checkpoint)
     if output is Output.json:
         render.emit_json({"ok": report.ok, "rows": report.rows, "problems": report.problems})
     elif report.ok:
@@ -105,3 +114,47 @@ def verify(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
             f"audit chain broken: {report.problems[0]}",
             "the trail was rewritten outside flagctl (triggers disabled?); investigate before trusting it",
         )
+
+
+@app.command("checkpoint")
+def checkpoint(
+    ctx: typer.Context,
+    file: Annotated[
+        str | None, typer.Option("--file", help="Also write the checkpoint to this file (JSON).")
+    ] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Print the chain's head to keep outside the database; `audit verify --against` it
+    later finds the chain rewritten or cut back since, even by a superuser."""
+    import json
+    from pathlib import Path
+
+    from flagctl.store.audit import checkpoint as head
+
+    found = head(connect(env_of(ctx)))
+    if found is None:
+        raise CheckFailed("nothing is audited yet: there is no chain to checkpoint")
+    document = {"pos": found.pos, "seq": found.seq, "hash": found.hash, "checkpoint": found.token()}
+    if file:
+        Path(file).write_text(json.dumps(document, indent=2) + "\n")
+    if output is Output.json:
+        render.emit_json(document)
+        return
+    render.out(found.token())
+    render.note(f"keep this outside the database; later: flagctl audit verify --against {found.token()}")
+
+
+def _checkpoint(text: str) -> Any:
+    import json
+    from pathlib import Path
+
+    from flagctl.store.audit import Checkpoint
+
+    path = Path(text)
+    try:
+        if path.exists():
+            data = json.loads(path.read_text())
+            return Checkpoint.parse(str(data["checkpoint"]))
+        return Checkpoint.parse(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--against: {exc}") from None
