@@ -171,14 +171,22 @@ def _plan_or_record(
 
 
 def _record_refusal(conn: psycopg.Connection[Any], audit: AuditContext, refusal: PolicyRefused) -> None:
+    """Record a refusal in the audit trail, in its own transaction. A role that may not
+    write audit events (EXECUTE on flagctl.audit_event) still gets the refusal itself."""
+    from psycopg import errors
     from psycopg.types.json import Jsonb
 
     detail = {"refused": refusal.message, "hint": refusal.hint, **refusal.detail}
     refused = AuditContext(audit.actor, audit.reason, audit.action + ".refused", audit.command)
-    with transaction(conn, refused) as tx:
-        tx.execute(
-            RECORD_REFUSAL,
-            (refused.action, refusal.system, None, refusal.target or audit.action, Jsonb(detail)),
+    try:
+        with transaction(conn, refused) as tx:
+            tx.execute(
+                RECORD_REFUSAL,
+                (refused.action, refusal.system, None, refusal.target or audit.action, Jsonb(detail)),
+            )
+    except errors.InsufficientPrivilege:
+        refusal.hint = (
+            f"{refusal.hint or ''} (this refusal was not recorded: no EXECUTE on flagctl.audit_event)".strip()
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.conftest import Cli
 
@@ -199,3 +200,20 @@ def test_a_checkpoint_that_is_not_one_is_a_usage_error(groups: Cli) -> None:
     groups("set", "groups_send", "off", *GO)
     result = groups("audit", "verify", "--against", "12:nothex")
     assert result.exit_code == 2 and "POS:HASH" in result.stderr
+
+
+def test_a_role_with_usage_on_the_schema_cannot_forge_an_audit_row(groups: Cli) -> None:
+    import uuid
+
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    groups.sql(f"CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA flagctl TO {role}")
+    try:
+        app_dsn = groups.dsn.replace("user=postgres", f"user={role}")
+        with (
+            psycopg.connect(app_dsn, autocommit=True) as app,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            app.execute("SELECT flagctl.audit_event('kill', 'groups', NULL, 'kill_switch:KS5', '{}'::jsonb)")
+        assert groups.sql("SELECT count(*) FROM flagctl.audit") == [(0,)]
+    finally:
+        groups.sql(f"DROP OWNED BY {role}; DROP ROLE {role}")
