@@ -163,6 +163,12 @@ def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list
                 " FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row({})"
             ).format(sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Literal, keys)))
         )
+        conn.execute(
+            sql.SQL(
+                "CREATE OR REPLACE TRIGGER flagctl_audit_truncate AFTER TRUNCATE ON {}"
+                " FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_truncate()"
+            ).format(sql.Identifier(schema, table))
+        )
     return registered
 
 

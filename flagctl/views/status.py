@@ -24,6 +24,7 @@ from flagctl.rules.kills import Engaged, engaged_on
 from flagctl.store import audit as audit_mod
 from flagctl.store.flags import FlagStore
 from flagctl.store.switches import engaged_json, list_engaged
+from flagctl.views.drift import Drift, drift
 
 if TYPE_CHECKING:
     import psycopg
@@ -95,12 +96,14 @@ class SystemStatus:
     flags: list[FlagStatus]
     engaged: list[Engaged]
     manifest: Manifest
+    drift: list[Drift]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "system": self.system,
             "flags": [f.to_json() for f in self.flags],
             "kill_switches_engaged": [engaged_json(self.manifest, e) for e in self.engaged],
+            "drift": [d.to_json() for d in self.drift],
         }
 
 
@@ -146,4 +149,5 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
                 last_change=last.get(name),
             )
         )
-    return SystemStatus(manifest.system, flags, engaged, manifest)
+    found = [d for d in drift(conn, manifest, snapshot) if not names or d.flag in names]
+    return SystemStatus(manifest.system, flags, engaged, manifest, found)

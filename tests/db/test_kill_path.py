@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
@@ -174,7 +175,9 @@ def test_a_checkpoint_kept_outside_finds_a_trimmed_tail(groups: Cli) -> None:
         f" DELETE FROM flagctl.audit_seal WHERE seq >= {kept}; DELETE FROM flagctl.audit WHERE seq >= {kept};"  # noqa: S608
     )
     tamper(groups, trim)
-    assert groups("audit", "verify").exit_code == 0  # what is left is a consistent chain
+    problems = json.loads(groups("audit", "verify", "-o", "json").stdout)["problems"]
+    assert problems and all(p.startswith("drift:") for p in problems)  # the chain left is consistent;
+    # only the values the cut rows recorded give it away — and the checkpoint does directly:
     result = groups("audit", "verify", "--against", token)
     assert result.exit_code == 1 and "cut back" in result.stderr
 
@@ -217,3 +220,35 @@ def test_a_role_with_usage_on_the_schema_cannot_forge_an_audit_row(groups: Cli) 
         assert groups.sql("SELECT count(*) FROM flagctl.audit") == [(0,)]
     finally:
         groups.sql(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_a_change_around_the_audit_trigger_shows_as_drift(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", *GO)
+    assert ws8("audit", "verify").exit_code == 0
+    ws8.sql(  # a superuser switches the triggers off for the session: no audit row
+        "SET session_replication_role = replica;"
+        " UPDATE p3_feature_state SET enabled = true, rollout_percent = 100;"
+        " SET session_replication_role = origin"
+    )
+    verify = ws8("audit", "verify")
+    assert verify.exit_code == 1
+    assert "drift: p3_advisory (global) is enabled=true percent=100" in verify.stderr
+    drifted = json.loads(ws8("status", "-o", "json").stdout)["drift"]
+    assert [(d["flag"], d["live"], d["audited"]) for d in drifted] == [
+        ("p3_advisory", {"enabled": True, "percent": 100}, {"enabled": True, "percent": 1})
+    ]
+    assert ws8("kill", "p3-off", *GO).exit_code == 0  # the kill writes its values regardless
+    assert ws8("audit", "verify").exit_code == 0
+
+
+def test_truncating_a_bound_table_or_flagctls_table_leaves_a_trace(ws8: Cli, groups: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", *GO)
+    ws8.sql("TRUNCATE p3_feature_state")
+    assert ws8.sql("SELECT action, flag, after FROM flagctl.audit ORDER BY seq DESC LIMIT 1") == [
+        ("sql.truncate", "p3_advisory", None)
+    ]
+    groups("set", "groups_send", "off", *GO)
+    groups.sql("TRUNCATE flagctl.flag_state")
+    assert groups.sql("SELECT action FROM flagctl.audit ORDER BY seq DESC LIMIT 1") == [("sql.truncate",)]
+    drifted = json.loads(groups("status", "-o", "json").stdout)["drift"]
+    assert [(d["flag"], d["live"], d["audited"]) for d in drifted] == [("groups_send", None, False)]

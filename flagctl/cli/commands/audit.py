@@ -12,6 +12,7 @@ from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
+    from flagctl.cli.env import Environment
     from flagctl.model.manifest import Manifest
     from flagctl.store.audit import AuditRow
 
@@ -101,12 +102,23 @@ def verify(
     (or, --against a checkpoint, if the chain was rewritten or cut back since)."""
     from flagctl.store.audit import verify_chain
 
+    env = env_of(ctx)
     checkpoint = _checkpoint(against) if against else None
-    report = verify_chain(connect(env_of(ctx)), against=checkpoint)
+    conn = connect(env)
+    report = verify_chain(conn, against=checkpoint)
+    drifted = _drift(env, conn)
+    problems = report.problems + [f"drift: {d.describe()}" for d in drifted]
     if output is Output.json:
-        render.emit_json({"ok": report.ok, "rows": report.rows, "problems": report.problems})
-    elif report.ok:
+        render.emit_json({"ok": not problems, "rows": report.rows, "problems": problems})
+    elif not problems:
         render.out(f"audit chain intact: {report.rows} rows, head at row {report.head_seq}")
+    if problems and report.ok:
+        for problem in problems[1:]:
+            render.note(f"  {problem}")
+        raise CheckFailed(
+            f"the live values differ from the audit trail: {problems[0]}",
+            "someone changed them around the audit trigger (session_replication_role, a disabled trigger)",
+        )
     if not report.ok:
         for problem in report.problems[1:]:
             render.note(f"  {problem}")
@@ -114,6 +126,19 @@ def verify(
             f"audit chain broken: {report.problems[0]}",
             "the trail was rewritten outside flagctl (triggers disabled?); investigate before trusting it",
         )
+
+
+def _drift(env: Environment, conn: Any) -> list[Any]:
+    """Drift of the manifest's flags, when there is a manifest to say which flags (the chain
+    itself needs none)."""
+    from flagctl.errors import InvalidFile
+    from flagctl.views.drift import drift
+
+    try:
+        loaded = manifest(env)
+    except InvalidFile:
+        return []
+    return drift(conn, loaded)
 
 
 @app.command("checkpoint")

@@ -43,6 +43,10 @@ def status(
             rows.append((f"  └ {scope}", describe(value), effective_text(value), "", "", ""))
     render.out(f"system {result.system}")
     render.out(render.table(rows, ["flag", "value", "effective", "stage", "killed by", "last change"]))
+    for d in result.drift:
+        render.error(
+            f"drift: {d.describe()}", "changed around the audit trigger; a kill writes its values back"
+        )
     for e in result.engaged:
         render.out(
             f"kill switch {e.switch} (level {e.level}, scope {e.scope}) engaged "
