@@ -164,7 +164,13 @@ class Release(Action[ReleasePlan]):
             others = [e for e in holders if e is not record]
             base = record.prior[flag]
             start = base if base is not None else snapshot.globals[flag]
-            expected = overlay(start, holders, flag)
+            if base is None and scope != GLOBAL:
+                # The kills created this override from the global value of their time; a
+                # global move since is not a change of it. What they left is what the
+                # latest of them wrote.
+                expected = max(holders, key=lambda e: e.seq).applied[flag]
+            else:
+                expected = overlay(start, holders, flag)
             if now != expected:
                 conflicts.append(f"{flag}: the kills set {describe(expected)}, it is now {describe(now)}")
             target = overlay(start, others, flag) if others else base

@@ -252,3 +252,24 @@ def test_truncating_a_bound_table_or_flagctls_table_leaves_a_trace(ws8: Cli, gro
     assert groups.sql("SELECT action FROM flagctl.audit ORDER BY seq DESC LIMIT 1") == [("sql.truncate",)]
     drifted = json.loads(groups("status", "-o", "json").stdout)["drift"]
     assert [(d["flag"], d["live"], d["audited"]) for d in drifted] == [("groups_send", None, False)]
+
+
+def test_release_after_a_global_stage_move_under_a_scoped_kill_is_no_conflict(groups: Cli) -> None:
+    """KS4 at one workspace writes an override there; moving the ladder globally afterwards
+    is not a change of that override, and the release must not call it one."""
+    assert groups("kill", "KS4", "--scope", "workspace:42", *GO).exit_code == 0
+    assert groups("stage", "set", "groups", "stage0-dogfood", *GO).exit_code == 0
+    released = groups("release", "KS4", "--scope", "workspace:42", *GO)
+    assert released.exit_code == 0, released.stderr
+    overrides = groups.sql("SELECT count(*) FROM flagctl.flag_state WHERE scope = 'workspace:42'")
+    assert overrides == [(0,)]  # the override the kill created is gone: the global stage applies
+
+
+def test_release_still_refuses_a_real_change_of_a_scoped_kill_override(groups: Cli) -> None:
+    assert groups("kill", "KS4", "--scope", "workspace:42", *GO).exit_code == 0
+    groups.sql(
+        'UPDATE flagctl.flag_state SET value = \'{"enabled": true, "percent": 50}\''
+        " WHERE flag = 'F1' AND scope = 'workspace:42'"
+    )
+    refused = groups("release", "KS4", "--scope", "workspace:42", *GO)
+    assert refused.exit_code == 4 and "changed since KS4 was engaged" in refused.stderr
