@@ -165,11 +165,13 @@ def lock_rows(
     params: Sequence[Any],
     table: str,
     what: str,
+    lockers: tuple[str | sql.Composed | sql.SQL, Sequence[Any]] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Run a ``SELECT … FOR UPDATE``; on lock timeout raise ConflictError naming the blocker.
 
-    The attempt runs in a savepoint so the transaction survives long enough to ask
-    ``pg_stat_activity`` who holds the lock.
+    The attempt runs in a savepoint so the transaction survives long enough to ask who
+    holds the lock: ``lockers`` (a query of the rows' ``xmax``) names the transactions that
+    hold those very rows; without it, whoever holds a write lock on the table is named.
     """
     from psycopg import errors as e
 
@@ -178,7 +180,9 @@ def lock_rows(
             rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
             return rows
     except e.LockNotAvailable:
-        blockers = describe_blockers(conn, table)
+        blockers = (describe_row_lockers(conn, *lockers) if lockers else None) or describe_blockers(
+            conn, table
+        )
         raise ConflictError(
             f"could not lock {what} within lock_timeout: held by {blockers}",
             "wait for that transaction to finish (or end it), then re-run; --lock-timeout waits longer",
@@ -219,6 +223,29 @@ def lock_keys(conn: psycopg.Connection[Any], keys: list[str], what: str) -> None
             f"could not lock {what} within lock_timeout: held by {holder}",
             "wait for that transaction to finish (or end it), then re-run; --lock-timeout waits longer",
         ) from None
+
+
+ROW_LOCKERS = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
+       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
+  FROM pg_stat_activity a
+ WHERE a.pid <> pg_backend_pid() AND a.backend_xid IS NOT NULL AND a.backend_xid::text = ANY(%s)
+ ORDER BY a.xact_start NULLS LAST
+"""
+
+
+def describe_row_lockers(
+    conn: psycopg.Connection[Any], query: str | sql.Composed | sql.SQL, params: Sequence[Any]
+) -> str | None:
+    """The transactions that hold the rows ``query`` selects the ``xmax`` of (a row locked or
+    changed by an open transaction carries that transaction's id there)."""
+    xids = [str(row[0]) for row in conn.execute(query, params).fetchall() if row[0] is not None]
+    rows = conn.execute(ROW_LOCKERS, (xids,)).fetchall() if xids else []
+    if not rows:
+        return None
+    pid, app, state, text = rows[0]
+    more = f" (+{len(rows) - 1} more)" if len(rows) > 1 else ""
+    return f"pid {pid} (application_name {app}, {state}): {text}{more}"
 
 
 def describe_blockers(conn: psycopg.Connection[Any], table: str) -> str:

@@ -42,8 +42,10 @@ if TYPE_CHECKING:
 
 READ_OWN = """
 SELECT flag, scope, value FROM flagctl.flag_state
- WHERE system = %(system)s AND flag = ANY(%(flags)s) ORDER BY flag, scope
+ WHERE system = %s AND flag = ANY(%s) ORDER BY flag, scope
 """
+# Who holds those rows (a row locked or changed by an open transaction carries its id).
+OWN_LOCKERS = "SELECT xmax FROM flagctl.flag_state WHERE system = %s AND flag = ANY(%s)"
 
 # Upserts and removals of overrides, for many flags and scopes, in one statement.
 WRITE_OWN = """
@@ -86,8 +88,9 @@ class Storage(Protocol):
     def lock(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any] | None:
         """Lock these flags; return their global values if locking read them."""
 
-    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
-        """Read the global values and overrides of these flags into a snapshot."""
+    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot, lock: bool) -> None:
+        """Read the global values and overrides of these flags into a snapshot (``lock``:
+        and lock the rows read, so nothing changes them around the flag lock)."""
 
     def write(self, conn: psycopg.Connection[Any], changes: list[Change]) -> None:
         """Store these changes (``after=None`` at a scope removes the override)."""
@@ -104,11 +107,20 @@ class OwnTable:
         lock_keys(conn, [f"{system}/{name}" for name in names], _flags_text(names))
         return None
 
-    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
+    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot, lock: bool) -> None:
+        from psycopg import sql
+
         flags = self.manifest.flags
         for name in names:
             into.globals[name] = flags[name].default_value()
-        rows = conn.execute(READ_OWN, {"system": self.manifest.system, "flags": names}).fetchall()
+        params = (self.manifest.system, names)
+        if lock:  # rows changed by hand in an open transaction: wait here, naming who holds them
+            query = sql.SQL(READ_OWN + " FOR UPDATE")
+            rows = lock_rows(
+                conn, query, params, "flagctl.flag_state", _flags_text(names), (OWN_LOCKERS, params)
+            )
+        else:
+            rows = conn.execute(READ_OWN, params).fetchall()
         for name, scope, data in rows:
             value = flags[name].from_db(data)
             if scope == GLOBAL:
@@ -148,8 +160,8 @@ class BoundTable:
     def lock(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any] | None:
         return self._select(conn, names, lock=True)
 
-    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
-        into.globals.update(self._select(conn, names, lock=False))
+    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot, lock: bool) -> None:
+        into.globals.update(self._select(conn, names, lock=lock))
         into.stored.update(names)
 
     def _select(self, conn: psycopg.Connection[Any], names: list[str], lock: bool) -> dict[str, Any]:
@@ -172,7 +184,16 @@ class BoundTable:
         )
         params = [value for key in keys for value in key]
         if lock:
-            rows = lock_rows(conn, query, params, self.table, f"{_flags_text(names)} in {self.table}")
+            lockers = sql.SQL("SELECT xmax FROM {} WHERE ({}) IN ({})").format(
+                _table(self.table),
+                sql.SQL(", ").join(map(sql.Identifier, key_columns)),
+                sql.SQL(", ").join(
+                    sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(key_columns)))
+                    for _ in keys
+                ),
+            )
+            what = f"{_flags_text(names)} in {self.table}"
+            rows = lock_rows(conn, query, params, self.table, what, (lockers, params))
         else:
             rows = conn.execute(query, params).fetchall()
         found: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -263,7 +284,7 @@ class FlagStore:
         for storage, group in self._groups(wanted | locked):
             todo = [name for name in group if name not in snapshot.globals]
             if todo:
-                storage.read(self.conn, todo, snapshot)
+                storage.read(self.conn, todo, snapshot, lock=bool(locked & set(todo)))
         return snapshot
 
     def for_change(self, names: Iterable[str], *, locked: bool) -> Snapshot:

@@ -33,8 +33,9 @@ def list_engaged(conn: psycopg.Connection[Any], manifest: Manifest, lock: bool =
     if lock:
         query = sql.SQL(SELECT_ENGAGED + " FOR UPDATE")
         rows = lock_rows(
-            conn, query, (manifest.system,), "flagctl.engaged_switch", "the engaged kill switches"
-        )
+            conn, query, (manifest.system,), "flagctl.engaged_switch", "the engaged kill switches",
+            ("SELECT xmax FROM flagctl.engaged_switch WHERE system = %s", (manifest.system,)),
+        )  # fmt: skip
     else:
         rows = conn.execute(SELECT_ENGAGED, (manifest.system,)).fetchall()
     return [_engaged(manifest, r) for r in rows]

@@ -273,3 +273,30 @@ def test_release_still_refuses_a_real_change_of_a_scoped_kill_override(groups: C
     )
     refused = groups("release", "KS4", "--scope", "workspace:42", *GO)
     assert refused.exit_code == 4 and "changed since KS4 was engaged" in refused.stderr
+
+
+def test_a_lock_conflict_names_the_real_blocker_not_an_innocent_one(ws8: Cli) -> None:
+    ws8.sql(
+        "INSERT INTO p3_feature_state (feature_name, enabled, rollout_percent) VALUES ('other', false, 0)"
+    )
+    with (
+        psycopg.connect(ws8.dsn, application_name="innocent") as innocent,
+        psycopg.connect(ws8.dsn, application_name="real-blocker") as blocker,
+    ):
+        innocent.execute("UPDATE p3_feature_state SET rollout_percent = 1 WHERE feature_name = 'other'")
+        blocker.execute("SELECT * FROM p3_feature_state WHERE feature_name = 'p3_advisory' FOR UPDATE")
+        result = ws8("--lock-timeout", "300ms", "kill", "p3-off", *GO)
+        assert result.exit_code == 4
+        assert "real-blocker" in result.stderr and "innocent" not in result.stderr
+
+
+def test_a_row_of_flagctls_table_locked_by_hand_is_named_too(groups: Cli) -> None:
+    groups("set", "groups_create", "off", *GO)
+    groups("set", "groups_create", "on", *GO)  # a stored row the kill will change
+    with psycopg.connect(groups.dsn, application_name="hand-edit") as hand:
+        hand.execute(
+            "UPDATE flagctl.flag_state SET value = 'true' WHERE system = 'groups' AND flag = 'groups_create'"
+        )
+        result = groups("--lock-timeout", "300ms", "kill", "KS5", *GO)
+        assert result.exit_code == 4
+        assert "held by pid" in result.stderr and "hand-edit" in result.stderr
