@@ -28,17 +28,26 @@ def spawn(cli: Cli, *args: str) -> subprocess.Popen[str]:
     )
 
 
+WAIT_FOR_WAITERS = """
+DO $$
+BEGIN
+    FOR i IN 1..400 LOOP  -- at most 20 s, polled by the server itself
+        PERFORM pg_stat_clear_snapshot();
+        IF (SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = 'flagctl' AND wait_event_type = 'Lock') >= %s THEN
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RAISE EXCEPTION 'expected %s flagctl processes waiting on a lock';
+END
+$$
+"""
+
+
 def wait_for_waiters(cli: Cli, count: int) -> None:
-    """Until `count` flagctl backends wait on a lock (no sleeping on a guess)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        waiting = cli.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'flagctl' AND wait_event_type = 'Lock'"
-        )[0][0]
-        if waiting >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} flagctl processes waiting on a lock")
+    """Until `count` flagctl backends wait on a lock (asked of the server, no guessing)."""
+    cli.sql(WAIT_FOR_WAITERS.replace("%s", str(int(count))))
 
 
 def test_a_held_lock_is_exit_4_naming_the_blocker(ws8: Cli) -> None:
