@@ -99,9 +99,7 @@ class Kill(Action[KillPlan]):
         since = f"since {record.engaged_at:%Y-%m-%d %H:%M:%S %Z} by {record.actor or record.db_user}"
         changes = []
         for flag in sorted(record.settings):
-            base = record.prior[flag]
-            start = base if base is not None else snapshot.globals[flag]
-            expected = overlay(start, engaged_at(engaged, flag, scope), flag)
+            expected = kills_left(record, engaged_at(engaged, flag, scope), flag, snapshot)
             if values[flag] != expected:
                 changes.append(Change(flag, scope, values[flag], expected))
         if not changes:
@@ -164,13 +162,7 @@ class Release(Action[ReleasePlan]):
             others = [e for e in holders if e is not record]
             base = record.prior[flag]
             start = base if base is not None else snapshot.globals[flag]
-            if base is None and scope != GLOBAL:
-                # The kills created this override from the global value of their time; a
-                # global move since is not a change of it. What they left is what the
-                # latest of them wrote.
-                expected = max(holders, key=lambda e: e.seq).applied[flag]
-            else:
-                expected = overlay(start, holders, flag)
+            expected = kills_left(record, holders, flag, snapshot)
             if now != expected:
                 conflicts.append(f"{flag}: the kills set {describe(expected)}, it is now {describe(now)}")
             target = overlay(start, others, flag) if others else base
@@ -194,6 +186,21 @@ class Release(Action[ReleasePlan]):
     def apply(self, conn: psycopg.Connection[Any], plan: ReleasePlan) -> None:
         FlagStore(conn, self.manifest).write(plan.changes)
         remove_engaged(conn, self.manifest, plan.switch, plan.scope)
+
+
+def kills_left(record: Engaged, holders: list[Engaged], flag: str, snapshot: Snapshot) -> Any:
+    """The value the engaged kills left on ``flag`` at the record's scope — what a re-kill
+    writes back and what a release expects to find.
+
+    Over a stored value: that value overlaid with every holder's settings. Where the kills
+    created the override themselves (no value at that scope before), they built it from
+    the global value of their time; a global move since is no change of it, so what they
+    left is what the latest of them wrote."""
+    base = record.prior[flag]
+    if base is None and record.scope != GLOBAL:
+        return max(holders, key=lambda e: e.seq).applied[flag]
+    start = base if base is not None else snapshot.globals[flag]
+    return overlay(start, holders, flag)
 
 
 def _flags(count: int) -> str:
