@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 # The machine's PostgreSQL, if any: the DB suite runs against it too.
 SYSTEM_PG := $(shell command -v pg_ctl 2>/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -n 1)
 
-.PHONY: install demo test test-embedded test-system lint bench clean
+.PHONY: install demo test test-embedded test-system test-slow lint bench clean
 
 install: $(STAMP)
 
@@ -24,14 +24,18 @@ demo: install
 test: test-embedded test-system
 
 test-embedded: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
 
 test-system: install
 ifneq ($(SYSTEM_PG),)
-	FLAGCTL_TEST_SERVER=system $(PY) -m pytest -q -m db
+	FLAGCTL_TEST_SERVER=system $(PY) -m pytest -q -m "db and not slow"
 else
 	@echo "no system PostgreSQL (pg_ctl) on this machine: DB suite ran on the embedded server only"
 endif
+
+## Torture-sized variants (e.g. a kill of 16,000 flags), on the embedded PostgreSQL.
+test-slow: install
+	$(PY) -m pytest -q -m slow
 
 lint: install
 	$(VENV)/bin/ruff check flagctl tests bench

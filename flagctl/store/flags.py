@@ -104,7 +104,7 @@ class OwnTable:
 
     def lock(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any] | None:
         system = self.manifest.system
-        lock_keys(conn, [f"{system}/{name}" for name in names], _flags_text(names))
+        lock_keys(conn, [f"{system}/{name}" for name in names], _flags_text(names), f"{system}/*")
         return None
 
     def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot, lock: bool) -> None:

@@ -300,3 +300,30 @@ def test_a_row_of_flagctls_table_locked_by_hand_is_named_too(groups: Cli) -> Non
         result = groups("--lock-timeout", "300ms", "kill", "KS5", *GO)
         assert result.exit_code == 4
         assert "held by pid" in result.stderr and "hand-edit" in result.stderr
+
+
+def wide_manifest(count: int) -> str:
+    flags = "".join(f"  f{i}: {{type: bool, default: true}}\n" for i in range(count))
+    sets = ", ".join(f"f{i}: false" for i in range(count))
+    return f"version: 1\nsystem: wide\nflags:\n{flags}kill_switches:\n  off: {{level: 5, set: {{{sets}}}}}\n"
+
+
+def kill_and_release(cli: Cli, count: int) -> None:
+    assert cli("db", "init").exit_code == 0
+    killed = cli("kill", "off", *GO)
+    assert killed.exit_code == 0, killed.stderr
+    assert cli.sql("SELECT count(*) FROM flagctl.flag_state WHERE value = 'false'") == [(count,)]
+    released = cli("release", "off", *GO)
+    assert released.exit_code == 0, released.stderr
+
+
+def test_a_kill_of_hundreds_of_flags_takes_the_group_lock(make_cli) -> None:  # type: ignore[no-untyped-def]
+    kill_and_release(make_cli(wide_manifest(300)), 300)
+
+
+@pytest.mark.slow
+def test_a_kill_of_more_flags_than_the_lock_table_holds(make_cli) -> None:  # type: ignore[no-untyped-def]
+    """One advisory lock per flag overflowed PostgreSQL's lock table (max_locks_per_transaction
+    64 × 100 connections, with slack: about 13,000 here) and the kill failed with "out of
+    shared memory", reported as exit 3. Past 256 flags a kill now takes one lock."""
+    kill_and_release(make_cli(wide_manifest(16000)), 16000)
