@@ -19,14 +19,14 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from flagctl.errors import ConflictError, NotConfirmed, PolicyRefused, UsageError
+import psycopg
+
+from flagctl.errors import ConflictError, FlagctlError, NotConfirmed, PolicyRefused, UsageError
 from flagctl.model.change import Change
 from flagctl.rules.constraints import constrained_flags, violations_after
 from flagctl.store.db import AuditContext, transaction
 
 if TYPE_CHECKING:
-    import psycopg
-
     from flagctl.model.manifest import Manifest
     from flagctl.store.flags import Snapshot
 
@@ -88,6 +88,7 @@ class Outcome:
     plan: Plan
     applied: bool
     dry_run: bool
+    note: str | None = None  # something the operator should know about how it went
 
 
 Confirm = Callable[[Plan], bool]
@@ -101,10 +102,13 @@ def execute(
     confirm: Confirm | None,
     dry_run: bool = False,
     lock_timeout: timedelta = timedelta(seconds=5),
+    reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
 ) -> Outcome:
     """Plan, optionally confirm, then lock, re-plan and apply in one transaction.
 
-    ``confirm=None`` means no prompt (``--yes``).
+    ``confirm=None`` means no prompt (``--yes``). If the connection is lost while the
+    change commits, ``reconnect`` gives a new one to ask whether it did (txid_status):
+    a committed change is reported as applied, never as "retry".
     """
     manifest = action.manifest
     preview: Plan | None = None
@@ -116,8 +120,10 @@ def execute(
             return Outcome(preview, applied=False, dry_run=dry_run)
         if confirm is not None and not confirm(preview):
             raise NotConfirmed("not confirmed; nothing was changed")
+    txid: list[int] = []
+    plan = preview
     try:
-        with transaction(conn, audit, lock_timeout) as tx:
+        with transaction(conn, audit, lock_timeout, txid=txid) as tx:
             plan = action.plan(tx, True)
             if plan.noop:  # nothing to do is safe whatever changed since the preview
                 return Outcome(plan, applied=False, dry_run=False)
@@ -133,7 +139,27 @@ def execute(
     except PolicyRefused as refusal:
         _record_refusal(conn, audit, refusal)
         raise
+    except psycopg.OperationalError:
+        if not (conn.closed or conn.broken) or not txid or reconnect is None or plan is None:
+            raise
+        if _outcome_of(reconnect, txid[0]) != "committed":
+            raise
+        return Outcome(plan, applied=True, dry_run=False, note=f"the connection dropped while committing; "
+                       f"transaction {txid[0]} did commit")  # fmt: skip
+    assert plan is not None
     return Outcome(plan, applied=True, dry_run=False)
+
+
+def _outcome_of(reconnect: Callable[[], psycopg.Connection[Any]], txid: int) -> str | None:
+    """committed / aborted / in progress (None: unknown, or no way to ask)."""
+    from flagctl.store.db import TXID_STATUS
+
+    try:
+        with reconnect() as conn:
+            row = conn.execute(TXID_STATUS, (txid,)).fetchone()
+    except (psycopg.Error, FlagctlError):
+        return None
+    return None if row is None else row[0]
 
 
 def check_constraints(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:

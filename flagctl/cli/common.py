@@ -129,8 +129,11 @@ def mutate(env: Environment, opts: Mutation, action: Action[Any]) -> Outcome:
     )
     conn = connect(env)
     outcome = execute(
-        conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout
-    )
+        conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
+        reconnect=lambda: connect(env),
+    )  # fmt: skip
+    if outcome.note:
+        render.note(outcome.note)
     show_outcome(outcome, opts.output, _target(env))
     return outcome
 

@@ -118,8 +118,10 @@ SET_READ_ONLY = "SELECT set_config('transaction_read_only', 'on', true), set_con
 SET_AUDIT_CONTEXT = """
 SELECT set_config('lock_timeout', %s, true),
        set_config('flagctl.actor', %s, true), set_config('flagctl.reason', %s, true),
-       set_config('flagctl.action', %s, true), set_config('flagctl.command', %s, true)
+       set_config('flagctl.action', %s, true), set_config('flagctl.command', %s, true),
+       txid_current()
 """
+TXID_STATUS = "SELECT txid_status(%s)"
 
 
 @contextmanager
@@ -128,8 +130,11 @@ def transaction(
     audit: AuditContext | None = None,
     lock_timeout: timedelta = timedelta(seconds=5),
     read_only: bool = False,
+    txid: list[int] | None = None,
 ) -> Iterator[psycopg.Connection[Any]]:
-    """One transaction: audit context and lock_timeout set first; rolled back on error."""
+    """One transaction: audit context and lock_timeout set first; rolled back on error.
+    ``txid`` (with an audit context) receives the transaction's id, to learn its outcome
+    if the connection is lost while it commits."""
     with conn.transaction():
         # PostgreSQL reads lock_timeout=0 as "wait forever"; flagctl's 0 means "do not wait".
         timeout = f"{max(1, int(lock_timeout.total_seconds() * 1000))}ms"
@@ -137,10 +142,12 @@ def transaction(
             conn.execute(SET_READ_ONLY if read_only else SET_LOCK_TIMEOUT, (timeout,))
         else:
             assert not read_only
-            conn.execute(
+            row = conn.execute(
                 SET_AUDIT_CONTEXT,
                 (timeout, audit.actor, audit.reason, audit.action, audit.command),
-            )
+            ).fetchone()
+            if txid is not None and row is not None:
+                txid.append(int(row[-1]))
         yield conn
 
 

@@ -327,3 +327,29 @@ def test_a_kill_of_more_flags_than_the_lock_table_holds(make_cli) -> None:  # ty
     64 × 100 connections, with slack: about 13,000 here) and the kill failed with "out of
     shared memory", reported as exit 3. Past 256 flags a kill now takes one lock."""
     kill_and_release(make_cli(wide_manifest(16000)), 16000)
+
+
+def test_a_connection_lost_while_committing_reports_the_kill_that_did_commit(ws8: Cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The COMMIT went through but its answer never arrived (the connection dropped): the
+    kill is in effect, so flagctl must not say exit 3 "retry". It asks the server."""
+    from contextlib import contextmanager
+
+    from flagctl.actions import base
+
+    real = base.transaction
+
+    @contextmanager
+    def answer_lost_after_commit(conn, audit=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with real(conn, audit, *args, **kwargs) as tx:
+            yield tx
+        if audit is not None:  # committed; now the connection is gone before we hear so
+            conn.close()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    ws8("stage", "set", "p3", "canary", *GO)
+    monkeypatch.setattr(base, "transaction", answer_lost_after_commit)
+    result = ws8("kill", "p3-off", *GO)
+    monkeypatch.undo()
+    assert result.exit_code == 0, result.stderr
+    assert "did commit" in result.stderr and "applied" in result.stdout
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
