@@ -9,6 +9,7 @@ and an optional hint (what to do).
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -111,6 +112,12 @@ class ConflictError(FlagctlError):
     """A concurrent change won, or a row lock was not obtained within lock_timeout."""
 
     exit_code = ExitCode.CONFLICT
+
+    def __init__(
+        self, message: str, hint: str | None = None, blockers: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message, hint)
+        self.blockers = blockers or []  # who held the lock (pid, user, application, query, …)
 
 
 class PermissionDenied(FlagctlError):

@@ -13,9 +13,10 @@ A refusal by policy is itself recorded in the audit trail (in its own transactio
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -25,6 +26,7 @@ from flagctl.errors import ConflictError, FlagctlError, NotConfirmed, PolicyRefu
 from flagctl.model.change import Change
 from flagctl.rules.constraints import constrained_flags, violations_after
 from flagctl.store.db import AuditContext, transaction
+from flagctl.store.db import break_locks as end_blockers
 
 if TYPE_CHECKING:
     from flagctl.model.manifest import Manifest
@@ -103,12 +105,16 @@ def execute(
     dry_run: bool = False,
     lock_timeout: timedelta = timedelta(seconds=5),
     reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
+    break_locks: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
     """Plan, optionally confirm, then lock, re-plan and apply in one transaction.
 
     ``confirm=None`` means no prompt (``--yes``). If the connection is lost while the
     change commits, ``reconnect`` gives a new one to ask whether it did (txid_status):
-    a committed change is reported as applied, never as "retry".
+    a committed change is reported as applied, never as "retry". ``break_locks``: if the
+    locks cannot be had in time, end the transactions holding them (cancel, then after a
+    grace terminate), record who they were in the change's audit reason, and try once more.
     """
     manifest = action.manifest
     preview: Plan | None = None
@@ -121,33 +127,69 @@ def execute(
         if confirm is not None and not confirm(preview):
             raise NotConfirmed("not confirmed; nothing was changed")
     txid: list[int] = []
-    plan = preview
-    try:
-        with transaction(conn, audit, lock_timeout, txid=txid) as tx:
-            plan = action.plan(tx, True)
-            if plan.noop:  # nothing to do is safe whatever changed since the preview
-                return Outcome(plan, applied=False, dry_run=False)
-            if preview is not None and plan.fingerprint() != preview.fingerprint():
-                raise ConflictError(
-                    "the state changed while the change was being checked or confirmed; nothing was changed",
-                    "re-run the command to see the new plan",
-                )
-            check_constraints(tx, manifest, plan)
-            if plan.forced:
-                tx.execute("SELECT set_config('flagctl.forced', 'true', true)")
-            action.apply(tx, plan)
-    except PolicyRefused as refusal:
-        _record_refusal(conn, audit, refusal)
-        raise
-    except psycopg.OperationalError:
-        if not (conn.closed or conn.broken) or not txid or reconnect is None or plan is None:
+    planned: list[Plan] = []
+    broken: list[dict[str, Any]] = []
+    while True:
+        try:
+            return _apply_locked(conn, action, audit, preview, lock_timeout, txid, planned, broken)
+        except ConflictError as conflict:
+            if not break_locks or broken or not conflict.blockers:
+                raise
+            broken = end_blockers(conn, conflict.blockers, sleep, BREAK_GRACE)
+            audit = replace(audit, reason=f"{audit.reason} [broke locks: {_who(broken)}]")
+        except PolicyRefused as refusal:
+            _record_refusal(conn, audit, refusal)
             raise
-        if _outcome_of(reconnect, txid[0]) != "committed":
-            raise
-        return Outcome(plan, applied=True, dry_run=False, note=f"the connection dropped while committing; "
-                       f"transaction {txid[0]} did commit")  # fmt: skip
-    assert plan is not None
-    return Outcome(plan, applied=True, dry_run=False)
+        except psycopg.OperationalError:
+            if not (conn.closed or conn.broken) or not txid or not planned or reconnect is None:
+                raise
+            if _outcome_of(reconnect, txid[0]) != "committed":
+                raise
+            return Outcome(planned[0], applied=True, dry_run=False, note=f"the connection dropped while "
+                           f"committing; transaction {txid[0]} did commit")  # fmt: skip
+
+
+BREAK_GRACE = 1.0  # seconds between cancelling a blocker's statement and terminating it
+
+
+def _who(broken: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"pid {b['pid']} user {b['user']} application {b['application']}, {b['xact_seconds']}s in a "
+        f"transaction, {b['ended']}: {b['query']}"
+        for b in broken
+    )
+
+
+def _apply_locked(
+    conn: psycopg.Connection[Any],
+    action: Action[P],
+    audit: AuditContext,
+    preview: Plan | None,
+    lock_timeout: timedelta,
+    txid: list[int],
+    planned: list[Plan],
+    broken: list[dict[str, Any]],
+) -> Outcome:
+    """The locked transaction: plan again under the locks, check, apply. ``txid`` and
+    ``planned`` receive the transaction's id and its plan (for a commit whose answer is lost)."""
+    txid.clear()
+    planned.clear()
+    with transaction(conn, audit, lock_timeout, txid=txid) as tx:
+        plan = action.plan(tx, True)
+        planned.append(plan)
+        if plan.noop:  # nothing to do is safe whatever changed since the preview
+            return Outcome(plan, applied=False, dry_run=False)
+        if preview is not None and plan.fingerprint() != preview.fingerprint():
+            raise ConflictError(
+                "the state changed while the change was being checked or confirmed; nothing was changed",
+                "re-run the command to see the new plan",
+            )
+        check_constraints(tx, action.manifest, plan)
+        if plan.forced:
+            tx.execute("SELECT set_config('flagctl.forced', 'true', true)")
+        action.apply(tx, plan)
+    note = f"broke locks to get through: {_who(broken)}" if broken else None
+    return Outcome(plan, applied=True, dry_run=False, note=note)
 
 
 def _outcome_of(reconnect: Callable[[], psycopg.Connection[Any]], txid: int) -> str | None:

@@ -104,7 +104,7 @@ def _target(env: Environment) -> Target:
     return target
 
 
-def mutate(env: Environment, opts: Mutation, action: Action[Any]) -> Outcome:
+def mutate(env: Environment, opts: Mutation, action: Action[Any], break_locks: bool = False) -> Outcome:
     """Run one action with the shared rules (reason, confirmation, audit), then render it."""
     from flagctl.actions.base import execute
     from flagctl.store.db import AuditContext
@@ -130,7 +130,7 @@ def mutate(env: Environment, opts: Mutation, action: Action[Any]) -> Outcome:
     conn = connect(env)
     outcome = execute(
         conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
-        reconnect=lambda: connect(env),
+        reconnect=lambda: connect(env), break_locks=break_locks, sleep=env.sleep,
     )  # fmt: skip
     if outcome.note:
         render.note(outcome.note)

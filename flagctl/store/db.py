@@ -7,7 +7,7 @@ Every mutation runs in one transaction that first declares who is acting and why
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -168,6 +168,62 @@ def subjects_from(sql_text: str) -> str:
     return "(" + sql_text.strip().rstrip(";").replace("%", "%%") + ") AS s(id)"
 
 
+# Who a blocker is: what an operator (and --break-locks' audit record) needs to know.
+_BLOCKER = """
+SELECT DISTINCT a.pid, coalesce(a.usename::text, '?'), coalesce(nullif(a.application_name, ''), '?'),
+       coalesce(a.state, '?'), left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120),
+       coalesce(extract(epoch FROM now() - a.xact_start)::int, 0), a.xact_start
+"""
+ROW_LOCKERS = (
+    _BLOCKER
+    + """  FROM pg_stat_activity a
+ WHERE a.pid <> pg_backend_pid() AND a.backend_xid IS NOT NULL AND a.backend_xid::text = ANY(%s)
+ ORDER BY a.xact_start NULLS LAST
+"""
+)
+TABLE_WRITERS = (
+    _BLOCKER
+    + """  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.granted AND l.locktype = 'relation' AND l.mode <> 'AccessShareLock'
+   AND l.relation = to_regclass(%s) AND a.pid <> pg_backend_pid()
+ ORDER BY a.xact_start NULLS LAST
+"""
+)
+ADVISORY_HOLDERS = (
+    _BLOCKER
+    + """  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid,
+       unnest(%s::text[]) AS name, hashtextextended(name, 0) AS k
+ WHERE l.locktype = 'advisory' AND l.granted AND a.pid <> pg_backend_pid()
+   AND l.classid::bigint = (k >> 32) & 4294967295 AND l.objid::bigint = k & 4294967295
+ ORDER BY a.xact_start NULLS LAST
+"""
+)
+
+
+def _blockers(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [
+        {"pid": pid, "user": user, "application": app, "state": state, "query": query, "xact_seconds": age}
+        for pid, user, app, state, query, age, _ in rows
+    ]
+
+
+def lock_conflict(what: str, blockers: list[dict[str, Any]]) -> ConflictError:
+    """The error of a lock not obtained in time, naming who holds it (kept on the error, for
+    --break-locks)."""
+    if blockers:
+        first = blockers[0]
+        more = f" (+{len(blockers) - 1} more)" if len(blockers) > 1 else ""
+        holder = f"pid {first['pid']} (application_name {first['application']}, {first['state']}): {first['query']}{more}"
+    else:
+        holder = "another transaction (it has finished since)"
+    return ConflictError(
+        f"could not lock {what} within lock_timeout: held by {holder}",
+        "wait for that transaction to finish (or end it), then re-run; --lock-timeout waits longer"
+        + ("; flagctl kill --break-locks ends it" if blockers else ""),
+        blockers,
+    )
+
+
 def lock_rows(
     conn: psycopg.Connection[Any],
     query: sql.Composed | sql.SQL,
@@ -189,13 +245,9 @@ def lock_rows(
             rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
             return rows
     except e.LockNotAvailable:
-        blockers = (describe_row_lockers(conn, *lockers) if lockers else None) or describe_blockers(
-            conn, table
-        )
-        raise ConflictError(
-            f"could not lock {what} within lock_timeout: held by {blockers}",
-            "wait for that transaction to finish (or end it), then re-run; --lock-timeout waits longer",
-        ) from None
+        found = row_lockers(conn, *lockers) if lockers else []
+        found = found or _blockers(conn.execute(TABLE_WRITERS, (table,)).fetchall())
+        raise lock_conflict(what, found) from None
 
 
 # The group key first (shared), then each name (exclusive), in one ordered scan.
@@ -209,16 +261,6 @@ LOCK_GROUP = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 # Past this many names a locker takes the whole group exclusively: one lock instead of
 # thousands (PostgreSQL's lock table holds max_locks_per_transaction × connections).
 MANY_KEYS = 256
-
-ADVISORY_HOLDERS = """
-SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
-       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
-  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid,
-       unnest(%s::text[]) AS name, hashtextextended(name, 0) AS k
- WHERE l.locktype = 'advisory' AND l.granted AND a.pid <> pg_backend_pid()
-   AND l.classid::bigint = (k >> 32) & 4294967295 AND l.objid::bigint = k & 4294967295
- ORDER BY a.xact_start NULLS LAST
-"""
 
 
 def lock_keys(conn: psycopg.Connection[Any], keys: list[str], what: str, group: str) -> None:
@@ -238,53 +280,38 @@ def lock_keys(conn: psycopg.Connection[Any], keys: list[str], what: str, group: 
             else:
                 conn.execute(LOCK_KEYS, (sorted(keys), group))
     except e.LockNotAvailable:
-        row = conn.execute(ADVISORY_HOLDERS, ([group, *keys],)).fetchone()
-        holder = (
-            f"pid {row[0]} (application_name {row[1]}, {row[2]}): {row[3]}" if row else "another transaction"
-        )
-        raise ConflictError(
-            f"could not lock {what} within lock_timeout: held by {holder}",
-            "wait for that transaction to finish (or end it), then re-run; --lock-timeout waits longer",
+        raise lock_conflict(
+            what, _blockers(conn.execute(ADVISORY_HOLDERS, ([group, *keys],)).fetchall())
         ) from None
 
 
-ROW_LOCKERS = """
-SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
-       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
-  FROM pg_stat_activity a
- WHERE a.pid <> pg_backend_pid() AND a.backend_xid IS NOT NULL AND a.backend_xid::text = ANY(%s)
- ORDER BY a.xact_start NULLS LAST
-"""
-
-
-def describe_row_lockers(
+def row_lockers(
     conn: psycopg.Connection[Any], query: str | sql.Composed | sql.SQL, params: Sequence[Any]
-) -> str | None:
+) -> list[dict[str, Any]]:
     """The transactions that hold the rows ``query`` selects the ``xmax`` of (a row locked or
     changed by an open transaction carries that transaction's id there)."""
     xids = [str(row[0]) for row in conn.execute(query, params).fetchall() if row[0] is not None]
-    rows = conn.execute(ROW_LOCKERS, (xids,)).fetchall() if xids else []
-    if not rows:
-        return None
-    pid, app, state, text = rows[0]
-    more = f" (+{len(rows) - 1} more)" if len(rows) > 1 else ""
-    return f"pid {pid} (application_name {app}, {state}): {text}{more}"
+    return _blockers(conn.execute(ROW_LOCKERS, (xids,)).fetchall()) if xids else []
 
 
-def describe_blockers(conn: psycopg.Connection[Any], table: str) -> str:
-    rows = conn.execute(
-        """
-        SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state,
-               left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
-          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-         WHERE l.granted AND l.locktype = 'relation' AND l.mode <> 'AccessShareLock'
-           AND l.relation = to_regclass(%s) AND a.pid <> pg_backend_pid()
-         ORDER BY a.xact_start NULLS LAST
-        """,
-        (table,),
-    ).fetchall()
-    if not rows:
-        return "another transaction (it has finished since)"
-    pid, app, state, query = rows[0]
-    more = f" (+{len(rows) - 1} more)" if len(rows) > 1 else ""
-    return f"pid {pid} (application_name {app}, {state}): {query}{more}"
+CANCEL = "SELECT pg_cancel_backend(%s)"
+TERMINATE = "SELECT pg_terminate_backend(%s)"
+STILL_THERE = "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) AND xact_start IS NOT NULL"
+
+
+def break_locks(
+    conn: psycopg.Connection[Any],
+    blockers: list[dict[str, Any]],
+    sleep: Callable[[float], None],
+    grace: float,
+) -> list[dict[str, Any]]:
+    """End the transactions that block a kill: cancel their statements, and after ``grace``
+    seconds terminate those still in a transaction. Returns who they were and what was done."""
+    pids = [b["pid"] for b in blockers]
+    for pid in pids:
+        conn.execute(CANCEL, (pid,))
+    sleep(grace)
+    remaining = {row[0] for row in conn.execute(STILL_THERE, (pids,)).fetchall()}
+    for pid in sorted(remaining):
+        conn.execute(TERMINATE, (pid,))
+    return [{**b, "ended": "terminated" if b["pid"] in remaining else "cancelled"} for b in blockers]

@@ -35,6 +35,14 @@ def kill(
     switch: SwitchArg = None,
     list_: Annotated[bool, typer.Option("--list", help="List kill switches and which are engaged.")] = False,
     scope: ScopeOpt = "global",
+    break_locks: Annotated[
+        bool,
+        typer.Option(
+            "--break-locks",
+            help="If the flags stay locked past --lock-timeout: cancel, then terminate, the transactions "
+            "holding them (recorded in the audit), and engage.",
+        ),
+    ] = False,
     reason: ReasonOpt = None,
     yes: YesOpt = False,
     actor: ActorOpt = None,
@@ -52,7 +60,12 @@ def kill(
         return
     if switch is None:
         raise UsageError("kill needs a SWITCH (or --list)", "flagctl kill --list shows them")
-    mutate(env, Mutation(reason, yes, actor, dry_run, output), Kill(loaded, switch, scope))
+    mutate(
+        env,
+        Mutation(reason, yes, actor, dry_run, output),
+        Kill(loaded, switch, scope),
+        break_locks=break_locks,
+    )
 
 
 def _list(env: Environment, loaded: Manifest, output: Output) -> None:
