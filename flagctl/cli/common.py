@@ -110,7 +110,8 @@ def mutate(env: Environment, opts: Mutation, action: Action[Any], break_locks: b
     from flagctl.store.db import AuditContext
 
     action.validate()  # unknown names, bad scopes: before anything connects
-    reason = (opts.reason or "").strip()
+    reason = _plain_text("--reason", (opts.reason or "").strip(), 2000)
+    _plain_text("--actor", opts.actor or "", 200)
     if not reason and not opts.dry_run:
         raise UsageError(f"{action.name} needs --reason", "say why, e.g. --reason 'INC-123: error spike'")
     confirm = None
@@ -136,6 +137,20 @@ def mutate(env: Environment, opts: Mutation, action: Action[Any], break_locks: b
         render.note(outcome.note)
     show_outcome(outcome, opts.output, _target(env))
     return outcome
+
+
+def _plain_text(option: str, text: str, longest: int) -> str:
+    """Text recorded in the audit trail: one line of printable characters, bounded — so no
+    one writes escape sequences or forged lines into what an operator reads later."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise UsageError(
+            f"{option} has a control character (a newline, a tab or an escape)", "give it as one plain line"
+        )
+    if len(text) > longest:
+        raise UsageError(
+            f"{option} is {len(text)} characters long; at most {longest}", "say it shorter; link the ticket"
+        )
+    return text
 
 
 def _prompt(plan: Plan) -> bool:

@@ -121,3 +121,22 @@ def test_a_bound_column_the_table_lacks_is_named_not_an_internal_error(ws8: Cli,
     assert result.exit_code == 2, result.stderr
     assert "rollout_pct" in result.stderr and "flagctl db init" in result.stderr
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(True, 1)]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("-r", "INC-1\x1b[2J", "--reason"),
+        ("-r", "INC-1\nforged line", "--reason"),
+        ("-r", "x" * 2001, "--reason"),
+        ("--actor", "alice\r\nbob", "--actor"),
+        ("--actor", "a" * 201, "--actor"),
+    ],
+)
+def test_a_reason_or_actor_with_control_characters_or_too_long_is_refused(
+    ws8: Cli, option: str, value: str, message: str
+) -> None:
+    args = ["-r", "INC-1", "-y"] if option != "-r" else ["-y"]
+    result = ws8("kill", "p3-off", option, value, *args)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert audit_count(ws8) == 0

@@ -104,10 +104,13 @@ def watch(
 
 
 def _reconnect(env: Environment, lost: Any, why: Exception) -> Any:
+    from flagctl.model.durations import format_duration
+
     """Reconnect after the connection was lost, backing off (1 s, 2 s, … 30 s) until the
     database answers again: a watchdog keeps watching."""
     reason = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
     render.error(f"watch lost the connection to the database: {reason}; reconnecting")
+    lost_at = env.clock()
     with contextlib.suppress(Exception):
         lost.close()
     delay = 1.0
@@ -119,7 +122,7 @@ def _reconnect(env: Environment, lost: Any, why: Exception) -> Any:
             render.error(f"still no database: {exc.message}; next try in {min(delay * 2, 30):g}s")
             delay = min(delay * 2, 30.0)
             continue
-        render.note("watch reconnected to the database")
+        render.note(f"watch reconnected to the database after {format_duration(env.clock() - lost_at)} blind")
         return conn
 
 
