@@ -43,23 +43,35 @@ class StagePlan(Plan):
 
 
 @dataclass
-class StageSet(Action[StagePlan]):
-    """Move ladder ``ladder`` to stage ``stage`` (``percent`` within a range stage)."""
+class LadderMove(Action[StagePlan]):
+    """What every move of a ladder shares: the ladder, --force, the clock for bake times,
+    the audit name, and the guardrail results of the unlocked plan, which the locked plan
+    reuses (see ``slow_checks``)."""
 
     manifest: Manifest
     ladder: str
-    stage: str
-    percent: int | None = None
-    force: bool = False
-    clock: Clock = field(default=lambda: datetime.now(UTC))
-    action: str = "stage.set"
-    # Guardrail results of the unlocked plan, reused by the locked one (see slow_checks).
-    evidence: dict[str, GuardrailResult] = field(default_factory=dict, repr=False, compare=False)
+    force: bool = field(default=False, kw_only=True)
+    clock: Clock = field(default=lambda: datetime.now(UTC), kw_only=True)
+    action: str = field(default="stage.set", kw_only=True)
+    evidence: dict[str, GuardrailResult] = field(
+        default_factory=dict, repr=False, compare=False, kw_only=True
+    )
     slow_checks: ClassVar[bool] = True
 
     @property
     def name(self) -> str:
         return self.action
+
+    def apply(self, conn: psycopg.Connection[Any], plan: StagePlan) -> None:
+        FlagStore(conn, self.manifest).write(plan.changes)
+
+
+@dataclass
+class StageSet(LadderMove):
+    """Move ladder ``ladder`` to stage ``stage`` (``percent`` within a range stage)."""
+
+    stage: str
+    percent: int | None = None
 
     def validate(self) -> None:
         resolved = self.manifest.ladder(self.ladder)
@@ -74,28 +86,14 @@ class StageSet(Action[StagePlan]):
         plan.action = self.action
         return plan
 
-    def apply(self, conn: psycopg.Connection[Any], plan: StagePlan) -> None:
-        FlagStore(conn, self.manifest).write(plan.changes)
-
 
 @dataclass
-class StageStep(Action[StagePlan]):
+class StageStep(LadderMove):
     """Move a ladder one stage forward (``step=1``: ``stage next``) or back (``step=-1``:
     ``stage rollback``, and the watchdog's ``step_back``), from wherever it stands when the
     move is planned under the lock — so two racing steps never skip a stage."""
 
-    manifest: Manifest
-    ladder: str
     step: int
-    force: bool = False
-    clock: Clock = field(default=lambda: datetime.now(UTC))
-    action: str = "stage.set"
-    evidence: dict[str, GuardrailResult] = field(default_factory=dict, repr=False, compare=False)
-    slow_checks: ClassVar[bool] = True
-
-    @property
-    def name(self) -> str:
-        return self.action
 
     def validate(self) -> None:
         self.manifest.ladder(self.ladder)
@@ -117,9 +115,6 @@ class StageStep(Action[StagePlan]):
         target = resolved.stages[index].name
         return StageSet(self.manifest, self.ladder, target, force=self.force, clock=self.clock,
                         action=self.action, evidence=self.evidence).plan(conn, locked)  # fmt: skip
-
-    def apply(self, conn: psycopg.Connection[Any], plan: StagePlan) -> None:
-        FlagStore(conn, self.manifest).write(plan.changes)
 
 
 def plan_stage_set(
