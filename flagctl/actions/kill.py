@@ -17,9 +17,9 @@ from flagctl.model.change import Change
 from flagctl.model.flagtypes import describe
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL, check_scope
-from flagctl.rules.kills import Engaged, engaged_at, overlay
+from flagctl.rules.kills import Below, Engaged, base_at, engaged_at, left_at, with_kill, without
 from flagctl.store.flags import FlagStore, Snapshot
-from flagctl.store.switches import list_engaged, record_engaged, remove_engaged
+from flagctl.store.switches import cover_below, list_engaged, record_engaged, remove_engaged
 
 if TYPE_CHECKING:
     import psycopg
@@ -32,6 +32,7 @@ class KillPlan(Plan):
     level: int = 5
     prior: dict[str, Any] = field(default_factory=dict)  # flag → base value before any kill
     applied: dict[str, Any] = field(default_factory=dict)  # flag → value with this switch engaged
+    below: dict[str, dict[str, Below]] = field(default_factory=dict)  # global: the overrides it covers
     reassert: bool = False  # already engaged: only write the values back (someone changed them)
 
 
@@ -65,43 +66,60 @@ class Kill(Action[KillPlan]):
         settings = self.manifest.switches[name]
         flags = sorted(settings)
         snapshot = FlagStore(conn, self.manifest).for_change(flags, locked=locked)
-        values = {f: snapshot.at(f, scope) for f in flags}
         engaged = list_engaged(conn, self.manifest, lock=locked)
         summary = f"engage kill switch {name} (level {level}, scope {scope})"
         record = next((e for e in engaged if e.switch == name and e.scope == scope), None)
         if record is not None:
-            return self._reassert(record, engaged, values, snapshot)
+            return self._reassert(record, engaged, snapshot)
         me = Engaged(name, scope, level, 1 << 62, datetime.max, None, "", "", {}, {}, settings)
         prior: dict[str, Any] = {}
         applied: dict[str, Any] = {}
+        below: dict[str, dict[str, Below]] = {}
         changes = []
         for flag in flags:
-            holders = engaged_at(engaged, flag, scope)
-            prior[flag] = holders[0].prior[flag] if holders else values[flag]
-            start = prior[flag] if prior[flag] is not None else snapshot.globals[flag]
-            applied[flag] = overlay(start, [*holders, me], flag)
-            if applied[flag] != values[flag]:
-                changes.append(Change(flag, scope, values[flag], applied[flag]))
+            for at in _covered(snapshot, flag, scope):
+                holders = engaged_at(engaged, flag, at)
+                now = snapshot.at(flag, at)
+                base = base_at(holders, flag, at) if holders else now
+                value = with_kill(holders, me, flag, at, now, snapshot.globals[flag])
+                if at == scope:
+                    prior[flag], applied[flag] = base, value
+                else:
+                    below.setdefault(flag, {})[at] = Below(base, value)
+                if value != now:
+                    changes.append(Change(flag, at, now, value))
         checks = ["kill switches bypass bakes, freezes and guardrails"]
+        if below:
+            count = sum(len(by_scope) for by_scope in below.values())
+            checks.append(f"a global kill holds the narrower overrides too: {_overrides(count)} covered")
         if not changes:
             checks.append("every flag already has the kill values; the switch is recorded as engaged")
         return KillPlan(
             "kill", summary, changes=changes, checks=checks, snapshot=snapshot,
-            switch=name, scope=scope, level=level, prior=prior, applied=applied,
+            switch=name, scope=scope, level=level, prior=prior, applied=applied, below=below,
         )  # fmt: skip
 
-    def _reassert(
-        self, record: Engaged, engaged: list[Engaged], values: dict[str, Any], snapshot: Snapshot
-    ) -> KillPlan:
+    def _reassert(self, record: Engaged, engaged: list[Engaged], snapshot: Snapshot) -> KillPlan:
         """Engaged already: a kill re-asserts the values the engaged kills set wherever a
-        flag no longer has them (changed out of band, e.g. by hand in psql)."""
+        flag no longer has them (changed out of band, e.g. by hand in psql), and a global
+        kill takes in any override created since."""
         name, scope = self.switch, self.scope
         since = f"since {record.engaged_at:%Y-%m-%d %H:%M:%S %Z} by {record.actor or record.db_user}"
         changes = []
+        below = {flag: dict(by_scope) for flag, by_scope in record.below.items()}
         for flag in sorted(record.settings):
-            expected = kills_left(record, engaged_at(engaged, flag, scope), flag, snapshot)
-            if values[flag] != expected:
-                changes.append(Change(flag, scope, values[flag], expected))
+            global_now = snapshot.globals[flag]
+            for at in _covered(snapshot, flag, scope, record):
+                holders = engaged_at(engaged, flag, at)
+                now = snapshot.at(flag, at)
+                if record in holders:
+                    expected = left_at(holders, flag, at, global_now)
+                else:  # an override that appeared under the kill: it covers that one too
+                    expected = with_kill(holders, record, flag, at, now, global_now)
+                    base = base_at(holders, flag, at) if holders else now
+                    below.setdefault(flag, {})[at] = Below(base, expected)
+                if now != expected:
+                    changes.append(Change(flag, at, now, expected))
         if not changes:
             return KillPlan(
                 "kill", f"engage kill switch {name} (scope {scope})", switch=name, scope=scope,
@@ -111,15 +129,18 @@ class Kill(Action[KillPlan]):
             "kill", f"re-assert kill switch {name} (scope {scope}), engaged {since}", changes=changes,
             checks=["the flags were changed while the kill was engaged; writing the kill's values back"],
             snapshot=snapshot, switch=name, scope=scope, reassert=True,
+            below=below if below != record.below else {},
         )  # fmt: skip
 
     def apply(self, conn: psycopg.Connection[Any], plan: KillPlan) -> None:
         FlagStore(conn, self.manifest).write(plan.changes)
         if plan.reassert:
+            if plan.below:
+                cover_below(conn, self.manifest, plan.switch, plan.scope, plan.below)
             return
         record_engaged(
             conn, self.manifest, (plan.switch, plan.scope, plan.level), plan.prior, plan.applied,
-            self.manifest.switches[plan.switch],
+            self.manifest.switches[plan.switch], plan.below,
         )  # fmt: skip
 
 
@@ -157,19 +178,24 @@ class Release(Action[ReleasePlan]):
         conflicts: list[str] = []
         checks: list[str] = []
         for flag in flags:
-            now = snapshot.at(flag, scope)
-            holders = engaged_at(engaged, flag, scope)
-            others = [e for e in holders if e is not record]
-            base = record.prior[flag]
-            start = base if base is not None else snapshot.globals[flag]
-            expected = kills_left(record, holders, flag, snapshot)
-            if now != expected:
-                conflicts.append(f"{flag}: the kills set {describe(expected)}, it is now {describe(now)}")
-            target = overlay(start, others, flag) if others else base
-            if others:
-                checks.append(f"{flag} stays held by {', '.join(e.switch for e in others)}")
-            if target != now:
-                changes.append(Change(flag, scope, now, target))
+            global_now = snapshot.globals[flag]
+            for at in _covered(snapshot, flag, scope, record):
+                now = snapshot.at(flag, at)
+                holders = engaged_at(engaged, flag, at)
+                others = [e for e in holders if e is not record]
+                if record not in holders:
+                    continue  # an override the kill never covered
+                expected = left_at(holders, flag, at, global_now)
+                where = flag if at == scope else f"{flag} at {at}"
+                if now != expected:
+                    conflicts.append(
+                        f"{where}: the kills set {describe(expected)}, it is now {describe(now)}"
+                    )
+                target = without(holders, record, flag, at, global_now)
+                if others and at == scope:
+                    checks.append(f"{flag} stays held by {', '.join(e.switch for e in others)}")
+                if target != now:
+                    changes.append(Change(flag, at, now, target))
         if conflicts and not self.force:
             raise ConflictError(
                 f"{_flags(len(conflicts))} changed since {name} was engaged: " + "; ".join(conflicts),
@@ -188,19 +214,17 @@ class Release(Action[ReleasePlan]):
         remove_engaged(conn, self.manifest, plan.switch, plan.scope)
 
 
-def kills_left(record: Engaged, holders: list[Engaged], flag: str, snapshot: Snapshot) -> Any:
-    """The value the engaged kills left on ``flag`` at the record's scope — what a re-kill
-    writes back and what a release expects to find.
+def _covered(snapshot: Snapshot, flag: str, scope: str, record: Engaged | None = None) -> list[str]:
+    """The scopes a kill at ``scope`` writes: its own, and for a global kill every scoped
+    override of the flag (those it recorded, and those stored now)."""
+    if scope != GLOBAL:
+        return [scope]
+    recorded = record.below.get(flag, {}) if record is not None else {}
+    return [GLOBAL, *sorted({*snapshot.overrides.get(flag, {}), *recorded})]
 
-    Over a stored value: that value overlaid with every holder's settings. Where the kills
-    created the override themselves (no value at that scope before), they built it from
-    the global value of their time; a global move since is no change of it, so what they
-    left is what the latest of them wrote."""
-    base = record.prior[flag]
-    if base is None and record.scope != GLOBAL:
-        return max(holders, key=lambda e: e.seq).applied[flag]
-    start = base if base is not None else snapshot.globals[flag]
-    return overlay(start, holders, flag)
+
+def _overrides(count: int) -> str:
+    return "1 scoped override" if count == 1 else f"{count} scoped overrides"
 
 
 def _flags(count: int) -> str:

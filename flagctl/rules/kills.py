@@ -10,11 +10,17 @@ value is then always
 where rollout settings combine strictly (enabled AND-ed, percent the minimum) and other
 types take the highest level's value. So releasing one switch never undoes another still
 engaged, and releasing the last restores the base exactly.
+
+A broader kill beats every narrower "on": a switch engaged globally also writes its
+settings into each scoped override of its flags, and records that override's base
+(``below``), so it *covers* that scope too. An override a scoped kill created (base
+``None``) stays that kill's: the global kill overlays it, and when the scoped kill goes
+the override goes with it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +43,28 @@ class Engaged:
     prior: dict[str, Any]  # flag → base value (None: no override at this scope)
     applied: dict[str, Any]  # flag → value right after engaging
     settings: dict[str, KillSetting]  # flag → what this switch sets
+    below: dict[str, dict[str, Below]] = field(default_factory=dict)  # global: flag → scope → override
+
+    def covers(self, flag: str, scope: str) -> bool:
+        """Whether this engagement holds the value stored at this scope."""
+        if flag not in self.settings:
+            return False
+        return self.scope == scope or (self.scope == GLOBAL and scope in self.below.get(flag, {}))
+
+    def base(self, flag: str, scope: str) -> Any:
+        """The value stored at a scope it covers before any kill held it."""
+        return self.prior[flag] if scope == self.scope else self.below[flag][scope].prior
+
+    def applied_at(self, flag: str, scope: str) -> Any:
+        return self.applied[flag] if scope == self.scope else self.below[flag][scope].applied
+
+
+@dataclass(frozen=True)
+class Below:
+    """A scoped override a global kill covers: its base, and what the kill wrote there."""
+
+    prior: Any  # None: a scoped kill created the override
+    applied: Any
 
 
 def engaged_on(engaged: list[Engaged], flag: str) -> list[Engaged]:
@@ -45,9 +73,61 @@ def engaged_on(engaged: list[Engaged], flag: str) -> list[Engaged]:
 
 
 def engaged_at(engaged: list[Engaged], flag: str, scope: str) -> list[Engaged]:
-    """The engagements recorded at exactly this scope that set this flag, lowest level first:
-    the ones whose settings are overlaid on the value stored at that scope."""
-    return [e for e in engaged_on(engaged, flag) if e.scope == scope]
+    """The engagements that cover the value stored at this scope, lowest level first: the
+    ones whose settings are overlaid on it (those engaged there, and global ones that
+    recorded an override there)."""
+    return [e for e in engaged_on(engaged, flag) if e.covers(flag, scope)]
+
+
+def base_at(holders: list[Engaged], flag: str, scope: str) -> Any:
+    """The value stored at a scope before any of these (covering) kills held it; every
+    engagement records the same base, the first one's."""
+    first = min(holders, key=lambda e: e.seq)
+    return first.base(flag, scope)
+
+
+def left_at(holders: list[Engaged], flag: str, scope: str, global_now: Any) -> Any:
+    """The value these engaged kills left at a scope they cover — what a re-kill writes
+    back and what a release expects to find (None: no override).
+
+    Over a stored base: the base overlaid with every holder's settings. Where scoped kills
+    created the override (no base), they built it from the global value of their time; a
+    global move since is no change of it, so what they left is what the latest of them
+    wrote, with any global kill covering it overlaid."""
+    base = base_at(holders, flag, scope)
+    if base is not None or scope == GLOBAL:
+        return overlay(base if base is not None else global_now, holders, flag)
+    scoped = [e for e in holders if e.scope == scope]
+    if not scoped:
+        return None  # its scoped kills are gone, and the override with them
+    latest = max(scoped, key=lambda e: e.seq)
+    return overlay(latest.applied_at(flag, scope), [e for e in holders if e.scope == GLOBAL], flag)
+
+
+def with_kill(holders: list[Engaged], me: Engaged, flag: str, scope: str, now: Any, global_now: Any) -> Any:
+    """The value at a scope once ``me`` covers it too (``now``: its value there today)."""
+    if not holders:
+        start = now if now is not None else global_now
+        return overlay(start, [me], flag)
+    base = base_at(holders, flag, scope)
+    if base is None and me.scope == GLOBAL:  # a scoped kill's own override: overlay what it left
+        return overlay(left_at(holders, flag, scope, global_now), [me], flag)
+    return overlay(base if base is not None else global_now, [*holders, me], flag)
+
+
+def without(holders: list[Engaged], record: Engaged, flag: str, scope: str, global_now: Any) -> Any:
+    """The value at a scope once ``record`` no longer covers it (None: no override)."""
+    others = [e for e in holders if e is not record]
+    base = base_at(holders, flag, scope)
+    if not others:
+        return base
+    if base is not None or scope == GLOBAL:
+        return overlay(base if base is not None else global_now, others, flag)
+    if record.scope == GLOBAL:
+        return left_at(others, flag, scope, global_now)
+    if not any(e.scope == scope for e in others):
+        return None  # the last scoped kill goes; the global kills hold the global value
+    return overlay(global_now, others, flag)
 
 
 def holding(engaged: list[Engaged], flag: str, *scopes: str) -> list[Engaged]:

@@ -98,7 +98,8 @@ def translate(exc: Exception) -> FlagctlError:
     if isinstance(exc, e.UndefinedColumn):
         return UsageError(
             text,
-            "the manifest names a column its bound table does not have (flags.*.key / columns); "
+            "after an upgrade of flagctl, run flagctl db init (it upgrades the schema); otherwise "
+            "the manifest names a column its bound table does not have (flags.*.key / columns): "
             "fix the manifest, then flagctl db init checks every binding",
         )
     if isinstance(exc, e.UndefinedTable | e.InvalidSchemaName | e.UndefinedFunction):

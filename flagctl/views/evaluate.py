@@ -26,7 +26,7 @@ from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.bucketing import HASH_VERSION
 from flagctl.rules.constraints import overriding
 from flagctl.rules.evaluation import decide
-from flagctl.rules.kills import holding
+from flagctl.rules.kills import holding, overlay
 from flagctl.store.db import read_only, subjects_from
 from flagctl.store.exemptions import exemptions_of
 from flagctl.store.flags import FlagStore, Snapshot
@@ -109,6 +109,7 @@ def evaluate(
     found = exemptions_of(conn, manifest, name)
     mine = {s: found[s] for s in scopes if s in found}
     held = holding(list_engaged(conn, manifest), name, *scopes)
+    value = overlay(value, held, name)  # a kill holding the subject beats any override it has
     priority = overriding(manifest, snapshot.globals)
     verdict = decide(
         value,

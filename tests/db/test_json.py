@@ -43,6 +43,7 @@ def test_read_documents(ws8: Cli) -> None:
         "reason",
         "prior",
         "applied",
+        "overrides",
     }
     assert set(doc(ws8, "stage", "show", "p3")) == {
         "ladder",

@@ -62,8 +62,10 @@ def test_an_upgraded_trail_keeps_its_history_in_the_new_chain(groups: Cli, monke
     groups.sql("DROP SCHEMA flagctl CASCADE")
     monkeypatch.setattr(schema, "migrations", lambda: [m for m in every if m.version <= 5])
     assert groups("db", "init").exit_code == 0
-    groups("set", "F2", "on", *GO)
-    groups("set", "F3", "on", *GO)
+    groups.sql(  # written by an older flagctl
+        "INSERT INTO flagctl.flag_state (system, flag, scope, value)"
+        " VALUES ('groups', 'F2', 'global', 'true'), ('groups', 'F3', 'global', 'true')"
+    )
     assert groups.sql("SELECT count(*) FROM flagctl.audit") == [(2,)]
     monkeypatch.undo()
     assert groups("db", "init").exit_code == 0  # version 6: no more chain head
