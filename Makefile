@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 # The machine's PostgreSQL, if any: the DB suite runs against it too.
 SYSTEM_PG := $(shell command -v pg_ctl 2>/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -n 1)
 
-.PHONY: install demo test test-embedded test-system test-slow lint bench clean
+.PHONY: install demo test test-embedded test-system test-slow torture lint bench clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ endif
 ## Torture-sized variants (e.g. a kill of 16,000 flags), on the embedded PostgreSQL.
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+## The full torture run alone (8 processes × 200 random operations); FLAGCTL_TORTURE_SEED=N for another mix.
+torture: install
+	$(PY) -m pytest -q -s -m slow tests/db/test_torture.py
 
 lint: install
 	$(VENV)/bin/ruff check flagctl tests bench
