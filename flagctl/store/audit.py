@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "seq, at, txid, db_user, actor, action, system, flag, scope, target, key, before, after, "
-    "reason, command, forced"
+    "reason, command, forced, claimed"
 )
 
 
@@ -41,12 +41,16 @@ class AuditRow:
     reason: str | None
     command: str | None
     forced: bool
+    claimed: dict[str, Any] | None = None  # what an untrusted session declared (not believed)
 
     @property
     def who(self) -> str:
-        """The declared actor beside the database user, or the database user alone."""
+        """The declared actor beside the database user, or the database user alone (with
+        any name an untrusted session claimed, marked as such)."""
         if self.actor and self.actor != self.db_user:
             return f"{self.actor} (db: {self.db_user})"
+        if self.claimed and self.claimed.get("actor"):
+            return f"{self.db_user} (claimed: {self.claimed['actor']})"
         return self.db_user
 
     def to_json(self) -> dict[str, Any]:
@@ -67,6 +71,7 @@ class AuditRow:
             "reason": self.reason,
             "command": self.command,
             "forced": self.forced,
+            "claimed": self.claimed,
         }
 
 

@@ -72,6 +72,7 @@ def test_read_documents(ws8: Cli) -> None:
         "reason",
         "command",
         "forced",
+        "claimed",
     }
     assert doc(ws8, "audit", "verify") == {"ok": True, "rows": 1, "problems": []}  # flag was already dark
 
