@@ -84,7 +84,7 @@ def manifest(env: Environment) -> Manifest:
 def connect(env: Environment) -> psycopg.Connection[Any]:
     from flagctl.store.db import connect as db_connect
 
-    conn = db_connect(_target(env))
+    conn = db_connect(_target(env), sleep=env.sleep)
     env.resources.append(conn)
     return conn
 

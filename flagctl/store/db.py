@@ -40,8 +40,24 @@ class AuditContext:
     command: str
 
 
-def connect(target: Target, connect_timeout: int = 5) -> psycopg.Connection[tuple[Any, ...]]:
+# A transient failure to connect (the server restarting, a failover) is retried this many
+# times in all, waiting 100 ms, then 200 ms (ORCA's "3 × 100 ms"); nothing was sent yet, so
+# retrying is always safe. Changes themselves are never retried blindly: a lost COMMIT is
+# answered by asking the server (``txid_status``), a conflict is exit 4.
+CONNECT_ATTEMPTS = 3
+CONNECT_BACKOFF = 0.1
+# Every session bounds each statement server-side, and libpq gives up on a peer that stops
+# acknowledging (a dead network) instead of waiting for the OS's TCP timeout (minutes).
+SESSION_OPTIONS = "-c statement_timeout=60s -c idle_in_transaction_session_timeout=60s"
+TCP_USER_TIMEOUT_MS = 10_000
+
+
+def connect(
+    target: Target, connect_timeout: int = 5, sleep: Callable[[float], None] | None = None
+) -> psycopg.Connection[tuple[Any, ...]]:
     """Open an autocommit connection (transactions are explicit) to the target."""
+    import time
+
     import psycopg
 
     dsn = target.dsn
@@ -50,27 +66,44 @@ def connect(target: Target, connect_timeout: int = 5) -> psycopg.Connection[tupl
 
         dsn = local.ensure_running(local.data_dir()).dsn()
     try:
-        psycopg.conninfo.conninfo_to_dict(dsn)
+        given = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         raise UsageError(
             f"invalid DSN for target {target.name} ({target.source}): {str(exc).strip()}",
             "a DSN is key=value pairs (host=db dbname=flags user=ops) or a postgresql:// URI",
         ) from None
-    try:
-        return psycopg.connect(
-            dsn,
-            autocommit=True,
-            application_name=APPLICATION_NAME,
-            connect_timeout=connect_timeout,
-        )
-    except psycopg.OperationalError as exc:
-        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-        detail = lines[0] if lines else "connection failed"  # libpq's first line says what failed
-        detail = detail.replace(dsn, redact_dsn(dsn)) if dsn else detail
-        raise ConnectionFailed(
-            f"cannot connect to target {target.name} ({target.source}): {detail}",
-            "check the DSN, that the server is up, and your credentials (--dsn, FLAGCTL_DSN, PG*)",
-        ) from None
+    extra: dict[str, Any] = {"options": f"{SESSION_OPTIONS} {given.get('options') or ''}".strip()}
+    if "tcp_user_timeout" not in given:
+        extra["tcp_user_timeout"] = TCP_USER_TIMEOUT_MS
+    wait = sleep or time.sleep
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            return psycopg.connect(
+                dsn,
+                autocommit=True,
+                application_name=APPLICATION_NAME,
+                connect_timeout=connect_timeout,
+                **extra,
+            )
+        except psycopg.OperationalError as exc:
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            detail = lines[0] if lines else "connection failed"  # libpq's first line says what failed
+            detail = detail.replace(dsn, redact_dsn(dsn)) if dsn else detail
+            if attempt < CONNECT_ATTEMPTS and _transient(detail):
+                wait(CONNECT_BACKOFF * attempt)
+                continue
+            tried = f" (tried {attempt} times)" if attempt > 1 else ""
+            raise ConnectionFailed(
+                f"cannot connect to target {target.name} ({target.source}): {detail}{tried}",
+                "check the DSN, that the server is up, and your credentials (--dsn, FLAGCTL_DSN, PG*)",
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _transient(detail: str) -> bool:
+    """A failure that may pass by itself (not a wrong password, database or role)."""
+    permanent = ("password", "authentication", "does not exist", "no pg_hba.conf", "permission denied", "SSL")
+    return not any(word in detail for word in permanent)
 
 
 def translate(exc: Exception) -> FlagctlError:

@@ -98,3 +98,29 @@ def test_usage_errors_from_the_parser_are_exit_2(ws8: Cli) -> None:
     assert run("stage", "set", "p3", "limited", "--percent", "abc", dsn=ws8.dsn).returncode == 2
     assert run("no-such-command", dsn=ws8.dsn).returncode == 2
     assert run("--lock-timeout", "forever", "status", dsn=ws8.dsn).returncode == 2
+
+
+def test_a_refused_connection_is_retried_three_times_with_backoff() -> None:
+    cli = Cli("host=127.0.0.1 port=1 dbname=flags user=ops connect_timeout=2", WS8_MANIFEST)
+    result = cli("status")
+    assert result.exit_code == 3 and "(tried 3 times)" in result.stderr, result.stderr
+    assert cli.sleeper.slept == [0.1, 0.2]  # injected: no real sleep
+
+
+def test_a_database_that_does_not_exist_is_not_retried(ws8: Cli) -> None:
+    cli = Cli(ws8.dsn.rsplit("dbname=", 1)[0] + "dbname=no_such_db", ws8.manifest)
+    result = cli("status")
+    assert result.exit_code == 3 and "does not exist" in result.stderr, result.stderr
+    assert cli.sleeper.slept == [] and "tried" not in result.stderr
+
+
+def test_sessions_bound_every_statement(ws8: Cli) -> None:
+    """A statement that hangs (a server that stops answering) is cut off by the session's
+    statement_timeout, and a dead peer by tcp_user_timeout."""
+    from flagctl.config import Target
+    from flagctl.store.db import connect
+
+    with connect(Target("t", ws8.dsn, "test")) as conn:
+        timeouts = "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')"
+        assert conn.execute(timeouts).fetchone() == ("1min", "1min")
+        assert "tcp_user_timeout=10000" in conn.info.dsn
