@@ -114,8 +114,9 @@ def _ensure_database(server: LocalStatus) -> None:
             conn.execute(f"CREATE DATABASE {DATABASE}")
 
 
-def stop(pgdata: Path) -> LocalStatus:
-    """Stop the embedded server (fast shutdown); a stopped server is left as is."""
+def stop(pgdata: Path, mode: str = "fast") -> LocalStatus:
+    """Stop the embedded server (``fast`` shutdown; ``immediate`` is a crash, for fault
+    tests); a stopped server is left as is."""
     import subprocess
 
     current = status(pgdata)
@@ -130,7 +131,7 @@ def stop(pgdata: Path) -> LocalStatus:
     try:
         pgexec(
             "pg_ctl",
-            ("-w", "-m", "fast", "-D", str(pgdata), "stop"),
+            ("-w", "-m", mode, "-D", str(pgdata), "stop"),
             bin_path=server.bin_path,
             user=server.system_user,
         )

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import psycopg
 
-from flagctl.errors import ConflictError, FlagctlError, NotConfirmed, PolicyRefused, UsageError
+from flagctl.errors import (
+    ConflictError,
+    ConnectionFailed,
+    FlagctlError,
+    NotConfirmed,
+    PolicyRefused,
+    UsageError,
+)
 from flagctl.model.change import Change
 from flagctl.rules.constraints import constrained_flags, violations_after
 from flagctl.store.db import AuditContext, transaction
@@ -143,8 +150,20 @@ def execute(
         except psycopg.OperationalError:
             if not (conn.closed or conn.broken) or not txid or not planned or reconnect is None:
                 raise
-            if _outcome_of(reconnect, txid[0]) != "committed":
-                raise
+            outcome = _outcome_of(reconnect, txid[0])
+            if outcome == "aborted":
+                raise ConnectionFailed(
+                    f"the connection dropped before the change committed: transaction {txid[0]} was "
+                    "rolled back, nothing was changed",
+                    "run the command again",
+                ) from None
+            if outcome != "committed":
+                raise ConnectionFailed(
+                    f"the connection dropped while the change was committing, and whether transaction "
+                    f"{txid[0]} committed is unknown",
+                    "check `flagctl status` and `flagctl audit log` before acting again "
+                    "(a kill is always safe to repeat: it re-asserts)",
+                ) from None
             return Outcome(planned[0], applied=True, dry_run=False, note=f"the connection dropped while "
                            f"committing; transaction {txid[0]} did commit")  # fmt: skip
 
