@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date
@@ -242,6 +243,10 @@ class EnumFlag(FlagBase):
         return self.default if self.default is not None else self.values[0]
 
 
+MAX_LIST_ITEMS = 1000
+MAX_ITEM_LENGTH = 200
+
+
 class ListFlag(FlagBase):
     type: Literal["list"]
     default: list[str] = Field(default_factory=list)
@@ -252,7 +257,21 @@ class ListFlag(FlagBase):
         return list(raw)
 
     def parse(self, text: str) -> list[str]:
-        return [item.strip() for item in text.split(",") if item.strip()]
+        return self.accept([item.strip() for item in text.split(",") if item.strip()])
+
+    def accept(self, items: list[str]) -> list[str]:
+        """An operator's list (command line, profile): bounded, plain items. (A stored value
+        is read as it is, so a kill never fails on what someone wrote by hand.)"""
+        if len(items) > MAX_LIST_ITEMS:
+            raise ValueError(f"{len(items)} items; at most {MAX_LIST_ITEMS}")
+        for item in items:
+            if len(item) > MAX_ITEM_LENGTH:
+                raise ValueError(f"an item of {len(item)} characters; at most {MAX_ITEM_LENGTH}")
+            if item != item.strip() or not item:
+                raise ValueError(f"item {item!r} is empty or has leading or trailing whitespace")
+            if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in item):
+                raise ValueError(f"item {item!r} has a control character")
+        return items
 
     def from_columns(self, row: dict[str, Any]) -> list[str]:
         return [] if row["value"] is None else self.coerce(list(row["value"]))  # a NULL array is empty

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from flagctl.errors import ProfileError, UsageError
-from flagctl.model.flagtypes import AnyFlag, Model, RolloutFlag, to_json
+from flagctl.model.flagtypes import AnyFlag, ListFlag, Model, RolloutFlag, to_json
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL, check_scope
 
@@ -129,6 +129,8 @@ def typed_value(flag: AnyFlag, raw: Any) -> Any:
     """A profile value: the type's own form, or (for convenience) the command-line form."""
     if isinstance(raw, str) and flag.type in ("rollout", "bool", "int", "float"):
         return flag.parse(raw)
+    if isinstance(flag, ListFlag):
+        return flag.accept(flag.coerce(raw))
     return flag.coerce(raw)
 
 

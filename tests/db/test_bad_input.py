@@ -140,3 +140,21 @@ def test_a_reason_or_actor_with_control_characters_or_too_long_is_refused(
     result = ws8("kill", "p3-off", option, value, *args)
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert audit_count(ws8) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("eu," + "x" * 201, "at most 200"),
+        (",".join(f"r{i}" for i in range(1001)), "at most 1000"),
+        ("eu,us\x1b[2J", "control character"),
+    ],
+)
+def test_a_list_value_that_is_too_long_or_has_control_characters_is_refused(
+    recsys: Cli, value: str, message: str
+) -> None:
+    before = recsys.sql("SELECT count(*) FROM flagctl.flag_state")
+    result = recsys("set", "region_scope", value, "-r", "INC-1", "-y")
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert recsys.sql("SELECT count(*) FROM flagctl.flag_state") == before
+    assert audit_count(recsys) == 0
