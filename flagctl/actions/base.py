@@ -98,6 +98,7 @@ class Outcome:
     applied: bool
     dry_run: bool
     note: str | None = None  # something the operator should know about how it went
+    txid: int | None = None  # the transaction that applied it
 
 
 Confirm = Callable[[Plan], bool]
@@ -165,7 +166,7 @@ def execute(
                     "(a kill is always safe to repeat: it re-asserts)",
                 ) from None
             return Outcome(planned[0], applied=True, dry_run=False, note=f"the connection dropped while "
-                           f"committing; transaction {txid[0]} did commit")  # fmt: skip
+                           f"committing; transaction {txid[0]} did commit", txid=txid[0])  # fmt: skip
 
 
 BREAK_GRACE = 1.0  # seconds between cancelling a blocker's statement and terminating it
@@ -208,7 +209,7 @@ def _apply_locked(
             tx.execute("SELECT set_config('flagctl.forced', 'true', true)")
         action.apply(tx, plan)
     note = f"broke locks to get through: {_who(broken)}" if broken else None
-    return Outcome(plan, applied=True, dry_run=False, note=note)
+    return Outcome(plan, applied=True, dry_run=False, note=note, txid=txid[0] if txid else None)
 
 
 def _outcome_of(reconnect: Callable[[], psycopg.Connection[Any]], txid: int) -> str | None:

@@ -17,6 +17,8 @@ from flagctl.cli.render import Output
 from flagctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import psycopg
 
     from flagctl.actions.base import Action, Outcome, Plan
@@ -104,8 +106,15 @@ def _target(env: Environment) -> Target:
     return target
 
 
-def mutate(env: Environment, opts: Mutation, action: Action[Any], break_locks: bool = False) -> Outcome:
-    """Run one action with the shared rules (reason, confirmation, audit), then render it."""
+def mutate(
+    env: Environment,
+    opts: Mutation,
+    action: Action[Any],
+    break_locks: bool = False,
+    after: Callable[[psycopg.Connection[Any], Outcome], None] | None = None,
+) -> Outcome:
+    """Run one action with the shared rules (reason, confirmation, audit), then render it
+    (``after``: first report more about an outcome, on the same connection)."""
     from flagctl.actions.base import execute
     from flagctl.store.db import AuditContext
 
@@ -135,6 +144,8 @@ def mutate(env: Environment, opts: Mutation, action: Action[Any], break_locks: b
     )  # fmt: skip
     if outcome.note:
         render.note(outcome.note)
+    if after is not None:
+        after(conn, outcome)
     show_outcome(outcome, opts.output, _target(env))
     return outcome
 

@@ -26,6 +26,7 @@ LAST_AUDITED = (
     f"SELECT DISTINCT ON (flag, coalesce(scope, 'global')) {COLUMNS} FROM flagctl.audit"  # noqa: S608 - constant columns
     " WHERE system = %s AND flag IS NOT NULL AND action NOT LIKE '%%.refused'"
     " AND target NOT IN ('flagctl.exemption', 'flagctl.engaged_switch') AND target NOT LIKE '%%:%%'"
+    " AND (%s::text[] IS NULL OR flag = ANY(%s::text[])) AND txid IS DISTINCT FROM %s"
     " ORDER BY flag, coalesce(scope, 'global'), seq DESC"
 )
 
@@ -59,16 +60,27 @@ class Drift:
         }
 
 
-def drift(conn: psycopg.Connection[Any], manifest: Manifest, snapshot: Snapshot | None = None) -> list[Drift]:
-    """Every flag and scope whose live value differs from its last audited after-image."""
-    snapshot = snapshot or FlagStore(conn, manifest).snapshot()
+def drift(
+    conn: psycopg.Connection[Any],
+    manifest: Manifest,
+    snapshot: Snapshot | None = None,
+    flags: list[str] | None = None,
+    before_txid: int | None = None,
+) -> list[Drift]:
+    """Every flag and scope whose live value differs from its last audited after-image.
+    ``flags`` (with their ``snapshot``): only those; ``before_txid``: as it was just before
+    that transaction (the snapshot is the one it read), leaving its own rows out."""
+    snapshot = snapshot or FlagStore(conn, manifest).snapshot(flags)
     last: dict[tuple[str, str], AuditRow] = {}
-    for row in conn.execute(LAST_AUDITED, (manifest.system,)).fetchall():
+    params = (manifest.system, flags, flags, before_txid)
+    for row in conn.execute(LAST_AUDITED, params).fetchall():
         audit_row = AuditRow(*row)
         if audit_row.flag in manifest.flags and _same_storage(manifest, audit_row):
             last[(audit_row.flag or "", audit_row.scope or GLOBAL)] = audit_row
     found = []
     for name, spec in manifest.flags.items():
+        if flags is not None and name not in flags:
+            continue
         if spec.bound:
             scopes = {GLOBAL}
             live = {GLOBAL: snapshot.globals[name]}

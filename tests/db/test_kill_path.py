@@ -239,8 +239,24 @@ def test_a_change_around_the_audit_trigger_shows_as_drift(ws8: Cli) -> None:
     assert [(d["flag"], d["live"], d["audited"]) for d in drifted] == [
         ("p3_advisory", {"enabled": True, "percent": 100}, {"enabled": True, "percent": 1})
     ]
-    assert ws8("kill", "p3-off", *GO).exit_code == 0  # the kill writes its values regardless
+    killed = ws8("kill", "p3-off", *GO)  # the kill writes its values regardless, and says what it found
+    assert killed.exit_code == 0, killed.stderr
+    assert "drift before the kill: p3_advisory (global) is enabled=true percent=100" in killed.stderr
     assert ws8("audit", "verify").exit_code == 0
+    again = ws8("kill", "p3-off", *GO)
+    assert "drift" not in again.stderr
+
+
+def test_a_kill_reports_drift_only_for_its_own_flags_and_never_its_own_rows(groups: Cli) -> None:
+    groups.sql(
+        "SET session_replication_role = replica;"
+        " INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES ('groups', 'F4', 'global', 'true');"
+        " SET session_replication_role = origin"
+    )
+    killed = groups("kill", "KS2", *GO)  # groups_create only: F4's drift is not this kill's business
+    assert killed.exit_code == 0 and "drift" not in killed.stderr, killed.stderr
+    killed = groups("kill", "KS5", *GO)
+    assert killed.exit_code == 0 and "drift" not in killed.stderr, killed.stderr  # F4 is not KS5's either
 
 
 def test_truncating_a_bound_table_or_flagctls_table_leaves_a_trace(ws8: Cli, groups: Cli) -> None:

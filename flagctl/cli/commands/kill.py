@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from flagctl.cli.render import Output
 from flagctl.errors import UsageError
 
 if TYPE_CHECKING:
+    import psycopg
+
+    from flagctl.actions.base import Outcome
     from flagctl.cli.env import Environment
     from flagctl.model.manifest import Manifest
 
@@ -65,7 +68,24 @@ def kill(
         Mutation(reason, yes, actor, dry_run, output),
         Kill(loaded, switch, scope),
         break_locks=break_locks,
+        after=lambda conn, outcome: _report_drift(conn, loaded, outcome),
     )
+
+
+def _report_drift(conn: psycopg.Connection[Any], loaded: Manifest, outcome: Outcome) -> None:
+    """After the kill committed (so it never waits for this): the values it replaced that
+    had been changed around the audit trigger — someone bypassed the trail, and the kill
+    wrote over what they did."""
+    from flagctl.views.drift import drift
+
+    plan = outcome.plan
+    if not outcome.applied or plan.snapshot is None or outcome.txid is None:
+        return
+    flags = sorted(plan.snapshot.globals)
+    for found in drift(conn, loaded, plan.snapshot, flags, before_txid=outcome.txid):
+        render.note(
+            f"drift before the kill: {found.describe()} (changed around the audit trigger; the kill wrote over it)"
+        )
 
 
 def _list(env: Environment, loaded: Manifest, output: Output) -> None:
