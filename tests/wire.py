@@ -34,9 +34,21 @@ class Wire:
     @property
     def statements(self) -> list[str]:
         """The SQL of every statement sent (prepared ones re-executed show as '(prepared)')."""
+        return self._statements(self.lines())
+
+    @property
+    def until_commit(self) -> list[str]:
+        """The statements sent up to the last COMMIT: what a change costs before it takes
+        effect (reports read after it are not on that path)."""
+        lines = self.lines()
+        commits = [i for i, line in enumerate(lines) if line.startswith("F\t") and '\t "COMMIT"' in line]
+        return self._statements(lines[: commits[-1] + 1] if commits else lines)
+
+    @staticmethod
+    def _statements(lines: list[str]) -> list[str]:
         found: list[str] = []
         pending: str | None = None
-        for line in self.lines():
+        for line in lines:
             parts = line.split("\t")
             if len(parts) < 3 or parts[0] != "F":
                 continue

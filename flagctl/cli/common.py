@@ -14,7 +14,7 @@ import typer
 from flagctl.cli import render
 from flagctl.cli.env import Environment, os_user
 from flagctl.cli.render import Output
-from flagctl.errors import UsageError
+from flagctl.errors import FlagctlError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from flagctl.actions.base import Action, Outcome, Plan
     from flagctl.config import Target
     from flagctl.model.manifest import Manifest
+    from flagctl.store.audit import AuditKey
 
 
 def _remember_output(ctx: typer.Context, value: Output) -> Output:
@@ -119,6 +120,7 @@ def mutate(
     from flagctl.store.db import AuditContext
 
     action.validate()  # unknown names, bad scopes: before anything connects
+    audit_key(env)  # a bad key: before anything changes
     reason = _plain_text("--reason", (opts.reason or "").strip(), 2000)
     _plain_text("--actor", opts.actor or "", 200)
     if not reason and not opts.dry_run:
@@ -144,10 +146,62 @@ def mutate(
     )  # fmt: skip
     if outcome.note:
         render.note(outcome.note)
-    if after is not None:
-        after(conn, outcome)
+    if outcome.applied and (after is not None or audit_key(env) is not None):
+        _report(env, conn, outcome, after)
     show_outcome(outcome, opts.output, _target(env))
     return outcome
+
+
+def audit_key(env: Environment) -> AuditKey | None:
+    """The key that signs the audit chain, from FLAGCTL_AUDIT_KEY or FLAGCTL_AUDIT_KEY_FILE
+    (None: not given). Errors never show the key."""
+    from pathlib import Path
+
+    from flagctl.store.audit import AuditKey
+
+    text = env.environ.get("FLAGCTL_AUDIT_KEY")
+    source = "FLAGCTL_AUDIT_KEY"
+    path = env.environ.get("FLAGCTL_AUDIT_KEY_FILE")
+    if text is None and path:
+        source = f"FLAGCTL_AUDIT_KEY_FILE ({path})"
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+            raise UsageError(f"cannot read the audit key from {source}: {reason}", "check the path") from None
+    if text is None:
+        return None
+    if len(text) < 32:
+        raise UsageError(
+            f"the audit key in {source} is too short ({len(text)} characters; at least 32)",
+            "make one with: python -c 'import secrets; print(secrets.token_hex(32))'",
+        )
+    return AuditKey(text.encode())
+
+
+def _report(
+    env: Environment,
+    conn: psycopg.Connection[Any],
+    outcome: Outcome,
+    after: Callable[[psycopg.Connection[Any], Outcome], None] | None,
+) -> None:
+    """After a change committed: sign the chain's head (with an audit key) and report what
+    the command reports. The change is made either way: a failure here is said, not raised
+    (on a new connection if the one that committed was lost)."""
+    import psycopg as pg
+
+    from flagctl.store.audit import sign
+
+    key = audit_key(env)
+    try:
+        live = connect(env) if conn.closed or conn.broken else conn
+        if key is not None:
+            sign(live, key)
+        if after is not None:
+            after(live, outcome)
+    except (pg.Error, FlagctlError) as exc:
+        why = exc.message if isinstance(exc, FlagctlError) else (exc.diag.message_primary or str(exc))
+        render.note(f"the change is made, but what follows it failed: {why}")
 
 
 def _plain_text(option: str, text: str, longest: int) -> str:

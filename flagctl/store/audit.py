@@ -135,6 +135,8 @@ class ChainReport:
     rows: int
     head_seq: int  # the last sealed row
     problems: list[str]
+    signed: int = 0  # signatures checked with the key
+    unchecked: int = 0  # signatures that need a key not given (or another key)
 
     @property
     def ok(self) -> bool:
@@ -192,6 +194,70 @@ class Checkpoint:
         return cls(int(pos), 0, digest)
 
 
+@dataclass(frozen=True, repr=False)
+class AuditKey:
+    """A key held outside the database that signs the chain's head (HMAC-SHA256). Never
+    printed, stored or sent: only its id (a digest prefix) and the MACs it makes are."""
+
+    secret: bytes
+
+    @property
+    def key_id(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.secret).hexdigest()[:16]
+
+    def mac(self, pos: int, digest: str) -> str:
+        import hashlib
+        import hmac
+
+        return hmac.new(self.secret, f"{pos}:{digest}".encode(), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"AuditKey(id={self.key_id})"
+
+
+SIGN = """
+INSERT INTO flagctl.audit_signature (pos, hash, mac, key_id) VALUES (%s, %s, %s, %s)
+    ON CONFLICT (pos) DO NOTHING
+"""
+SIGNATURES = """
+SELECT g.pos, g.hash, g.mac, g.key_id, g.signed_at, s.hash
+  FROM flagctl.audit_signature g LEFT JOIN flagctl.audit_seal s ON s.pos = g.pos
+ ORDER BY g.pos
+"""
+
+
+def sign(conn: psycopg.Connection[Any], key: AuditKey) -> Checkpoint | None:
+    """Seal what is committed, then sign the chain's head with the key (None: nothing to sign)."""
+    head = checkpoint(conn)
+    if head is not None:
+        conn.execute(SIGN, (head.pos, head.hash, key.mac(head.pos, head.hash), key.key_id))
+    return head
+
+
+def check_signatures(conn: psycopg.Connection[Any], key: AuditKey | None) -> tuple[int, int, list[str]]:
+    """Every signature against the chain as it is now: (checked, unchecked, problems). Each
+    signed seal must still hold the hash that was signed; with the key, each signature of
+    that key must be its own MAC (a superuser without the key cannot make one)."""
+    import hmac
+
+    checked, unchecked, problems = 0, 0, []
+    for pos, signed_hash, mac, key_id, signed_at, now in conn.execute(SIGNATURES).fetchall():
+        when = f"{signed_at:%Y-%m-%d %H:%M:%S %Z}"
+        if now is None:
+            problems.append(f"seal {pos}, signed {when}, is gone: the chain was cut back since")
+        elif now != signed_hash:
+            problems.append(f"seal {pos} differs from what was signed {when}: the chain was rewritten since")
+        if key is None or key_id != key.key_id:
+            unchecked += 1
+            continue
+        checked += 1
+        if not hmac.compare_digest(mac, key.mac(pos, signed_hash)):
+            problems.append(f"the signature of seal {pos} ({when}) is not this key's: it was forged")
+    return checked, unchecked, problems
+
+
 HEAD = "SELECT pos, seq, hash FROM flagctl.audit_seal ORDER BY pos DESC LIMIT 1"
 SEAL_AT = "SELECT hash FROM flagctl.audit_seal WHERE pos = %s"
 
@@ -204,10 +270,14 @@ def checkpoint(conn: psycopg.Connection[Any]) -> Checkpoint | None:
 
 
 def verify_chain(
-    conn: psycopg.Connection[Any], max_problems: int = 20, against: Checkpoint | None = None
+    conn: psycopg.Connection[Any],
+    max_problems: int = 20,
+    against: Checkpoint | None = None,
+    key: AuditKey | None = None,
 ) -> ChainReport:
-    """Seal what is left, then check every row's digest and every link of the chain (and,
-    given a checkpoint, that the chain still holds it)."""
+    """Seal what is left, then check every row's digest and every link of the chain, every
+    signature (with ``key``: its MAC too) and, given a checkpoint, that the chain still
+    holds it."""
     import hashlib
 
     seal(conn)
@@ -250,4 +320,6 @@ def verify_chain(
                 break
     for (seq,) in conn.execute(ORPHANS).fetchall():
         problems.append(f"row {seq} is missing (deleted before it was sealed)")
-    return ChainReport(rows=count, head_seq=head, problems=problems[:max_problems])
+    signed, unchecked, forged = check_signatures(conn, key)
+    problems.extend(forged)
+    return ChainReport(count, head, problems[:max_problems], signed, unchecked)

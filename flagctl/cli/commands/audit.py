@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import OutputOpt, connect, env_of, manifest
+from flagctl.cli.common import OutputOpt, audit_key, connect, env_of, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
 
@@ -105,13 +105,22 @@ def verify(
     env = env_of(ctx)
     checkpoint = _checkpoint(against) if against else None
     conn = connect(env)
-    report = verify_chain(conn, against=checkpoint)
+    report = verify_chain(conn, against=checkpoint, key=audit_key(env))
     drifted = _drift(env, conn)
     problems = report.problems + [f"drift: {d.describe()}" for d in drifted]
+    signatures = {"checked": report.signed, "unchecked": report.unchecked}
     if output is Output.json:
-        render.emit_json({"ok": not problems, "rows": report.rows, "problems": problems})
+        render.emit_json(
+            {"ok": not problems, "rows": report.rows, "problems": problems, "signatures": signatures}
+        )
     elif not problems:
-        render.out(f"audit chain intact: {report.rows} rows, head at row {report.head_seq}")
+        signed = f"; {report.signed} signatures valid" if report.signed else ""
+        render.out(f"audit chain intact: {report.rows} rows, head at row {report.head_seq}{signed}")
+    if report.unchecked:
+        render.note(
+            f"{report.unchecked} signatures not checked: give the key that made them "
+            "(FLAGCTL_AUDIT_KEY or FLAGCTL_AUDIT_KEY_FILE)"
+        )
     if problems and report.ok:
         for problem in problems[1:]:
             render.note(f"  {problem}")
@@ -155,8 +164,11 @@ def checkpoint(
     from pathlib import Path
 
     from flagctl.store.audit import checkpoint as head
+    from flagctl.store.audit import sign
 
-    found = head(connect(env_of(ctx)))
+    env = env_of(ctx)
+    key = audit_key(env)
+    found = head(connect(env)) if key is None else sign(connect(env), key)
     if found is None:
         raise CheckFailed("nothing is audited yet: there is no chain to checkpoint")
     document = {"pos": found.pos, "seq": found.seq, "hash": found.hash, "checkpoint": found.token()}
