@@ -131,8 +131,10 @@ def tick(
     *,
     auto: bool,
     lock_timeout: timedelta = timedelta(seconds=5),
+    watched_since: datetime | None = None,
 ) -> Tick:
-    """Evaluate the guardrails, advance the machine, and (``auto``) roll back."""
+    """Evaluate the guardrails, advance the machine, and (``auto``) roll back.
+    ``watched_since``: the caller was blind until then (see ``rules.rollback.next_state``)."""
     now = clock()
     spec = spec_of(manifest)
     names = spec.guardrails if spec.guardrails is not None else list(manifest.model.guardrails)
@@ -143,7 +145,12 @@ def tick(
     worst = "P1" if any(r.severity == "P1" for r in failed) else ("P2" if failed else None)
     current = read_state(conn, manifest)
     new = next_state(
-        current, worst, {k: str(v) for k, v in spec.on.items()}, now, parse_duration(spec.recovery)
+        current,
+        worst,
+        {k: str(v) for k, v in spec.on.items()},
+        now,
+        parse_duration(spec.recovery),
+        watched_since,
     )
     result = Tick(now, current.state, new.state, results)
     if new.state == "ROLLBACK_PENDING" and auto:

@@ -7,6 +7,7 @@
   P2 → DEGRADED); DEGRADED returns to NORMAL when all are green again;
 - ROLLED_BACK moves to RECOVERY_VERIFY once all are green, and RECOVERY_VERIFY to NORMAL
   after ``rollback.recovery`` of continuous green; a breach sends it back to ROLLED_BACK.
+  Time a watcher spent blind (its connection lost) is not green: the window restarts.
 """
 
 from __future__ import annotations
@@ -27,9 +28,16 @@ class MachineState:
 
 
 def next_state(
-    current: MachineState, worst: str | None, on: dict[str, str], now: datetime, recovery: timedelta
+    current: MachineState,
+    worst: str | None,
+    on: dict[str, str],
+    now: datetime,
+    recovery: timedelta,
+    watched_since: datetime | None = None,
 ) -> MachineState:
-    """The machine's transition function (no side effects)."""
+    """The machine's transition function (no side effects). ``watched_since``: the watcher
+    was blind (no connection) until then, so green before it was never seen and does not
+    count towards the recovery window."""
     state = current.state
     target = on.get(worst) if worst else None
     if target == "ROLLBACK_PENDING":
@@ -51,6 +59,8 @@ def next_state(
         return MachineState("RECOVERY_VERIFY", now, now)
     if state == "RECOVERY_VERIFY":
         green_since = current.green_since or now
+        if watched_since is not None and green_since < watched_since:
+            green_since = watched_since  # continuous green means green while watched
         if now - green_since >= recovery:
             return MachineState("NORMAL", now, None)
         return MachineState(state, current.since, green_since)

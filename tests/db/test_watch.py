@@ -170,3 +170,32 @@ def test_watch_survives_a_dropped_connection(recsys: Cli) -> None:
         and "reconnected to the database after 1s blind" in result.stderr
     )
     assert state(recsys) == "NORMAL"  # no false rollback
+
+
+def test_a_blind_watch_does_not_count_the_gap_as_green(recsys: Cli) -> None:
+    """Rolled back and verifying recovery (15 minutes of green): the watcher loses its
+    connection for 20 minutes. Before, the first green evaluation after the gap declared
+    NORMAL — on green nobody saw. The window restarts at the reconnect."""
+    traffic(recsys, errors=10)
+    watch_once(recsys, "--auto", *GO)
+    clear(recsys)
+    traffic(recsys)
+    assert watch_once(recsys)[1]["state"] == "RECOVERY_VERIFY"
+
+    def blind_for_twenty_minutes(seconds: float) -> None:
+        if len(recsys.sleeper.slept) == 1:
+            recsys.sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'flagctl' AND pid <> pg_backend_pid() AND datname = current_database()"
+            )
+            recsys.clock.advance(minutes=20)
+
+    recsys.sleeper.hooks.append(blind_for_twenty_minutes)
+    result = recsys("watch", "--count", "2", "--interval", "30s", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    states = [json.loads(line)["state"] for line in result.stdout.strip().splitlines()]
+    assert states == ["RECOVERY_VERIFY", "RECOVERY_VERIFY"], states
+    assert "blind" in result.stderr
+    recsys.sleeper.hooks.clear()
+    recsys.clock.advance(minutes=16)  # 15 minutes of green, watched this time
+    assert watch_once(recsys)[1]["state"] == "NORMAL"

@@ -61,6 +61,14 @@ def test_recovery_needs_continuous_green_for_the_recovery_time() -> None:
     assert next_state(almost, None, ON, T0 + RECOVERY, RECOVERY).state == "NORMAL"
 
 
+def test_time_spent_blind_is_not_green() -> None:
+    verifying = MachineState("RECOVERY_VERIFY", T0, T0)
+    back = T0 + RECOVERY + timedelta(minutes=5)  # blind until then: the window restarts there
+    after = next_state(verifying, None, ON, back, RECOVERY, watched_since=back)
+    assert (after.state, after.green_since) == ("RECOVERY_VERIFY", back)
+    assert next_state(after, None, ON, back + RECOVERY, RECOVERY, watched_since=back).state == "NORMAL"
+
+
 def test_a_severity_mapped_to_nothing_counts_as_green() -> None:
     only_p1 = {"P1": "ROLLBACK_PENDING"}
     assert next_state(MachineState("NORMAL", T0, None), "P2", only_p1, T0, RECOVERY).state == "NORMAL"

@@ -69,17 +69,22 @@ def watch(
     needed = False
     ticks = 1 if once else count
     done = 0
+    watched_since = None
     try:
         while True:
             from flagctl.actions.rollback import tick
 
             try:
-                result = tick(conn, loaded, env.clock, audit, auto=auto, lock_timeout=env.lock_timeout)
+                result = tick(
+                    conn, loaded, env.clock, audit, auto=auto, lock_timeout=env.lock_timeout,
+                    watched_since=watched_since,
+                )  # fmt: skip
             except (psycopg.OperationalError, ConnectionFailed) as exc:
                 lost = isinstance(exc, ConnectionFailed) or conn.broken
                 if once or not lost:  # --once reports it (exit 3); other errors are not ours to retry
                     raise
                 conn = _reconnect(env, conn, exc)
+                watched_since = env.clock()  # what happened while blind was not seen green
                 continue
             needed |= result.rollback_needed
             _show(result, output, live, loaded, env)
@@ -104,10 +109,11 @@ def watch(
 
 
 def _reconnect(env: Environment, lost: Any, why: Exception) -> Any:
+    """Reconnect after the connection was lost, backing off (1 s, 2 s, … 30 s) until the
+    database answers again: a watchdog keeps watching. A recovery window in progress
+    restarts: the blind time is not counted as green."""
     from flagctl.model.durations import format_duration
 
-    """Reconnect after the connection was lost, backing off (1 s, 2 s, … 30 s) until the
-    database answers again: a watchdog keeps watching."""
     reason = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
     render.error(f"watch lost the connection to the database: {reason}; reconnecting")
     lost_at = env.clock()
