@@ -74,6 +74,9 @@ class Action(ABC, Generic[P]):
     # once without locks first — the slow reads happen there — and the locked plan reuses
     # their results and must come out the same, so no lock is held while they run.
     slow_checks: ClassVar[bool] = False
+    # Whether running it again is always right (a kill re-asserts its values): such an
+    # action runs again even when its request id was applied before.
+    repeatable: ClassVar[bool] = False
 
     @property
     @abstractmethod
@@ -115,8 +118,13 @@ def execute(
     reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
     break_locks: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    idempotent: bool = False,
 ) -> Outcome:
     """Plan, optionally confirm, then lock, re-plan and apply in one transaction.
+
+    ``idempotent``: the caller chose ``audit.request_id`` (a script's retry key); if a
+    change with that id was already applied, nothing is done again (checked again under
+    a lock on the id in the applying transaction, so two retries racing apply it once).
 
     ``confirm=None`` means no prompt (``--yes``). If the connection is lost while the
     change commits, ``reconnect`` gives a new one to ask whether it did (txid_status):
@@ -125,6 +133,11 @@ def execute(
     grace terminate), record who they were in the change's audit reason, and try once more.
     """
     manifest = action.manifest
+    request = audit.request_id if idempotent and not action.repeatable else None
+    if request:
+        done = _applied_before(conn, request, lock=False)
+        if done is not None:
+            return done
     preview: Plan | None = None
     if dry_run or confirm is not None or action.slow_checks:
         preview = _plan_or_record(conn, action, audit, record=not dry_run)
@@ -139,7 +152,7 @@ def execute(
     broken: list[dict[str, Any]] = []
     while True:
         try:
-            return _apply_locked(conn, action, audit, preview, lock_timeout, txid, planned, broken)
+            return _apply_locked(conn, action, audit, preview, lock_timeout, txid, planned, broken, request)
         except ConflictError as conflict:
             if not break_locks or broken or not conflict.blockers:
                 raise
@@ -189,12 +202,17 @@ def _apply_locked(
     txid: list[int],
     planned: list[Plan],
     broken: list[dict[str, Any]],
+    request: str | None = None,
 ) -> Outcome:
     """The locked transaction: plan again under the locks, check, apply. ``txid`` and
     ``planned`` receive the transaction's id and its plan (for a commit whose answer is lost)."""
     txid.clear()
     planned.clear()
     with transaction(conn, audit, lock_timeout, txid=txid) as tx:
+        if request:
+            done = _applied_before(tx, request, lock=True)
+            if done is not None:
+                return done
         plan = action.plan(tx, True)
         planned.append(plan)
         if plan.noop:  # nothing to do is safe whatever changed since the preview
@@ -210,6 +228,25 @@ def _apply_locked(
         action.apply(tx, plan)
     note = f"broke locks to get through: {_who(broken)}" if broken else None
     return Outcome(plan, applied=True, dry_run=False, note=note, txid=txid[0] if txid else None)
+
+
+APPLIED_BEFORE = """
+SELECT min(seq), min(txid) FROM flagctl.audit WHERE request_id = %s AND action NOT LIKE '%%.refused'
+"""
+LOCK_REQUEST = "SELECT pg_advisory_xact_lock(hashtextextended('flagctl.request:' || %s, 0))"
+
+
+def _applied_before(conn: psycopg.Connection[Any], request: str, lock: bool) -> Outcome | None:
+    """The outcome of a request id already applied (None: it was not)."""
+    if lock:
+        conn.execute(LOCK_REQUEST, (request,))
+    row = conn.execute(APPLIED_BEFORE, (request,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    seq, txid = row
+    plan = Plan("request", f"request {request}", noop=f"request {request} was already applied "
+                f"(audit row {seq}, transaction {txid}); nothing was done again")  # fmt: skip
+    return Outcome(plan, applied=False, dry_run=False)
 
 
 def _outcome_of(reconnect: Callable[[], psycopg.Connection[Any]], txid: int) -> str | None:
@@ -265,7 +302,7 @@ def _record_refusal(conn: psycopg.Connection[Any], audit: AuditContext, refusal:
     from psycopg.types.json import Jsonb
 
     detail = {"refused": refusal.message, "hint": refusal.hint, **refusal.detail}
-    refused = AuditContext(audit.actor, audit.reason, audit.action + ".refused", audit.command)
+    refused = replace(audit, action=audit.action + ".refused")
     try:
         with transaction(conn, refused) as tx:
             tx.execute(

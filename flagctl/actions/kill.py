@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flagctl.actions.base import Action, Plan
 from flagctl.errors import ConflictError
@@ -49,6 +49,7 @@ class Kill(Action[KillPlan]):
     manifest: Manifest
     switch: str
     scope: str = GLOBAL
+    repeatable: ClassVar[bool] = True  # a repeated kill re-asserts: always run it
 
     @property
     def name(self) -> str:

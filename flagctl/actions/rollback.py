@@ -18,7 +18,7 @@ The clock is injected, so recovery times are tested without sleeping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -155,9 +155,7 @@ def tick(
     result = Tick(now, current.state, new.state, results)
     if new.state == "ROLLBACK_PENDING" and auto:
         why = "; ".join(r.describe() for r in failed) or "rollback pending"
-        acting = AuditContext(
-            audit.actor, f"{audit.reason}: {why}".strip(": "), "rollback.auto", audit.command
-        )
+        acting = replace(audit, reason=f"{audit.reason}: {why}".strip(": "), action="rollback.auto")
         try:
             result.actions = run_rollback(conn, manifest, acting, clock, lock_timeout)
             new = MachineState("ROLLED_BACK", now, None)
@@ -166,9 +164,7 @@ def tick(
             result.errors.append(exc.message)
     if new != current or current.since is None:
         reason = "; ".join(r.describe() for r in failed) or "all guardrails green"
-        context = AuditContext(
-            audit.actor, f"{current.state} → {new.state}: {reason}", "rollback.state", audit.command
-        )
+        context = replace(audit, reason=f"{current.state} → {new.state}: {reason}", action="rollback.state")
         with transaction(conn, context) as tx:
             store_state(tx, manifest, new, result.to_json())
     return result

@@ -185,6 +185,15 @@ def root(
             help="How long to wait for a lock (0: do not wait); then exit 4 naming the holder.",
         ),
     ] = "5s",
+    request_id: Annotated[
+        str | None,
+        typer.Option(
+            "--request-id",
+            envvar="FLAGCTL_REQUEST_ID",
+            help="An id for this change, recorded with its audit rows: a retry with the same id "
+            "is not applied twice (a kill always re-runs: it re-asserts). Default: a fresh UUID.",
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
@@ -196,6 +205,13 @@ def root(
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     ctx.obj = env
     env.target, env.dsn, env.manifest, env.config, env.debug = target, dsn, manifest, config, debug
+    if request_id is not None:
+        text = request_id.strip()
+        if not text or len(text) > 200 or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+            raise UsageError(
+                "--request-id must be 1 to 200 plain characters", "e.g. --request-id deploy-841-rollback"
+            )
+        env.request_id = text
     try:
         env.lock_timeout = parse_duration(lock_timeout)
     except ValueError as exc:

@@ -6,6 +6,7 @@ arguments) before it connects, then hands a planner and an applier to ``mutate``
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -138,11 +139,13 @@ def mutate(
         reason=reason,
         action=action.name,
         command=env.command_line(),
+        request_id=env.request_id or str(uuid.uuid4()),
     )
     conn = connect(env)
     outcome = execute(
         conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
         reconnect=lambda: connect(env), break_locks=break_locks, sleep=env.sleep,
+        idempotent=env.request_id is not None,
     )  # fmt: skip
     if outcome.note:
         render.note(outcome.note)

@@ -44,6 +44,7 @@ class Environment:
     debug: bool = False
     output: str = "table"  # the command's --output, once parsed (errors are printed in it too)
     lock_timeout: timedelta = timedelta(seconds=5)
+    request_id: str | None = None  # --request-id: the caller's retry key
     resolved_target: Any = None  # the Target, resolved once per invocation
     resources: list[Any] = field(default_factory=list)
 

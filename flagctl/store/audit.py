@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "seq, at, txid, db_user, actor, action, system, flag, scope, target, key, before, after, "
-    "reason, command, forced, claimed"
+    "reason, command, forced, claimed, request_id"
 )
 
 
@@ -42,6 +42,7 @@ class AuditRow:
     command: str | None
     forced: bool
     claimed: dict[str, Any] | None = None  # what an untrusted session declared (not believed)
+    request_id: str | None = None  # the command that wrote it
 
     @property
     def who(self) -> str:
@@ -72,6 +73,7 @@ class AuditRow:
             "command": self.command,
             "forced": self.forced,
             "claimed": self.claimed,
+            "request_id": self.request_id,
         }
 
 

@@ -38,6 +38,7 @@ class AuditContext:
     reason: str
     action: str
     command: str
+    request_id: str = ""  # ties the command's rows together; given by the caller, it makes a retry idempotent
 
 
 # A transient failure to connect (the server restarting, a failover) is retried this many
@@ -153,7 +154,7 @@ SET_AUDIT_CONTEXT = """
 SELECT set_config('lock_timeout', %s, true),
        set_config('flagctl.actor', %s, true), set_config('flagctl.reason', %s, true),
        set_config('flagctl.action', %s, true), set_config('flagctl.command', %s, true),
-       txid_current()
+       set_config('flagctl.request_id', %s, true), txid_current()
 """
 TXID_STATUS = "SELECT txid_status(%s)"
 
@@ -178,7 +179,7 @@ def transaction(
             assert not read_only
             row = conn.execute(
                 SET_AUDIT_CONTEXT,
-                (timeout, audit.actor, audit.reason, audit.action, audit.command),
+                (timeout, audit.actor, audit.reason, audit.action, audit.command, audit.request_id),
             ).fetchone()
             if txid is not None and row is not None:
                 txid.append(int(row[-1]))

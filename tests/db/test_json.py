@@ -73,6 +73,7 @@ def test_read_documents(ws8: Cli) -> None:
         "command",
         "forced",
         "claimed",
+        "request_id",
     }
     verified = {"ok": True, "rows": 1, "problems": [], "signatures": {"checked": 0, "unchecked": 0}}
     assert doc(ws8, "audit", "verify") == verified  # flag was already dark
