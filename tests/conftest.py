@@ -170,6 +170,7 @@ class Cli:
     clock: FakeClock = field(default_factory=FakeClock)
     tty: bool = False
     sleeper: FakeSleeper = field(init=False)
+    admin_dsn: str | None = None  # .sql() runs as the owner when flagctl runs as another role
 
     def __post_init__(self) -> None:
         self.sleeper = FakeSleeper(self.clock)
@@ -186,7 +187,7 @@ class Cli:
         return CliRunner().invoke(app, list(args), input=input, env=environ, obj=obj)
 
     def sql(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+        with psycopg.connect(self.admin_dsn or self.dsn, autocommit=True) as conn:
             cur = conn.execute(statement.encode() if params is None else statement, params)
             return cur.fetchall() if cur.description else []
 
@@ -247,6 +248,33 @@ def _example(templates: Templates, name: str, manifest: Path, schema: str | None
 def ws8(templates: Templates) -> Iterator[Cli]:
     """WS8 installed and initialized; drive it with cli("stage", "set", …)."""
     yield from _example(templates, "ws8", WS8_MANIFEST, WS8_SCHEMA)
+
+
+# What an on-call operator is given: flagctl's role, and the application tables (to change
+# the bound ones, to read the ones guardrails and proofs query). Nothing owned.
+OPERATOR_GRANTS = (
+    "GRANT flagctl_operator TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+    " GRANT UPDATE ON p3_feature_state TO {role}"
+)
+
+
+@pytest.fixture(params=["owner", "operator"])
+def ws8_as(request: pytest.FixtureRequest, templates: Templates) -> Iterator[Cli]:
+    """WS8 driven by the schema's owner, then by a non-owner operator role (checks in
+    ``.sql`` still run as the owner)."""
+    dsn = templates.database("ws8", WS8_MANIFEST, WS8_SCHEMA)
+    role = f"oncall_{uuid.uuid4().hex[:8]}"
+    owner = Cli(dsn, WS8_MANIFEST)
+    try:
+        if request.param == "owner":
+            yield owner
+        else:
+            owner.sql(f"CREATE ROLE {role} LOGIN; " + OPERATOR_GRANTS.format(role=role))
+            yield Cli(dsn.replace("user=postgres", f"user={role}"), WS8_MANIFEST, admin_dsn=dsn)
+    finally:
+        if request.param != "owner":
+            owner.sql(f"DROP OWNED BY {role}; DROP ROLE {role}")
+        templates.drop(dsn)
 
 
 @pytest.fixture

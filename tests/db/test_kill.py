@@ -1,12 +1,24 @@
-"""kill / release / kill --list, and `set` against engaged switches and ladders."""
+"""kill / release / kill --list, and `set` against engaged switches and ladders.
+
+The WS8 tests run twice: as the schema's owner, and as a non-owner operator role with only
+flagctl_operator and the application-table rights a kill needs (``ws8_as``)."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import Cli, audit_count, p3_state
 
 GO = ("-r", "INC-1", "-y")
+
+
+@pytest.fixture
+def ws8(ws8_as: Cli) -> Cli:
+    """Every WS8 test here, as the owner and as an operator."""
+    return ws8_as
+
 
 TWO_SWITCHES = """
 version: 1
