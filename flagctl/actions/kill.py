@@ -78,11 +78,12 @@ class Kill(Action[KillPlan]):
         below: dict[str, dict[str, Below]] = {}
         changes = []
         for flag in flags:
+            default = self.manifest.flags[flag].default_value()
             for at in _covered(snapshot, flag, scope):
                 holders = engaged_at(engaged, flag, at)
                 now = snapshot.at(flag, at)
-                base = base_at(holders, flag, at) if holders else now
-                value = with_kill(holders, me, flag, at, now, snapshot.globals[flag])
+                base = base_at(holders, flag, at) if holders else _stored(snapshot, flag, at)
+                value = with_kill(holders, me, flag, at, now, snapshot.globals[flag], default)
                 if at == scope:
                     prior[flag], applied[flag] = base, value
                 else:
@@ -110,13 +111,14 @@ class Kill(Action[KillPlan]):
         below = {flag: dict(by_scope) for flag, by_scope in record.below.items()}
         for flag in sorted(record.settings):
             global_now = snapshot.globals[flag]
+            default = self.manifest.flags[flag].default_value()
             for at in _covered(snapshot, flag, scope, record):
                 holders = engaged_at(engaged, flag, at)
                 now = snapshot.at(flag, at)
                 if record in holders:
-                    expected = left_at(holders, flag, at, global_now)
+                    expected = left_at(holders, flag, at, global_now, default)
                 else:  # an override that appeared under the kill: it covers that one too
-                    expected = with_kill(holders, record, flag, at, now, global_now)
+                    expected = with_kill(holders, record, flag, at, now, global_now, default)
                     base = base_at(holders, flag, at) if holders else now
                     below.setdefault(flag, {})[at] = Below(base, expected)
                 if now != expected:
@@ -180,19 +182,20 @@ class Release(Action[ReleasePlan]):
         checks: list[str] = []
         for flag in flags:
             global_now = snapshot.globals[flag]
+            default = self.manifest.flags[flag].default_value()
             for at in _covered(snapshot, flag, scope, record):
                 now = snapshot.at(flag, at)
                 holders = engaged_at(engaged, flag, at)
                 others = [e for e in holders if e is not record]
                 if record not in holders:
                     continue  # an override the kill never covered
-                expected = left_at(holders, flag, at, global_now)
+                expected = left_at(holders, flag, at, global_now, default)
                 where = flag if at == scope else f"{flag} at {at}"
                 if now != expected:
                     conflicts.append(
                         f"{where}: the kills set {describe(expected)}, it is now {describe(now)}"
                     )
-                target = without(holders, record, flag, at, global_now)
+                target = without(holders, record, flag, at, global_now, default)
                 if others and at == scope:
                     checks.append(f"{flag} stays held by {', '.join(e.switch for e in others)}")
                 if target != now:
@@ -222,6 +225,14 @@ def _covered(snapshot: Snapshot, flag: str, scope: str, record: Engaged | None =
         return [scope]
     recorded = record.below.get(flag, {}) if record is not None else {}
     return [GLOBAL, *sorted({*snapshot.overrides.get(flag, {}), *recorded})]
+
+
+def _stored(snapshot: Snapshot, flag: str, scope: str) -> Any:
+    """What is stored at a scope (None: no row — at the global scope, a flag of flagctl's
+    own table never set, whose default applies; the release removes the row again)."""
+    if scope == GLOBAL and flag not in snapshot.stored:
+        return None
+    return snapshot.at(flag, scope)
 
 
 def _overrides(count: int) -> str:

@@ -86,17 +86,20 @@ def base_at(holders: list[Engaged], flag: str, scope: str) -> Any:
     return first.base(flag, scope)
 
 
-def left_at(holders: list[Engaged], flag: str, scope: str, global_now: Any) -> Any:
+def left_at(holders: list[Engaged], flag: str, scope: str, global_now: Any, default: Any = None) -> Any:
     """The value these engaged kills left at a scope they cover — what a re-kill writes
     back and what a release expects to find (None: no override).
 
-    Over a stored base: the base overlaid with every holder's settings. Where scoped kills
-    created the override (no base), they built it from the global value of their time; a
-    global move since is no change of it, so what they left is what the latest of them
-    wrote, with any global kill covering it overlaid."""
+    Over a stored base: the base overlaid with every holder's settings (a global value
+    never stored starts from the flag's ``default``). Where scoped kills created the
+    override (no base), they built it from the global value of their time; a global move
+    since is no change of it, so what they left is what the latest of them wrote, with any
+    global kill covering it overlaid."""
     base = base_at(holders, flag, scope)
-    if base is not None or scope == GLOBAL:
-        return overlay(base if base is not None else global_now, holders, flag)
+    if scope == GLOBAL:
+        return overlay(_start(base, global_now, default), holders, flag)
+    if base is not None:
+        return overlay(base, holders, flag)
     scoped = [e for e in holders if e.scope == scope]
     if not scoped:
         return None  # its scoped kills are gone, and the override with them
@@ -104,30 +107,46 @@ def left_at(holders: list[Engaged], flag: str, scope: str, global_now: Any) -> A
     return overlay(latest.applied_at(flag, scope), [e for e in holders if e.scope == GLOBAL], flag)
 
 
-def with_kill(holders: list[Engaged], me: Engaged, flag: str, scope: str, now: Any, global_now: Any) -> Any:
+def with_kill(
+    holders: list[Engaged], me: Engaged, flag: str, scope: str, now: Any, global_now: Any, default: Any = None
+) -> Any:
     """The value at a scope once ``me`` covers it too (``now``: its value there today)."""
     if not holders:
         start = now if now is not None else global_now
         return overlay(start, [me], flag)
     base = base_at(holders, flag, scope)
+    if scope == GLOBAL:
+        return overlay(_start(base, global_now, default), [*holders, me], flag)
     if base is None and me.scope == GLOBAL:  # a scoped kill's own override: overlay what it left
         return overlay(left_at(holders, flag, scope, global_now), [me], flag)
     return overlay(base if base is not None else global_now, [*holders, me], flag)
 
 
-def without(holders: list[Engaged], record: Engaged, flag: str, scope: str, global_now: Any) -> Any:
-    """The value at a scope once ``record`` no longer covers it (None: no override)."""
+def without(
+    holders: list[Engaged], record: Engaged, flag: str, scope: str, global_now: Any, default: Any = None
+) -> Any:
+    """The value at a scope once ``record`` no longer covers it (None: no override — at
+    the global scope, no stored row: the flag's default applies again)."""
     others = [e for e in holders if e is not record]
     base = base_at(holders, flag, scope)
     if not others:
         return base
-    if base is not None or scope == GLOBAL:
-        return overlay(base if base is not None else global_now, others, flag)
+    if scope == GLOBAL:
+        return overlay(_start(base, global_now, default), others, flag)
+    if base is not None:
+        return overlay(base, others, flag)
     if record.scope == GLOBAL:
         return left_at(others, flag, scope, global_now)
     if not any(e.scope == scope for e in others):
         return None  # the last scoped kill goes; the global kills hold the global value
     return overlay(global_now, others, flag)
+
+
+def _start(base: Any, global_now: Any, default: Any) -> Any:
+    """Where the global value starts from: its base, or (never stored) its default."""
+    if base is not None:
+        return base
+    return default if default is not None else global_now
 
 
 def holding(engaged: list[Engaged], flag: str, *scopes: str) -> list[Engaged]:

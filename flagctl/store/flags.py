@@ -134,7 +134,6 @@ class OwnTable:
 
         removed = [c for c in changes if c.after is None]
         stored = [c for c in changes if c.after is not None]
-        assert all(c.scope != GLOBAL for c in removed), "a global value cannot be removed"
         flags = self.manifest.flags
         conn.execute(
             WRITE_OWN,

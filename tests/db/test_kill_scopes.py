@@ -12,6 +12,9 @@ from tests.conftest import Cli
 GO = ("-r", "INC-1", "-y")
 
 
+ROWS = "SELECT flag, scope, value::text FROM flagctl.flag_state ORDER BY flag, scope"
+
+
 def state(groups: Cli) -> dict[str, object]:
     """Every flag's stored value at every scope (a global never set: its default)."""
     flags = json.loads(groups("status", "-o", "json").stdout)["flags"]
@@ -38,14 +41,15 @@ def readme_sql(groups: Cli, flag: str, scope: str) -> object:
 def test_a_global_kill_beats_an_override_that_was_on_before_it(groups: Cli) -> None:
     """Before schema version 9 KS5 wrote only the global rows: F3 stayed on at workspace:42."""
     assert groups("set", "F3", "true", "--scope", "workspace:42", *GO).exit_code == 0
-    before = state(groups)
+    before, rows = state(groups), groups.sql(ROWS)
     killed = groups("kill", "KS5", *GO)
     assert killed.exit_code == 0, killed.stderr
     assert "1 scoped override covered" in killed.stdout
     assert decision(groups, "F3", "workspace:42")["eligible"] is False
     assert readme_sql(groups, "F3", "workspace:42") is False
     assert groups("release", "KS5", *GO).exit_code == 0
-    assert state(groups) == before  # every scope back, byte for byte
+    assert state(groups) == before  # every scope back
+    assert groups.sql(ROWS) == rows  # row for row: no global row left behind for a default
     assert decision(groups, "F3", "workspace:42")["eligible"] is True
 
 
@@ -55,7 +59,7 @@ def test_overlapping_global_and_scoped_kills_release_in_any_order(
 ) -> None:
     assert groups("stage", "set", "groups", "stage1-pilot", "--force", *GO).exit_code == 0
     assert groups("set", "F1", "50%", "--scope", "workspace:42", "--force", *GO).exit_code == 0
-    before = state(groups)
+    before, rows = state(groups), groups.sql(ROWS)
     kills = {"KS4": ["F1"], "KS5": ["F1", "F3"], "KS1": ["F3"]}
     for item in ("KS4@workspace:42", "KS5", "KS1@workspace:42"):
         switch, _, scope = item.partition("@")
@@ -71,6 +75,7 @@ def test_overlapping_global_and_scoped_kills_release_in_any_order(
             for flag in ("F1", "F3"):
                 assert decision(groups, flag, "workspace:42")["eligible"] is False, (item, flag)
     assert state(groups) == before
+    assert groups.sql(ROWS) == rows
 
 
 def test_a_rekill_takes_in_an_override_created_under_the_kill(groups: Cli) -> None:
