@@ -81,6 +81,7 @@ def test_the_wheel_carries_every_example_file(installed: Path) -> None:
     assert "recsys/profiles/emergency.yaml" in listing
 
 
+@pytest.mark.slow  # 16 s; make test keeps the wheel's contents check, CI runs this too (make test-slow)
 def test_both_demos_run_from_the_installed_wheel(installed: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "pg"
     try:
