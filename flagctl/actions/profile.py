@@ -99,6 +99,8 @@ def plan_state(
     for scope, values in sorted(target.state.items()):
         for flag, wanted in sorted(values.items()):
             live = snapshot.at(flag, scope)
+            if scope == GLOBAL and wanted is None and flag not in snapshot.stored:
+                live = None  # no global row, and none wanted (the default applies)
             if live != wanted:
                 changes.append(Change(flag, scope, live, wanted))
     checks = [f"skipped {s}" for s in target.skipped]

@@ -225,6 +225,7 @@ def _register() -> None:
         audit,
         db,
         demo,
+        drill,
         evaluate,
         exempt,
         flags,
@@ -249,6 +250,7 @@ def _register() -> None:
     app.add_typer(verify.app, name="verify")
     app.add_typer(audit.app, name="audit")
     app.add_typer(local.app, name="local")
+    app.add_typer(drill.app, name="drill")
     app.command("status")(status.status)
     app.command("kill")(kill.kill)
     app.command("release")(release.release)

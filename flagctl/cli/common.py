@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from flagctl.config import Target
     from flagctl.model.manifest import Manifest
     from flagctl.store.audit import AuditKey
+    from flagctl.store.db import AuditContext
 
 
 def _remember_output(ctx: typer.Context, value: Output) -> Output:
@@ -118,29 +119,12 @@ def mutate(
     """Run one action with the shared rules (reason, confirmation, audit), then render it
     (``after``: first report more about an outcome, on the same connection)."""
     from flagctl.actions.base import execute
-    from flagctl.store.db import AuditContext
 
     action.validate()  # unknown names, bad scopes: before anything connects
-    audit_key(env)  # a bad key: before anything changes
-    reason = _plain_text("--reason", (opts.reason or "").strip(), 2000)
-    _plain_text("--actor", opts.actor or "", 200)
-    if not reason and not opts.dry_run:
-        raise UsageError(f"{action.name} needs --reason", "say why, e.g. --reason 'INC-123: error spike'")
+    audit = audit_context(env, opts, action.name)
     confirm = None
     if not opts.yes and not opts.dry_run:
-        if not env.is_interactive():
-            raise UsageError(
-                "refusing to change anything without --yes: there is no terminal to confirm on",
-                "re-run with --yes (and --dry-run first to see the plan)",
-            )
         confirm = _prompt
-    audit = AuditContext(
-        actor=opts.actor or os_user(),
-        reason=reason,
-        action=action.name,
-        command=env.command_line(),
-        request_id=env.request_id or str(uuid.uuid4()),
-    )
     conn = connect(env)
     outcome = execute(
         conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
@@ -153,6 +137,31 @@ def mutate(
         _report(env, conn, outcome, after)
     show_outcome(outcome, opts.output, _target(env))
     return outcome
+
+
+def audit_context(env: Environment, opts: Mutation, action: str) -> AuditContext:
+    """The shared rules of every change, checked before anything connects: a plain
+    --reason and --actor, --yes without a terminal, a usable audit key. Returns who acts
+    and why, as the audit trail records it."""
+    from flagctl.store.db import AuditContext
+
+    audit_key(env)  # a bad key: before anything changes
+    reason = _plain_text("--reason", (opts.reason or "").strip(), 2000)
+    _plain_text("--actor", opts.actor or "", 200)
+    if not reason and not opts.dry_run:
+        raise UsageError(f"{action} needs --reason", "say why, e.g. --reason 'INC-123: error spike'")
+    if not opts.yes and not opts.dry_run and not env.is_interactive():
+        raise UsageError(
+            "refusing to change anything without --yes: there is no terminal to confirm on",
+            "re-run with --yes (and --dry-run first to see the plan)",
+        )
+    return AuditContext(
+        actor=opts.actor or os_user(),
+        reason=reason,
+        action=action,
+        command=env.command_line(),
+        request_id=env.request_id or str(uuid.uuid4()),
+    )
 
 
 def audit_key(env: Environment) -> AuditKey | None:

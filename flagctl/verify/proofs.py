@@ -239,7 +239,13 @@ def prove_kill(
         summary = "the phase is not killed, so there is nothing to prove: engage a kill switch first"
         return ProofResult("kill", False if required else None, summary, notes)
     assert observed is not None
-    moved = observed.moved(like(pattern))
+    # The tables flags are bound to are the control plane: the kill itself writes them.
+    control = {spec.table.rsplit(".", 1)[-1] for spec in manifest.flags.values() if spec.table}
+    moved = {
+        table: delta
+        for table, delta in observed.moved(like(pattern)).items()
+        if table.rsplit(".", 1)[-1] not in control
+    }
     evidence = [*notes, f"phase tables {pattern!r}: {observed.describe()}"]
     evidence += [f"{table}: {delta:+d} rows written" for table, delta in sorted(moved.items())]
     if moved:

@@ -150,6 +150,22 @@ def test_kill_proof_fails_on_a_write_by_an_idle_session_whose_counters_arrive_la
     assert "public.p3_advisories: +1 rows written" in doc["proofs"][0]["evidence"]  # type: ignore[index]
 
 
+def test_kill_proof_does_not_count_the_flags_own_table_as_a_phase_write(ws8: Cli) -> None:
+    """p3_feature_state matches "p3_%" but is the control plane: the kill (or a drill's
+    kill, whose counters arrive during the window) writes it. Before, that failed the proof."""
+    ws8("stage", "set", "p3", "canary", *GO)
+    ws8("kill", "p3-off", *GO)
+    writer = write_during_window(
+        ws8, "UPDATE p3_feature_state SET enabled = enabled"
+    )  # counted, changes nothing
+    try:
+        code, doc = report(ws8, "kill", "--window", "2s")
+    finally:
+        writer.close()
+    assert writer.flushed
+    assert code == 0, doc
+
+
 ROLE_MANIFEST = WS8_MANIFEST.read_text().replace(
     'phase_tables: "p3_%"    # written only by Phase 3 (kill and isolation proofs)',
     'phase_tables: "p3_%"\n  phase_role: PHASE_ROLE',
