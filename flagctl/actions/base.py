@@ -83,6 +83,11 @@ class Action(ABC, Generic[P]):
     def name(self) -> str:
         """The audit trail's action name."""
 
+    def honours_freezes(self) -> bool:
+        """Whether an active freeze may block its widening changes (kills, releases and
+        rollbacks never ask)."""
+        return True
+
     def validate(self) -> None:
         """Check what can be checked without a database (unknown names, bad scopes)."""
 
@@ -223,6 +228,8 @@ def _apply_locked(
                 "re-run the command to see the new plan",
             )
         check_constraints(tx, action.manifest, plan)
+        if plan.changes and action.honours_freezes():
+            check_freezes(tx, action.manifest, plan)
         if plan.forced:
             tx.execute("SELECT set_config('flagctl.forced', 'true', true)")
         action.apply(tx, plan)
@@ -259,6 +266,25 @@ def _outcome_of(reconnect: Callable[[], psycopg.Connection[Any]], txid: int) -> 
     except (psycopg.Error, FlagctlError):
         return None
     return None if row is None else row[0]
+
+
+def check_freezes(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
+    """Refuse (exit 1) a plan that widens exposure where a freeze is in force."""
+    from flagctl.rules.freeze import blocked
+    from flagctl.store.freezes import freezes_in_force
+
+    freezes = freezes_in_force(conn, manifest)
+    found = blocked(manifest, freezes, plan.changes) if freezes else []
+    if found:
+        change, freeze = found[0]
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        raise PolicyRefused(
+            f"frozen: {change.flag} at {change.scope} would widen exposure ({change.describe()}); "
+            f"{freeze.describe()}{more}",
+            f"wait for the freeze to end, or clear it: flagctl freeze clear --scope {freeze.scope} -r …",
+            system=manifest.system,
+            target=plan.action,
+        )
 
 
 def check_constraints(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:

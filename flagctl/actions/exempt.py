@@ -38,6 +38,9 @@ class Exempt(Action[ExemptPlan]):
     def name(self) -> str:
         return "exempt"
 
+    def honours_freezes(self) -> bool:
+        return False  # exemptions are not flag values
+
     def validate(self) -> None:
         if self.scope == GLOBAL:
             raise UsageError("an exemption is for one scope (KIND:VALUE), not global")

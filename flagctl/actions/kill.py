@@ -55,6 +55,9 @@ class Kill(Action[KillPlan]):
     def name(self) -> str:
         return "kill"
 
+    def honours_freezes(self) -> bool:
+        return False  # a kill is never frozen
+
     def validate(self) -> None:
         self.manifest.switch(self.switch)  # unknown switch: usage error
         for flag in self.manifest.switches[self.switch]:
@@ -160,6 +163,9 @@ class Release(Action[ReleasePlan]):
     @property
     def name(self) -> str:
         return "release"
+
+    def honours_freezes(self) -> bool:
+        return False  # a release restores what a kill replaced
 
     def validate(self) -> None:
         self.manifest.switch(self.switch)

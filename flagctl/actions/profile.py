@@ -68,6 +68,11 @@ class ApplyState(Action[StatePlan]):
     def name(self) -> str:
         return self.desired.action
 
+    def honours_freezes(self) -> bool:
+        # A rollback to the last safe point and a drill putting back what it moved restore
+        # a known state: never frozen. A profile or a restore of a past moment is.
+        return not self.desired.action.startswith(("rollback", "drill.restore"))
+
     def plan(self, conn: psycopg.Connection[Any], locked: bool) -> StatePlan:
         return plan_state(conn, self.manifest, self.desired, force=self.force, locked=locked)
 

@@ -186,6 +186,9 @@ class OverrideNormal(Action[OverridePlan]):
     def name(self) -> str:
         return "rollback.override"
 
+    def honours_freezes(self) -> bool:
+        return False  # changes no flag
+
     def plan(self, conn: psycopg.Connection[Any], locked: bool) -> OverridePlan:
         if locked:
             conn.execute(LOCK_STATE, (self.manifest.system,))

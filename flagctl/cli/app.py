@@ -229,6 +229,7 @@ def _register() -> None:
         evaluate,
         exempt,
         flags,
+        freeze,
         kill,
         local,
         profile,
@@ -251,6 +252,7 @@ def _register() -> None:
     app.add_typer(audit.app, name="audit")
     app.add_typer(local.app, name="local")
     app.add_typer(drill.app, name="drill")
+    app.add_typer(freeze.app, name="freeze")
     app.command("status")(status.status)
     app.command("kill")(kill.kill)
     app.command("release")(release.release)

@@ -15,7 +15,7 @@ import typer
 from flagctl.cli import render
 from flagctl.cli.env import Environment, os_user
 from flagctl.cli.render import Output
-from flagctl.errors import FlagctlError, UsageError
+from flagctl.errors import FlagctlError, PermissionDenied, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -118,7 +118,10 @@ def mutate(
 ) -> Outcome:
     """Run one action with the shared rules (reason, confirmation, audit), then render it
     (``after``: first report more about an outcome, on the same connection)."""
+    from psycopg import errors as pg_errors
+
     from flagctl.actions.base import execute
+    from flagctl.store.db import translate
 
     action.validate()  # unknown names, bad scopes: before anything connects
     audit = audit_context(env, opts, action.name)
@@ -126,17 +129,29 @@ def mutate(
     if not opts.yes and not opts.dry_run:
         confirm = _prompt
     conn = connect(env)
-    outcome = execute(
-        conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
-        reconnect=lambda: connect(env), break_locks=break_locks, sleep=env.sleep,
-        idempotent=env.request_id is not None,
-    )  # fmt: skip
+    try:
+        outcome = execute(
+            conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
+            reconnect=lambda: connect(env), break_locks=break_locks, sleep=env.sleep,
+            idempotent=env.request_id is not None,
+        )  # fmt: skip
+    except (PermissionDenied, pg_errors.InsufficientPrivilege) as refused:
+        message = refused.message if isinstance(refused, PermissionDenied) else translate(refused).message
+        raise PermissionDenied(message, role_hint(action.name, conn.info.user)) from None
     if outcome.note:
         render.note(outcome.note)
     if outcome.applied and (after is not None or audit_key(env) is not None):
         _report(env, conn, outcome, after)
     show_outcome(outcome, opts.output, _target(env))
     return outcome
+
+
+def role_hint(action: str, user: str) -> str:
+    """What to do about a refusal: the flagctl role the action needs, and how to get it."""
+    from flagctl.store.roles import role_for
+
+    role = role_for(action)
+    return f"{action} needs the flagctl role {role}; an admin runs: flagctl db grant {role} {user}"
 
 
 def audit_context(env: Environment, opts: Mutation, action: str) -> AuditContext:

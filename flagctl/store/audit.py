@@ -7,6 +7,7 @@ chain so a rewritten, removed or inserted row is found.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,67 @@ def value_from_row(manifest: Manifest, row: AuditRow, side: str) -> Any | None:
         return None
 
 
+@dataclass(frozen=True)
+class LogFilter:
+    """Which audit rows to read: every field narrows (None: no narrowing)."""
+
+    system: str | None = None
+    flags: list[str] | None = None
+    actors: list[str] | None = None  # the declared actor or the database user
+    actions: list[str] | None = None  # exact, or a prefix ending in * (stage.*)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def iter_log(
+    conn: psycopg.Connection[Any], where: LogFilter, limit: int | None = 50, oldest_first: bool = False
+) -> Iterator[AuditRow]:
+    """The rows that match, newest first (or oldest first), streamed from a server-side
+    cursor: a large trail is never loaded whole."""
+    from psycopg import sql
+
+    clauses: list[sql.Composable] = []
+    params: list[Any] = []
+    if where.system is not None:
+        clauses.append(sql.SQL("system = %s"))
+        params.append(where.system)
+    if where.flags:
+        clauses.append(sql.SQL("flag = ANY(%s)"))
+        params.append(where.flags)
+    if where.actors:
+        clauses.append(sql.SQL("(actor = ANY(%s) OR db_user = ANY(%s))"))
+        params += [where.actors, where.actors]
+    if where.actions:
+        clauses.append(sql.SQL("action LIKE ANY(%s)"))
+        params.append([_like(action) for action in where.actions])
+    if where.since is not None:
+        clauses.append(sql.SQL("at >= %s"))
+        params.append(where.since)
+    if where.until is not None:
+        clauses.append(sql.SQL("at < %s"))
+        params.append(where.until)
+    query = sql.SQL("SELECT {} FROM flagctl.audit {} ORDER BY seq {} {}").format(
+        sql.SQL(COLUMNS),
+        sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL(""),
+        sql.SQL("ASC" if oldest_first else "DESC"),
+        sql.SQL("LIMIT %s") if limit is not None else sql.SQL(""),
+    )
+    if limit is not None:
+        params.append(limit)
+    with conn.transaction(), conn.cursor(name="flagctl_audit_log") as cur:
+        cur.itersize = 1000
+        cur.execute(query, params)
+        for row in cur:
+            yield AuditRow(*row)
+
+
+def _like(action: str) -> str:
+    """An action filter as a LIKE pattern: exact, or a prefix when it ends in *."""
+    prefix = action.endswith("*")
+    text = (action[:-1] if prefix else action).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return text + "%" if prefix else text
+
+
 def read_log(
     conn: psycopg.Connection[Any],
     *,
@@ -100,25 +162,41 @@ def read_log(
     limit: int = 50,
 ) -> list[AuditRow]:
     """The newest rows first, filtered by system, flag and time."""
-    from psycopg import sql
+    return list(iter_log(conn, LogFilter(system=system, flags=flags, since=since), limit))
 
-    where: list[sql.Composable] = []
-    params: list[Any] = []
-    if system is not None:
-        where.append(sql.SQL("system = %s"))
-        params.append(system)
-    if flags:
-        where.append(sql.SQL("flag = ANY(%s)"))
-        params.append(flags)
-    if since is not None:
-        where.append(sql.SQL("at >= %s"))
-        params.append(since)
-    query = sql.SQL("SELECT {} FROM flagctl.audit {} ORDER BY seq DESC LIMIT %s").format(
-        sql.SQL(COLUMNS),
-        sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
-    )
-    params.append(limit)
-    return [AuditRow(*row) for row in conn.execute(query, params)]
+
+def orca_record(manifest: Manifest, row: AuditRow) -> dict[str, Any] | None:
+    """A row in the ORCA flag-change audit format (None: the row changed no flag)::
+
+        {"timestamp", "flag_name", "previous_value", "new_value", "changed_by",
+         "rollout_percentage", "reason"}
+
+    For a rollout the values are its enabled state and ``rollout_percentage`` its percent
+    after the change; for other types the values themselves and no percentage."""
+    from flagctl.model.values import Rollout
+
+    if row.flag is None or row.flag not in manifest.flags or row.action.endswith(".refused"):
+        return None
+    if row.target.startswith(("kill_switch:", "exemption:", "safe_point:", "flagctl.freeze")):
+        return None
+    before = value_from_row(manifest, row, "before")
+    after = value_from_row(manifest, row, "after")
+    percent = after.percent if isinstance(after, Rollout) else None
+    return {
+        "timestamp": row.at.isoformat().replace("+00:00", "Z"),
+        "flag_name": row.flag if row.scope in (None, "global") else f"{row.flag}@{row.scope}",
+        "previous_value": before.enabled
+        if isinstance(before, Rollout)
+        else _plain(manifest, row.flag, before),
+        "new_value": after.enabled if isinstance(after, Rollout) else _plain(manifest, row.flag, after),
+        "changed_by": row.actor or row.db_user,
+        "rollout_percentage": percent,
+        "reason": row.reason,
+    }
+
+
+def _plain(manifest: Manifest, flag: str, value: Any) -> Any:
+    return None if value is None else manifest.flags[flag].to_db(value)
 
 
 def last_changes(conn: psycopg.Connection[Any], system: str) -> dict[str, AuditRow]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.errors import UsageError
 from flagctl.model.manifest import Manifest
+from flagctl.store.roles import GRANT_BOUND
 
 if TYPE_CHECKING:
     import psycopg
@@ -169,6 +170,9 @@ def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list
                 " FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_truncate()"
             ).format(sql.Identifier(schema, table))
         )
+        # The release and security roles change bound rows; viewers read them.
+        qualified = sql.Identifier(schema, table).as_string(conn)
+        conn.execute(GRANT_BOUND.format(table=sql.Literal(qualified).as_string(conn)).encode())
     return registered
 
 

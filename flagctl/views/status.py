@@ -20,9 +20,11 @@ from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL
 from flagctl.model.values import Rollout
 from flagctl.rules.constraints import overriding
+from flagctl.rules.freeze import Freeze
 from flagctl.rules.kills import Engaged, engaged_on
 from flagctl.store import audit as audit_mod
 from flagctl.store.flags import FlagStore
+from flagctl.store.freezes import active_freezes
 from flagctl.store.switches import engaged_json, list_engaged
 from flagctl.views.drift import Drift, drift
 
@@ -97,12 +99,14 @@ class SystemStatus:
     engaged: list[Engaged]
     manifest: Manifest
     drift: list[Drift]
+    freezes: list[Freeze]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "system": self.system,
             "flags": [f.to_json() for f in self.flags],
             "kill_switches_engaged": [engaged_json(self.manifest, e) for e in self.engaged],
+            "freezes": [f.to_json() for f in self.freezes],
             "drift": [d.to_json() for d in self.drift],
         }
 
@@ -150,4 +154,4 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
             )
         )
     found = [d for d in drift(conn, manifest, snapshot) if not names or d.flag in names]
-    return SystemStatus(manifest.system, flags, engaged, manifest, found)
+    return SystemStatus(manifest.system, flags, engaged, manifest, found, active_freezes(conn, manifest))

@@ -48,7 +48,7 @@ def test_watch_refuses_a_zero_interval(recsys: Cli) -> None:
 @pytest.mark.parametrize(
     ("args", "first", "hint"),
     [
-        (["freeze"], "flagctl: error: no such command 'freeze'", "see the commands: flagctl --help"),
+        (["thaw"], "flagctl: error: no such command 'thaw'", "see the commands: flagctl --help"),
         (["stauts"], "flagctl: error: no such command 'stauts'", "did you mean: flagctl status?"),
         (["stage", "set"], "flagctl: error: Missing argument 'ladder'.", "see: flagctl stage set --help"),
         (["kill", "--bogus"], "flagctl: error: No such option: --bogus", "see: flagctl kill --help"),
@@ -86,9 +86,9 @@ def on_a_terminal(*args: str, **env: str) -> str:
 
 
 def test_colour_on_a_terminal_unless_no_color() -> None:
-    assert "\x1b[" in on_a_terminal("freeze")
-    plain = on_a_terminal("freeze", NO_COLOR="1")
-    assert "\x1b[" not in plain and "flagctl: error: no such command 'freeze'" in plain
+    assert "\x1b[" in on_a_terminal("thaw")
+    plain = on_a_terminal("thaw", NO_COLOR="1")
+    assert "\x1b[" not in plain and "flagctl: error: no such command 'thaw'" in plain
 
 
 def test_a_connection_error_keeps_libpq_s_first_line() -> None:

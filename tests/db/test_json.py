@@ -31,7 +31,7 @@ def test_mutation_documents(ws8: Cli) -> None:
 
 def test_read_documents(ws8: Cli) -> None:
     ws8("kill", "p3-off", "-r", "r", "-y")
-    assert set(doc(ws8, "status")) == {"system", "flags", "kill_switches_engaged", "drift"}
+    assert set(doc(ws8, "status")) == {"system", "flags", "kill_switches_engaged", "freezes", "drift"}
     engaged = doc(ws8, "kill", "--list")["kill_switches"][0]["engaged"][0]  # type: ignore[index]
     assert set(engaged) == {
         "switch",

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,42 +19,59 @@ from flagctl.errors import CheckFailed, UsageError
 if TYPE_CHECKING:
     from flagctl.cli.env import Environment
     from flagctl.model.manifest import Manifest
-    from flagctl.store.audit import AuditRow
+    from flagctl.store.audit import AuditRow, LogFilter
 
 app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True)
+
+
+class LogFormat(StrEnum):
+    table = "table"
+    json = "json"
+    orca = "orca"
 
 
 @app.command("log")
 def log(
     ctx: typer.Context,
     flag: Annotated[list[str] | None, typer.Option("--flag", help="Only this flag (repeatable).")] = None,
+    actor: Annotated[
+        list[str] | None, typer.Option("--actor", help="Only this actor or database user (repeatable).")
+    ] = None,
+    action: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--action", help="Only this action (repeatable); a trailing * matches a prefix: stage.*"
+        ),
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO time, or a duration such as 2h.")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Before this ISO time, or this long ago.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows.")] = 50,
     all_systems: Annotated[
         bool, typer.Option("--all-systems", help="Not only the manifest's system.")
     ] = False,
     output: OutputOpt = Output.table,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option("--format", help="orca: one JSON line per flag change in the ORCA audit fields."),
+    ] = None,
 ) -> None:
     """Show the audit trail, newest first: who changed what, when, and why."""
-    from flagctl.model.durations import parse_since
     from flagctl.store import audit
 
     env = env_of(ctx)
     loaded = manifest(env)
-    for name in flag or []:
-        loaded.flag(name)
-    try:
-        start = parse_since(since, env.clock()) if since else None
-    except ValueError as exc:
-        raise UsageError(f"--since: {exc}") from None
-    rows = audit.read_log(
-        connect(env),
-        system=None if all_systems else loaded.system,
-        flags=flag,
-        since=start,
-        limit=limit,
-    )
-    if output is Output.json:
+    where = _filter(env, loaded, flag, actor, action, since, until, all_systems)
+    rows = audit.iter_log(connect(env), where, limit)
+    chosen = log_format or LogFormat(output.value)
+    if chosen is LogFormat.orca:
+        for row in rows:
+            record = audit.orca_record(loaded, row)
+            if record is not None:
+                render.out(json.dumps(record, default=str))
+        return
+    if chosen is LogFormat.json:
         render.emit_json({"rows": [r.to_json() for r in rows]})
         return
     table = []
@@ -66,6 +88,65 @@ def log(
             )
         )
     render.out(render.table(table, ["#", "at", "who", "action", "flag", "change", "reason"]))
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option("--since", help="From this ISO time, or this long ago.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Before this ISO time, or this long ago.")
+    ] = None,
+    file: Annotated[str | None, typer.Option("--file", help="Write here instead of stdout.")] = None,
+    all_systems: Annotated[
+        bool, typer.Option("--all-systems", help="Not only the manifest's system.")
+    ] = False,
+) -> None:
+    """Every audit row in a time range, oldest first, as JSON Lines (every column, with its
+    digest), streamed — for archiving outside the database."""
+    from flagctl.store import audit
+
+    env = env_of(ctx)
+    loaded = manifest(env)
+    where = _filter(env, loaded, None, None, None, since, until, all_systems)
+    rows = audit.iter_log(connect(env), where, limit=None, oldest_first=True)
+    count = 0
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(Path(file).open("w", encoding="utf-8")) if file else sys.stdout
+        for row in rows:
+            sink.write(json.dumps(row.to_json(), default=str) + "\n")
+            count += 1
+    if file:
+        render.note(f"exported {count} audit rows to {file}")
+
+
+def _filter(
+    env: Environment,
+    loaded: Manifest,
+    flags: list[str] | None,
+    actors: list[str] | None,
+    actions: list[str] | None,
+    since: str | None,
+    until: str | None,
+    all_systems: bool,
+) -> LogFilter:
+    from flagctl.model.durations import parse_since
+    from flagctl.store.audit import LogFilter
+
+    for name in flags or []:
+        loaded.flag(name)
+    bounds = []
+    for option, text in (("--since", since), ("--until", until)):
+        try:
+            bounds.append(parse_since(text, env.clock()) if text else None)
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+    return LogFilter(
+        system=None if all_systems else loaded.system,
+        flags=flags, actors=actors, actions=actions, since=bounds[0], until=bounds[1],
+    )  # fmt: skip
 
 
 def _change(loaded: Manifest, row: AuditRow) -> str:
@@ -160,7 +241,6 @@ def checkpoint(
 ) -> None:
     """Print the chain's head to keep outside the database; `audit verify --against` it
     later finds the chain rewritten or cut back since, even by a superuser."""
-    import json
     from pathlib import Path
 
     from flagctl.store.audit import checkpoint as head
@@ -182,7 +262,6 @@ def checkpoint(
 
 
 def _checkpoint(text: str) -> Any:
-    import json
     from pathlib import Path
 
     from flagctl.store.audit import Checkpoint

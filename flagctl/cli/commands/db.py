@@ -90,3 +90,36 @@ def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
                 ["system", "flag", "table", "key", "audit trigger"],
             )
         )
+
+
+RoleArg = Annotated[str, typer.Argument(help="viewer, release, security, ops or admin.")]
+UserArg = Annotated[str, typer.Argument(help="The database user (a LOGIN role) to give it to.")]
+
+
+@app.command("grant")
+def grant(ctx: typer.Context, role: RoleArg, user: UserArg, output: OutputOpt = Output.table) -> None:
+    """Give a database user a flagctl role. PostgreSQL enforces it: the same user is
+    refused in psql as in flagctl. Run it as the schema's owner or a flagctl admin."""
+    _grant(ctx, role, user, output, revoke=False)
+
+
+@app.command("revoke")
+def revoke(ctx: typer.Context, role: RoleArg, user: UserArg, output: OutputOpt = Output.table) -> None:
+    """Take a flagctl role back from a database user."""
+    _grant(ctx, role, user, output, revoke=True)
+
+
+def _grant(ctx: typer.Context, role: str, user: str, output: Output, revoke: bool) -> None:
+    from flagctl.store.roles import ROLES, grant
+
+    changed = grant(connect(env_of(ctx)), role, user, revoke=revoke)
+    verb = "revoked from" if revoke else "granted to"
+    if output is Output.json:
+        render.emit_json({"role": role, "user": user, "granted": not revoke, "changed": changed})
+        return
+    if changed:
+        render.out(f"flagctl role {role} {verb} {user}: {ROLES[role]}")
+    else:
+        render.out(
+            f"nothing to do: {user} {'does not have' if revoke else 'already has'} the flagctl role {role}"
+        )

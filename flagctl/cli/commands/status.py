@@ -52,3 +52,5 @@ def status(
             f"kill switch {e.switch} (level {e.level}, scope {e.scope}) engaged "
             f"{render.when(e.engaged_at)} by {e.actor or e.db_user}: {e.reason}"
         )
+    for f in result.freezes:
+        render.out(f"frozen: {f.describe()}")

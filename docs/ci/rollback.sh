@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Roll a feature's ladder back one stage after a failed deploy — the job docs/ci.md runs.
+#
+#   docs/ci/rollback.sh LADDER "REASON"
+#
+# Needs FLAGCTL_DSN (or --target via FLAGCTL_TARGET) and FLAGCTL_MANIFEST. Decides by
+# flagctl's exit codes:
+#   0  rolled back (or already rolled back by an earlier try of this same pipeline)
+#   1  policy refused it (a kill switch holds the flag, …): a person must look — no retry
+#   4  a lock was not free or a concurrent change won: retried, 3 tries in all
+#   5  permission denied: retrying cannot help — no retry
+#   3  the database cannot be reached: retried like 4
+# The request id makes the retries idempotent: a try whose answer was lost and that did
+# apply is reported as "already applied" by the next one, never applied twice.
+set -uo pipefail
+
+ladder=${1:?usage: rollback.sh LADDER REASON}
+reason=${2:?usage: rollback.sh LADDER REASON}
+pipeline=${CI_PIPELINE_ID:-${GITHUB_RUN_ID:-manual-$(date +%s)}}
+request="ci-$pipeline-rollback-$ladder"
+delay=${FLAGCTL_RETRY_DELAY:-2}
+flagctl=${FLAGCTL:-flagctl}
+
+for attempt in 1 2 3; do
+    result=$("$flagctl" --request-id "$request" stage rollback "$ladder" -r "$reason" -y -o json)
+    code=$?
+    case $code in
+        0)
+            echo "$result"
+            echo "rolled back $ladder (request $request)" >&2
+            exit 0 ;;
+        3|4)
+            echo "attempt $attempt: exit $code (busy or unreachable); retrying in $((delay * attempt))s" >&2
+            sleep $((delay * attempt)) ;;
+        1)
+            echo "$result"
+            echo "refused by policy (exit 1): not retrying; a person must look" >&2
+            exit 1 ;;
+        5)
+            echo "permission denied (exit 5): not retrying; grant the release role" >&2
+            exit 5 ;;
+        *)
+            echo "flagctl failed (exit $code): not retrying" >&2
+            exit "$code" ;;
+    esac
+done
+echo "gave up after 3 attempts" >&2
+exit 4

@@ -1,0 +1,119 @@
+"""flagctl freeze set|clear|list — stop exposure from widening at a scope, for a while."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.common import (
+    ActorOpt,
+    DryRunOpt,
+    Mutation,
+    OutputOpt,
+    ReasonOpt,
+    YesOpt,
+    connect,
+    env_of,
+    manifest,
+    mutate,
+)
+from flagctl.cli.render import Output
+from flagctl.errors import UsageError
+
+app = typer.Typer(
+    help="Freezes: block forward stage moves and widening sets and profile applies (never kills, "
+    "releases or rollbacks).",
+    no_args_is_help=True,
+)
+
+FreezeScopeOpt = Annotated[str, typer.Option("--scope", help="global, or KIND:VALUE (e.g. workspace:42).")]
+
+
+@app.command("set")
+def freeze_set(
+    ctx: typer.Context,
+    scope: FreezeScopeOpt = "global",
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="When it ends: a time (2026-12-01T18:00Z) or a duration from now (4h)."),
+    ] = None,
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Freeze SCOPE: nothing may widen exposure there until --until (or until cleared)."""
+    from flagctl.actions.freeze import FreezeSet
+
+    env = env_of(ctx)
+    now = env.clock()
+    ends = _until(until, now) if until else None
+    mutate(env, Mutation(reason, yes, actor, dry_run, output), FreezeSet(manifest(env), scope, ends, now))
+
+
+@app.command("clear")
+def freeze_clear(
+    ctx: typer.Context,
+    scope: FreezeScopeOpt = "global",
+    freeze_id: Annotated[
+        int | None, typer.Option("--id", help="Clear this freeze (see freeze list).")
+    ] = None,
+    reason: ReasonOpt = None,
+    yes: YesOpt = False,
+    actor: ActorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Clear the freezes in force at --scope (or the one given by --id)."""
+    from flagctl.actions.freeze import FreezeClear
+
+    env = env_of(ctx)
+    mutate(env, Mutation(reason, yes, actor, dry_run, output), FreezeClear(manifest(env), scope, freeze_id))
+
+
+@app.command("list")
+def freeze_list(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
+    """The freezes in force."""
+    from flagctl.store.freezes import active_freezes
+
+    env = env_of(ctx)
+    found = active_freezes(connect(env), manifest(env), env.clock())
+    if output is Output.json:
+        render.emit_json({"freezes": [f.to_json() for f in found]})
+        return
+    if not found:
+        render.out("no freeze in force")
+        return
+    rows = [
+        (
+            f.id,
+            f.scope,
+            render.when(f.created_at),
+            f.actor or f.db_user,
+            render.when(f.until) if f.until else "cleared",
+            f.reason,
+        )
+        for f in found
+    ]
+    render.out(render.table(rows, ["id", "scope", "since", "by", "until", "reason"]))
+
+
+def _until(text: str, now: datetime) -> datetime:
+    from flagctl.model.durations import parse_duration
+
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--until {text!r} is neither a time nor a duration",
+            "e.g. --until 2026-12-01T18:00Z or --until 4h",
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

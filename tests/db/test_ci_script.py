@@ -1,0 +1,100 @@
+"""docs/ci/rollback.sh — the CI rollback job docs/ci.md shows — run as it is, against a
+real database, through every branch: success, an idempotent retry, lock conflicts
+(retried), a policy refusal and a permission refusal (not retried)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from tests.conftest import WS8_MANIFEST, Cli, p3_state
+
+SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "ci" / "rollback.sh"
+FLAGCTL = str(Path(sys.executable).parent / "flagctl")
+
+
+def rollback(
+    dsn: str, pipeline: str = "841", manifest: Path = WS8_MANIFEST, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environ = {
+        **os.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": str(manifest), "FLAGCTL": FLAGCTL,
+        "CI_PIPELINE_ID": pipeline, "FLAGCTL_RETRY_DELAY": "0", **env,
+    }  # fmt: skip
+    return subprocess.run(
+        ["bash", str(SCRIPT), "p3", "deploy abc123 failed"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_success_and_an_idempotent_retry(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "limited", "--force", "-r", "deploy", "-y")
+    first = rollback(ws8.dsn)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["applied"] is True and p3_state(ws8) == (True, 1)  # limited → canary
+    again = rollback(ws8.dsn)  # the job re-run after a lost answer: same pipeline, same request id
+    assert again.returncode == 0 and "already applied" in again.stdout
+    assert p3_state(ws8) == (True, 1)  # not two stages back
+    other = rollback(ws8.dsn, pipeline="842")
+    assert other.returncode == 0 and p3_state(ws8) == (False, 0)
+
+
+def test_a_held_lock_is_retried_three_times_then_exit_4(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", "-r", "deploy", "-y")
+    with psycopg.connect(ws8.dsn) as holder:
+        holder.execute("SELECT * FROM p3_feature_state FOR UPDATE")
+        result = rollback(ws8.dsn, FLAGCTL_LOCK_TIMEOUT="100ms")
+        holder.rollback()
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.count("retrying") == 3 and "gave up after 3 attempts" in result.stderr
+    assert p3_state(ws8) == (True, 1)
+
+
+HELD = """
+version: 1
+system: shop
+flags:
+  checkout_v2: {type: rollout, description: the new checkout}
+  fraud_rules: {type: bool, description: strict fraud rules}
+ladders:
+  p3:
+    stages:
+      - {name: dark, set: {checkout_v2: {enabled: false, percent: 0}, fraud_rules: false}}
+      - {name: canary, set: {checkout_v2: {enabled: true, percent: 1}, fraud_rules: false}}
+kill_switches:
+  rules-off: {level: 1, description: fraud rules off, set: {fraud_rules: false}}
+"""
+
+
+def test_a_policy_refusal_is_not_retried(make_cli) -> None:  # type: ignore[no-untyped-def]
+    """A kill switch holds one of the ladder's flags (without moving the ladder): no stage
+    move, exit 1 — a person must look, and the script does not retry."""
+    shop = make_cli(HELD)
+    assert shop("db", "init").exit_code == 0
+    assert shop("stage", "set", "p3", "canary", "-r", "deploy", "-y").exit_code == 0
+    assert shop("kill", "rules-off", "-r", "INC-1", "-y").exit_code == 0
+    result = rollback(shop.dsn, manifest=shop.manifest)
+    assert result.returncode == 1, result.stderr
+    assert "not retrying" in result.stderr and "retrying in" not in result.stderr
+    assert json.loads(result.stdout)["error"]["exit_code"] == 1
+
+
+def test_a_permission_refusal_is_not_retried(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", "-r", "deploy", "-y")
+    name = f"ci_{uuid.uuid4().hex[:8]}"
+    ws8.sql(f"CREATE ROLE {name} LOGIN")
+    try:
+        assert ws8("db", "grant", "viewer", name).exit_code == 0
+        result = rollback(ws8.dsn.replace("user=postgres", f"user={name}"))
+    finally:
+        ws8.sql(f"DROP OWNED BY {name}; DROP ROLE {name}")
+    assert result.returncode == 5 and "grant the release role" in result.stderr, result.stderr
+    assert p3_state(ws8) == (True, 1)
