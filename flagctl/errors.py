@@ -89,6 +89,16 @@ class PolicyRefused(FlagctlError):
         self.detail = detail or {}
 
 
+class NeedsApproval(PolicyRefused):
+    """The manifest's ``approvals:`` want a second person for this change: it was not
+    applied; it waits as a request (``request_id`` once recorded) for another user."""
+
+    def __init__(self, message: str, *, system: str, target: str, why: str) -> None:
+        super().__init__(message, None, system=system, target=target)
+        self.why = why
+        self.request_id: int | None = None
+
+
 class CheckFailed(FlagctlError):
     """A verification (audit chain, guardrail, proof, drift) ran and failed; the command's
     own report (its JSON document) already says how, so no error document follows it."""

@@ -26,6 +26,7 @@ from flagctl.errors import (
     ConflictError,
     ConnectionFailed,
     FlagctlError,
+    NeedsApproval,
     NotConfirmed,
     PolicyRefused,
     UsageError,
@@ -88,6 +89,15 @@ class Action(ABC, Generic[P]):
         rollbacks never ask)."""
         return True
 
+    def approval(self, plan: P) -> str | None:
+        """Why this plan needs a second person under the manifest's ``approvals:`` (None:
+        it does not). Only changes that can be requested and approved implement it."""
+        return None
+
+    def request_spec(self, plan: P) -> dict[str, Any]:
+        """How to build this change again when its request is approved."""
+        raise NotImplementedError(f"{self.name} cannot be requested for approval")
+
     def validate(self) -> None:
         """Check what can be checked without a database (unknown names, bad scopes)."""
 
@@ -124,8 +134,14 @@ def execute(
     break_locks: bool = False,
     sleep: Callable[[float], None] = time.sleep,
     idempotent: bool = False,
+    approving: int | None = None,
 ) -> Outcome:
     """Plan, optionally confirm, then lock, re-plan and apply in one transaction.
+
+    ``approving``: the id of the pending request this change applies (``flagctl approve``);
+    the database marks it approved in the same transaction, refusing its own requester.
+    A change that needs approval and has none raises ``NeedsApproval``, after recording
+    the request (``create_request``) and the refusal.
 
     ``idempotent``: the caller chose ``audit.request_id`` (a script's retry key); if a
     change with that id was already applied, nothing is done again (checked again under
@@ -157,12 +173,18 @@ def execute(
     broken: list[dict[str, Any]] = []
     while True:
         try:
-            return _apply_locked(conn, action, audit, preview, lock_timeout, txid, planned, broken, request)
+            return _apply_locked(
+                conn, action, audit, preview, lock_timeout, txid, planned, broken, request, approving
+            )
         except ConflictError as conflict:
             if not break_locks or broken or not conflict.blockers:
                 raise
             broken = end_blockers(conn, conflict.blockers, sleep, BREAK_GRACE)
             audit = replace(audit, reason=f"{audit.reason} [broke locks: {_who(broken)}]")
+        except NeedsApproval as needed:
+            _request(conn, action, audit, needed, planned[0] if planned else None)
+            _record_refusal(conn, audit, needed)
+            raise
         except PolicyRefused as refusal:
             _record_refusal(conn, audit, refusal)
             raise
@@ -208,6 +230,7 @@ def _apply_locked(
     planned: list[Plan],
     broken: list[dict[str, Any]],
     request: str | None = None,
+    approving: int | None = None,
 ) -> Outcome:
     """The locked transaction: plan again under the locks, check, apply. ``txid`` and
     ``planned`` receive the transaction's id and its plan (for a commit whose answer is lost)."""
@@ -230,6 +253,15 @@ def _apply_locked(
         check_constraints(tx, action.manifest, plan)
         if plan.changes and action.honours_freezes():
             check_freezes(tx, action.manifest, plan)
+        why = action.approval(plan)
+        if why is not None and approving is None:
+            raise NeedsApproval(
+                f"{plan.summary}: {why}", system=action.manifest.system, target=plan.action, why=why
+            )
+        if approving is not None:
+            from flagctl.store.requests import mark_approved
+
+            mark_approved(tx, action.manifest, approving)
         if plan.forced:
             tx.execute("SELECT set_config('flagctl.forced', 'true', true)")
         action.apply(tx, plan)
@@ -319,6 +351,29 @@ def _plan_or_record(
         if record:
             _record_refusal(conn, audit, refusal)
         raise
+
+
+def _request(
+    conn: psycopg.Connection[Any],
+    action: Action[Any],
+    audit: AuditContext,
+    needed: NeedsApproval,
+    plan: Plan | None,
+) -> None:
+    """Record the change as a pending request (its own transaction), and say how to approve it."""
+    from flagctl.model.durations import parse_duration
+    from flagctl.store.requests import create_request
+
+    assert plan is not None
+    approvals = action.manifest.model.approvals
+    expire = parse_duration(approvals.expire if approvals else "24h")
+    needed.request_id = create_request(
+        conn, action.manifest, plan.action, plan.summary, action.request_spec(plan), needed.why,
+        audit.reason, audit.actor, expire,
+    )  # fmt: skip
+    needed.message = f"{needed.message}; not applied: it waits as request {needed.request_id}"
+    needed.hint = f"another database user approves it: flagctl approve {needed.request_id} --reason … (within {approvals.expire if approvals else '24h'})"
+    needed.detail["request"] = needed.request_id
 
 
 def _record_refusal(conn: psycopg.Connection[Any], audit: AuditContext, refusal: PolicyRefused) -> None:

@@ -18,7 +18,7 @@ from flagctl.model.flagtypes import describe, effective_text
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.kills import holding
-from flagctl.rules.ladder import outside_ladder
+from flagctl.rules.ladder import needs_approval, outside_ladder
 from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
 
@@ -79,3 +79,11 @@ class SetFlag(Action[Plan]):
 
     def apply(self, conn: psycopg.Connection[Any], plan: Plan) -> None:
         FlagStore(conn, self.manifest).write(plan.changes)
+
+    def approval(self, plan: Plan) -> str | None:
+        return needs_approval(self.manifest, plan.changes, plan.forced)
+
+    def request_spec(self, plan: Plan) -> dict[str, Any]:
+        spec = self.manifest.flag(self.flag)
+        value = None if self.value is None else spec.to_db(self.value)
+        return {"kind": "set", "flag": self.flag, "value": value, "scope": self.scope, "force": self.force}

@@ -22,7 +22,7 @@ from flagctl.model.durations import format_duration
 from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
 from flagctl.model.scopes import GLOBAL
 from flagctl.rules.kills import holding
-from flagctl.rules.ladder import check_percent, describe_values, exposure_increases, label
+from flagctl.rules.ladder import check_percent, describe_values, exposure_increases, label, needs_approval
 from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
 from flagctl.verify import guardrails
@@ -64,6 +64,15 @@ class LadderMove(Action[StagePlan]):
 
     def apply(self, conn: psycopg.Connection[Any], plan: StagePlan) -> None:
         FlagStore(conn, self.manifest).write(plan.changes)
+
+    def approval(self, plan: StagePlan) -> str | None:
+        return needs_approval(self.manifest, plan.changes, plan.forced)
+
+    def request_spec(self, plan: StagePlan) -> dict[str, Any]:
+        """The stage the plan moves to (a step is requested as the move it would make)."""
+        percent = getattr(self, "percent", None)
+        return {"kind": "stage.set", "ladder": self.ladder, "stage": plan.stage, "percent": percent,
+                "force": self.force}  # fmt: skip
 
 
 @dataclass

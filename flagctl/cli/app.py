@@ -234,6 +234,7 @@ def _register() -> None:
         local,
         profile,
         release,
+        requests,
         restore,
         rollback,
         stage,
@@ -253,6 +254,9 @@ def _register() -> None:
     app.add_typer(local.app, name="local")
     app.add_typer(drill.app, name="drill")
     app.add_typer(freeze.app, name="freeze")
+    app.add_typer(requests.review_app, name="review")
+    app.command("requests")(requests.list_requests)
+    app.command("approve")(requests.approve)
     app.command("status")(status.status)
     app.command("kill")(kill.kill)
     app.command("release")(release.release)

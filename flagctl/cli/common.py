@@ -115,13 +115,14 @@ def mutate(
     action: Action[Any],
     break_locks: bool = False,
     after: Callable[[psycopg.Connection[Any], Outcome], None] | None = None,
+    approving: int | None = None,
 ) -> Outcome:
     """Run one action with the shared rules (reason, confirmation, audit), then render it
     (``after``: first report more about an outcome, on the same connection)."""
     from psycopg import errors as pg_errors
 
     from flagctl.actions.base import execute
-    from flagctl.store.db import translate
+    from flagctl.store.db import GENERIC_PRIVILEGE_HINT, translate
 
     action.validate()  # unknown names, bad scopes: before anything connects
     audit = audit_context(env, opts, action.name)
@@ -133,11 +134,18 @@ def mutate(
         outcome = execute(
             conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
             reconnect=lambda: connect(env), break_locks=break_locks, sleep=env.sleep,
-            idempotent=env.request_id is not None,
+            idempotent=env.request_id is not None, approving=approving,
         )  # fmt: skip
-    except (PermissionDenied, pg_errors.InsufficientPrivilege) as refused:
-        message = refused.message if isinstance(refused, PermissionDenied) else translate(refused).message
-        raise PermissionDenied(message, role_hint(action.name, conn.info.user)) from None
+    except pg_errors.InsufficientPrivilege as refused:
+        # flagctl's own guards (four eyes, the security role's limits) say what to do themselves
+        hint = refused.diag.message_hint or role_hint(action.name, conn.info.user)
+        raise PermissionDenied(translate(refused).message, hint) from None
+    except PermissionDenied as refused:
+        given = refused.hint or ""
+        generic = not given or given.startswith(GENERIC_PRIVILEGE_HINT)
+        raise PermissionDenied(
+            refused.message, role_hint(action.name, conn.info.user) if generic else given
+        ) from None
     if outcome.note:
         render.note(outcome.note)
     if outcome.applied and (after is not None or audit_key(env) is not None):

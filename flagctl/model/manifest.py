@@ -127,6 +127,15 @@ class Proofs(_Model):
     phase_role: str | None = None
 
 
+class Approvals(_Model):
+    """Which changes need a second person (four eyes): a pending request another database
+    user approves."""
+
+    at_or_above: Percent | None = None  # a ladder move to this exposure (percent) or more
+    forced: bool = False  # any --force
+    expire: str = "24h"  # how long a request waits for its approval
+
+
 class ManifestModel(_Model):
     version: Literal[1]
     system: Name
@@ -140,6 +149,7 @@ class ManifestModel(_Model):
     constraints: list[Constraint] = Field(default_factory=list)
     priority: list[str] = Field(default_factory=list)
     rollback: RollbackSpec | None = None
+    approvals: Approvals | None = None
 
 
 # ---------------------------------------------------------------- resolved views
@@ -355,6 +365,12 @@ def _check_references(model: ManifestModel) -> list[str]:
             problems.append(f"{where}: sets nothing; give set: or includes:")
     problems.extend(check_constraints(model.constraints, model.priority, model.flags))
     problems.extend(_check_rollback(model))
+    if model.approvals is not None:
+        try:
+            if parse_duration(model.approvals.expire).total_seconds() <= 0:
+                problems.append("approvals.expire: must be more than 0s")
+        except ValueError as exc:
+            problems.append(f"approvals.expire: {exc}")
     for name, guard in model.guardrails.items():
         if guard.max is None and guard.min is None:
             problems.append(f"guardrails.{name}: give a bound, max: or min:")

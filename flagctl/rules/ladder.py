@@ -84,3 +84,28 @@ def label(ladder: ResolvedLadder, values: dict[str, Any]) -> str:
     stage = ladder.position(values)
     name = stage.name if stage else "(off ladder)"
     return f"{name} ({describe_values(values)})"
+
+
+def needs_approval(manifest: Manifest, changes: list[Change], forced: bool) -> str | None:
+    """Why the manifest's ``approvals:`` want a second person for these changes (None: they
+    do not): a forced change, or a rollout raised to ``at_or_above`` percent or more."""
+    from flagctl.model.values import Rollout
+
+    rules = manifest.model.approvals
+    if rules is None:
+        return None
+    if rules.forced and forced:
+        return "a forced change needs a second person (approvals.forced)"
+    if rules.at_or_above is None:
+        return None
+    for change in changes:
+        after, before = change.after, change.before
+        if not isinstance(after, Rollout) or not after.enabled or after.percent < rules.at_or_above:
+            continue
+        was = before.percent if isinstance(before, Rollout) and before.enabled else -1
+        if after.percent > was:
+            return (
+                f"raising {change.flag} to {after.percent}% needs a second person "
+                f"(approvals.at_or_above: {rules.at_or_above})"
+            )
+    return None

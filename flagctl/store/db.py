@@ -107,6 +107,9 @@ def _transient(detail: str) -> bool:
     return not any(word in detail for word in permanent)
 
 
+GENERIC_PRIVILEGE_HINT = "ask for the privilege, or use another role"
+
+
 def translate(exc: Exception) -> FlagctlError:
     """Map a psycopg error to the domain error (and so the exit code) it means."""
     import psycopg
@@ -124,7 +127,7 @@ def translate(exc: Exception) -> FlagctlError:
     if diag.message_detail:
         text += f"\n{diag.message_detail}"
     if isinstance(exc, e.InsufficientPrivilege):
-        return PermissionDenied(text, hint or "ask for the privilege, or use another role")
+        return PermissionDenied(text, hint or GENERIC_PRIVILEGE_HINT)
     if isinstance(exc, e.LockNotAvailable):
         return ConflictError(text, hint or "another transaction holds the lock; retry shortly")
     if isinstance(exc, e.SerializationFailure | e.DeadlockDetected):
