@@ -50,6 +50,7 @@ lint: install
 bench: install
 	$(PY) bench/kill_latency.py
 	$(PY) bench/bucket_throughput.py
+	$(PY) bench/drill_ttm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
