@@ -144,3 +144,13 @@ def test_drill_list_and_show(groups: Cli, tmp_path: Path) -> None:
     shown = groups("drill", "show", str(drill_id))
     assert shown.exit_code == 0 and shown.stdout.startswith(f"# Drill {drill_id}")
     assert groups("drill", "show", "999").exit_code == 2
+
+
+def test_a_drill_refuses_while_a_rollback_is_under_way(recsys: Cli, tmp_path: Path) -> None:
+    recsys.sql(
+        "INSERT INTO flagctl.rollback_state (system, state, since) VALUES ('recsys', 'DEGRADED', now())"
+        " ON CONFLICT (system) DO UPDATE SET state = 'DEGRADED'"
+    )
+    refused = recsys("drill", "kill", "cf-off", *GO)
+    assert refused.exit_code == 1 and "rollback state machine is DEGRADED" in refused.stderr
+    assert recsys.sql("SELECT count(*) FROM flagctl.drills") == [(0,)]
