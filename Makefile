@@ -23,12 +23,16 @@ demo: install
 ## All tests on the embedded PostgreSQL 18, then the DB suite on the system PostgreSQL if present.
 test: test-embedded test-system
 
+# One embedded (or system) server per worker, each test in its own database: the suite
+# parallelises cleanly, and on two cores takes half the time.
+PARALLEL ?= -n auto --maxprocesses 4
+
 test-embedded: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(PARALLEL)
 
 test-system: install
 ifneq ($(SYSTEM_PG),)
-	FLAGCTL_TEST_SERVER=system $(PY) -m pytest -q -m "db and not slow"
+	FLAGCTL_TEST_SERVER=system $(PY) -m pytest -q -m "db and not slow" $(PARALLEL)
 else
 	@echo "no system PostgreSQL (pg_ctl) on this machine: DB suite ran on the embedded server only"
 endif

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -94,7 +95,9 @@ def server() -> Iterator[Server]:
         check=True,
         capture_output=True,
     )
-    port = 55432 + os.getpid() % 1000
+    with socket.socket() as probe:  # a free port (each pytest-xdist worker starts its own server)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     options = f"-k {root} -h '' -p {port} -c fsync=off -c max_connections=100"
     subprocess.run(
         _as_postgres(
