@@ -26,7 +26,7 @@ from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.bucketing import HASH_VERSION
 from flagctl.rules.constraints import overriding
 from flagctl.rules.evaluation import decide
-from flagctl.rules.kills import holding, overlay
+from flagctl.rules.kills import Engaged, holding, overlay
 from flagctl.store.db import read_only, subjects_from
 from flagctl.store.exemptions import exemptions_of
 from flagctl.store.flags import FlagStore, Snapshot
@@ -105,10 +105,28 @@ def evaluate(
     if isinstance(spec, RolloutFlag):
         check_hash_version(conn, spec)
     snapshot = FlagStore(conn, manifest).snapshot({name, *manifest.model.priority})
+    found = {name: exemptions_of(conn, manifest, name)}
+    return decide_from(
+        manifest, snapshot, list_engaged(conn, manifest), found, name, subject, scopes, internal
+    )
+
+
+def decide_from(
+    manifest: Manifest,
+    snapshot: Snapshot,
+    engaged: list[Engaged],
+    exemptions: dict[str, dict[str, str]],
+    name: str,
+    subject: str,
+    scopes: list[str],
+    internal: bool = False,
+) -> Decision:
+    """The decision for one subject from state already read — the one implementation
+    behind ``flagctl eval`` and the application's gate (``flagctl.gate``)."""
+    spec = manifest.flag(name)
     value, source = subject_value(manifest, snapshot, name, scopes)
-    found = exemptions_of(conn, manifest, name)
-    mine = {s: found[s] for s in scopes if s in found}
-    held = holding(list_engaged(conn, manifest), name, *scopes)
+    mine = {s: e for s, e in exemptions.get(name, {}).items() if s in scopes}
+    held = holding(engaged, name, *scopes)
     value = overlay(value, held, name)  # a kill holding the subject beats any override it has
     priority = overriding(manifest, snapshot.globals)
     verdict = decide(

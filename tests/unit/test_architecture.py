@@ -19,6 +19,7 @@ ALLOWED = {
     "verify": {"errors", "model", "rules", "store"},
     "views": {"errors", "model", "rules", "store", "verify"},
     "actions": {"errors", "model", "rules", "store", "verify", "views"},
+    "gate": {"errors", "model", "rules", "store", "views"},  # in application processes: no UI
     "cli": {"errors", "model", "rules", "store", "verify", "views", "actions", "config", "local", "__init__"},
     "__init__": set(),
     "__main__": {"cli"},

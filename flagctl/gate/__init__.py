@@ -1,0 +1,267 @@
+"""The gate: flag decisions inside an application process, from an in-memory snapshot that
+PostgreSQL keeps current.
+
+    from flagctl.gate import Gate
+
+    gate = Gate("host=db dbname=flags user=app", manifest="deploy/flagctl.yaml")
+    if gate.enabled("p3_advisory", user.id, scopes=[f"workspace:{ws}"]):
+        ...
+
+- **One implementation.** Decisions are ``flagctl eval``'s (``views.evaluate.decide_from``):
+  kills, priority flags, exemptions, internal audience, bucketing — byte for byte.
+- **No polling to see a kill.** A background thread LISTENs on the ``flagctl`` channel; the
+  audit trigger NOTIFYs in the transaction that changed a flag, so the notification arrives
+  when (and only if) the change commits, and the gate reloads.
+- **A missed notification is detected.** The snapshot carries its change sequence (the
+  newest audit seq of the system, read with it); every ``check`` interval the gate asks for
+  the newest seq and reloads if it has not seen it. A reconnect always reloads. A full
+  ``resync`` runs as a fallback too.
+- **Fail closed.** When the last successful read is older than ``staleness`` (the database
+  is gone), every decision is off (``enabled`` is False, ``value`` the flag's off value)
+  until the gate is current again. Before the first read, too.
+- **Thread-safe, asyncio-friendly.** The snapshot is replaced whole, never mutated; a
+  decision reads one reference and does no I/O, so it never blocks an event loop.
+
+The gate needs only ``SELECT`` on flagctl's tables (the ``flagctl_viewer`` role) and on
+the bound tables. It imports neither typer nor rich.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flagctl.model.manifest import Manifest, load_manifest
+from flagctl.model.values import Rollout
+from flagctl.rules.kills import Engaged
+from flagctl.store.flags import FlagStore, Snapshot
+from flagctl.store.switches import list_engaged
+from flagctl.views.evaluate import Decision, decide_from
+
+log = logging.getLogger("flagctl.gate")
+
+CHANNEL = "flagctl"
+NEWEST_SEQ = "SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = %s"
+EXEMPTIONS = "SELECT flag, scope, effect FROM flagctl.exemption WHERE system = %s"
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything a decision needs, read in one transaction, with its change sequence."""
+
+    snapshot: Snapshot
+    engaged: list[Engaged]
+    exemptions: dict[str, dict[str, str]]
+    seq: int  # the newest audit row of the system when it was read
+    read_at: float  # the gate's clock
+
+
+@dataclass
+class Stats:
+    reloads: int = 0
+    notifications: int = 0
+    missed: int = 0  # reloads because the change sequence moved without a notification
+    reconnects: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Gate:
+    """Flag decisions for an application, kept current by PostgreSQL (see the module)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        manifest: str | Path | Manifest,
+        system: str | None = None,
+        staleness: timedelta = timedelta(seconds=30),
+        check: timedelta = timedelta(seconds=5),
+        resync: timedelta | None = timedelta(minutes=5),
+        backoff: timedelta = timedelta(seconds=30),
+        clock: Callable[[], float] = time.monotonic,
+        connect: Callable[..., Any] | None = None,
+        start: bool = True,
+    ) -> None:
+        self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))
+        if system is not None and system != self.manifest.system:
+            raise ValueError(f"the manifest is for system {self.manifest.system!r}, not {system!r}")
+        self.dsn = dsn
+        self.staleness = staleness.total_seconds()
+        self.check = check.total_seconds()
+        self.resync = resync.total_seconds() if resync is not None else None
+        self.backoff = backoff.total_seconds()  # the longest wait between reconnects
+        self.clock = clock
+        self.stats = Stats()
+        self._connect = connect
+        self._state: State | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._reloaded = threading.Condition()
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    # ------------------------------------------------------------------ decisions
+
+    def enabled(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
+                internal: bool = False) -> bool:  # fmt: skip
+        """Is the flag on for this subject (in these scopes)? Off when the gate is stale."""
+        decision = self.decide(flag, subject_id, scopes, internal=internal)
+        return decision is not None and decision.eligible
+
+    def decide(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
+               internal: bool = False) -> Decision | None:  # fmt: skip
+        """The full decision with the rule that made it (None: stale, so off)."""
+        state = self._current()
+        if state is None:
+            return None
+        return decide_from(
+            self.manifest, state.snapshot, state.engaged, state.exemptions, flag, str(subject_id), list(scopes),
+            internal,
+        )  # fmt: skip
+
+    def value(self, flag: str, scopes: list[str] | tuple[str, ...] = ()) -> Any:
+        """The flag's value in these scopes (a kill holding them applied). When stale: the
+        flag's off value — a rollout disabled, a bool False, otherwise its default."""
+        from flagctl.rules.kills import holding, overlay
+        from flagctl.views.evaluate import subject_value
+
+        spec = self.manifest.flag(flag)
+        state = self._current()
+        if state is None:
+            default = spec.default_value()
+            if isinstance(default, Rollout):
+                return Rollout(False, 0)
+            return False if isinstance(default, bool) else default
+        value, _ = subject_value(self.manifest, state.snapshot, flag, list(scopes))
+        return overlay(value, holding(state.engaged, flag, *scopes), flag)
+
+    @property
+    def seq(self) -> int | None:
+        """The change sequence of the snapshot in use (None: none yet)."""
+        state = self._state
+        return None if state is None else state.seq
+
+    def fresh(self) -> bool:
+        return self._current() is not None
+
+    def _current(self) -> State | None:
+        state = self._state
+        if state is None or self.clock() - state.read_at > self.staleness:
+            return None
+        return state
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="flagctl-gate", daemon=True)
+            self._thread.start()
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait for the first snapshot (True once there is one)."""
+        return self._ready.wait(timeout)
+
+    def wait_fresh(self, timeout: float = 10.0) -> bool:
+        """Wait until the gate is current (a read within the staleness bound)."""
+        with self._reloaded:
+            return self._reloaded.wait_for(self.fresh, timeout)
+
+    def wait_for_seq(self, seq: int, timeout: float = 10.0) -> bool:
+        """Wait until the gate has applied every change up to audit row ``seq`` (True), or
+        the timeout passed (False) — how a caller knows a kill reached this process."""
+        with self._reloaded:
+            return self._reloaded.wait_for(lambda: (self.seq or 0) >= seq, timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Gate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the listener
+
+    def _open(self) -> Any:
+        import psycopg
+
+        connect = self._connect or psycopg.connect
+        return connect(self.dsn, autocommit=True, application_name="flagctl-gate")
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with self._open() as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.reload(conn)  # after LISTEN: nothing committed since can be missed
+                    delay = 0.5
+                    self._listen(conn)
+            except Exception as exc:  # the database is gone: back off, then reconnect
+                self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                log.warning("flagctl gate lost the database (%s); retrying in %.1fs", exc, delay)
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, self.backoff)
+                self.stats.reconnects += 1
+
+    def _listen(self, conn: Any) -> None:
+        last_check = last_resync = self.clock()
+        while not self._stop.is_set():
+            changed = False
+            for note in conn.notifies(timeout=min(self.check, 0.25) or 0.05, stop_after=100):
+                if self._mine(note.payload):
+                    self.stats.notifications += 1
+                    changed = True
+            now = self.clock()
+            if changed:
+                self.reload(conn)
+                last_check = now
+                continue
+            if self.resync is not None and now - last_resync >= self.resync:
+                self.reload(conn)
+                last_resync = last_check = now
+            elif now - last_check >= self.check:
+                newest = conn.execute(NEWEST_SEQ, (self.manifest.system,)).fetchone()[0]
+                state = self._state
+                if state is None or newest != state.seq:
+                    self.stats.missed += 1
+                    self.reload(conn)
+                else:  # nothing new: the snapshot is confirmed current
+                    self._state = State(state.snapshot, state.engaged, state.exemptions, state.seq, now)
+                last_check = now
+
+    def _mine(self, payload: str) -> bool:
+        try:
+            return bool(json.loads(payload).get("system") == self.manifest.system)
+        except ValueError:
+            return False
+
+    def reload(self, conn: Any) -> None:
+        """Read the whole state of the system in one repeatable-read transaction."""
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            seq = int(conn.execute(NEWEST_SEQ, (self.manifest.system,)).fetchone()[0])
+            snapshot = FlagStore(conn, self.manifest).snapshot()
+            engaged = list_engaged(conn, self.manifest)
+            exemptions: dict[str, dict[str, str]] = {}
+            for flag, scope, effect in conn.execute(EXEMPTIONS, (self.manifest.system,)).fetchall():
+                exemptions.setdefault(flag, {})[scope] = effect
+        finally:
+            conn.execute("COMMIT")
+        with self._reloaded:
+            self._state = State(snapshot, engaged, exemptions, seq, self.clock())
+            self.stats.reloads += 1
+            self._reloaded.notify_all()
+        self._ready.set()

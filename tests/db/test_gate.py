@@ -1,0 +1,131 @@
+"""flagctl.gate in an application process: it sees a kill without polling, detects a
+missed notification, fails closed when the database is gone, and decides exactly as
+`flagctl eval` does."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+from flagctl import local
+from flagctl.gate import Gate
+from tests.conftest import GROUPS_MANIFEST, WS8_MANIFEST, WS8_SCHEMA, Cli
+
+GO = ("-r", "INC-5", "-y")
+NEWEST = "SELECT max(seq) FROM flagctl.audit"
+
+
+class Ticks:
+    """A monotonic clock the test moves (the gate's staleness and check intervals)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def newest(cli: Cli) -> int:
+    return int(cli.sql(NEWEST)[0][0])
+
+
+def test_the_gate_sees_a_kill_without_polling(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "broad", "--percent", "50", "--force", *GO)
+    with Gate(ws8.dsn, manifest=WS8_MANIFEST, check=_hours(1), resync=None) as gate:
+        assert gate.wait_ready()
+        on = [s for s in range(200) if gate.enabled("p3_advisory", s)]
+        assert 60 < len(on) < 140  # about half
+        assert ws8("kill", "p3-off", *GO).exit_code == 0
+        assert gate.wait_for_seq(newest(ws8), timeout=10)
+        assert not any(gate.enabled("p3_advisory", s) for s in on)
+        assert gate.stats.notifications >= 1 and gate.stats.missed == 0  # told, not polled
+        decision = gate.decide("p3_advisory", on[0])
+        assert decision is not None and "kill switch p3-off" in decision.rule
+
+
+def test_the_gate_decides_exactly_as_eval(groups: Cli) -> None:
+    import json
+
+    groups("stage", "set", "groups", "stage0-dogfood", *GO)
+    groups("set", "F3", "true", "--scope", "workspace:42", *GO)
+    groups("kill", "KS1", "--scope", "workspace:7", *GO)
+    with Gate(groups.dsn, manifest=GROUPS_MANIFEST) as gate:
+        assert gate.wait_ready()
+        for flag in ("F1", "F2", "F3"):
+            for scopes in ([], ["workspace:42"], ["workspace:7"]):
+                args = [a for s in scopes for a in ("--scope", s)]
+                expected = json.loads(groups("eval", flag, "--id", "u-1", *args, "-o", "json").stdout)
+                mine = gate.decide(flag, "u-1", scopes)
+                assert mine is not None and (mine.eligible, mine.rule) == (
+                    expected["eligible"],
+                    expected["rule"],
+                )
+
+
+def test_a_missed_notification_is_detected_by_the_change_sequence(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", *GO)
+    ticks = Ticks()
+    with Gate(ws8.dsn, manifest=WS8_MANIFEST, check=_seconds(5), resync=None, clock=ticks) as gate:
+        assert gate.wait_ready()
+        ws8.sql("ALTER TABLE flagctl.audit DISABLE TRIGGER audit_notify")  # this change notifies no one
+        assert ws8("kill", "p3-off", *GO).exit_code == 0
+        ws8.sql("ALTER TABLE flagctl.audit ENABLE TRIGGER audit_notify")
+        ticks.now += 6  # past the check interval: the gate compares change sequences
+        assert gate.wait_for_seq(newest(ws8), timeout=10)
+        assert gate.stats.missed >= 1
+        assert gate.value("p3_advisory").enabled is False
+
+
+def test_the_gate_fails_closed_when_the_database_is_gone() -> None:
+    root = Path(tempfile.mkdtemp(prefix="flagctl-gate-"))
+    pgdata = root / "pg"
+    ticks = Ticks()
+    try:
+        server = _start(pgdata)
+        with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE gate")
+        cli = Cli(server.dsn("gate"), WS8_MANIFEST)
+        cli.sql(WS8_SCHEMA)
+        assert cli("db", "init").exit_code == 0
+        assert cli("stage", "set", "p3", "full", "--force", *GO).exit_code == 0
+        gate = Gate(
+            cli.dsn, manifest=WS8_MANIFEST, staleness=_seconds(30), backoff=_seconds(0.5), clock=ticks
+        )
+        try:
+            assert gate.wait_ready() and gate.enabled("p3_advisory", "anyone")
+            local.stop(pgdata, mode="immediate")
+            ticks.now += 31  # no read for longer than the staleness bound
+            assert not gate.enabled("p3_advisory", "anyone")  # fail closed
+            assert gate.value("p3_advisory").enabled is False
+            _start(pgdata)
+            assert gate.wait_fresh(timeout=60)  # reconnected (backing off) and reloaded
+            assert gate.enabled("p3_advisory", "anyone")
+            assert gate.stats.reconnects >= 1
+        finally:
+            gate.close()
+    finally:
+        local.stop(pgdata, mode="immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start(pgdata: Path) -> local.LocalStatus:
+    code = f"from flagctl import local; from pathlib import Path; local.ensure_running(Path({str(pgdata)!r}))"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+    return local.status(pgdata)
+
+
+def _seconds(n: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    return timedelta(seconds=n)
+
+
+def _hours(n: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    return timedelta(hours=n)
