@@ -223,6 +223,7 @@ def root(
 def _register() -> None:
     from flagctl.cli.commands import (
         audit,
+        clients,
         db,
         demo,
         drill,
@@ -257,6 +258,7 @@ def _register() -> None:
     app.add_typer(requests.review_app, name="review")
     app.command("requests")(requests.list_requests)
     app.command("approve")(requests.approve)
+    app.command("clients")(clients.list_clients)
     app.command("status")(status.status)
     app.command("kill")(kill.kill)
     app.command("release")(release.release)

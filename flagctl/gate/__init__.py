@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +51,15 @@ from flagctl.views.evaluate import Decision, decide_from
 log = logging.getLogger("flagctl.gate")
 
 CHANNEL = "flagctl"
+REGISTER = "INSERT INTO flagctl.clients (system, host, pid, application) VALUES (%s, %s, %s, %s) RETURNING id"
+# Heartbeat and acknowledgement in one: seen now; applied_at moves only with applied_seq.
+ACK = """
+UPDATE flagctl.clients
+   SET seen_at = clock_timestamp(), applied_seq = %(seq)s,
+       applied_at = CASE WHEN applied_seq = %(seq)s THEN applied_at ELSE clock_timestamp() END
+ WHERE id = %(id)s
+"""
+UNREGISTER = "DELETE FROM flagctl.clients WHERE id = %s"
 NEWEST_SEQ = "SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = %s"
 EXEMPTIONS = "SELECT flag, scope, effect FROM flagctl.exemption WHERE system = %s"
 
@@ -87,6 +99,8 @@ class Gate:
         backoff: timedelta = timedelta(seconds=30),
         clock: Callable[[], float] = time.monotonic,
         connect: Callable[..., Any] | None = None,
+        application: str | None = None,
+        register: bool = True,
         start: bool = True,
     ) -> None:
         self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))
@@ -100,6 +114,9 @@ class Gate:
         self.clock = clock
         self.stats = Stats()
         self._connect = connect
+        self.application = application or Path(sys.argv[0] or "python").name
+        self.register = register  # in flagctl.clients, for `flagctl kill --wait-ack` and `flagctl clients`
+        self._client: int | None = None
         self._state: State | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -208,6 +225,8 @@ class Gate:
                     self.reload(conn)  # after LISTEN: nothing committed since can be missed
                     delay = 0.5
                     self._listen(conn)
+                    if self._client is not None:  # stopping: no longer a live client
+                        conn.execute(UNREGISTER, (self._client,))
             except Exception as exc:  # the database is gone: back off, then reconnect
                 self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
                 log.warning("flagctl gate lost the database (%s); retrying in %.1fs", exc, delay)
@@ -240,6 +259,7 @@ class Gate:
                     self.reload(conn)
                 else:  # nothing new: the snapshot is confirmed current
                     self._state = State(state.snapshot, state.engaged, state.exemptions, state.seq, now)
+                    self._ack(conn, state.seq)
                 last_check = now
 
     def _mine(self, payload: str) -> bool:
@@ -265,3 +285,16 @@ class Gate:
             self.stats.reloads += 1
             self._reloaded.notify_all()
         self._ready.set()
+        self._ack(conn, seq)
+
+    def _ack(self, conn: Any, seq: int) -> None:
+        """Say that this process applies the state up to audit row ``seq`` (and is alive)."""
+        if not self.register:
+            return
+        if self._client is not None and conn.execute(ACK, {"seq": seq, "id": self._client}).rowcount == 1:
+            return
+        row = conn.execute(
+            REGISTER, (self.manifest.system, socket.gethostname(), os.getpid(), self.application)
+        )
+        self._client = int(row.fetchone()[0])
+        conn.execute(ACK, {"seq": seq, "id": self._client})

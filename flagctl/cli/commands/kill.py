@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,7 +22,8 @@ from flagctl.cli.common import (
     mutate,
 )
 from flagctl.cli.render import Output
-from flagctl.errors import UsageError
+from flagctl.errors import CheckFailed, UsageError
+from flagctl.model.durations import format_duration
 
 if TYPE_CHECKING:
     import psycopg
@@ -46,6 +48,18 @@ def kill(
             "holding them (recorded in the audit), and engage.",
         ),
     ] = False,
+    wait_ack: Annotated[
+        bool,
+        typer.Option(
+            "--wait-ack",
+            help="After the kill: wait until every live gate client (flagctl clients) has applied it; "
+            "exit 1 naming the ones that have not (the kill stays engaged).",
+        ),
+    ] = False,
+    timeout: Annotated[str, typer.Option("--timeout", help="--wait-ack: how long to wait.")] = "5s",
+    live: Annotated[
+        str, typer.Option("--live", help="--wait-ack: a client seen within this long counts as live.")
+    ] = "30s",
     reason: ReasonOpt = None,
     yes: YesOpt = False,
     actor: ActorOpt = None,
@@ -63,12 +77,48 @@ def kill(
         return
     if switch is None:
         raise UsageError("kill needs a SWITCH (or --list)", "flagctl kill --list shows them")
-    mutate(
+    waits = _ack_bounds(timeout, live) if wait_ack else None
+    outcome = mutate(
         env,
         Mutation(reason, yes, actor, dry_run, output),
         Kill(loaded, switch, scope),
         break_locks=break_locks,
         after=lambda conn, outcome: _report_drift(conn, loaded, outcome),
+    )
+    if waits is not None and not outcome.dry_run:
+        _wait_acks(env, loaded, *waits)
+
+
+def _ack_bounds(timeout: str, live: str) -> tuple[timedelta, timedelta]:
+    from flagctl.model.durations import parse_duration
+
+    try:
+        return parse_duration(timeout), parse_duration(live)
+    except ValueError as exc:
+        raise UsageError(f"--timeout/--live: {exc}") from None
+
+
+def _wait_acks(env: Environment, loaded: Manifest, timeout: timedelta, live: timedelta) -> None:
+    """Wait (on the server) until every live gate client applied the newest change."""
+    from flagctl.store.clients import wait_acks
+
+    clients = wait_acks(connect(env), loaded, timeout, live)
+    if not clients:
+        render.note("no live gate client to confirm the kill (flagctl clients lists them)")
+        return
+    late = [c for c in clients if not c.acked]
+    if late:
+        names = "; ".join(f"{c.host} pid {c.pid} ({c.application}, at change {c.applied_seq})" for c in late)
+        raise CheckFailed(
+            f"{len(late)} of {len(clients)} live gate clients did not apply the kill within "
+            f"{format_duration(timeout)}: {names}",
+            "the kill is engaged in the database; those processes still decide on the old state — "
+            "check them (flagctl clients)",
+        )
+    slowest = max(clients, key=lambda c: c.after_seconds)
+    render.note(
+        f"confirmed: all {len(clients)} live gate clients applied the kill; the slowest, {slowest.host} "
+        f"pid {slowest.pid}, {slowest.after_seconds * 1000:.0f} ms after the wait began"
     )
 
 

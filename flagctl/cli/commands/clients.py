@@ -1,0 +1,29 @@
+"""flagctl clients — the application processes running a gate, and how far behind they are."""
+
+from __future__ import annotations
+
+import typer
+
+from flagctl.cli import render
+from flagctl.cli.common import OutputOpt, connect, env_of, manifest
+from flagctl.cli.render import Output
+
+
+def list_clients(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
+    """Gate clients of this system: host, pid, application, when last seen, and how many
+    changes they have not applied yet (lag)."""
+    from flagctl.store.clients import clients
+
+    env = env_of(ctx)
+    found = clients(connect(env), manifest(env))
+    now = env.clock()
+    if output is Output.json:
+        render.emit_json({"clients": [c.to_json(now) for c in found]})
+        return
+    if not found:
+        render.out("no gate client has registered (flagctl.gate.Gate registers itself)")
+        return
+    rows = [
+        (c.id, c.host, c.pid, c.application, render.when(c.seen_at), c.applied_seq, c.behind) for c in found
+    ]
+    render.out(render.table(rows, ["id", "host", "pid", "application", "seen", "applied", "behind"]))

@@ -1,0 +1,75 @@
+"""Gate clients (``flagctl.clients``): who runs a gate, and what it has applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from flagctl.model.manifest import Manifest
+
+if TYPE_CHECKING:
+    import psycopg
+
+NEWEST = "SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = %s"
+WAIT = "SELECT id, host, pid, application, applied_seq, acked, after_seconds FROM flagctl.wait_acks(%s, %s, %s, %s)"
+CLIENTS = """
+SELECT id, host, pid, application, db_user, started_at, seen_at, applied_seq, applied_at,
+       (SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = %s) - applied_seq
+  FROM flagctl.clients WHERE system = %s ORDER BY id
+"""
+
+
+@dataclass(frozen=True)
+class Ack:
+    id: int
+    host: str
+    pid: int
+    application: str
+    applied_seq: int
+    acked: bool
+    after_seconds: float
+
+
+@dataclass(frozen=True)
+class Client:
+    id: int
+    host: str
+    pid: int
+    application: str
+    db_user: str
+    started_at: datetime
+    seen_at: datetime
+    applied_seq: int
+    applied_at: datetime | None
+    behind: int  # audit rows of the system it has not applied
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "application": self.application,
+            "db_user": self.db_user,
+            "started_at": self.started_at.isoformat(),
+            "seen_at": self.seen_at.isoformat(),
+            "seen_seconds_ago": round((now - self.seen_at).total_seconds(), 3),
+            "applied_seq": self.applied_seq,
+            "behind": self.behind,
+        }
+
+
+def wait_acks(
+    conn: psycopg.Connection[Any], manifest: Manifest, timeout: timedelta, live: timedelta
+) -> list[Ack]:
+    """Wait on the server until every live client applied the system's newest change (or
+    the timeout); every live client, acknowledged or not."""
+    row = conn.execute(NEWEST, (manifest.system,)).fetchone()
+    seq = int(row[0]) if row else 0
+    bound = int((timeout + timedelta(seconds=10)).total_seconds() * 1000)  # the session's own bound
+    conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{bound}ms",))
+    return [Ack(*r) for r in conn.execute(WAIT, (manifest.system, seq, timeout, live)).fetchall()]
+
+
+def clients(conn: psycopg.Connection[Any], manifest: Manifest) -> list[Client]:
+    return [Client(*r) for r in conn.execute(CLIENTS, (manifest.system, manifest.system)).fetchall()]

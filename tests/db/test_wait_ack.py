@@ -1,0 +1,66 @@
+"""Confirmed kills: `flagctl kill --wait-ack` returns once every live gate client applied
+the kill, and names a client that did not (a paused process) — the kill staying engaged."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from flagctl.gate import Gate
+from tests.conftest import WS8_MANIFEST, Cli
+
+GO = ("-r", "INC-6", "-y")
+GATE_PROCESS = """
+import sys, time
+from flagctl.gate import Gate
+gate = Gate(sys.argv[1], manifest=sys.argv[2], application="checkout-api")
+gate.wait_ready()
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_wait_ack_confirms_every_live_client(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", *GO)
+    with Gate(ws8.dsn, manifest=WS8_MANIFEST, application="search-api") as gate:
+        assert gate.wait_ready()
+        listed = json.loads(ws8("clients", "-o", "json").stdout)["clients"]
+        assert [c["application"] for c in listed] == ["search-api"] and listed[0]["behind"] == 0
+        result = ws8("kill", "p3-off", "--wait-ack", "--timeout", "10s", *GO)
+        assert result.exit_code == 0, result.stderr
+        assert "confirmed: all 1 live gate clients applied the kill" in result.stderr
+        assert gate.value("p3_advisory").enabled is False
+    assert json.loads(ws8("clients", "-o", "json").stdout)["clients"] == []  # closed: unregistered
+
+
+def test_wait_ack_names_a_paused_client_and_the_kill_stays(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", *GO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", GATE_PROCESS, ws8.dsn, str(WS8_MANIFEST)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        os.kill(proc.pid, signal.SIGSTOP)  # a process that stopped reading (GC pause, debugger, swap)
+        result = ws8("kill", "p3-off", "--wait-ack", "--timeout", "1s", *GO)
+        assert result.exit_code == 1, result.stderr
+        assert f"pid {proc.pid} (checkout-api" in result.stderr and "did not apply the kill" in result.stderr
+        assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+        behind = json.loads(ws8("clients", "-o", "json").stdout)["clients"][0]["behind"]
+        assert behind > 0
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()
+        proc.wait()
+
+
+def test_wait_ack_with_no_live_client_says_so(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", *GO)
+    ws8.sql(
+        "INSERT INTO flagctl.clients (system, host, pid, application, seen_at)"
+        " VALUES ('phase3', 'old-host', 1, 'gone-api', now() - interval '1 hour')"
+    )
+    result = ws8("kill", "p3-off", "--wait-ack", *GO)
+    assert result.exit_code == 0 and "no live gate client" in result.stderr
