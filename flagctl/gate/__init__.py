@@ -117,6 +117,7 @@ class Gate:
         self.application = application or Path(sys.argv[0] or "python").name
         self.register = register  # in flagctl.clients, for `flagctl kill --wait-ack` and `flagctl clients`
         self._client: int | None = None
+        self._listeners: list[Callable[[int], None]] = []
         self._state: State | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -159,6 +160,10 @@ class Gate:
             return False if isinstance(default, bool) else default
         value, _ = subject_value(self.manifest, state.snapshot, flag, list(scopes))
         return overlay(value, holding(state.engaged, flag, *scopes), flag)
+
+    def on_change(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(seq)`` (on the gate's thread) whenever a reload brings changes."""
+        self._listeners.append(callback)
 
     @property
     def seq(self) -> int | None:
@@ -281,11 +286,18 @@ class Gate:
         finally:
             conn.execute("COMMIT")
         with self._reloaded:
+            before = self._state
             self._state = State(snapshot, engaged, exemptions, seq, self.clock())
             self.stats.reloads += 1
             self._reloaded.notify_all()
         self._ready.set()
         self._ack(conn, seq)
+        if before is not None and before.seq != seq:
+            for callback in list(self._listeners):
+                try:
+                    callback(seq)
+                except Exception:  # a listener's bug must not stop the gate
+                    log.exception("flagctl gate: a change listener failed")
 
     def _ack(self, conn: Any, seq: int) -> None:
         """Say that this process applies the state up to audit row ``seq`` (and is alive)."""

@@ -1,0 +1,151 @@
+"""An OpenFeature provider backed by the gate: an application that already uses the
+OpenFeature SDK switches to flagctl in one line.
+
+    from openfeature import api
+    from flagctl.gate.openfeature import FlagctlProvider
+
+    api.set_provider(FlagctlProvider(dsn, manifest="deploy/flagctl.yaml"))
+    client = api.get_client()
+    client.get_boolean_value("p3_advisory", False, EvaluationContext("user-1", {"workspace": "42"}))
+
+- the evaluation context's targeting key is the subject id; an attribute named like a scope
+  kind of the flag (``workspace``, ``region``, …) is that scope (``workspace:42``), an
+  attribute ``scopes`` may list ``KIND:VALUE`` scopes directly, and ``internal: True`` puts
+  the subject in the internal audience;
+- ``reason`` and ``variant`` come from the rule that decided (a kill is DISABLED, a bucket
+  SPLIT, an exemption or the internal audience TARGETING_MATCH, a plain value STATIC);
+- a stale gate (database gone beyond the staleness bound) fails closed: the flag's off
+  value with reason STALE — never the caller's default, which could be "on";
+- every change the gate applies emits PROVIDER_CONFIGURATION_CHANGED.
+
+Needs the optional extra: ``pip install 'flagctl[openfeature]'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import ProviderEventDetails
+from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+from openfeature.provider import AbstractProvider, Metadata
+
+from flagctl.gate import Gate
+from flagctl.model.flagtypes import SCOPE, BoolFlag, RolloutFlag
+from flagctl.model.manifest import Manifest
+from flagctl.model.values import Rollout
+
+T = TypeVar("T")
+
+
+class FlagctlProvider(AbstractProvider):
+    """OpenFeature resolution from a flagctl gate (see the module)."""
+
+    def __init__(self, dsn: str | None = None, *, manifest: str | Path | Manifest | None = None,
+                 gate: Gate | None = None, **options: Any) -> None:  # fmt: skip
+        if gate is None:
+            if dsn is None or manifest is None:
+                raise ValueError("give a gate, or a dsn and a manifest")
+            gate = Gate(dsn, manifest=manifest, **options)
+        self.gate = gate
+        self.gate.on_change(self._changed)
+
+    def get_metadata(self) -> Metadata:
+        return Metadata(name="flagctl")
+
+    def initialize(self, evaluation_context: EvaluationContext) -> None:
+        self.gate.wait_ready()
+
+    def shutdown(self) -> None:
+        self.gate.close()
+
+    def _changed(self, seq: int) -> None:
+        self.emit_provider_configuration_changed(ProviderEventDetails(message=f"flagctl change {seq}"))
+
+    # ------------------------------------------------------------------ resolution
+
+    def resolve_boolean_details(
+        self, flag_key: str, default_value: bool, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[bool]:
+        spec = self.gate.manifest.flags.get(flag_key)
+        if spec is None:
+            return _error(default_value, ErrorCode.FLAG_NOT_FOUND, f"no flag {flag_key!r}")
+        if not isinstance(spec, RolloutFlag | BoolFlag):
+            return _error(default_value, ErrorCode.TYPE_MISMATCH, f"{flag_key} is {spec.type}, not boolean")
+        context = evaluation_context or EvaluationContext()
+        if context.targeting_key is None and isinstance(spec, RolloutFlag):
+            return _error(default_value, ErrorCode.TARGETING_KEY_MISSING, "a rollout needs a targeting key")
+        scopes = _scopes(spec.scopes, context.attributes)
+        internal = context.attributes.get("internal") is True
+        decision = self.gate.decide(flag_key, context.targeting_key or "", scopes, internal=internal)
+        if decision is None:
+            return FlagResolutionDetails(False, reason=Reason.STALE, variant="off")
+        return FlagResolutionDetails(
+            decision.eligible, reason=_reason(decision.rule), variant="on" if decision.eligible else "off",
+            flag_metadata={"rule": decision.rule, **({"bucket": decision.bucket} if decision.bucket is not None else {})},
+        )  # fmt: skip
+
+    def resolve_string_details(
+        self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[str]:
+        return self._value(flag_key, default_value, evaluation_context, (str,))
+
+    def resolve_integer_details(
+        self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[int]:
+        return self._value(flag_key, default_value, evaluation_context, (int,))
+
+    def resolve_float_details(
+        self, flag_key: str, default_value: float, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[float]:
+        return self._value(flag_key, default_value, evaluation_context, (float, int))
+
+    def resolve_object_details(
+        self, flag_key: str, default_value: Any, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[Any]:
+        return self._value(flag_key, default_value, evaluation_context, (list, dict))
+
+    def _value(
+        self, flag_key: str, default_value: T, context: EvaluationContext | None, kinds: tuple[type, ...]
+    ) -> FlagResolutionDetails[T]:
+        spec = self.gate.manifest.flags.get(flag_key)
+        if spec is None:
+            return _error(default_value, ErrorCode.FLAG_NOT_FOUND, f"no flag {flag_key!r}")
+        scopes = _scopes(spec.scopes, (context or EvaluationContext()).attributes)
+        fresh = self.gate.fresh()
+        value: Any = self.gate.value(flag_key, scopes)
+        if isinstance(value, Rollout):
+            value = value.to_json()
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            return _error(default_value, ErrorCode.TYPE_MISMATCH, f"{flag_key} is {spec.type}")
+        if kinds == (float, int) and isinstance(value, int | float):
+            value = float(value)
+        reason = Reason.STATIC if fresh else Reason.STALE
+        return FlagResolutionDetails(value, reason=reason, variant=str(value))
+
+
+def _scopes(kinds: Sequence[str], attributes: Mapping[str, Any]) -> list[str]:
+    """The flag's scopes from the context: ``workspace: 42`` → ``workspace:42``, and any
+    ``scopes: [KIND:VALUE, …]`` given directly."""
+    found = [f"{kind}:{attributes[kind]}" for kind in kinds if attributes.get(kind) is not None]
+    listed = attributes.get("scopes")
+    if isinstance(listed, list | tuple):
+        found += [s for s in listed if isinstance(s, str) and SCOPE.match(s)]
+    return found
+
+
+def _reason(rule: str) -> str:
+    if rule.startswith(("kill switch", "priority flag", "stage off")):
+        return Reason.DISABLED
+    if "exemption" in rule or rule.startswith("internal audience"):
+        return Reason.TARGETING_MATCH
+    if "bucket" in rule:
+        return Reason.SPLIT
+    return Reason.STATIC
+
+
+def _error(default: T, code: ErrorCode, message: str) -> FlagResolutionDetails[T]:
+    return FlagResolutionDetails(default, error_code=code, error_message=message, reason=Reason.ERROR)
