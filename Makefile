@@ -52,9 +52,11 @@ lint: install
 
 ## Kill latency (flagctl vs bare psycopg vs psql) and bucketing throughput (docs/performance.md).
 bench: install
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/kill_latency.py
 	$(PY) bench/bucket_throughput.py
 	$(PY) bench/drill_ttm.py
+	$(PY) bench/gate_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
