@@ -194,6 +194,16 @@ def root(
             "is not applied twice (a kill always re-runs: it re-asserts). Default: a fresh UUID.",
         ),
     ] = None,
+    all_targets: Annotated[
+        bool,
+        typer.Option(
+            "--all-targets",
+            help="Run on every target of the config file (kill, release, status, verify, stage show).",
+        ),
+    ] = False,
+    per_target_timeout: Annotated[
+        str, typer.Option("--per-target-timeout", help="Fan-out: how long each target may take.")
+    ] = "30s",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
@@ -218,6 +228,33 @@ def root(
         raise UsageError(f"--lock-timeout: {exc}") from None
     if env.lock_timeout > MAX_LOCK_TIMEOUT:
         raise UsageError(f"--lock-timeout {lock_timeout}: PostgreSQL waits for a lock at most 24d")
+    if all_targets or (target and "," in target):
+        _fan_out(ctx, env, target, all_targets, per_target_timeout)
+
+
+def _fan_out(ctx: typer.Context, env: Environment, target: str | None, every: bool, timeout: str) -> None:
+    """--target a,b,c / --all-targets: the command runs once per target (see cli.fanout)."""
+    from flagctl.cli import fanout
+    from flagctl.model.durations import parse_duration
+
+    name = ctx.invoked_subcommand or ""
+    command: tuple[str, ...] = (name,)
+    if name == "stage":  # stage show: the word after it
+        rest = env.argv[env.argv.index("stage") + 1 :] if "stage" in env.argv else []
+        command = (name, next((a for a in rest if not a.startswith("-")), ""))
+    if command not in fanout.COMMANDS:
+        raise UsageError(
+            f"{' '.join(command) or 'this command'} does not fan out over targets",
+            "fan-out works for kill, release, status, verify and stage show",
+        )
+    if env.dsn:
+        raise UsageError("give --dsn or --target/--all-targets, not both")
+    try:
+        seconds = parse_duration(timeout).total_seconds()
+    except ValueError as exc:
+        raise UsageError(f"--per-target-timeout: {exc}") from None
+    names = fanout.targets_of(env, target, every)
+    raise typer.Exit(fanout.run(env, names, env.argv[1:], seconds))
 
 
 def _register() -> None:
