@@ -57,6 +57,7 @@ bench: install
 	$(PY) bench/bucket_throughput.py
 	$(PY) bench/drill_ttm.py
 	$(PY) bench/gate_bench.py
+	$(PY) bench/fanout_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
