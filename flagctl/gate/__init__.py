@@ -290,8 +290,8 @@ class Gate:
             self._state = State(snapshot, engaged, exemptions, seq, self.clock())
             self.stats.reloads += 1
             self._reloaded.notify_all()
-        self._ready.set()
         self._ack(conn, seq)
+        self._ready.set()
         if before is not None and before.seq != seq:
             for callback in list(self._listeners):
                 try:
@@ -300,9 +300,22 @@ class Gate:
                     log.exception("flagctl gate: a change listener failed")
 
     def _ack(self, conn: Any, seq: int) -> None:
-        """Say that this process applies the state up to audit row ``seq`` (and is alive)."""
+        """Say that this process applies the state up to audit row ``seq`` (and is alive).
+        A database user that may not register (no INSERT on flagctl.clients) still gets a
+        working gate: it only goes unseen by `kill --wait-ack`."""
         if not self.register:
             return
+        import psycopg
+
+        try:
+            self._register_and_ack(conn, seq)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            self.register = False
+            log.warning(
+                "flagctl gate cannot register in flagctl.clients (%s); kill --wait-ack will not see it", exc
+            )
+
+    def _register_and_ack(self, conn: Any, seq: int) -> None:
         if self._client is not None and conn.execute(ACK, {"seq": seq, "id": self._client}).rowcount == 1:
             return
         row = conn.execute(

@@ -129,3 +129,21 @@ def _hours(n: float):  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
     return timedelta(hours=n)
+
+
+def test_a_gate_without_the_right_to_register_still_decides(ws8: Cli) -> None:
+    import uuid
+
+    ws8("stage", "set", "p3", "full", "--force", *GO)
+    name = f"reader_{uuid.uuid4().hex[:8]}"
+    ws8.sql(
+        f"CREATE ROLE {name} LOGIN; GRANT USAGE ON SCHEMA flagctl TO {name};"
+        f" GRANT SELECT ON ALL TABLES IN SCHEMA flagctl TO {name}; GRANT SELECT ON p3_feature_state TO {name}"
+    )
+    try:
+        dsn = ws8.dsn.replace("user=postgres", f"user={name}")
+        with Gate(dsn, manifest=WS8_MANIFEST) as gate:
+            assert gate.wait_ready() and gate.enabled("p3_advisory", "anyone")
+            assert gate.register is False  # it said so in the log, and goes on deciding
+    finally:
+        ws8.sql(f"DROP OWNED BY {name}; DROP ROLE {name}")
