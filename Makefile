@@ -53,6 +53,7 @@ lint: install
 ## Kill latency (flagctl vs bare psycopg vs psql) and bucketing throughput (docs/performance.md).
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/cli_startup.py
 	$(PY) bench/kill_latency.py
 	$(PY) bench/bucket_throughput.py
 	$(PY) bench/drill_ttm.py

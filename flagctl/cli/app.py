@@ -148,6 +148,9 @@ app = typer.Typer(
     help="Progressive rollouts and kill switches whose state lives in PostgreSQL.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Rich boxes for people at a terminal; plain text for scripts and pipes, which also
+    # spares them importing rich's help renderer (a third of `flagctl --help`'s start-up).
+    rich_markup_mode="rich" if sys.stdout.isatty() else None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
