@@ -124,6 +124,8 @@ def time_to_mitigate(dsn: str, clients: int, rounds: int) -> tuple[float, float]
     try:
         for proc in procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        if clients == max(CLIENT_COUNTS):
+            connection_cost(dsn, procs)
         results = []
         for _ in range(rounds):
             start = time.time()
@@ -137,6 +139,29 @@ def time_to_mitigate(dsn: str, clients: int, rounds: int) -> tuple[float, float]
         for proc in procs:
             proc.kill()
             proc.wait()
+
+
+CLIENT_COUNTS: list[int] = []
+
+
+def connection_cost(dsn: str, procs: list[subprocess.Popen[str]]) -> None:
+    """Memory per gate: its PostgreSQL backend (unique set size) and its own process."""
+    import psutil
+
+    with psycopg.connect(dsn) as conn:
+        pids = [
+            r[0]
+            for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'flagctl-gate'")
+        ]
+    backend = [psutil.Process(pid).memory_full_info().uss for pid in pids]
+    client = [psutil.Process(p.pid).memory_info().rss for p in procs]
+    COST.append(
+        f"connection cost, {len(pids)} gates: PostgreSQL backend {statistics.median(backend) / 2**20:.1f} MiB "
+        f"unique memory each (median), gate process {statistics.median(client) / 2**20:.1f} MiB resident each"
+    )
+
+
+COST: list[str] = []
 
 
 def _wait_all(procs: list[subprocess.Popen[str]], state: str) -> list[float]:
@@ -175,9 +200,11 @@ def main() -> None:
             f"time-to-mitigate: start of `flagctl kill` → every gate client saw it off ({args.rounds} kills, ms)"
         )
         print(f"{'clients':>8} {'p50':>8} {'p99':>8}")
-        for count in (int(n) for n in args.clients.split(",")):
+        CLIENT_COUNTS.extend(int(n) for n in args.clients.split(","))
+        for count in CLIENT_COUNTS:
             p50, p99 = time_to_mitigate(dsn, count, args.rounds)
             print(f"{count:8d} {p50:8.0f} {p99:8.0f}")
+        print(*COST, sep="\n")
 
 
 if __name__ == "__main__":
