@@ -154,3 +154,23 @@ def test_a_drill_refuses_while_a_rollback_is_under_way(recsys: Cli, tmp_path: Pa
     refused = recsys("drill", "kill", "cf-off", *GO)
     assert refused.exit_code == 1 and "rollback state machine is DEGRADED" in refused.stderr
     assert recsys.sql("SELECT count(*) FROM flagctl.drills") == [(0,)]
+
+
+def test_on_a_terminal_a_drill_shows_each_step_as_it_starts() -> None:
+    import io
+
+    from rich.console import Console
+
+    from flagctl.cli.commands.drill import _Progress
+
+    screen = io.StringIO()
+    shown = _Progress(live=True)
+    shown.status = Console(file=screen, force_terminal=True, width=100).status("drill")
+    shown.status.start()
+    shown("engage KS2 (scope global)")
+    shown("proving: engage KS2 (scope global)")
+    shown.close()
+    assert "engage KS2 (scope global)" in screen.getvalue() and shown.status is None
+    silent = _Progress(live=False)
+    silent("anything")  # off a terminal: nothing at all
+    assert silent.status is None

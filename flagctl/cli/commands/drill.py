@@ -68,7 +68,7 @@ def drill_kill(
     env = env_of(ctx)
     drill = _drill(ctx, reason, yes, actor, output, force, window, stats_lag, f"drill kill {switch}")
     drill.manifest.switch(switch)
-    _run(env, lambda: drill.kill(switch, scope), report, output)
+    _run(env, drill, lambda: drill.kill(switch, scope), report, output)
 
 
 @app.command("rollback")
@@ -87,7 +87,7 @@ def drill_rollback(
     env = env_of(ctx)
     drill = _drill(ctx, reason, yes, actor, output, force, "0s", "0s", f"drill rollback {ladder}")
     drill.manifest.ladder(ladder)
-    _run(env, lambda: drill.rollback(ladder), report, output)
+    _run(env, drill, lambda: drill.rollback(ladder), report, output)
 
 
 @app.command("list")
@@ -167,9 +167,13 @@ def _drill(
     )  # fmt: skip
 
 
-def _run(env: Environment, run: Any, report: str | None, output: Output) -> None:
+def _run(env: Environment, drilling: Drill, run: Any, report: str | None, output: Output) -> None:
     """Run the drill; write its report; say how it went (exit 1 unless it passed)."""
-    drill: DrillResult = run()  # a refusal before it starts raises: nothing recorded or changed
+    try:
+        drill: DrillResult = run()  # a refusal before it starts raises: nothing recorded or changed
+    finally:
+        if isinstance(drilling.progress, _Progress):
+            drilling.progress.close()
     path = Path(report or f"drill-{drill.id}.md")
     from flagctl.actions.drill import markdown
 
@@ -215,8 +219,32 @@ def _worst(steps: list[dict[str, Any]]) -> str:
     return f"{slowest['name']} ({slowest['proved_ms']:.0f} ms)"
 
 
-def _progress(env: Environment, output: Output) -> Any:
-    """On a terminal: one line per step as it starts (stderr), so a wait is never silent."""
-    if output is not Output.table or not env.stderr_isatty:
-        return lambda text: None
-    return lambda text: render.note(f"… {text}")
+class _Progress:
+    """On a terminal: a line per step as it starts, and a live spinner with the step under
+    way (the kill proof's window, a lock wait), on stderr — a wait is never silent. Off a
+    terminal, or with -o json: nothing."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+        self.status: Any = None
+
+    def __call__(self, text: str) -> None:
+        if not self.live:
+            return
+        if self.status is None:
+            from rich.console import Console
+
+            self.status = Console(stderr=True).status(f"drill: {text}")
+            self.status.start()
+        else:
+            self.status.update(f"drill: {text}")
+        self.status.console.log(text)
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def _progress(env: Environment, output: Output) -> _Progress:
+    return _Progress(output is Output.table and bool(env.stderr_isatty))
