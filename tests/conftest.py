@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -336,3 +337,13 @@ def p3_state(cli: Cli) -> tuple[bool, int]:
 
 def audit_count(cli: Cli) -> int:
     return int(cli.sql("SELECT count(*) FROM flagctl.audit")[0][0])
+
+
+def start_private_server(pgdata: Path) -> Any:
+    """Start (or recover after a crash) a private embedded server in another process: the
+    embedded server's handle is cached per process, and this one has to outlive a crash."""
+    from flagctl import local
+
+    code = f"from flagctl import local; from pathlib import Path; local.ensure_running(Path({str(pgdata)!r}))"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+    return local.status(pgdata)

@@ -89,15 +89,6 @@ class Action(ABC, Generic[P]):
         rollbacks never ask)."""
         return True
 
-    def approval(self, plan: P) -> str | None:
-        """Why this plan needs a second person under the manifest's ``approvals:`` (None:
-        it does not). Only changes that can be requested and approved implement it."""
-        return None
-
-    def request_spec(self, plan: P) -> dict[str, Any]:
-        """How to build this change again when its request is approved."""
-        raise NotImplementedError(f"{self.name} cannot be requested for approval")
-
     def validate(self) -> None:
         """Check what can be checked without a database (unknown names, bad scopes)."""
 
@@ -108,6 +99,19 @@ class Action(ABC, Generic[P]):
     @abstractmethod
     def apply(self, conn: psycopg.Connection[Any], plan: P) -> None:
         """Write the plan."""
+
+
+class Requestable(Action[P]):
+    """A change the manifest's ``approvals:`` may hold for a second person: it says why,
+    and how to build it again when its request is approved (``flagctl approve``)."""
+
+    @abstractmethod
+    def approval(self, plan: P) -> str | None:
+        """Why this plan needs a second person (None: it does not)."""
+
+    @abstractmethod
+    def request_spec(self, plan: P) -> dict[str, Any]:
+        """How to build this change again when its request is approved."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ def execute(
             broken = end_blockers(conn, conflict.blockers, sleep, BREAK_GRACE)
             audit = replace(audit, reason=f"{audit.reason} [broke locks: {_who(broken)}]")
         except NeedsApproval as needed:
+            assert isinstance(action, Requestable)  # only a Requestable needs approval
             _request(conn, action, audit, needed, planned[0] if planned else None)
             _record_refusal(conn, audit, needed)
             raise
@@ -253,7 +258,7 @@ def _apply_locked(
         check_constraints(tx, action.manifest, plan)
         if plan.changes and action.honours_freezes():
             check_freezes(tx, action.manifest, plan)
-        why = action.approval(plan)
+        why = action.approval(plan) if isinstance(action, Requestable) else None
         if why is not None and approving is None:
             raise NeedsApproval(
                 f"{plan.summary}: {why}", system=action.manifest.system, target=plan.action, why=why
@@ -355,7 +360,7 @@ def _plan_or_record(
 
 def _request(
     conn: psycopg.Connection[Any],
-    action: Action[Any],
+    action: Requestable[Any],
     audit: AuditContext,
     needed: NeedsApproval,
     plan: Plan | None,

@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 from flagctl.actions.base import Action, Outcome, execute
 from flagctl.actions.kill import Kill, Release
 from flagctl.actions.profile import ApplyState, DesiredState
+from flagctl.actions.rollback import read_state
 from flagctl.actions.stage import StageSet
 from flagctl.errors import CheckFailed, FlagctlError, PolicyRefused, UsageError
 from flagctl.model.flagtypes import describe
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.kills import overlay
+from flagctl.store import drills
 from flagctl.store.db import AuditContext
 from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
@@ -41,25 +43,6 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], datetime]
 Timer = Callable[[], float]
-
-INSERT_DRILL = """
-INSERT INTO flagctl.drills (system, kind, subject, scope, actor, reason)
-VALUES (%s, %s, %s, %s, %s, %s) RETURNING id, started_at
-"""
-FINISH_DRILL = """
-UPDATE flagctl.drills SET finished_at = now(), verdict = %s, steps = %s, restored = %s, report = %s
- WHERE id = %s
-"""
-DRILLS = """
-SELECT id, kind, subject, scope, started_at, finished_at, db_user, actor, reason, verdict, steps, restored
-  FROM flagctl.drills WHERE system = %s ORDER BY id DESC LIMIT %s
-"""
-DRILL = """
-SELECT id, kind, subject, scope, started_at, finished_at, db_user, actor, reason, verdict, steps, restored, report
-  FROM flagctl.drills WHERE system = %s AND id = %s
-"""
-ROLLBACK_STATE = "SELECT state FROM flagctl.rollback_state WHERE system = %s"
-OWN_ROWS = "SELECT flag, scope, value::text FROM flagctl.flag_state WHERE system = %s ORDER BY flag, scope"
 
 
 @dataclass
@@ -295,29 +278,24 @@ class Drill:
                 "drill once it is released, or pass --force to drill anyway",
                 system=self.manifest.system,
             )
-        row = self.conn.execute(ROLLBACK_STATE, (self.manifest.system,)).fetchone()
-        if row is not None and row[0] != "NORMAL":
+        machine = read_state(self.conn, self.manifest).state
+        if machine != "NORMAL":
             raise PolicyRefused(
-                f"the rollback state machine is {row[0]}, not NORMAL: a drill now would get in its way",
+                f"the rollback state machine is {machine}, not NORMAL: a drill now would get in its way",
                 "drill once it is back to NORMAL (flagctl rollback --status), or pass --force",
                 system=self.manifest.system,
             )
 
     def _start(self, kind: str, subject: str, scope: str) -> DrillResult:
-        with self.conn.transaction():
-            row = self.conn.execute(
-                INSERT_DRILL,
-                (self.manifest.system, kind, subject, scope, self.audit.actor, self.audit.reason),
-            ).fetchone()
-        assert row is not None
+        drill_id, started = drills.start(self.conn, self.manifest, kind, subject, scope, self.audit)
         return DrillResult(
-            row[0], kind, subject, scope, self.manifest.system, row[1], self.audit.actor, self.audit.reason
+            drill_id, kind, subject, scope, self.manifest.system, started, self.audit.actor, self.audit.reason
         )
 
     def _state(self) -> dict[str, Any]:
         """The flag tables as rows: flagctl's own rows of the system, every bound flag's
         stored value, and the engaged switches."""
-        own = self.conn.execute(OWN_ROWS, (self.manifest.system,)).fetchall()
+        own = drills.own_rows(self.conn, self.manifest)
         bound = [name for name, spec in self.manifest.flags.items() if spec.bound]
         values = FlagStore(self.conn, self.manifest).values(bound) if bound else {}
         switches = sorted((e.switch, e.scope) for e in list_engaged(self.conn, self.manifest))
@@ -332,24 +310,20 @@ class Drill:
         result.error = _message(exc)
 
     def _finish(self, result: DrillResult, before: dict[str, Any]) -> None:
-        from psycopg.types.json import Jsonb
 
         result.differences = _differences(before, self._state())
         result.restored = not result.differences
         if result.verdict == "running":
             result.verdict = "passed" if result.restored else "failed"
         report = markdown(result, self.manifest)
-        with self.conn.transaction():
-            self.conn.execute(
-                FINISH_DRILL,
-                (
-                    result.verdict,
-                    Jsonb([s.to_json() for s in result.steps]),
-                    result.restored,
-                    report,
-                    result.id,
-                ),
-            )
+        drills.finish(
+            self.conn,
+            result.id,
+            result.verdict,
+            [st.to_json() for st in result.steps],
+            result.restored,
+            report,
+        )
 
 
 def _differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -434,12 +408,11 @@ def _ms(value: float | None) -> str:
 
 
 def list_drills(conn: psycopg.Connection[Any], manifest: Manifest, limit: int = 20) -> list[dict[str, Any]]:
-    rows = conn.execute(DRILLS, (manifest.system, limit)).fetchall()
-    return [_drill_json(row) for row in rows]
+    return [_drill_json(row) for row in drills.recent(conn, manifest, limit)]
 
 
 def show_drill(conn: psycopg.Connection[Any], manifest: Manifest, drill_id: int) -> dict[str, Any]:
-    row = conn.execute(DRILL, (manifest.system, drill_id)).fetchone()
+    row = drills.one(conn, manifest, drill_id)
     if row is None:
         raise UsageError(f"no drill {drill_id} for system {manifest.system}", "flagctl drill list shows them")
     return {**_drill_json(row[:-1]), "report": row[-1]}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from flagctl.actions.base import Action, Plan
+from flagctl.actions.base import Plan, Requestable
 from flagctl.actions.stage import check_guardrails, refuser
 from flagctl.errors import PolicyRefused
 from flagctl.model.change import Change
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class SetFlag(Action[Plan]):
+class SetFlag(Requestable[Plan]):
     """Set ``flag`` to ``value`` at ``scope`` (``value=None`` at a scope: remove the override)."""
 
     manifest: Manifest

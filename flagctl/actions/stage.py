@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from flagctl.actions.base import Action, Plan
+from flagctl.actions.base import Plan, Requestable
 from flagctl.errors import PermissionDenied, PolicyRefused
 from flagctl.model.change import Change
 from flagctl.model.durations import format_duration
@@ -43,7 +43,7 @@ class StagePlan(Plan):
 
 
 @dataclass
-class LadderMove(Action[StagePlan]):
+class LadderMove(Requestable[StagePlan]):
     """What every move of a ladder shares: the ladder, --force, the clock for bake times,
     the audit name, and the guardrail results of the unlocked plan, which the locked plan
     reuses (see ``slow_checks``)."""

@@ -44,6 +44,8 @@ from typing import Any
 from flagctl.model.manifest import Manifest, load_manifest
 from flagctl.model.values import Rollout
 from flagctl.rules.kills import Engaged
+from flagctl.store.clients import ACK, NEWEST, REGISTER, UNREGISTER
+from flagctl.store.exemptions import all_exemptions
 from flagctl.store.flags import FlagStore, Snapshot
 from flagctl.store.switches import list_engaged
 from flagctl.views.evaluate import Decision, decide_from
@@ -51,17 +53,6 @@ from flagctl.views.evaluate import Decision, decide_from
 log = logging.getLogger("flagctl.gate")
 
 CHANNEL = "flagctl"
-REGISTER = "INSERT INTO flagctl.clients (system, host, pid, application) VALUES (%s, %s, %s, %s) RETURNING id"
-# Heartbeat and acknowledgement in one: seen now; applied_at moves only with applied_seq.
-ACK = """
-UPDATE flagctl.clients
-   SET seen_at = clock_timestamp(), applied_seq = %(seq)s,
-       applied_at = CASE WHEN applied_seq = %(seq)s THEN applied_at ELSE clock_timestamp() END
- WHERE id = %(id)s
-"""
-UNREGISTER = "DELETE FROM flagctl.clients WHERE id = %s"
-NEWEST_SEQ = "SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = %s"
-EXEMPTIONS = "SELECT flag, scope, effect FROM flagctl.exemption WHERE system = %s"
 
 
 @dataclass(frozen=True)
@@ -257,7 +248,7 @@ class Gate:
                 self.reload(conn)
                 last_resync = last_check = now
             elif now - last_check >= self.check:
-                newest = conn.execute(NEWEST_SEQ, (self.manifest.system,)).fetchone()[0]
+                newest = conn.execute(NEWEST, (self.manifest.system,)).fetchone()[0]
                 state = self._state
                 if state is None or newest != state.seq:
                     self.stats.missed += 1
@@ -277,12 +268,10 @@ class Gate:
         """Read the whole state of the system in one repeatable-read transaction."""
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            seq = int(conn.execute(NEWEST_SEQ, (self.manifest.system,)).fetchone()[0])
+            seq = int(conn.execute(NEWEST, (self.manifest.system,)).fetchone()[0])
             snapshot = FlagStore(conn, self.manifest).snapshot()
             engaged = list_engaged(conn, self.manifest)
-            exemptions: dict[str, dict[str, str]] = {}
-            for flag, scope, effect in conn.execute(EXEMPTIONS, (self.manifest.system,)).fetchall():
-                exemptions.setdefault(flag, {})[scope] = effect
+            exemptions = all_exemptions(conn, self.manifest)
         finally:
             conn.execute("COMMIT")
         with self._reloaded:

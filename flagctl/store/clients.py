@@ -11,7 +11,17 @@ from flagctl.model.manifest import Manifest
 if TYPE_CHECKING:
     import psycopg
 
+# The newest change of a system: a gate's change sequence, and what a kill waits for.
 NEWEST = "SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = %s"
+REGISTER = "INSERT INTO flagctl.clients (system, host, pid, application) VALUES (%s, %s, %s, %s) RETURNING id"
+# Heartbeat and acknowledgement in one: seen now; applied_at moves only with applied_seq.
+ACK = """
+UPDATE flagctl.clients
+   SET seen_at = clock_timestamp(), applied_seq = %(seq)s,
+       applied_at = CASE WHEN applied_seq = %(seq)s THEN applied_at ELSE clock_timestamp() END
+ WHERE id = %(id)s
+"""
+UNREGISTER = "DELETE FROM flagctl.clients WHERE id = %s"
 WAIT = "SELECT id, host, pid, application, applied_seq, acked, after_seconds FROM flagctl.wait_acks(%s, %s, %s, %s)"
 CLIENTS = """
 SELECT id, host, pid, application, db_user, started_at, seen_at, applied_seq, applied_at,

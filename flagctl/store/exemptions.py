@@ -15,6 +15,7 @@ SELECT_ALL = """
 SELECT flag, scope, effect, note, created_at, actor FROM flagctl.exemption
  WHERE system = %s AND (%s::text IS NULL OR flag = %s) ORDER BY flag, scope
 """
+OF_SYSTEM = "SELECT flag, scope, effect FROM flagctl.exemption WHERE system = %s"
 DELETE = "DELETE FROM flagctl.exemption WHERE system = %s AND flag = %s AND scope = %s"
 UPSERT = """
 INSERT INTO flagctl.exemption (system, flag, scope, effect, note, actor)
@@ -58,3 +59,11 @@ def write_exemption(
         conn.execute(DELETE, (manifest.system, flag, scope))
     else:
         conn.execute(UPSERT, (manifest.system, flag, scope, effect, note))
+
+
+def all_exemptions(conn: psycopg.Connection[Any], manifest: Manifest) -> dict[str, dict[str, str]]:
+    """flag → scope → allow | deny, for every flag of the system."""
+    found: dict[str, dict[str, str]] = {}
+    for flag, scope, effect in conn.execute(OF_SYSTEM, (manifest.system,)).fetchall():
+        found.setdefault(flag, {})[scope] = effect
+    return found

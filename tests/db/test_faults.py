@@ -5,15 +5,13 @@ terminated while the kill commits. flagctl says what really happened (exit 3 and
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import psycopg
 
 from flagctl import local
-from tests.conftest import WS8_MANIFEST, WS8_SCHEMA, Cli, p3_state
+from tests.conftest import WS8_MANIFEST, WS8_SCHEMA, Cli, p3_state, start_private_server
 from tests.db.test_concurrency import spawn, wait_for_waiters
 
 GO = ("-r", "INC-9", "-y")
@@ -35,21 +33,13 @@ $$
 """
 
 
-def start(pgdata: Path) -> local.LocalStatus:
-    """Start (or recover) a private embedded server from another process: the embedded
-    server's handle is cached per process, and this one has to outlive a crash."""
-    code = f"from flagctl import local; from pathlib import Path; local.ensure_running(Path({str(pgdata)!r}))"
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
-    return local.status(pgdata)
-
-
 def test_the_server_crashing_while_a_kill_waits_changes_nothing_and_says_so() -> None:
     """pg_ctl stop -m immediate (a crash) while the kill waits for a lock: exit 3, no
     partial write after recovery, and the kill goes through once the server is back."""
     root = Path(tempfile.mkdtemp(prefix="flagctl-fault-"))
     pgdata = root / "pg"
     try:
-        server = start(pgdata)
+        server = start_private_server(pgdata)
         with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
             admin.execute("CREATE DATABASE fault")
         cli = Cli(server.dsn("fault"), WS8_MANIFEST)
@@ -67,7 +57,7 @@ def test_the_server_crashing_while_a_kill_waits_changes_nothing_and_says_so() ->
             holder.close()
         assert kill.returncode == 3, stderr
         assert "Traceback" not in stderr and "flagctl: error:" in stderr
-        start(pgdata)  # crash recovery
+        start_private_server(pgdata)  # crash recovery
         assert p3_state(cli) == (True, 1)  # still at canary: nothing half-written
         assert cli.sql("SELECT count(*) FROM flagctl.audit WHERE action = 'kill'") == [(0,)]
         assert cli.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(0,)]

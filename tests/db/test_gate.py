@@ -5,8 +5,6 @@ missed notification, fails closed when the database is gone, and decides exactly
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import psycopg
 
 from flagctl import local
 from flagctl.gate import Gate
-from tests.conftest import GROUPS_MANIFEST, WS8_MANIFEST, WS8_SCHEMA, Cli
+from tests.conftest import GROUPS_MANIFEST, WS8_MANIFEST, WS8_SCHEMA, Cli, start_private_server
 
 GO = ("-r", "INC-5", "-y")
 NEWEST = "SELECT max(seq) FROM flagctl.audit"
@@ -86,7 +84,7 @@ def test_the_gate_fails_closed_when_the_database_is_gone() -> None:
     pgdata = root / "pg"
     ticks = Ticks()
     try:
-        server = _start(pgdata)
+        server = start_private_server(pgdata)
         with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
             admin.execute("CREATE DATABASE gate")
         cli = Cli(server.dsn("gate"), WS8_MANIFEST)
@@ -102,7 +100,7 @@ def test_the_gate_fails_closed_when_the_database_is_gone() -> None:
             ticks.now += 31  # no read for longer than the staleness bound
             assert not gate.enabled("p3_advisory", "anyone")  # fail closed
             assert gate.value("p3_advisory").enabled is False
-            _start(pgdata)
+            start_private_server(pgdata)
             assert gate.wait_fresh(timeout=60)  # reconnected (backing off) and reloaded
             assert gate.enabled("p3_advisory", "anyone")
             assert gate.stats.reconnects >= 1
@@ -111,12 +109,6 @@ def test_the_gate_fails_closed_when_the_database_is_gone() -> None:
     finally:
         local.stop(pgdata, mode="immediate")
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _start(pgdata: Path) -> local.LocalStatus:
-    code = f"from flagctl import local; from pathlib import Path; local.ensure_running(Path({str(pgdata)!r}))"
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
-    return local.status(pgdata)
 
 
 def _seconds(n: float):  # type: ignore[no-untyped-def]

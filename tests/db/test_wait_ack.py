@@ -14,12 +14,12 @@ from tests.conftest import WS8_MANIFEST, Cli
 
 GO = ("-r", "INC-6", "-y")
 GATE_PROCESS = """
-import sys, time
+import sys
 from flagctl.gate import Gate
 gate = Gate(sys.argv[1], manifest=sys.argv[2], application="checkout-api")
 gate.wait_ready()
 print("ready", flush=True)
-time.sleep(600)
+sys.stdin.read()  # runs until the test closes its stdin (or kills it)
 """
 
 
@@ -39,7 +39,10 @@ def test_wait_ack_confirms_every_live_client(ws8: Cli) -> None:
 def test_wait_ack_names_a_paused_client_and_the_kill_stays(ws8: Cli) -> None:
     ws8("stage", "set", "p3", "canary", *GO)
     proc = subprocess.Popen(
-        [sys.executable, "-c", GATE_PROCESS, ws8.dsn, str(WS8_MANIFEST)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", GATE_PROCESS, ws8.dsn, str(WS8_MANIFEST)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"

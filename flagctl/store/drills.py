@@ -1,0 +1,75 @@
+"""Drill records (``flagctl.drills``): start, finish, read; and the rows a drill compares."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from flagctl.model.manifest import Manifest
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from flagctl.store.db import AuditContext
+
+INSERT_DRILL = """
+INSERT INTO flagctl.drills (system, kind, subject, scope, actor, reason)
+VALUES (%s, %s, %s, %s, %s, %s) RETURNING id, started_at
+"""
+FINISH_DRILL = """
+UPDATE flagctl.drills SET finished_at = now(), verdict = %s, steps = %s, restored = %s, report = %s
+ WHERE id = %s
+"""
+DRILLS = """
+SELECT id, kind, subject, scope, started_at, finished_at, db_user, actor, reason, verdict, steps, restored
+  FROM flagctl.drills WHERE system = %s ORDER BY id DESC LIMIT %s
+"""
+DRILL = """
+SELECT id, kind, subject, scope, started_at, finished_at, db_user, actor, reason, verdict, steps, restored, report
+  FROM flagctl.drills WHERE system = %s AND id = %s
+"""
+OWN_ROWS = "SELECT flag, scope, value::text FROM flagctl.flag_state WHERE system = %s ORDER BY flag, scope"
+
+
+def start(
+    conn: psycopg.Connection[Any],
+    manifest: Manifest,
+    kind: str,
+    subject: str,
+    scope: str,
+    audit: AuditContext,
+) -> tuple[int, datetime]:
+    """Record a drill as running; its id and start time."""
+    with conn.transaction():
+        row = conn.execute(
+            INSERT_DRILL, (manifest.system, kind, subject, scope, audit.actor, audit.reason)
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+def finish(
+    conn: psycopg.Connection[Any],
+    drill_id: int,
+    verdict: str,
+    steps: list[dict[str, Any]],
+    restored: bool,
+    report: str,
+) -> None:
+    from psycopg.types.json import Jsonb
+
+    with conn.transaction():
+        conn.execute(FINISH_DRILL, (verdict, Jsonb(steps), restored, report, drill_id))
+
+
+def recent(conn: psycopg.Connection[Any], manifest: Manifest, limit: int) -> list[tuple[Any, ...]]:
+    return conn.execute(DRILLS, (manifest.system, limit)).fetchall()
+
+
+def one(conn: psycopg.Connection[Any], manifest: Manifest, drill_id: int) -> tuple[Any, ...] | None:
+    return conn.execute(DRILL, (manifest.system, drill_id)).fetchone()
+
+
+def own_rows(conn: psycopg.Connection[Any], manifest: Manifest) -> list[tuple[Any, ...]]:
+    """flagctl's own rows of the system, as text: what "row for row" compares."""
+    return conn.execute(OWN_ROWS, (manifest.system,)).fetchall()
