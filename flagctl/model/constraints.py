@@ -17,31 +17,45 @@ has an override of a constrained flag, that scope's values (overrides over globa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
-
-from flagctl.model.flagtypes import AnyFlag, Model, describe
+from flagctl.model.flagtypes import AnyFlag, describe
+from flagctl.model.shape import Record, Rule
 from flagctl.model.values import Rollout
 
 
-class RangeRule(Model):
+def _without_underscore(name: str) -> str:
+    return name.rstrip("_")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RangeRule(Record):
     flag: str
     min: float | None = None
     max: float | None = None
 
 
-class OneOfRule(Model):
+@dataclass(frozen=True, kw_only=True)
+class OneOfRule(Record):
     flag: str
-    values: list[Any] = Field(min_length=1)
+    values: Annotated[list[Any], Rule(min_length=1)]
 
 
-class ImpliesRule(Model):
-    if_: Annotated[dict[str, Any], Field(alias="if")]
+@dataclass(frozen=True, kw_only=True)
+class ImpliesRule(Record):
+    # `if` is a keyword: the field is if_, its key in YAML "if"
+    __pydantic_config__: ClassVar[dict[str, Any]] = {
+        "extra": "forbid",
+        "alias_generator": _without_underscore,
+    }
+
+    if_: dict[str, Any]
     then: dict[str, Any]
 
 
-class Constraint(Model):
+@dataclass(frozen=True, kw_only=True)
+class Constraint(Record):
     name: str
     description: str | None = None
     range: RangeRule | None = None
@@ -49,12 +63,10 @@ class Constraint(Model):
     exclusive: list[str] | None = None
     implies: ImpliesRule | None = None
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> Constraint:
+    def __post_init__(self) -> None:
         kinds = [k for k in ("range", "one_of", "exclusive", "implies") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError("give exactly one of range, one_of, exclusive, implies")
-        return self
 
     def flags(self) -> list[str]:
         if self.range:

@@ -17,33 +17,18 @@ import math
 import re
 import unicodedata
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
-
+from flagctl.model.shape import Invalid, Name, Percent, Record, Rule, StrictBool, StrictInt, validate
 from flagctl.model.values import Rollout, parse_rollout
-
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-Name = Annotated[str, Field(pattern=NAME)]
-Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}" if where else err["msg"]
-
 
 # ---------------------------------------------------------------- flag specs
 
 
-class FlagBase(Model, ABC):
+@dataclass(frozen=True, kw_only=True)
+class FlagBase(Record, ABC):
     description: str | None = None
     # Lifecycle (ORCA "Documentation": purpose, owner, created, expected removal, plans).
     owner: str | None = None
@@ -51,7 +36,7 @@ class FlagBase(Model, ABC):
     remove_by: date | None = None
     rollout_plan: str | None = None
     rollback_criteria: str | None = None
-    scopes: list[Name] = Field(default_factory=list)  # scope kinds accepted besides global
+    scopes: list[Name] = field(default_factory=list)  # scope kinds accepted besides global
     table: str | None = None
     key: dict[str, str | int] | None = None
     columns: dict[str, str] | None = None
@@ -95,12 +80,14 @@ class FlagBase(Model, ABC):
         return self.coerce(row["value"])
 
 
-class RolloutValueSpec(Model):
+@dataclass(frozen=True, kw_only=True)
+class RolloutValueSpec(Record):
     enabled: StrictBool
     percent: Percent
     internal: StrictBool = False
 
 
+@dataclass(frozen=True, kw_only=True)
 class RolloutFlag(FlagBase):
     type: Literal["rollout"]
     salt: str | None = None
@@ -112,9 +99,9 @@ class RolloutFlag(FlagBase):
 
     def coerce(self, raw: Any) -> Rollout:
         try:
-            spec = RolloutValueSpec.model_validate(raw)
-        except ValidationError as exc:
-            raise ValueError(f"not a rollout value {raw!r}: {first_error(exc)}") from None
+            spec = validate(RolloutValueSpec, raw)
+        except Invalid as exc:
+            raise ValueError(f"not a rollout value {raw!r}: {exc}") from None
         return Rollout(spec.enabled, spec.percent, spec.internal)
 
     def from_db(self, data: Any) -> Rollout:
@@ -148,6 +135,7 @@ _TRUE = {"on", "true", "yes", "1", "enabled"}
 _FALSE = {"off", "false", "no", "0", "disabled"}
 
 
+@dataclass(frozen=True, kw_only=True)
 class BoolFlag(FlagBase):
     type: Literal["bool"]
     default: StrictBool = False
@@ -172,6 +160,7 @@ class BoolFlag(FlagBase):
         return 100.0 if value else 0.0
 
 
+@dataclass(frozen=True, kw_only=True)
 class _Ranged(FlagBase):
     min: float | None = None
     max: float | None = None
@@ -183,6 +172,7 @@ class _Ranged(FlagBase):
             raise ValueError(f"{value} is above the maximum {fmt_number(self.max)}")
 
 
+@dataclass(frozen=True, kw_only=True)
 class IntFlag(_Ranged):
     type: Literal["int"]
     default: StrictInt = 0
@@ -205,6 +195,7 @@ class IntFlag(_Ranged):
         return self.default
 
 
+@dataclass(frozen=True, kw_only=True)
 class FloatFlag(_Ranged):
     type: Literal["float"]
     default: float = 0.0
@@ -226,9 +217,10 @@ class FloatFlag(_Ranged):
         return float(self.default)
 
 
+@dataclass(frozen=True, kw_only=True)
 class EnumFlag(FlagBase):
     type: Literal["enum"]
-    values: list[str] = Field(min_length=1)
+    values: Annotated[list[str], Rule(min_length=1)]
     default: str | None = None
 
     def coerce(self, raw: Any) -> str:
@@ -247,9 +239,10 @@ MAX_LIST_ITEMS = 1000
 MAX_ITEM_LENGTH = 200
 
 
+@dataclass(frozen=True, kw_only=True)
 class ListFlag(FlagBase):
     type: Literal["list"]
-    default: list[str] = Field(default_factory=list)
+    default: list[str] = field(default_factory=list)
 
     def coerce(self, raw: Any) -> list[str]:
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
@@ -281,7 +274,7 @@ class ListFlag(FlagBase):
 
 
 FlagSpec = Annotated[
-    RolloutFlag | BoolFlag | IntFlag | FloatFlag | EnumFlag | ListFlag, Field(discriminator="type")
+    RolloutFlag | BoolFlag | IntFlag | FloatFlag | EnumFlag | ListFlag, Rule(discriminator="type")
 ]
 AnyFlag = RolloutFlag | BoolFlag | IntFlag | FloatFlag | EnumFlag | ListFlag
 
@@ -337,7 +330,8 @@ def change_text(before: Any, after: Any) -> str:
 # ---------------------------------------------------------------- stage values
 
 
-class RolloutStage(Model):
+@dataclass(frozen=True, kw_only=True)
+class RolloutStage(Record):
     """A rollout flag's values in a stage; ``percent`` may be a [low, high] range."""
 
     enabled: StrictBool
@@ -409,16 +403,18 @@ StageValue = RolloutStage | LiteralStage
 def stage_value(flag: AnyFlag, raw: Any) -> StageValue:
     if isinstance(flag, RolloutFlag):
         try:
-            return RolloutStage.model_validate(raw)
-        except ValidationError as exc:
-            raise ValueError(first_error(exc)) from None
+            stage: RolloutStage = validate(RolloutStage, raw)
+        except Invalid as exc:
+            raise ValueError(str(exc)) from None
+        return stage
     return LiteralStage(flag.coerce(raw))
 
 
 # ---------------------------------------------------------------- kill settings
 
 
-class RolloutKill(Model):
+@dataclass(frozen=True, kw_only=True)
+class RolloutKill(Record):
     """What a kill switch sets on a rollout flag: any of enabled, percent, internal.
 
     Engaged kills combine strictly whatever their order: enabled and internal are AND-ed,
@@ -436,7 +432,8 @@ class RolloutKill(Model):
         )
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
+        given = {"enabled": self.enabled, "percent": self.percent, "internal": self.internal}
+        return {key: value for key, value in given.items() if value is not None}
 
     def combine(self, lower: KillSetting) -> RolloutKill:
         """This setting together with an included (lower) switch's, strictly."""
@@ -477,9 +474,9 @@ KillSetting = RolloutKill | LiteralKill
 def kill_setting(flag: AnyFlag, raw: Any) -> KillSetting:
     if isinstance(flag, RolloutFlag):
         try:
-            setting = RolloutKill.model_validate(raw)
-        except ValidationError as exc:
-            raise ValueError(first_error(exc)) from None
+            setting: RolloutKill = validate(RolloutKill, raw)
+        except Invalid as exc:
+            raise ValueError(str(exc)) from None
         if setting.enabled is None and setting.percent is None and setting.internal is None:
             raise ValueError("give enabled, percent and/or internal")
         return setting

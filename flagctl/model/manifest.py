@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-
-from pydantic import Field, StrictBool, ValidationError, field_validator, model_validator
 
 from flagctl.errors import ManifestError, UsageError
 from flagctl.model.constraints import Constraint
@@ -25,50 +23,41 @@ from flagctl.model.flagtypes import (
     AnyFlag,
     FlagSpec,
     KillSetting,
-    Name,
-    Percent,
     RolloutFlag,
     StageValue,
     kill_setting,
     stage_value,
 )
-from flagctl.model.flagtypes import Model as _Model
+from flagctl.model.shape import Invalid, Name, Percent, Record, Rule, StrictBool, validate
 
 
-class Stage(_Model):
+@dataclass(frozen=True, kw_only=True)
+class Stage(Record):
     name: Name
     description: str | None = None
     enabled: StrictBool | None = None
     percent: Percent | tuple[Percent, Percent] | None = None
     internal: StrictBool | None = None
     set: dict[str, Any] | None = None
-    require: list[str] = Field(default_factory=list)  # guardrails that must pass to enter this stage
+    require: list[str] = field(default_factory=list)  # guardrails that must pass to enter this stage
 
 
-class Ladder(_Model):
+@dataclass(frozen=True, kw_only=True)
+class Ladder(Record):
     flag: str | None = None
     description: str | None = None
     subjects: str | None = None  # SQL whose first column is a subject id: blast radius in --dry-run
-    stages: list[Stage] = Field(min_length=1)
-    require: list[str] = Field(default_factory=list)
-    bake: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("bake")
-    @classmethod
-    def _durations(cls, value: dict[str, str]) -> dict[str, str]:
-        for stage, text in value.items():
-            try:
-                parse_duration(text)
-            except ValueError as exc:
-                raise ValueError(f"bake time for {stage}: {exc}") from None
-        return value
+    stages: Annotated[list[Stage], Rule(min_length=1)]
+    require: list[str] = field(default_factory=list)
+    bake: dict[str, str] = field(default_factory=dict)
 
 
-class KillSwitch(_Model):
-    level: Annotated[int, Field(ge=1, le=5)] = 5
+@dataclass(frozen=True, kw_only=True)
+class KillSwitch(Record):
+    level: Annotated[int, Rule(ge=1, le=5)] = 5
     description: str | None = None
-    set: dict[str, Any] = Field(default_factory=dict)
-    includes: list[str] = Field(default_factory=list)
+    set: dict[str, Any] = field(default_factory=dict)
+    includes: list[str] = field(default_factory=list)
 
 
 StateName = Literal["NORMAL", "DEGRADED", "ROLLBACK_PENDING", "ROLLED_BACK", "RECOVERY_VERIFY"]
@@ -79,16 +68,15 @@ def _default_on() -> dict[Severity, StateName]:
     return {"P1": "ROLLBACK_PENDING", "P2": "DEGRADED"}
 
 
-class RollbackAction(_Model):
+@dataclass(frozen=True, kw_only=True)
+class RollbackAction(Record):
     profile: str | None = None
     step_back: str | None = None  # a ladder
     kill: str | None = None  # a kill switch
 
-    @model_validator(mode="after")
-    def _one(self) -> RollbackAction:
+    def __post_init__(self) -> None:
         if sum(x is not None for x in (self.profile, self.step_back, self.kill)) != 1:
             raise ValueError("give exactly one of profile, step_back, kill")
-        return self
 
     def describe(self) -> str:
         if self.profile:
@@ -98,36 +86,38 @@ class RollbackAction(_Model):
         return f"engage kill switch {self.kill}"
 
 
-class RollbackSpec(_Model):
-    on: dict[Severity, StateName] = Field(default_factory=_default_on)
+@dataclass(frozen=True, kw_only=True)
+class RollbackSpec(Record):
+    on: dict[Severity, StateName] = field(default_factory=_default_on)
     guardrails: list[str] | None = None
-    actions: list[RollbackAction] = Field(default_factory=list)
+    actions: list[RollbackAction] = field(default_factory=list)
     recovery: str = "15m"
 
 
-class Guardrail(_Model):
+@dataclass(frozen=True, kw_only=True)
+class Guardrail(Record):
     sql: str
     max: float | None = None
     min: float | None = None
-
-    @field_validator("max", "min")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("not a number: a bound must be finite (NaN would pass every value)")
-        return value
 
     severity: Literal["P1", "P2"] = "P1"
     timeout: str = "5s"
     description: str | None = None
 
+    def __post_init__(self) -> None:
+        for bound in (self.max, self.min):
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError("not a number: a bound must be finite (NaN would pass every value)")
 
-class Proofs(_Model):
+
+@dataclass(frozen=True, kw_only=True)
+class Proofs(Record):
     phase_tables: str | None = None
     phase_role: str | None = None
 
 
-class Approvals(_Model):
+@dataclass(frozen=True, kw_only=True)
+class Approvals(Record):
     """Which changes need a second person (four eyes): a pending request another database
     user approves."""
 
@@ -136,18 +126,19 @@ class Approvals(_Model):
     expire: str = "24h"  # how long a request waits for its approval
 
 
-class ManifestModel(_Model):
+@dataclass(frozen=True, kw_only=True)
+class ManifestModel(Record):
     version: Literal[1]
     system: Name
     description: str | None = None
-    flags: dict[Name, FlagSpec] = Field(min_length=1)
-    ladders: dict[Name, Ladder] = Field(default_factory=dict)
-    kill_switches: dict[Name, KillSwitch] = Field(default_factory=dict)
-    guardrails: dict[Name, Guardrail] = Field(default_factory=dict)
-    proofs: Proofs = Field(default_factory=Proofs)
+    flags: Annotated[dict[Name, FlagSpec], Rule(min_length=1)]
+    ladders: dict[Name, Ladder] = field(default_factory=dict)
+    kill_switches: dict[Name, KillSwitch] = field(default_factory=dict)
+    guardrails: dict[Name, Guardrail] = field(default_factory=dict)
+    proofs: Proofs = field(default_factory=Proofs)
     profiles: str | None = None  # the folder of profile files, relative to the manifest
-    constraints: list[Constraint] = Field(default_factory=list)
-    priority: list[str] = Field(default_factory=list)
+    constraints: list[Constraint] = field(default_factory=list)
+    priority: list[str] = field(default_factory=list)
     rollback: RollbackSpec | None = None
     approvals: Approvals | None = None
 
@@ -270,9 +261,9 @@ def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(path, ["the top level must be a mapping (version, system, flags, …)"])
     try:
-        model = ManifestModel.model_validate(data)
-    except ValidationError as exc:
-        raise ManifestError(path, [_describe(err) for err in exc.errors()]) from None
+        model: ManifestModel = validate(ManifestModel, data)
+    except Invalid as exc:
+        raise ManifestError(path, [_describe(err) for err in exc.errors]) from None
     problems = list(_check_references(model))
     if problems:
         raise ManifestError(path, problems)
@@ -293,7 +284,7 @@ def _describe(err: Any) -> str:
         del loc[2]  # the union's tag: the user wrote flags.NAME.KEY
     where = ".".join(str(part) for part in loc) or "(top level)"
     kind = err["type"]
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"{where}: unknown key"
     if kind == "missing":
         return f"{where}: required key is missing"
@@ -450,9 +441,13 @@ def _check_ladder(model: ManifestModel, name: str, ladder: Ladder) -> list[str]:
         pct = stage.percent
         if isinstance(pct, tuple) and pct[0] > pct[1]:
             problems.append(f"{at}.percent: range [{pct[0]}, {pct[1]}] must be [low, high]")
-    for stage_name in ladder.bake:
+    for stage_name, text in ladder.bake.items():
         if stage_name not in seen:
             problems.append(f"{where}.bake.{stage_name}: unknown stage")
+        try:
+            parse_duration(text)
+        except ValueError as exc:
+            problems.append(f"{where}.bake.{stage_name}: {exc}")
     for guard in ladder.require:
         if guard not in model.guardrails:
             problems.append(f"{where}.require: unknown guardrail {guard!r}")

@@ -18,26 +18,26 @@ it changes, checked against the constraints, applied in one transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
-
 from flagctl.errors import ProfileError, UsageError
-from flagctl.model.flagtypes import AnyFlag, ListFlag, Model, RolloutFlag, to_json
+from flagctl.model.flagtypes import AnyFlag, ListFlag, RolloutFlag, to_json
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL, check_scope
+from flagctl.model.shape import Invalid, Record, validate
 
 State = dict[str, dict[str, Any]]  # scope → flag → value (None: no override at that scope)
 
 
-class ProfileModel(Model):
+@dataclass(frozen=True, kw_only=True)
+class ProfileModel(Record):
     profile: str | None = None
     system: str
     description: str | None = None
-    values: dict[str, Any] = Field(default_factory=dict)
-    scopes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    scopes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,9 @@ def load_profile(manifest: Manifest, name: str) -> Profile:
     if not isinstance(data, dict):
         raise ProfileError(shown, ["a profile is a mapping: system, values, scopes"])
     try:
-        model = ProfileModel.model_validate(data)
-    except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg'].lower()}" for e in exc.errors()]
+        model: ProfileModel = validate(ProfileModel, data)
+    except Invalid as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg'].lower()}" for e in exc.errors]
         raise ProfileError(shown, problems) from None
     problems, state = _typed_state(manifest, model)
     if problems:
