@@ -9,6 +9,7 @@ The server is chosen with FLAGCTL_TEST_SERVER:
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -26,10 +27,17 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
+from flagctl.cli import fastkill
 from flagctl.cli.app import app
 from flagctl.cli.env import Environment
+
+# The commands under test read their manifests through the manifest cache, as they do in
+# production — a cache of this test run's own, never the user's.
+_CACHE = tempfile.mkdtemp(prefix="flagctl-test-cache-")
+os.environ.setdefault("FLAGCTL_CACHE_DIR", _CACHE)
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "flagctl" / "examples"
 WS8_MANIFEST = EXAMPLES / "ws8" / "flagctl.yaml"
@@ -179,7 +187,12 @@ class Cli:
     def __post_init__(self) -> None:
         self.sleeper = FakeSleeper(self.clock)
 
+    parser_only: bool = False  # True: always through typer, never the kill's fast path
+    fast_runs: int = 0  # how many commands the fast path ran
+
     def __call__(self, *args: str, input: str | None = None, **env: str) -> Any:
+        """One command, dispatched as the entry point does: a plain kill by the fast path,
+        everything else (and every kill it does not read) by typer."""
         environ = {"FLAGCTL_DSN": self.dsn, "FLAGCTL_MANIFEST": str(self.manifest), **env}
         obj = Environment(
             environ={**os.environ, **environ},
@@ -188,7 +201,18 @@ class Cli:
             stdin_isatty=self.tty,
             argv=["flagctl", *args],
         )
-        return CliRunner().invoke(app, list(args), input=input, env=environ, obj=obj)
+        runner = CliRunner()
+        if not self.parser_only:
+            with runner.isolation(input=input, env=environ) as streams:
+                code = fastkill.run(list(args), obj)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                if code is not None:
+                    self.fast_runs += 1
+                    out, err, both = (stream.getvalue() for stream in streams)
+                    failed = SystemExit(code) if code else None
+                    return Result(runner, out, err, both, None, code, failed)
+        return runner.invoke(app, list(args), input=input, env=environ, obj=obj)
 
     def sql(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.admin_dsn or self.dsn, autocommit=True) as conn:

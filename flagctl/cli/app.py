@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-import traceback
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -15,7 +13,8 @@ from typer.core import TyperGroup
 from flagctl import __version__
 from flagctl.cli import render
 from flagctl.cli.env import Environment
-from flagctl.errors import CheckFailed, ExitCode, FlagctlError, InvalidFile, UsageError
+from flagctl.cli.flow import configure, failure_code, not_utf8
+from flagctl.errors import ExitCode, UsageError
 
 
 class FlagctlGroup(TyperGroup):
@@ -32,7 +31,7 @@ class FlagctlGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         raw = sys.argv[1:] if args is None else list(args)
-        bad = next((i for i, arg in enumerate(raw, start=1) if _not_utf8(arg)), None)
+        bad = next((i for i, arg in enumerate(raw, start=1) if not_utf8(arg)), None)
         if bad is not None and standalone_mode:
             render.error(
                 f"argument {bad} is not valid UTF-8 text",
@@ -72,47 +71,13 @@ class FlagctlGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # parser errors: printed by main, exit code 2
         except Exception as exc:  # the single place failures become exit codes
-            raise typer.Exit(_report(ctx, exc)) from None
+            raise typer.Exit(
+                failure_code(ctx.obj if isinstance(ctx.obj, Environment) else None, exc)
+            ) from None
         finally:
             env = ctx.obj
             if isinstance(env, Environment):
                 env.close()
-
-
-def _report(ctx: Any, exc: Exception) -> int:
-    env = ctx.obj if isinstance(ctx.obj, Environment) else None
-    debug = bool(env and env.debug)
-    error = _domain(exc)
-    if error is None:
-        traceback.print_exception(exc) if debug else None
-        render.error(
-            f"internal error: {type(exc).__name__}: {exc}",
-            "this is a bug in flagctl; re-run with --debug for the traceback",
-        )
-        if env and env.output == "json":
-            render.error_json("InternalError", f"{type(exc).__name__}: {exc}", None, int(ExitCode.FAILED))
-        return int(ExitCode.FAILED)
-    if debug:
-        traceback.print_exception(exc)
-    render.error(error.message, error.hint, color=env.color() if env else None)
-    problems = error.problems if isinstance(error, InvalidFile) else []
-    for problem in problems[1:]:
-        render.note(f"  {problem}")
-    if env and env.output == "json" and not isinstance(error, CheckFailed):  # a report was the document
-        render.error_json(type(error).__name__, error.message, error.hint, int(error.exit_code), problems)
-    return int(error.exit_code)
-
-
-MAX_LOCK_TIMEOUT = timedelta(milliseconds=2**31 - 1)  # PostgreSQL's lock_timeout is an int of ms
-
-
-def _not_utf8(arg: str) -> bool:
-    """An argument the OS handed over as bytes that are not UTF-8 (surrogate escapes)."""
-    try:
-        arg.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _asks_for_json(args: list[str]) -> bool:
@@ -126,20 +91,6 @@ def _parser_hint(exc: Any) -> str:
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "flagctl"
     return f"see: {path} --help"
-
-
-def _domain(exc: Exception) -> FlagctlError | None:
-    if isinstance(exc, FlagctlError):
-        return exc
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover
-        return None
-    if isinstance(exc, psycopg.Error):
-        from flagctl.store.db import translate
-
-        return translate(exc)
-    return None
 
 
 app = typer.Typer(
@@ -213,24 +164,12 @@ def root(
     ] = False,
 ) -> None:
     """Control rollouts (stage set), kill switches (kill/release) and verify them."""
-    from flagctl.model.durations import parse_duration
-
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     ctx.obj = env
-    env.target, env.dsn, env.manifest, env.config, env.debug = target, dsn, manifest, config, debug
-    if request_id is not None:
-        text = request_id.strip()
-        if not text or len(text) > 200 or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
-            raise UsageError(
-                "--request-id must be 1 to 200 plain characters", "e.g. --request-id deploy-841-rollback"
-            )
-        env.request_id = text
-    try:
-        env.lock_timeout = parse_duration(lock_timeout)
-    except ValueError as exc:
-        raise UsageError(f"--lock-timeout: {exc}") from None
-    if env.lock_timeout > MAX_LOCK_TIMEOUT:
-        raise UsageError(f"--lock-timeout {lock_timeout}: PostgreSQL waits for a lock at most 24d")
+    configure(
+        env, target=target, dsn=dsn, manifest=manifest, config=config, debug=debug,
+        lock_timeout=lock_timeout, request_id=request_id,
+    )  # fmt: skip
     if all_targets or (target and "," in target):
         _fan_out(ctx, env, target, all_targets, per_target_timeout)
 

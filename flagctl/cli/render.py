@@ -12,8 +12,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import typer
-
 
 class Output(StrEnum):
     table = "table"
@@ -21,7 +19,7 @@ class Output(StrEnum):
 
 
 def emit_json(document: Any) -> None:
-    typer.echo(json.dumps(document, indent=2, sort_keys=False, default=_default))
+    out(json.dumps(document, indent=2, sort_keys=False, default=_default))
 
 
 def _default(value: Any) -> Any:
@@ -47,12 +45,21 @@ def _cell(value: Any) -> str:
 
 
 def out(text: str = "") -> None:
-    typer.echo(text)
+    _echo(text, sys.stdout)
 
 
 def note(text: str) -> None:
     """A message for the operator (stderr, so stdout stays data)."""
-    typer.echo(text, err=True)
+    _echo(text, sys.stderr)
+
+
+def _echo(text: str, stream: Any) -> None:
+    """One line, written and flushed at once (the stream as it is now: tests swap it).
+    Plain writes rather than Click's echo, so the kill's path never imports Click."""
+    if stream is None:  # no console at all (pythonw): nothing to write to
+        return
+    stream.write(text + "\n")
+    stream.flush()
 
 
 def color_on_stderr(environ: Mapping[str, str] | None = None, isatty: bool | None = None) -> bool:
@@ -66,10 +73,10 @@ def error(message: str, hint: str | None = None, color: bool | None = None) -> N
     """``flagctl: error: what failed`` and, indented, what to do: plain lines on stderr."""
     label = "flagctl: error:"
     colored = color_on_stderr() if color is None else color
-    prefix = typer.style(label, fg="red", bold=True) if colored else label
-    typer.echo(f"{prefix} {message}", err=True)
+    prefix = f"\x1b[31m\x1b[1m{label}\x1b[0m" if colored else label  # red, bold
+    note(f"{prefix} {message}")
     if hint:
-        typer.echo(f"  {hint}", err=True)
+        note(f"  {hint}")
 
 
 def error_json(
@@ -84,7 +91,7 @@ def error_json(
         "exit_code": exit_code,
         "problems": list(problems),
     }
-    typer.echo(json.dumps({"error": error}, indent=2))
+    out(json.dumps({"error": error}, indent=2))
 
 
 def when(value: datetime | None) -> str:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from flagctl.errors import ManifestError, UsageError
 from flagctl.model.constraints import Constraint
@@ -29,6 +29,9 @@ from flagctl.model.flagtypes import (
     stage_value,
 )
 from flagctl.model.shape import Invalid, Name, Percent, Record, Rule, StrictBool, validate
+
+if TYPE_CHECKING:
+    from flagctl.model.cache import ManifestCache
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,8 +239,11 @@ class Manifest:
 # ---------------------------------------------------------------- loading
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Read, parse and validate a manifest file; raise ManifestError on any problem."""
+def load_manifest(path: str | Path, cache: ManifestCache | None = None) -> Manifest:
+    """Read, parse and validate a manifest file; raise ManifestError on any problem.
+
+    With a cache, the same text validated before is loaded back from it instead (see
+    ``flagctl.model.cache``), and a newly validated one is kept there."""
     from flagctl.model.yamlio import read_utf8
 
     shown = str(path)
@@ -251,7 +257,13 @@ def load_manifest(path: str | Path) -> Manifest:
         ) from None
     except OSError as exc:
         raise ManifestError(shown, [f"cannot read: {exc.strerror}"]) from None
-    return parse_manifest(text, shown)
+    cached: Manifest | None = cache.get(text, shown) if cache is not None else None
+    if cached is not None:
+        return cached
+    manifest = parse_manifest(text, shown)
+    if cache is not None:
+        cache.put(text, manifest)
+    return manifest
 
 
 def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import OutputOpt, audit_key, connect, env_of, manifest
+from flagctl.cli.common import OutputOpt, env_of
+from flagctl.cli.flow import audit_key, connect, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
 

@@ -8,18 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import (
-    ActorOpt,
-    Mutation,
-    OutputOpt,
-    ReasonOpt,
-    ScopeOpt,
-    YesOpt,
-    audit_context,
-    connect,
-    env_of,
-    manifest,
-)
+from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, ScopeOpt, YesOpt, env_of
+from flagctl.cli.flow import Mutation, audit_context, connect, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, NotConfirmed, UsageError
 

@@ -8,18 +8,8 @@ from typing import Annotated
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import (
-    ActorOpt,
-    DryRunOpt,
-    Mutation,
-    OutputOpt,
-    ReasonOpt,
-    YesOpt,
-    connect,
-    env_of,
-    manifest,
-    mutate,
-)
+from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
 from flagctl.errors import UsageError
 

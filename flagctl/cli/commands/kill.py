@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import (
-    ActorOpt,
-    DryRunOpt,
-    Mutation,
-    OutputOpt,
-    ReasonOpt,
-    ScopeOpt,
-    YesOpt,
-    connect,
-    env_of,
-    manifest,
-    mutate,
-)
+from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, ScopeOpt, YesOpt, env_of
+from flagctl.cli.fastkill import engage
+from flagctl.cli.flow import Mutation, connect, manifest
 from flagctl.cli.render import Output
-from flagctl.errors import CheckFailed, UsageError
-from flagctl.model.durations import format_duration
+from flagctl.errors import UsageError
 
 if TYPE_CHECKING:
-    import psycopg
-
-    from flagctl.actions.base import Outcome
     from flagctl.cli.env import Environment
     from flagctl.model.manifest import Manifest
 
@@ -68,8 +53,6 @@ def kill(
 ) -> None:
     """Engage a kill switch now: one transaction, no bake, no guardrail, exact prior
     values recorded so `flagctl release` restores them."""
-    from flagctl.actions.kill import Kill
-
     env = env_of(ctx)
     loaded = manifest(env)
     if list_:
@@ -77,65 +60,8 @@ def kill(
         return
     if switch is None:
         raise UsageError("kill needs a SWITCH (or --list)", "flagctl kill --list shows them")
-    waits = _ack_bounds(timeout, live) if wait_ack else None
-    outcome = mutate(
-        env,
-        Mutation(reason, yes, actor, dry_run, output),
-        Kill(loaded, switch, scope),
-        break_locks=break_locks,
-        after=lambda conn, outcome: _report_drift(conn, loaded, outcome),
-    )
-    if waits is not None and not outcome.dry_run:
-        _wait_acks(env, loaded, *waits)
-
-
-def _ack_bounds(timeout: str, live: str) -> tuple[timedelta, timedelta]:
-    from flagctl.model.durations import parse_duration
-
-    try:
-        return parse_duration(timeout), parse_duration(live)
-    except ValueError as exc:
-        raise UsageError(f"--timeout/--live: {exc}") from None
-
-
-def _wait_acks(env: Environment, loaded: Manifest, timeout: timedelta, live: timedelta) -> None:
-    """Wait (on the server) until every live gate client applied the newest change."""
-    from flagctl.store.clients import wait_acks
-
-    clients = wait_acks(connect(env), loaded, timeout, live)
-    if not clients:
-        render.note("no live gate client to confirm the kill (flagctl clients lists them)")
-        return
-    late = [c for c in clients if not c.acked]
-    if late:
-        names = "; ".join(f"{c.host} pid {c.pid} ({c.application}, at change {c.applied_seq})" for c in late)
-        raise CheckFailed(
-            f"{len(late)} of {len(clients)} live gate clients did not apply the kill within "
-            f"{format_duration(timeout)}: {names}",
-            "the kill is engaged in the database; those processes still decide on the old state — "
-            "check them (flagctl clients)",
-        )
-    slowest = max(clients, key=lambda c: c.after_seconds)
-    render.note(
-        f"confirmed: all {len(clients)} live gate clients applied the kill; the slowest, {slowest.host} "
-        f"pid {slowest.pid}, {slowest.after_seconds * 1000:.0f} ms after the wait began"
-    )
-
-
-def _report_drift(conn: psycopg.Connection[Any], loaded: Manifest, outcome: Outcome) -> None:
-    """After the kill committed (so it never waits for this): the values it replaced that
-    had been changed around the audit trigger — someone bypassed the trail, and the kill
-    wrote over what they did."""
-    from flagctl.views.drift import drift
-
-    plan = outcome.plan
-    if not outcome.applied or plan.snapshot is None or outcome.txid is None:
-        return
-    flags = sorted(plan.snapshot.globals)
-    for found in drift(conn, loaded, plan.snapshot, flags, before_txid=outcome.txid):
-        render.note(
-            f"drift before the kill: {found.describe()} (changed around the audit trigger; the kill wrote over it)"
-        )
+    waits = (timeout, live) if wait_ack else None
+    engage(env, loaded, switch, scope, Mutation(reason, yes, actor, dry_run, output), break_locks, waits)
 
 
 def _list(env: Environment, loaded: Manifest, output: Output) -> None:

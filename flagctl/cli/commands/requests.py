@@ -13,19 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import (
-    ActorOpt,
-    DryRunOpt,
-    Mutation,
-    OutputOpt,
-    ReasonOpt,
-    YesOpt,
-    audit_context,
-    connect,
-    env_of,
-    manifest,
-    mutate,
-)
+from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.flow import Mutation, audit_context, connect, manifest, mutate
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, PolicyRefused, UsageError
 

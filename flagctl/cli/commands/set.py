@@ -6,18 +6,8 @@ from typing import Annotated
 
 import typer
 
-from flagctl.cli.common import (
-    ActorOpt,
-    DryRunOpt,
-    Mutation,
-    OutputOpt,
-    ReasonOpt,
-    ScopeOpt,
-    YesOpt,
-    env_of,
-    manifest,
-    mutate,
-)
+from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, ScopeOpt, YesOpt, env_of
+from flagctl.cli.flow import Mutation, manifest, mutate
 from flagctl.cli.render import Output
 from flagctl.errors import UsageError
 

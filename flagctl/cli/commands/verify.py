@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import OutputOpt, connect, env_of, manifest
+from flagctl.cli.common import OutputOpt, env_of
+from flagctl.cli.flow import connect, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
 

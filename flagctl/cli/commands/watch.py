@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, connect, env_of, manifest
+from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, env_of
 from flagctl.cli.env import os_user
+from flagctl.cli.flow import connect, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, ConnectionFailed, NotConfirmed, UsageError
 

@@ -1,0 +1,234 @@
+"""The kill, and its fast path: ``flagctl kill SWITCH …`` run without the command-line framework.
+
+In the worst hour the kill is the command that must be quick, and importing typer (with
+Click) costs more than all of the kill's database work. So the entry point first offers the
+command line to ``run``: a kill spelled with the options below is run at once, through the
+same flow (``flagctl.cli.flow``) and the same ``engage`` as the typer command. Anything else
+— another command, ``--help``, ``--list``, a fan-out over targets, an option not listed
+here, a value that looks like an option, text that is not UTF-8 — is left to the full
+parser, which runs the same kill or says what is wrong. This reader never reports a usage
+error of its own, so the two cannot disagree about what a command line means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from flagctl.cli import render
+from flagctl.cli.env import Environment
+from flagctl.cli.flow import Mutation, configure, connect, failure_code, manifest, mutate, not_utf8
+from flagctl.cli.render import Output
+from flagctl.errors import CheckFailed, ExitCode, UsageError
+from flagctl.model.durations import format_duration
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from flagctl.actions.base import Outcome
+    from flagctl.model.manifest import Manifest
+
+# What the fast path reads: option → its parameter (the typer command's names; a test
+# checks these against the typer declarations, so the two cannot drift apart).
+ROOT_VALUES = {
+    "--target": "target", "-t": "target", "--dsn": "dsn", "--manifest": "manifest",
+    "--config": "config", "--lock-timeout": "lock_timeout", "--request-id": "request_id",
+}  # fmt: skip
+ROOT_FLAGS = {"--debug": "debug"}
+KILL_VALUES = {
+    "--scope": "scope", "--reason": "reason", "-r": "reason", "--actor": "actor",
+    "--output": "output", "-o": "output", "--timeout": "timeout", "--live": "live",
+}  # fmt: skip
+KILL_FLAGS = {
+    "--yes": "yes",
+    "-y": "yes",
+    "--break-locks": "break_locks",
+    "--dry-run": "dry_run",
+    "--wait-ack": "wait_ack",
+}
+ROOT_ENVVARS = {"lock_timeout": "FLAGCTL_LOCK_TIMEOUT", "request_id": "FLAGCTL_REQUEST_ID"}
+
+
+@dataclass
+class KillLine:
+    """A kill command line as the fast path read it: the global options and the kill's."""
+
+    switch: str
+    root: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def read(args: list[str]) -> KillLine | None:
+    """``[global options] kill SWITCH [kill options]``, or None for anything else."""
+    root: dict[str, Any] = {}
+    i = 0
+    while i < len(args) and args[i] != "kill":
+        i = _option(args, i, ROOT_VALUES, ROOT_FLAGS, root)
+        if i < 0:
+            return None
+    options: dict[str, Any] = {}
+    switch = None
+    i += 1
+    while 0 < i < len(args):
+        if not args[i].startswith("-"):
+            if switch is not None:
+                return None  # a second argument: the parser's to refuse
+            switch, i = args[i], i + 1
+            continue
+        i = _option(args, i, KILL_VALUES, KILL_FLAGS, options)
+    if i < 0 or switch is None or options.get("output", "table") not in ("table", "json"):
+        return None
+    return KillLine(switch, root, options)
+
+
+def _option(
+    args: list[str], i: int, valued: dict[str, str], flags: dict[str, str], into: dict[str, Any]
+) -> int:
+    """Read the option at ``args[i]`` into ``into``; the index after it, or -1 if it is not
+    one the fast path reads plainly (unknown, repeated, missing or option-like value)."""
+    word, attached = args[i], None
+    if word.startswith("--") and "=" in word:
+        word, attached = word.split("=", 1)
+    name = valued.get(word) or flags.get(word)
+    if name is None or name in into:
+        return -1
+    if word in flags:
+        if attached is not None:
+            return -1
+        into[name] = True
+        return i + 1
+    if attached is None:
+        if i + 1 >= len(args):
+            return -1
+        attached, i = args[i + 1], i + 1
+    if attached.startswith("-"):
+        return -1
+    into[name] = attached
+    return i + 1
+
+
+def run(args: list[str], env: Environment | None = None) -> int | None:
+    """Run a kill command line on the fast path: its exit code, or None if it is not one
+    (the caller hands it to the full parser)."""
+    line = read(args)
+    if line is None or any(not_utf8(arg) for arg in args) or "," in line.root.get("target", ""):
+        return None
+    env = env if env is not None else Environment()
+    root, opts = line.root, line.options
+    try:
+        configure(
+            env,
+            target=root.get("target"),
+            dsn=root.get("dsn"),
+            manifest=root.get("manifest"),
+            config=root.get("config"),
+            debug=bool(root.get("debug")),
+            lock_timeout=_given(root, "lock_timeout", env, "5s"),
+            request_id=_given(root, "request_id", env, None),
+        )
+        output = Output(opts.get("output", "table"))
+        env.output = output
+        mutation = Mutation(
+            opts.get("reason"), bool(opts.get("yes")), opts.get("actor"), bool(opts.get("dry_run")), output
+        )
+        waits = (opts.get("timeout", "5s"), opts.get("live", "30s")) if opts.get("wait_ack") else None
+        engage(
+            env,
+            manifest(env),
+            line.switch,
+            opts.get("scope", "global"),
+            mutation,
+            bool(opts.get("break_locks")),
+            waits,
+        )
+        return 0
+    except (EOFError, KeyboardInterrupt):
+        render.error("aborted; nothing was changed")
+        return int(ExitCode.FAILED)
+    except Exception as exc:  # the one handler, as for every command
+        return failure_code(env, exc)
+    finally:
+        env.close()
+
+
+def _given(root: dict[str, Any], name: str, env: Environment, default: Any) -> Any:
+    """An option's value as the parser finds it: as given (even empty), else from its
+    environment variable if that is set and not empty, else the default."""
+    if name in root:
+        return str(root[name])
+    return env.environ.get(ROOT_ENVVARS[name]) or default
+
+
+def engage(
+    env: Environment,
+    loaded: Manifest,
+    switch: str,
+    scope: str,
+    opts: Mutation,
+    break_locks: bool,
+    waits: tuple[str, str] | None,
+) -> None:
+    """The kill: engage, report drift after the COMMIT, then (``waits``: --timeout and
+    --live) wait for the gate clients to apply it."""
+    from flagctl.actions.kill import Kill
+
+    bounds = _ack_bounds(*waits) if waits is not None else None
+    outcome = mutate(
+        env,
+        opts,
+        Kill(loaded, switch, scope),
+        break_locks=break_locks,
+        after=lambda conn, outcome: _report_drift(conn, loaded, outcome),
+    )
+    if bounds is not None and not outcome.dry_run:
+        _wait_acks(env, loaded, *bounds)
+
+
+def _ack_bounds(timeout: str, live: str) -> tuple[timedelta, timedelta]:
+    from flagctl.model.durations import parse_duration
+
+    try:
+        return parse_duration(timeout), parse_duration(live)
+    except ValueError as exc:
+        raise UsageError(f"--timeout/--live: {exc}") from None
+
+
+def _wait_acks(env: Environment, loaded: Manifest, timeout: timedelta, live: timedelta) -> None:
+    """Wait (on the server) until every live gate client applied the newest change."""
+    from flagctl.store.clients import wait_acks
+
+    clients = wait_acks(connect(env), loaded, timeout, live)
+    if not clients:
+        render.note("no live gate client to confirm the kill (flagctl clients lists them)")
+        return
+    late = [c for c in clients if not c.acked]
+    if late:
+        names = "; ".join(f"{c.host} pid {c.pid} ({c.application}, at change {c.applied_seq})" for c in late)
+        raise CheckFailed(
+            f"{len(late)} of {len(clients)} live gate clients did not apply the kill within "
+            f"{format_duration(timeout)}: {names}",
+            "the kill is engaged in the database; those processes still decide on the old state — "
+            "check them (flagctl clients)",
+        )
+    slowest = max(clients, key=lambda c: c.after_seconds)
+    render.note(
+        f"confirmed: all {len(clients)} live gate clients applied the kill; the slowest, {slowest.host} "
+        f"pid {slowest.pid}, {slowest.after_seconds * 1000:.0f} ms after the wait began"
+    )
+
+
+def _report_drift(conn: psycopg.Connection[Any], loaded: Manifest, outcome: Outcome) -> None:
+    """After the kill committed (so it never waits for this): the values it replaced that
+    had been changed around the audit trigger — someone bypassed the trail, and the kill
+    wrote over what they did."""
+    from flagctl.views.drift import drift
+
+    plan = outcome.plan
+    if not outcome.applied or plan.snapshot is None or outcome.txid is None:
+        return
+    flags = sorted(plan.snapshot.globals)
+    for found in drift(conn, loaded, plan.snapshot, flags, before_txid=outcome.txid):
+        render.note(
+            f"drift before the kill: {found.describe()} (changed around the audit trigger; the kill wrote over it)"
+        )

@@ -1,0 +1,346 @@
+"""The mutation flow every command shares, without typer (the kill's fast path uses it too).
+
+A mutating command validates everything it can (reason, confirmation possible, manifest,
+arguments) before it connects, then hands an action to ``mutate``; ``failure_code`` turns
+any failure into its message and exit code, once for every command.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from flagctl.cli import render
+from flagctl.cli.env import Environment, os_user
+from flagctl.cli.render import Output
+from flagctl.errors import FlagctlError, PermissionDenied, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import psycopg
+
+    from flagctl.actions.base import Action, Outcome, Plan
+    from flagctl.config import Target
+    from flagctl.model.manifest import Manifest
+    from flagctl.store.audit import AuditKey
+    from flagctl.store.db import AuditContext
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """The options every mutating command takes."""
+
+    reason: str | None
+    yes: bool
+    actor: str | None
+    dry_run: bool
+    output: Output
+
+
+def manifest(env: Environment) -> Manifest:
+    from flagctl.config import resolve_manifest_path
+    from flagctl.model.cache import ManifestCache
+    from flagctl.model.manifest import load_manifest
+
+    path = resolve_manifest_path(_options(env), env.environ, _target(env))
+    return load_manifest(path, ManifestCache.from_environ(env.environ))
+
+
+def connect(env: Environment) -> psycopg.Connection[Any]:
+    from flagctl.store.db import connect as db_connect
+
+    conn = db_connect(_target(env), sleep=env.sleep)
+    env.resources.append(conn)
+    return conn
+
+
+def _options(env: Environment) -> Any:
+    from flagctl.config import Options
+
+    return Options(target=env.target, dsn=env.dsn, manifest=env.manifest, config=env.config)
+
+
+def _target(env: Environment) -> Target:
+    from flagctl.config import resolve_target
+
+    if env.resolved_target is None:
+        env.resolved_target = resolve_target(_options(env), env.environ)
+    target: Target = env.resolved_target
+    return target
+
+
+def mutate(
+    env: Environment,
+    opts: Mutation,
+    action: Action[Any],
+    break_locks: bool = False,
+    after: Callable[[psycopg.Connection[Any], Outcome], None] | None = None,
+    approving: int | None = None,
+) -> Outcome:
+    """Run one action with the shared rules (reason, confirmation, audit), then render it
+    (``after``: first report more about an outcome, on the same connection)."""
+    from psycopg import errors as pg_errors
+
+    from flagctl.actions.base import execute
+    from flagctl.store.db import GENERIC_PRIVILEGE_HINT, translate
+
+    action.validate()  # unknown names, bad scopes: before anything connects
+    audit = audit_context(env, opts, action.name)
+    confirm = None
+    if not opts.yes and not opts.dry_run:
+        confirm = _prompt
+    conn = connect(env)
+    try:
+        outcome = execute(
+            conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
+            reconnect=lambda: connect(env), break_locks=break_locks, sleep=env.sleep,
+            idempotent=env.request_id is not None, approving=approving,
+        )  # fmt: skip
+    except pg_errors.InsufficientPrivilege as refused:
+        # flagctl's own guards (four eyes, the security role's limits) say what to do themselves
+        hint = refused.diag.message_hint or role_hint(action.name, conn.info.user)
+        raise PermissionDenied(translate(refused).message, hint) from None
+    except PermissionDenied as refused:
+        given = refused.hint or ""
+        generic = not given or given.startswith(GENERIC_PRIVILEGE_HINT)
+        raise PermissionDenied(
+            refused.message, role_hint(action.name, conn.info.user) if generic else given
+        ) from None
+    if outcome.note:
+        render.note(outcome.note)
+    if outcome.applied and (after is not None or audit_key(env) is not None):
+        _report(env, conn, outcome, after)
+    show_outcome(outcome, opts.output, _target(env))
+    return outcome
+
+
+def role_hint(action: str, user: str) -> str:
+    """What to do about a refusal: the flagctl role the action needs, and how to get it."""
+    from flagctl.store.roles import role_for
+
+    role = role_for(action)
+    return f"{action} needs the flagctl role {role}; an admin runs: flagctl db grant {role} {user}"
+
+
+def audit_context(env: Environment, opts: Mutation, action: str) -> AuditContext:
+    """The shared rules of every change, checked before anything connects: a plain
+    --reason and --actor, --yes without a terminal, a usable audit key. Returns who acts
+    and why, as the audit trail records it."""
+    from flagctl.store.db import AuditContext
+
+    audit_key(env)  # a bad key: before anything changes
+    reason = _plain_text("--reason", (opts.reason or "").strip(), 2000)
+    _plain_text("--actor", opts.actor or "", 200)
+    if not reason and not opts.dry_run:
+        raise UsageError(f"{action} needs --reason", "say why, e.g. --reason 'INC-123: error spike'")
+    if not opts.yes and not opts.dry_run and not env.is_interactive():
+        raise UsageError(
+            "refusing to change anything without --yes: there is no terminal to confirm on",
+            "re-run with --yes (and --dry-run first to see the plan)",
+        )
+    return AuditContext(
+        actor=opts.actor or os_user(),
+        reason=reason,
+        action=action,
+        command=env.command_line(),
+        request_id=env.request_id or str(uuid.uuid4()),
+    )
+
+
+def audit_key(env: Environment) -> AuditKey | None:
+    """The key that signs the audit chain, from FLAGCTL_AUDIT_KEY or FLAGCTL_AUDIT_KEY_FILE
+    (None: not given). Errors never show the key."""
+    from pathlib import Path
+
+    from flagctl.store.audit import AuditKey
+
+    text = env.environ.get("FLAGCTL_AUDIT_KEY")
+    source = "FLAGCTL_AUDIT_KEY"
+    path = env.environ.get("FLAGCTL_AUDIT_KEY_FILE")
+    if text is None and path:
+        source = f"FLAGCTL_AUDIT_KEY_FILE ({path})"
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+            raise UsageError(f"cannot read the audit key from {source}: {reason}", "check the path") from None
+    if text is None:
+        return None
+    if len(text) < 32:
+        raise UsageError(
+            f"the audit key in {source} is too short ({len(text)} characters; at least 32)",
+            "make one with: python -c 'import secrets; print(secrets.token_hex(32))'",
+        )
+    return AuditKey(text.encode())
+
+
+def _report(
+    env: Environment,
+    conn: psycopg.Connection[Any],
+    outcome: Outcome,
+    after: Callable[[psycopg.Connection[Any], Outcome], None] | None,
+) -> None:
+    """After a change committed: sign the chain's head (with an audit key) and report what
+    the command reports. The change is made either way: a failure here is said, not raised
+    (on a new connection if the one that committed was lost)."""
+    import psycopg as pg
+
+    from flagctl.store.audit import sign
+
+    key = audit_key(env)
+    try:
+        live = connect(env) if conn.closed or conn.broken else conn
+        if key is not None:
+            sign(live, key)
+        if after is not None:
+            after(live, outcome)
+    except (pg.Error, FlagctlError) as exc:
+        why = exc.message if isinstance(exc, FlagctlError) else (exc.diag.message_primary or str(exc))
+        render.note(f"the change is made, but what follows it failed: {why}")
+
+
+def _plain_text(option: str, text: str, longest: int) -> str:
+    """Text recorded in the audit trail: one line of printable characters, bounded — so no
+    one writes escape sequences or forged lines into what an operator reads later."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise UsageError(
+            f"{option} has a control character (a newline, a tab or an escape)", "give it as one plain line"
+        )
+    if len(text) > longest:
+        raise UsageError(
+            f"{option} is {len(text)} characters long; at most {longest}", "say it shorter; link the ticket"
+        )
+    return text
+
+
+def _prompt(plan: Plan) -> bool:
+    import typer  # only on a terminal, where a person answers: no hurry
+
+    render.note(plan_text(plan))
+    try:
+        return typer.confirm("Apply this change?", default=False, err=True)
+    except (typer.Abort, EOFError):
+        return False
+
+
+def plan_text(plan: Plan) -> str:
+    lines = [plan.summary]
+    lines += [f"  {c.flag}: {c.describe()}" for c in plan.changes]
+    if plan.checks:
+        lines.append("checks:")
+        lines += [f"  - {check}" for check in plan.checks]
+    return "\n".join(lines)
+
+
+def show_outcome(outcome: Outcome, output: Output, target: Target) -> None:
+    plan = outcome.plan
+    if output is Output.json:
+        render.emit_json(
+            {
+                "target": target.name,
+                "action": plan.action,
+                "summary": plan.summary,
+                "applied": outcome.applied,
+                "dry_run": outcome.dry_run,
+                "noop": plan.noop,
+                "forced": plan.forced,
+                "changes": [c.to_json() for c in plan.changes],
+                "checks": plan.checks,
+            }
+        )
+        return
+    if plan.noop:
+        render.out(f"nothing to do: {plan.noop}")
+        return
+    render.out(plan_text(plan))
+    where = f"target {target.name} ({target.source})"
+    if outcome.dry_run:
+        render.out(f"dry run: nothing was changed on {where}")
+    else:
+        render.out(f"applied to {where}" + (" (forced; marked in the audit)" if plan.forced else ""))
+
+
+MAX_LOCK_TIMEOUT = timedelta(milliseconds=2**31 - 1)  # PostgreSQL's lock_timeout is an int of ms
+
+
+def configure(
+    env: Environment,
+    *,
+    target: str | None,
+    dsn: str | None,
+    manifest: str | None,
+    config: str | None,
+    debug: bool,
+    lock_timeout: str,
+    request_id: str | None,
+) -> None:
+    """The global options, checked and set on the Environment before any command runs."""
+    from flagctl.model.durations import parse_duration
+
+    env.target, env.dsn, env.manifest, env.config, env.debug = target, dsn, manifest, config, debug
+    if request_id is not None:
+        text = request_id.strip()
+        if not text or len(text) > 200 or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+            raise UsageError(
+                "--request-id must be 1 to 200 plain characters", "e.g. --request-id deploy-841-rollback"
+            )
+        env.request_id = text
+    try:
+        env.lock_timeout = parse_duration(lock_timeout)
+    except ValueError as exc:
+        raise UsageError(f"--lock-timeout: {exc}") from None
+    if env.lock_timeout > MAX_LOCK_TIMEOUT:
+        raise UsageError(f"--lock-timeout {lock_timeout}: PostgreSQL waits for a lock at most 24d")
+
+
+def failure_code(env: Environment | None, exc: Exception) -> int:
+    """The single place a failure becomes a message and an exit code: a domain or database
+    error its own (with its hint), anything else an internal error (traceback with --debug)."""
+    import traceback
+
+    from flagctl.errors import CheckFailed, ExitCode, InvalidFile
+
+    debug = bool(env and env.debug)
+    error = _domain(exc)
+    if error is None:
+        traceback.print_exception(exc) if debug else None
+        render.error(
+            f"internal error: {type(exc).__name__}: {exc}",
+            "this is a bug in flagctl; re-run with --debug for the traceback",
+        )
+        if env and env.output == "json":
+            render.error_json("InternalError", f"{type(exc).__name__}: {exc}", None, int(ExitCode.FAILED))
+        return int(ExitCode.FAILED)
+    if debug:
+        traceback.print_exception(exc)
+    render.error(error.message, error.hint, color=env.color() if env else None)
+    problems = error.problems if isinstance(error, InvalidFile) else []
+    for problem in problems[1:]:
+        render.note(f"  {problem}")
+    if env and env.output == "json" and not isinstance(error, CheckFailed):  # a report was the document
+        render.error_json(type(error).__name__, error.message, error.hint, int(error.exit_code), problems)
+    return int(error.exit_code)
+
+
+def _domain(exc: Exception) -> FlagctlError | None:
+    if isinstance(exc, FlagctlError):
+        return exc
+    import psycopg
+
+    if isinstance(exc, psycopg.Error):
+        from flagctl.store.db import translate
+
+        return translate(exc)
+    return None
+
+
+def not_utf8(arg: str) -> bool:
+    """An argument the OS handed over as bytes that are not UTF-8 (surrogate escapes)."""
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
