@@ -431,6 +431,26 @@ class RolloutKill(Record):
             current.internal if self.internal is None else current.internal and self.internal,
         )
 
+    @classmethod
+    def parse(cls, raw: Any) -> RolloutKill:
+        """A setting from the manifest or as stored with an engaged switch. Checked here by
+        hand, not by pydantic: a kill reads back the settings of every engaged switch, and
+        must not pay for importing a validator to do it."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a mapping of enabled, percent and/or internal, got {raw!r}")
+        for key in raw:
+            if key not in ("enabled", "percent", "internal"):
+                raise ValueError(f"{key}: unknown key")
+        for key in ("enabled", "internal"):
+            if not isinstance(raw.get(key), bool | None):
+                raise ValueError(f"{key}: expected true or false, got {raw[key]!r}")
+        percent = raw.get("percent")
+        if percent is not None and (
+            isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100
+        ):
+            raise ValueError(f"percent: expected a whole number from 0 to 100, got {percent!r}")
+        return cls(enabled=raw.get("enabled"), percent=percent, internal=raw.get("internal"))
+
     def to_json(self) -> dict[str, Any]:
         given = {"enabled": self.enabled, "percent": self.percent, "internal": self.internal}
         return {key: value for key, value in given.items() if value is not None}
@@ -473,10 +493,7 @@ KillSetting = RolloutKill | LiteralKill
 
 def kill_setting(flag: AnyFlag, raw: Any) -> KillSetting:
     if isinstance(flag, RolloutFlag):
-        try:
-            setting: RolloutKill = validate(RolloutKill, raw)
-        except Invalid as exc:
-            raise ValueError(str(exc)) from None
+        setting = RolloutKill.parse(raw)
         if setting.enabled is None and setting.percent is None and setting.internal is None:
             raise ValueError("give enabled, percent and/or internal")
         return setting

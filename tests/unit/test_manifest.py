@@ -144,3 +144,20 @@ def test_yaml_1_1_booleans_stay_strings() -> None:
     assert [s.name for s in manifest.ladder("l").stages] == ["off", "on"]
     found = problems(BASE + "ladders:\n  l: {flag: f1, stages: [{name: a, enabled: yes, percent: 1}]}\n")
     assert any("enabled" in p and "'yes'" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("{enabled: no}", "enabled: expected true or false, got 'no'"),
+        ("{percent: 101}", "percent: expected a whole number from 0 to 100, got 101"),
+        ("{percent: true}", "percent: expected a whole number from 0 to 100, got True"),
+        ("{percent: 5.5}", "percent: expected a whole number from 0 to 100, got 5.5"),
+        ("{enabled: false, colour: red}", "colour: unknown key"),
+        ("off", "expected a mapping of enabled, percent and/or internal, got 'off'"),
+        ("{}", "give enabled, percent and/or internal"),
+    ],
+)
+def test_a_rollout_kill_setting_is_checked(setting: str, message: str) -> None:
+    found = problems(BASE + f"kill_switches:\n  k: {{set: {{f1: {setting}}}}}\n")
+    assert f"kill_switches.k.set.f1: {message}" in found, found
