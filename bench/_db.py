@@ -1,4 +1,5 @@
-"""A throw-away database on a server, for the benchmarks (dropped afterwards)."""
+"""What the benchmarks share: a throw-away database on a server (dropped afterwards), and
+flagctl's bytecode compiled as an installed package has it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+
+
+def compile_flagctl() -> None:
+    """Compile flagctl's modules to bytecode, as ``pip install`` does. From a source checkout
+    (an editable install) with PYTHONDONTWRITEBYTECODE set, every flagctl process would
+    otherwise compile its modules anew — the bare psycopg script's packages never do."""
+    import compileall
+    from pathlib import Path
+
+    compileall.compile_dir(Path(__file__).resolve().parents[1] / "flagctl", quiet=1)
 
 
 def admin_dsn(dsn: str | None) -> str:

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from _db import compile_flagctl
+
 FLAGCTL = str(Path(sys.executable).parent / "flagctl")
 
 
@@ -26,6 +28,7 @@ def wall(command: list[str], runs: int) -> float:
 
 
 def main() -> None:
+    compile_flagctl()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()

@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import psycopg
-from _db import admin_dsn, throwaway_database
+from _db import admin_dsn, compile_flagctl, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "flagctl" / "examples"
@@ -39,6 +39,7 @@ def flagctl(dsn: str, manifest: Path, *args: str) -> dict:  # type: ignore[type-
 
 
 def main() -> None:
+    compile_flagctl()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dsn", help="a server to create the throw-away databases on")

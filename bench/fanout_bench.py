@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from _db import admin_dsn, throwaway_database
+from _db import admin_dsn, compile_flagctl, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "flagctl" / "examples" / "groups" / "flagctl.yaml"
@@ -34,6 +34,7 @@ def flagctl(config: Path, *args: str) -> float:
 
 
 def main() -> None:
+    compile_flagctl()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--targets", type=int, default=8)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from _db import admin_dsn, throwaway_database
+from _db import admin_dsn, compile_flagctl, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "flagctl" / "examples" / "ws8" / "flagctl.yaml"
@@ -183,6 +183,7 @@ def _wait_all(procs: list[subprocess.Popen[str]], state: str) -> list[float]:
 
 
 def main() -> None:
+    compile_flagctl()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=20)

@@ -2,11 +2,12 @@
 
 Validating a manifest means importing PyYAML and pydantic and building their validators:
 about 100 ms, more than the whole of ``flagctl kill``'s database work. So once a manifest
-has been read and validated, the result is pickled into the cache folder under a key made
-of the manifest's exact text and the code that validated it (flagctl's version and the
-model modules' size and modification time). A command reading the same text again loads
-it back without importing either. Any edit to the manifest is a new key: it is validated
-anew (and an invalid edit reported), never served stale.
+has been read and validated, the result is pickled into the cache folder together with the
+manifest's exact text and a note of the code that validated it (the Python, and the model
+modules' size and modification time). A command reading the same text with the same code
+loads it back without importing either; the entry's name is only a checksum to find it by,
+the comparison is of the whole text. Any edit to the manifest is validated anew (and an
+invalid edit reported), never served stale.
 
 The folder is ``FLAGCTL_CACHE_DIR``, else the user's cache folder (``$XDG_CACHE_HOME/flagctl``
 or ``~/.cache/flagctl`` on Linux; elsewhere where platformdirs says). ``FLAGCTL_CACHE_DIR=``
@@ -18,12 +19,11 @@ written by other code) is a miss, and a manifest that cannot be stored is simply
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import stat
 import sys
-import tempfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,15 +47,18 @@ class ManifestCache:
     def get(self, text: str, path: str) -> Any:
         """The manifest validated from exactly this text, if cached, with ``path`` as its path
         (None: not cached)."""
-        entry = self._entry(text)
+        code = _code_version()
+        entry = self._entry(code, text)
         try:
             if not (_private(self.folder) and _private(entry)):
                 return None
             with entry.open("rb") as file:
-                found = pickle.load(file)  # our own file, checked private above
+                stored_code, stored_text, found = pickle.load(file)  # our own file, checked private above
         except Exception:  # a cache never fails a command: corrupt, foreign or vanished is a miss
             return None
-        return replace(found, path=path) if hasattr(found, "switches") else None
+        if (stored_code, stored_text) != (code, text) or not hasattr(found, "switches"):
+            return None
+        return replace(found, path=path)
 
     def put(self, text: str, manifest: Any) -> None:
         """Keep a validated manifest; quietly nothing if the folder is not ours or not writable."""
@@ -63,11 +66,14 @@ class ManifestCache:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not _private(self.folder):
                 return
+            import tempfile
+
+            code = _code_version()
             fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".manifest-", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as file:
-                    pickle.dump(manifest, file, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(temporary, self._entry(text))
+                    pickle.dump((code, text, manifest), file, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(temporary, self._entry(code, text))
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
                 raise
@@ -75,9 +81,13 @@ class ManifestCache:
         except Exception:  # never fail the command that validated the manifest
             return
 
-    def _entry(self, text: str) -> Path:
-        digest = hashlib.sha256(_code_version().encode() + b"\0" + text.encode("utf-8", "surrogatepass"))
-        return self.folder / f"manifest-{digest.hexdigest()[:40]}.pickle"
+    def _entry(self, code: str, text: str) -> Path:
+        """Where the entry for this text and code is (a checksum: the entry holds both in full)."""
+        data = text.encode("utf-8", "surrogatepass")
+        return (
+            self.folder
+            / f"manifest-{zlib.crc32(code.encode()):08x}-{zlib.crc32(data):08x}-{len(data)}.pickle"
+        )
 
     def _prune(self) -> None:
         entries = sorted(self.folder.glob("manifest-*.pickle"), key=lambda p: p.stat().st_mtime_ns)

@@ -150,6 +150,12 @@ def translate(exc: Exception) -> FlagctlError:
     return DatabaseError(text, hint)
 
 
+def split_table(name: str) -> tuple[str | None, str]:
+    """``schema.table`` → (schema, table); a bare name → (None, table)."""
+    schema, _, table = name.rpartition(".")
+    return (schema or None), table
+
+
 SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
 SET_READ_ONLY = "SELECT set_config('transaction_read_only', 'on', true), set_config('lock_timeout', %s, true)"
 # Read by the audit trigger; transaction-local, so they end with the transaction.

@@ -30,8 +30,7 @@ from flagctl.errors import UsageError
 from flagctl.model.flagtypes import AnyFlag
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL
-from flagctl.store.db import lock_keys, lock_rows
-from flagctl.store.schema import split_table
+from flagctl.store.db import lock_keys, lock_rows, split_table
 
 if TYPE_CHECKING:
     import psycopg

@@ -8,7 +8,6 @@ trigger on each; a bound table or column that does not exist is a usage error.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.errors import UsageError
 from flagctl.model.manifest import Manifest
+from flagctl.store.db import split_table
 from flagctl.store.roles import GRANT_BOUND
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ class Migration:
 
     @property
     def checksum(self) -> str:
+        import hashlib
+
         return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
 
 
@@ -174,11 +176,6 @@ def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list
         qualified = sql.Identifier(schema, table).as_string(conn)
         conn.execute(GRANT_BOUND.format(table=sql.Literal(qualified).as_string(conn)).encode())
     return registered
-
-
-def split_table(name: str) -> tuple[str | None, str]:
-    schema, _, table = name.rpartition(".")
-    return (schema or None), table
 
 
 def status(conn: psycopg.Connection[Any]) -> SchemaStatus:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from flagctl.errors import ManifestError
-from flagctl.model.cache import ManifestCache
+from flagctl.model.cache import ManifestCache, _code_version
 from flagctl.model.manifest import load_manifest, parse_manifest
 
 GROUPS = Path(__file__).resolve().parents[2] / "flagctl" / "examples" / "groups" / "flagctl.yaml"
@@ -52,18 +52,21 @@ def test_an_edited_manifest_is_validated_again_never_served_stale(
         load_manifest(manifest_file, cache)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "another object"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "another object", "another text", "other code"])
 def test_a_damaged_entry_is_a_miss_and_is_replaced(manifest_file: Path, tmp_path: Path, damage: str) -> None:
     cache = ManifestCache(tmp_path / "cache")
     text = manifest_file.read_text()
     load_manifest(manifest_file, cache)
-    entry = cache._entry(text)
+    entry = cache._entry(_code_version(), text)
     good = entry.read_bytes()
     entry.write_bytes(
         {
             "truncated": good[: len(good) // 2],
             "garbage": b"\x00not a pickle",
             "another object": pickle.dumps([1]),
+            # an entry found by its checksum is used only if it holds this very text and code
+            "another text": pickle.dumps((_code_version(), text + "\n", parse_manifest(text, "x"))),
+            "other code": pickle.dumps(("3.11.0;old", text, parse_manifest(text, "x"))),
         }[damage]
     )
     assert cache.get(text, "x") is None  # a miss
@@ -77,12 +80,12 @@ def test_an_entry_others_can_write_is_not_trusted(manifest_file: Path, tmp_path:
     cache = ManifestCache(tmp_path / "cache")
     text = manifest_file.read_text()
     load_manifest(manifest_file, cache)
-    entry = cache._entry(text)
+    entry = cache._entry(_code_version(), text)
     other = parse_manifest(text.replace("system: groups", "system: planted"), "p.yaml")
-    entry.write_bytes(pickle.dumps(other))
+    entry.write_bytes(pickle.dumps((_code_version(), text, other)))
     entry.chmod(0o666)
     assert load_manifest(manifest_file, cache).system == "groups"  # ignored, validated again
-    entry.write_bytes(pickle.dumps(other))
+    entry.write_bytes(pickle.dumps((_code_version(), text, other)))
     entry.chmod(0o600)
     assert load_manifest(manifest_file, cache).system == "planted"  # the user's own file is believed
     (tmp_path / "cache").chmod(0o777)
@@ -114,7 +117,7 @@ def test_the_cache_folder_comes_from_the_environment(tmp_path: Path) -> None:
 
 LOAD = """
 import json, sys
-from flagctl.model.cache import ManifestCache
+from flagctl.model.cache import ManifestCache, _code_version
 from flagctl.model.manifest import load_manifest
 manifest = load_manifest(sys.argv[1], ManifestCache.from_environ({"FLAGCTL_CACHE_DIR": sys.argv[2]}))
 print(json.dumps({"system": manifest.system, "loaded": sorted(m for m in ("pydantic", "yaml") if m in sys.modules)}))
