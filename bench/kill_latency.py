@@ -103,7 +103,12 @@ def measure(admin: str, system: System, runs: int) -> dict[str, list[float]]:
     with throwaway_database(admin) as dsn:
         # a manifest cache of its own, warmed by the untimed steps (as by any earlier command)
         cache = tempfile.mkdtemp(prefix="flagctl-bench-cache-")
-        env = {**os.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": str(system.manifest), "FLAGCTL_CACHE_DIR": cache}
+        env = {
+            **os.environ,
+            "FLAGCTL_DSN": dsn,
+            "FLAGCTL_MANIFEST": str(system.manifest),
+            "FLAGCTL_CACHE_DIR": cache,
+        }
         if system.schema:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute(system.schema.encode())
