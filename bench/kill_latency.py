@@ -7,7 +7,7 @@ Each run is a fresh process, as an operator (or a CI rollback script) would star
 the numbers include interpreter start-up and imports. Between runs the state is reset
 (untimed). All three are measured in the same run against the same warm local server:
 
-    python bench/kill_latency.py [--runs 10] [--dsn DSN]
+    python bench/kill_latency.py [--runs 20] [--dsn DSN]
 
 Without --dsn a throw-away database is created on the embedded PostgreSQL.
 """
@@ -64,13 +64,18 @@ SYSTEMS = [
 ]
 
 
-def timed(run: Callable[[], None], reset: Callable[[], None], runs: int) -> list[float]:
-    samples = []
+def timed(
+    variants: dict[str, Callable[[], None]], reset: Callable[[], None], runs: int
+) -> dict[str, list[float]]:
+    """Each variant ``runs`` times, taking turns (a, b, c, a, b, c, …), so that a change in
+    the machine's load over the run falls on all of them alike."""
+    samples: dict[str, list[float]] = {label: [] for label in variants}
     for _ in range(runs):
-        reset()
-        started = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - started)
+        for label, run in variants.items():
+            reset()
+            started = time.perf_counter()
+            run()
+            samples[label].append(time.perf_counter() - started)
     return samples
 
 
@@ -142,24 +147,20 @@ def measure(admin: str, system: System, runs: int) -> dict[str, list[float]]:
         def bare_psycopg() -> None:
             subprocess.run([sys.executable, "-c", BARE, dsn, statement], check=True, capture_output=True)
 
-        results = {
-            "flagctl kill (process)": timed(flagctl_kill, reset, runs),
-            "bare psycopg script (process)": timed(bare_psycopg, reset, runs),
-        }
+        variants = {"flagctl kill (process)": flagctl_kill, "bare psycopg script (process)": bare_psycopg}
         psql = shutil.which("psql") or _bundled_psql()
         if psql:
-            results["psql -c (process)"] = timed(
-                lambda: subprocess.run([psql, dsn, "-qc", statement], check=True, capture_output=True),
-                reset,
-                runs,
+            variants["psql -c (process)"] = lambda: subprocess.run(
+                [psql, dsn, "-qc", statement], check=True, capture_output=True
             )
+        results = timed(variants, reset, runs)
         return results
 
 
 def main() -> None:
     compile_flagctl()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--dsn", help="an existing server's admin DSN (default: the embedded one)")
     args = parser.parse_args()
     admin = admin_dsn(args.dsn)

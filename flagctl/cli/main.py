@@ -11,8 +11,25 @@ def main() -> int:
 
     code = run(sys.argv[1:])
     if code is not None:
-        return code
+        _end(code)
     from flagctl.cli.app import app
 
     app(prog_name="flagctl")
     return 0
+
+
+def _end(code: int) -> None:
+    """End a kill's process at once. Everything it did is finished: the transaction is
+    committed or rolled back, the connection closed (``run`` closes it), and the output is
+    flushed here. What is skipped is the interpreter's teardown — freeing every module and
+    object one by one, about 18 ms here, longer than all of the kill's database work —
+    and atexit handlers, of which the kill registers none."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more to say there
+            pass
+    os._exit(code)

@@ -146,3 +146,15 @@ def test_a_kill_process_imports_no_framework_and_no_validator(groups: Cli, tmp_p
     assert json.loads(warm.stdout)["applied"] is True
     listed, heavy = _process(groups, tmp_path, "kill", "--list")  # not the fast path: the parser's
     assert listed.returncode == 0 and "typer" in heavy
+
+
+def test_a_kill_process_ends_with_its_exit_code_and_all_its_output(groups: Cli, tmp_path: Path) -> None:
+    """The fast path ends the process without the interpreter's teardown: what it printed
+    still arrives whole, and its exit code is the command's."""
+    refused, _ = _process(groups, tmp_path, "kill", "KS9", "-r", "x", "-y", "-o", "json")
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["error"]["exit_code"] == 2
+    assert "unknown kill switch 'KS9'" in refused.stderr
+    done, _ = _process(groups, tmp_path, "kill", "KS5", "-r", "x", "-y")
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("(FLAGCTL_DSN)"), done.stdout
+    assert groups.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(1,)]
