@@ -46,6 +46,24 @@ def test_the_gate_sees_a_kill_without_polling(ws8: Cli) -> None:
         assert decision is not None and "kill switch p3-off" in decision.rule
 
 
+def test_a_notification_is_acted_on_when_it_arrives(ws8: Cli) -> None:
+    """Not when the listener's wait ends: with a 30 s wait, the kill is seen well before.
+    (The listener used to read notifications until its wait was over, and only then reload:
+    every kill reached the gates up to 250 ms late.)"""
+    gate = Gate(ws8.dsn, manifest=WS8_MANIFEST, check=_hours(1), resync=None, start=False)
+    gate.wake = 30
+    gate.start()
+    try:
+        assert gate.wait_ready()
+        assert ws8("kill", "p3-off", *GO).exit_code == 0
+        assert gate.wait_for_seq(newest(ws8), timeout=10)
+        assert not gate.enabled("p3_advisory", 1)
+        gate._stop.set()  # a last change ends the thread's wait, so close() need not time out
+        assert ws8("release", "p3-off", *GO).exit_code == 0
+    finally:
+        gate.close()
+
+
 def test_the_gate_decides_exactly_as_eval(groups: Cli) -> None:
     import json
 
