@@ -42,7 +42,10 @@ class ManifestCache:
         given = environ.get("FLAGCTL_CACHE_DIR")
         if given is not None:
             return cls(Path(given)) if given.strip() else None
-        return cls(_user_cache_folder(environ))
+        try:
+            return cls(_user_cache_folder(environ))
+        except (KeyError, OSError, RuntimeError):  # no home folder to be found: no cache
+            return None
 
     def get(self, text: str, path: str) -> Any:
         """The manifest validated from exactly this text, if cached, with ``path`` as its path

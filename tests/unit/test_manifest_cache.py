@@ -132,3 +132,11 @@ def test_a_cached_manifest_loads_without_yaml_or_pydantic(manifest_file: Path, t
 
     assert load() == {"system": "groups", "loaded": ["pydantic", "yaml"]}  # cold: validated
     assert load() == {"system": "groups", "loaded": []}  # warm: neither imported
+
+
+def test_no_home_folder_means_no_cache_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    def nowhere() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", nowhere)
+    assert ManifestCache.from_environ({}) is None
