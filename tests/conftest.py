@@ -371,3 +371,14 @@ def start_private_server(pgdata: Path) -> Any:
     code = f"from flagctl import local; from pathlib import Path; local.ensure_running(Path({str(pgdata)!r}))"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
     return local.status(pgdata)
+
+
+def private_ws8(pgdata: Path, dbname: str) -> Cli:
+    """WS8, initialized, in a database of its own on a private server (one a test may stop)."""
+    server = start_private_server(pgdata)
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    cli = Cli(server.dsn(dbname), WS8_MANIFEST)
+    cli.sql(WS8_SCHEMA)
+    assert cli("db", "init").exit_code == 0
+    return cli

@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 from flagctl import __version__
 from flagctl.cli import render
 from flagctl.cli.env import Environment
-from flagctl.cli.flow import configure, failure_code, not_utf8
+from flagctl.cli.flow import aborted, configure, failure_code, not_utf8
 from flagctl.errors import ExitCode, UsageError
 
 
@@ -53,8 +53,7 @@ class FlagctlGroup(TyperGroup):
                 render.error_json(type(exc).__name__, exc.format_message(), _parser_hint(exc), exc.exit_code)
             sys.exit(exc.exit_code)
         except (typer.Abort, EOFError, KeyboardInterrupt):
-            render.error("aborted; nothing was changed")
-            sys.exit(int(ExitCode.FAILED))
+            sys.exit(aborted())
         sys.exit(code if isinstance(code, int) else 0)
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:

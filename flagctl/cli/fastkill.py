@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.cli import render
 from flagctl.cli.env import Environment
-from flagctl.cli.flow import Mutation, configure, connect, failure_code, manifest, mutate, not_utf8
+from flagctl.cli.flow import Mutation, aborted, configure, connect, failure_code, manifest, mutate, not_utf8
 from flagctl.cli.render import Output
-from flagctl.errors import CheckFailed, ExitCode, UsageError
+from flagctl.errors import CheckFailed, UsageError
 from flagctl.model.durations import format_duration
 
 if TYPE_CHECKING:
@@ -144,8 +144,7 @@ def run(args: list[str], env: Environment | None = None) -> int | None:
         )
         return 0
     except (EOFError, KeyboardInterrupt):
-        render.error("aborted; nothing was changed")
-        return int(ExitCode.FAILED)
+        return aborted()
     except Exception as exc:  # the one handler, as for every command
         return failure_code(env, exc)
     finally:

@@ -325,6 +325,14 @@ def failure_code(env: Environment | None, exc: Exception) -> int:
     return int(error.exit_code)
 
 
+def aborted() -> int:
+    """Ctrl-C, or the end of input at a prompt: said the same way on every path."""
+    from flagctl.errors import ExitCode
+
+    render.error("aborted; nothing was changed")
+    return int(ExitCode.FAILED)
+
+
 def _domain(exc: Exception) -> FlagctlError | None:
     if isinstance(exc, FlagctlError):
         return exc

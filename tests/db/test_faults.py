@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 
 from flagctl import local
-from tests.conftest import WS8_MANIFEST, WS8_SCHEMA, Cli, p3_state, start_private_server
+from tests.conftest import Cli, p3_state, private_ws8, start_private_server
 from tests.db.test_concurrency import spawn, wait_for_waiters
 
 GO = ("-r", "INC-9", "-y")
@@ -39,12 +39,7 @@ def test_the_server_crashing_while_a_kill_waits_changes_nothing_and_says_so() ->
     root = Path(tempfile.mkdtemp(prefix="flagctl-fault-"))
     pgdata = root / "pg"
     try:
-        server = start_private_server(pgdata)
-        with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
-            admin.execute("CREATE DATABASE fault")
-        cli = Cli(server.dsn("fault"), WS8_MANIFEST)
-        cli.sql(WS8_SCHEMA)
-        assert cli("db", "init").exit_code == 0
+        cli = private_ws8(pgdata, "fault")
         assert cli("stage", "set", "p3", "canary", *GO).exit_code == 0
         holder = psycopg.connect(cli.dsn)
         try:

@@ -8,11 +8,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import psycopg
-
 from flagctl import local
 from flagctl.gate import Gate
-from tests.conftest import GROUPS_MANIFEST, WS8_MANIFEST, WS8_SCHEMA, Cli, start_private_server
+from tests.conftest import GROUPS_MANIFEST, WS8_MANIFEST, Cli, private_ws8, start_private_server
 
 GO = ("-r", "INC-5", "-y")
 NEWEST = "SELECT max(seq) FROM flagctl.audit"
@@ -102,12 +100,7 @@ def test_the_gate_fails_closed_when_the_database_is_gone() -> None:
     pgdata = root / "pg"
     ticks = Ticks()
     try:
-        server = start_private_server(pgdata)
-        with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
-            admin.execute("CREATE DATABASE gate")
-        cli = Cli(server.dsn("gate"), WS8_MANIFEST)
-        cli.sql(WS8_SCHEMA)
-        assert cli("db", "init").exit_code == 0
+        cli = private_ws8(pgdata, "gate")
         assert cli("stage", "set", "p3", "full", "--force", *GO).exit_code == 0
         gate = Gate(
             cli.dsn, manifest=WS8_MANIFEST, staleness=_seconds(30), backoff=_seconds(0.5), clock=ticks
