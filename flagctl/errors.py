@@ -99,6 +99,37 @@ class NeedsApproval(PolicyRefused):
         self.request_id: int | None = None
 
 
+class WriteNotTaken(PolicyRefused):
+    """A row flagctl wrote did not take the value it was given (a trigger or rule of the
+    table's own kept, changed or skipped it): the whole change is rolled back, and the
+    refusal names what was in the way (``name``, once the transaction is over)."""
+
+    def __init__(self, table: str, missed: list[str], *, system: str | None = None) -> None:
+        self.table = table
+        self.missed = missed
+        self.culprits: list[str] = []
+        super().__init__(self._text(), self._hint(), system=system)
+
+    def name(self, culprits: list[str]) -> None:
+        """Say which triggers and rules of the table were in the way."""
+        self.culprits = culprits
+        self.message = self._text()
+        self.args = (self.message,)
+
+    def _text(self) -> str:
+        more = f" (+{len(self.missed) - 1} more)" if len(self.missed) > 1 else ""
+        what = self.missed[0] if self.missed else "a row did not take its value"
+        culprit = "; in the way: " + ", ".join(self.culprits) if self.culprits else ""
+        return f"the change did not take in {self.table}: {what}{more}{culprit}; nothing was changed"
+
+    @staticmethod
+    def _hint() -> str:
+        return (
+            "a trigger or rule of the table's own kept, changed or skipped flagctl's write: let "
+            "flagctl's writes through (or drop it), then re-run; flagctl db status lists them"
+        )
+
+
 class CheckFailed(FlagctlError):
     """A verification (audit chain, guardrail, proof, drift) ran and failed; the command's
     own report (its JSON document) already says how, so no error document follows it."""

@@ -30,6 +30,7 @@ from flagctl.errors import (
     NotConfirmed,
     PolicyRefused,
     UsageError,
+    WriteNotTaken,
 )
 from flagctl.model.change import Change
 from flagctl.rules.constraints import constrained_flags, violations_after
@@ -191,6 +192,8 @@ def execute(
             _record_refusal(conn, audit, needed)
             raise
         except PolicyRefused as refusal:
+            if isinstance(refusal, WriteNotTaken):  # rolled back: now say what was in the way
+                _name_culprits(conn, refusal)
             _record_refusal(conn, audit, refusal)
             raise
         except psycopg.OperationalError:
@@ -379,6 +382,17 @@ def _request(
     needed.message = f"{needed.message}; not applied: it waits as request {needed.request_id}"
     needed.hint = f"another database user approves it: flagctl approve {needed.request_id} --reason … (within {approvals.expire if approvals else '24h'})"
     needed.detail["request"] = needed.request_id
+
+
+def _name_culprits(conn: psycopg.Connection[Any], refusal: WriteNotTaken) -> None:
+    """Name the triggers and rules of the table that kept a write from taking."""
+    from flagctl.store.db import interference
+
+    try:
+        with transaction(conn, read_only=True) as tx:
+            refusal.name(interference(tx, refusal.table))
+    except psycopg.Error:
+        pass  # the refusal stands without the names
 
 
 def _record_refusal(conn: psycopg.Connection[Any], audit: AuditContext, refusal: PolicyRefused) -> None:

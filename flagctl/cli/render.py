@@ -41,16 +41,33 @@ def _cell(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-    return str(value)
+    return safe(str(value))  # before tabulate, which would split a cell at a carriage return
+
+
+# Characters a terminal acts on instead of showing: C0 controls but newline and tab, DEL, C1
+# controls, and the bidirectional overrides that reorder what is shown. A string read from
+# the database (an actor, a reason, a request's summary, a gate's application name) can
+# carry them: written raw, ESC and OSC sequences would rewrite the operator's terminal.
+_UNSAFE = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    if code not in (0x09, 0x0A)
+}
+
+
+def safe(text: str) -> str:
+    """Text as it may reach a terminal: every control or escape character shown escaped
+    (``\\x1b``), newlines and tabs kept. JSON output needs none of it (json escapes them)."""
+    return text.translate(_UNSAFE)
 
 
 def out(text: str = "") -> None:
-    _echo(text, sys.stdout)
+    _echo(safe(text), sys.stdout)
 
 
 def note(text: str) -> None:
     """A message for the operator (stderr, so stdout stays data)."""
-    _echo(text, sys.stderr)
+    _echo(safe(text), sys.stderr)
 
 
 def _echo(text: str, stream: Any) -> None:
@@ -74,7 +91,7 @@ def error(message: str, hint: str | None = None, color: bool | None = None) -> N
     label = "flagctl: error:"
     colored = color_on_stderr() if color is None else color
     prefix = f"\x1b[31m\x1b[1m{label}\x1b[0m" if colored else label  # red, bold
-    note(f"{prefix} {message}")
+    _echo(f"{prefix} {safe(message)}", sys.stderr)  # the colour is flagctl's own; the text is escaped
     if hint:
         note(f"  {hint}")
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flagctl.errors import UsageError
-from flagctl.model.flagtypes import AnyFlag
+from flagctl.errors import UsageError, WriteNotTaken
+from flagctl.model.flagtypes import AnyFlag, describe
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL
 from flagctl.store.db import lock_keys, lock_rows, split_table
@@ -46,18 +47,30 @@ SELECT flag, scope, value FROM flagctl.flag_state
 # Who holds those rows (a row locked or changed by an open transaction carries its id).
 OWN_LOCKERS = "SELECT xmax FROM flagctl.flag_state WHERE system = %s AND flag = ANY(%s)"
 
-# Upserts and removals of overrides, for many flags and scopes, in one statement.
+# Upserts and removals of overrides, for many flags and scopes, in one statement — which
+# returns what each row holds once the table's own triggers and rules have had their say
+# (and which overrides to remove existed: the statement's snapshot is from before it), so a
+# write that did not take is seen in the same transaction.
 WRITE_OWN = """
-WITH removed AS (
-    DELETE FROM flagctl.flag_state f
-     USING unnest(%(del_flags)s::text[], %(del_scopes)s::text[]) AS d(flag, scope)
+WITH doomed AS (
+    SELECT d.flag, d.scope FROM unnest(%(del_flags)s::text[], %(del_scopes)s::text[]) AS d(flag, scope)
+), existed AS (
+    SELECT f.flag, f.scope FROM flagctl.flag_state f JOIN doomed d USING (flag, scope)
+     WHERE f.system = %(system)s
+), removed AS (
+    DELETE FROM flagctl.flag_state f USING doomed d
      WHERE f.system = %(system)s AND f.flag = d.flag AND f.scope = d.scope
-    RETURNING 1
+    RETURNING f.flag, f.scope
+), written AS (
+    INSERT INTO flagctl.flag_state (system, flag, scope, value)
+    SELECT %(system)s, u.flag, u.scope, u.value
+      FROM unnest(%(flags)s::text[], %(scopes)s::text[], %(values)s::jsonb[]) AS u(flag, scope, value)
+        ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
+    RETURNING flag, scope, value
 )
-INSERT INTO flagctl.flag_state (system, flag, scope, value)
-SELECT %(system)s, u.flag, u.scope, u.value
-  FROM unnest(%(flags)s::text[], %(scopes)s::text[], %(values)s::jsonb[]) AS u(flag, scope, value)
-    ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
+SELECT flag, scope, 'existed', NULL::jsonb FROM existed
+ UNION ALL SELECT flag, scope, 'removed', NULL FROM removed
+ UNION ALL SELECT flag, scope, 'written', value FROM written
 """
 
 
@@ -134,17 +147,30 @@ class OwnTable:
         removed = [c for c in changes if c.after is None]
         stored = [c for c in changes if c.after is not None]
         flags = self.manifest.flags
-        conn.execute(
+        system = self.manifest.system
+        rows = conn.execute(
             WRITE_OWN,
             {
-                "system": self.manifest.system,
+                "system": system,
                 "del_flags": [c.flag for c in removed],
                 "del_scopes": [c.scope for c in removed],
                 "flags": [c.flag for c in stored],
                 "scopes": [c.scope for c in stored],
                 "values": [Jsonb(flags[c.flag].to_db(c.after)) for c in stored],
             },
-        )
+        ).fetchall()
+        held = {
+            (flag, scope): flags[flag].from_db(data) for flag, scope, what, data in rows if what == "written"
+        }
+        missed = [f"{c.flag} at {c.scope}: {describe(held.get((c.flag, c.scope)))} instead of "
+                  f"{describe(c.after)}" for c in stored if held.get((c.flag, c.scope), _NONE) != c.after]  # fmt: skip
+        existed = {(flag, scope) for flag, scope, what, _ in rows if what == "existed"}
+        gone = {(flag, scope) for flag, scope, what, _ in rows if what == "removed"}
+        missed += [
+            f"{flag} at {scope}: still stored, it was to be removed" for flag, scope in sorted(existed - gone)
+        ]
+        if missed:
+            raise WriteNotTaken("flagctl.flag_state", missed, system=self.manifest.system)
 
 
 @dataclass(frozen=True)
@@ -223,7 +249,7 @@ class BoundTable:
     def write(self, conn: psycopg.Connection[Any], changes: list[Change]) -> None:
         """One ``UPDATE … FROM jsonb_populate_recordset(NULL::table, …)`` per set of assigned
         columns (usually one): the rows are typed by the table itself."""
-        from psycopg import sql
+        from psycopg import errors, sql
         from psycopg.types.json import Jsonb
 
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -234,9 +260,11 @@ class BoundTable:
             key_columns = list(_key(spec))
             assignments = spec.to_columns(change.after)
             groups[tuple(assignments)].append({**_key(spec), **assignments})
+        missed: list[str] = []
         for assigned, rows in groups.items():
             query = sql.SQL(
                 "UPDATE {table} AS t SET {set} FROM jsonb_populate_recordset(NULL::{table}, %s) AS v WHERE {match}"
+                " RETURNING {returned}"
             ).format(
                 table=_table(self.table),
                 set=sql.SQL(", ").join(
@@ -247,8 +275,44 @@ class BoundTable:
                     sql.SQL("t.{} = v.{}").format(sql.Identifier(column), sql.Identifier(column))
                     for column in key_columns
                 ),
+                returned=sql.SQL(", ").join(
+                    sql.SQL("t.{}").format(sql.Identifier(column)) for column in [*key_columns, *assigned]
+                ),
             )
-            conn.execute(query, (Jsonb(rows),))
+            width = len(key_columns)
+            try:
+                returned = conn.execute(query, (Jsonb(rows),)).fetchall()
+            except errors.FeatureNotSupported:  # a rule rewrites the UPDATE: it cannot return rows
+                raise WriteNotTaken(
+                    self.table, ["a rule rewrites every UPDATE of the table"], system=self.manifest.system
+                ) from None
+            held = {tuple(row[:width]): row[width:] for row in returned}
+            for row in rows:
+                key = tuple(row[column] for column in key_columns)
+                wanted = tuple(row[column] for column in assigned)
+                got = held.get(key)
+                if got is None or not all(map(_same, got, wanted)):
+                    where = ", ".join(f"{k}={v}" for k, v in zip(key_columns, key, strict=True))
+                    kept = "no row was updated" if got is None else _columns_text(assigned, got)
+                    missed.append(f"row {where}: {kept} instead of {_columns_text(assigned, wanted)}")
+        if missed:
+            raise WriteNotTaken(self.table, missed, system=self.manifest.system)
+
+
+_NONE = object()
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    """The value a row holds is the one written (a numeric column returns Decimal)."""
+    if stored == wanted:
+        return True
+    numbers = (int, float, Decimal)
+    both = isinstance(stored, numbers) and isinstance(wanted, numbers)
+    return both and not isinstance(stored, bool) and float(stored) == float(wanted)
+
+
+def _columns_text(columns: Iterable[str], values: Iterable[Any]) -> str:
+    return ", ".join(f"{column}={describe(value)}" for column, value in zip(columns, values, strict=True))
 
 
 class FlagStore:

@@ -42,6 +42,7 @@ class InitResult:
     applied: list[int] = field(default_factory=list)
     version: int = 0
     bindings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # triggers and rules that can keep a write from taking
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class BindingInfo:
     columns: dict[str, str]
     registered_at: datetime
     trigger: bool
+    in_the_way: list[str] = field(default_factory=list)  # the table's own triggers and rules (writes)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,21 @@ def init(conn: psycopg.Connection[Any], manifest: Manifest | None) -> InitResult
         result.version = max([*done, *result.applied], default=0)
         if manifest is not None:
             result.bindings = register_bindings(conn, manifest)
+            result.warnings = foreign_writers(conn, manifest)
     return result
+
+
+def foreign_writers(conn: psycopg.Connection[Any], manifest: Manifest) -> list[str]:
+    """A warning per trigger or rule of a bound table's own that can change or skip
+    flagctl's writes (a kill that meets one fails rather than report success)."""
+    from flagctl.store.db import interference
+
+    tables = sorted({flag.table for flag in manifest.flags.values() if flag.table is not None})
+    return [
+        f"bound table {table}: {found} can change or skip flagctl's writes; a kill it stops fails"
+        for table in tables
+        for found in interference(conn, table)
+    ]
 
 
 def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list[str]:
@@ -178,6 +194,11 @@ def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list
     return registered
 
 
+def quote(name: str) -> str:
+    """An identifier as SQL writes it (for to_regclass)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def status(conn: psycopg.Connection[Any]) -> SchemaStatus:
     latest = max((m.version for m in migrations()), default=0)
     installed = conn.execute("SELECT to_regclass('flagctl.schema_migrations')").fetchone()
@@ -188,8 +209,19 @@ def status(conn: psycopg.Connection[Any]) -> SchemaStatus:
         "SELECT version, name, applied_at, checksum FROM flagctl.schema_migrations ORDER BY version"
     ).fetchall()
     applied = [(v, n, at, sums.get(v) == c) for v, n, at, c in rows]
+    from flagctl.store.db import interference
+
     bindings = [
-        BindingInfo(system, flag, f"{schema}.{table}", key, columns, registered_at, trigger)
+        BindingInfo(
+            system,
+            flag,
+            f"{schema}.{table}",
+            key,
+            columns,
+            registered_at,
+            trigger,
+            interference(conn, f"{quote(schema)}.{quote(table)}"),
+        )
         for system, flag, schema, table, key, columns, registered_at, trigger in conn.execute(
             """
             SELECT b.system, b.flag, b.table_schema, b.table_name, b.key, b.columns, b.registered_at,

@@ -24,6 +24,7 @@ def test_db_init_twice_is_a_no_op(ws8_db: str) -> None:
         "version": VERSIONS[-1],
         "applied": [],
         "bindings": ["p3_advisory → public.p3_feature_state"],
+        "warnings": [],
     }
     assert cli.sql("SELECT count(*) FROM flagctl.schema_migrations") == [(len(VERSIONS),)]
     assert audit_count(cli) == 0  # installing changes no flag

@@ -32,7 +32,14 @@ def init(
     loaded = None if no_manifest else manifest(env)
     result = schema.init(connect(env), loaded)
     if output is Output.json:
-        render.emit_json({"version": result.version, "applied": result.applied, "bindings": result.bindings})
+        render.emit_json(
+            {
+                "version": result.version,
+                "applied": result.applied,
+                "bindings": result.bindings,
+                "warnings": result.warnings,
+            }
+        )
         return
     if result.applied:
         render.out(f"schema flagctl upgraded to version {result.version} (applied {result.applied})")
@@ -40,6 +47,8 @@ def init(
         render.out(f"schema flagctl is up to date (version {result.version})")
     for binding in result.bindings:
         render.out(f"bound {binding} (audit trigger installed)")
+    for warning in result.warnings:
+        render.note(f"warning: {warning}")
 
 
 @app.command("status")
@@ -67,6 +76,7 @@ def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
                         "columns": b.columns,
                         "registered_at": b.registered_at,
                         "audit_trigger": b.trigger,
+                        "in_the_way": b.in_the_way,
                     }
                     for b in info.bindings
                 ],
@@ -85,10 +95,17 @@ def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
         render.out(
             render.table(
                 [
-                    (b.system, b.flag, b.table, b.key, "yes" if b.trigger else "MISSING")
+                    (
+                        b.system,
+                        b.flag,
+                        b.table,
+                        b.key,
+                        "yes" if b.trigger else "MISSING",
+                        "; ".join(b.in_the_way) or "-",
+                    )
                     for b in info.bindings
                 ],
-                ["system", "flag", "table", "key", "audit trigger"],
+                ["system", "flag", "table", "key", "audit trigger", "can stop flagctl's writes"],
             )
         )
 
