@@ -271,7 +271,7 @@ def _apply_locked(
 
             mark_approved(tx, action.manifest, approving)
         if plan.forced:
-            tx.execute("SELECT set_config('flagctl.forced', 'true', true)")
+            tx.execute("SELECT flagctl.mark_forced()")
         action.apply(tx, plan)
     note = f"broke locks to get through: {_who(broken)}" if broken else None
     return Outcome(plan, applied=True, dry_run=False, note=note, txid=txid[0] if txid else None)

@@ -310,8 +310,8 @@ class Gate:
             )
 
     def _register_and_ack(self, conn: Any, seq: int) -> None:
-        if self._client is not None and conn.execute(ACK, {"seq": seq, "id": self._client}).rowcount == 1:
-            return
+        if self._client is not None and conn.execute(ACK, {"seq": seq, "id": self._client}).fetchone()[0]:
+            return  # acknowledged; else it is a new backend (a reconnect) and registers again
         row = conn.execute(
             REGISTER, (self.manifest.system, socket.gethostname(), os.getpid(), self.application)
         )

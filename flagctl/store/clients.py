@@ -13,15 +13,12 @@ if TYPE_CHECKING:
 
 # The newest change of a system: a gate's change sequence, and what a kill waits for.
 NEWEST = "SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = %s"
-REGISTER = "INSERT INTO flagctl.clients (system, host, pid, application) VALUES (%s, %s, %s, %s) RETURNING id"
+# A gate registers, acknowledges and leaves only through these functions (schema 18): each
+# touches only the row its own backend and database user registered, on the server's clock.
+REGISTER = "SELECT flagctl.client_register(%s, %s, %s, %s)"
 # Heartbeat and acknowledgement in one: seen now; applied_at moves only with applied_seq.
-ACK = """
-UPDATE flagctl.clients
-   SET seen_at = clock_timestamp(), applied_seq = %(seq)s,
-       applied_at = CASE WHEN applied_seq = %(seq)s THEN applied_at ELSE clock_timestamp() END
- WHERE id = %(id)s
-"""
-UNREGISTER = "DELETE FROM flagctl.clients WHERE id = %s"
+ACK = "SELECT flagctl.client_ack(%(id)s, %(seq)s)"
+UNREGISTER = "SELECT flagctl.client_unregister(%s)"
 WAIT = "SELECT id, host, pid, application, applied_seq, acked, after_seconds FROM flagctl.wait_acks(%s, %s, %s, %s)"
 CLIENTS = """
 SELECT id, host, pid, application, db_user, started_at, seen_at, applied_seq, applied_at,

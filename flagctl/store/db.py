@@ -1,7 +1,7 @@
 """Connections, transactions, row locks and the mapping of database errors.
 
 Every mutation runs in one transaction that first declares who is acting and why
-(``set_config(..., true)``, read by the audit trigger), bounds its lock waits with
+(``flagctl.begin_change``, which checks the role and is what the audit trigger believes), bounds its lock waits with
 ``lock_timeout``, and locks the rows it will change with ``SELECT … FOR UPDATE``.
 """
 
@@ -158,12 +158,11 @@ def split_table(name: str) -> tuple[str | None, str]:
 
 SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
 SET_READ_ONLY = "SELECT set_config('transaction_read_only', 'on', true), set_config('lock_timeout', %s, true)"
-# Read by the audit trigger; transaction-local, so they end with the transaction.
+# The change this transaction makes, declared to the database (schema 18): flagctl.begin_change
+# checks the session's role for the action and records the declaration where the audit
+# trigger reads it and no session can write it. Transaction-local: it ends with the transaction.
 SET_AUDIT_CONTEXT = """
-SELECT set_config('lock_timeout', %s, true),
-       set_config('flagctl.actor', %s, true), set_config('flagctl.reason', %s, true),
-       set_config('flagctl.action', %s, true), set_config('flagctl.command', %s, true),
-       set_config('flagctl.request_id', %s, true), txid_current()
+SELECT set_config('lock_timeout', %s, true), flagctl.begin_change(%s, %s, %s, %s, %s)
 """
 TXID_STATUS = "SELECT txid_status(%s)"
 
@@ -188,7 +187,7 @@ def transaction(
             assert not read_only
             row = conn.execute(
                 SET_AUDIT_CONTEXT,
-                (timeout, audit.actor, audit.reason, audit.action, audit.command, audit.request_id),
+                (timeout, audit.action, audit.actor, audit.reason, audit.command, audit.request_id),
             ).fetchone()
             if txid is not None and row is not None:
                 txid.append(int(row[-1]))

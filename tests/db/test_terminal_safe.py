@@ -19,11 +19,8 @@ EVIL = "mallory\x1b]0;owned\x07\x1b[2K\r\u202eokay"
 
 def forge(cli: Cli) -> None:
     """A change in psql, declaring an actor and a reason that carry escape sequences."""
-    with psycopg.connect(cli.dsn, autocommit=True) as conn:
-        conn.execute(
-            "SELECT set_config('flagctl.actor', %s, false), set_config('flagctl.reason', %s, false)",
-            (EVIL, EVIL),
-        )
+    with psycopg.connect(cli.dsn) as conn:  # one transaction, declared as flagctl declares it
+        conn.execute("SELECT flagctl.begin_change('set', %s, %s, NULL, NULL)", (EVIL, EVIL))
         conn.execute("UPDATE p3_feature_state SET rollout_percent = 3 WHERE feature_name = 'p3_advisory'")
 
 

@@ -1,0 +1,161 @@
+"""The database enforces what flagctl promises, as an attacker would try it: in psql, as each
+role, with only what `flagctl db grant` gave. Each test is one finding of the trust review;
+each failed before the change it names."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+
+from tests.conftest import WS8_MANIFEST, Cli
+
+GO = ("-r", "INC-17", "-y")
+GATE_PROCESS = """
+import sys
+from flagctl.gate import Gate
+gate = Gate(sys.argv[1], manifest=sys.argv[2], application="checkout-api")
+gate.wait_ready()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def member(cli: Cli, *roles: str) -> Iterator[tuple[str, str]]:
+    """A fresh LOGIN user given these flagctl roles with `flagctl db grant` (its name, its DSN)."""
+    name = f"u_{uuid.uuid4().hex[:8]}"
+    cli.sql(f"CREATE ROLE {name} LOGIN")
+    try:
+        for role in roles:
+            assert cli("db", "grant", role, name).exit_code == 0
+        yield name, cli.dsn.replace("user=postgres", f"user={name}")
+    finally:
+        cli.sql(f"DROP OWNED BY {name}; DROP ROLE {name}")
+
+
+def denied(dsn: str, *statements: str) -> bool:
+    """Whether the database refuses these statements (run in one transaction) for lack of privilege."""
+    try:
+        with psycopg.connect(dsn) as conn:
+            for statement in statements:
+                conn.execute(statement.encode())
+    except psycopg.errors.InsufficientPrivilege:
+        return True
+    return False
+
+
+# ---------------------------------------------------------------- finding 6: gate clients
+
+
+def test_a_viewer_cannot_acknowledge_for_a_stopped_gate(ws8: Cli) -> None:
+    ws8("stage", "set", "p3", "canary", *GO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", GATE_PROCESS, ws8.dsn, str(WS8_MANIFEST)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        os.kill(proc.pid, signal.SIGSTOP)
+        with member(ws8, "viewer") as (_, viewer):
+            forged = "UPDATE flagctl.clients SET applied_seq = 1000000, seen_at = now()"
+            assert denied(viewer, forged)
+            assert denied(viewer, "DELETE FROM flagctl.clients")
+            assert denied(
+                viewer,
+                "INSERT INTO flagctl.clients (system, host, pid, application) VALUES ('phase3', 'h', 1, 'x')",
+            )
+            gate_id = ws8.sql("SELECT id FROM flagctl.clients")[0][0]
+            with psycopg.connect(viewer, autocommit=True) as conn:  # another backend's row: no effect
+                assert conn.execute("SELECT flagctl.client_ack(%s, 1000000)", (gate_id,)).fetchone() == (
+                    False,
+                )
+        result = ws8("kill", "p3-off", "--wait-ack", "--timeout", "1s", *GO)
+        assert result.exit_code == 1, result.stderr
+        assert f"pid {proc.pid} (checkout-api" in result.stderr and "did not apply the kill" in result.stderr
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()
+        proc.wait()
+
+
+def test_a_gate_registers_and_acknowledges_only_its_own_row(ws8: Cli) -> None:
+    with (
+        member(ws8, "viewer") as (_, viewer),
+        psycopg.connect(viewer, autocommit=True) as gate,
+        psycopg.connect(viewer, autocommit=True) as other,
+    ):
+        (client,) = gate.execute("SELECT flagctl.client_register('phase3', 'h', 7, 'api')").fetchone()
+        assert gate.execute("SELECT flagctl.client_ack(%s, 0)", (client,)).fetchone() == (True,)
+        assert other.execute("SELECT flagctl.client_unregister(%s)", (client,)).fetchone() == (False,)
+        row = ws8.sql("SELECT db_user, backend_pid = %s FROM flagctl.clients", (gate.info.backend_pid,))
+        assert row == [(viewer.split("user=")[1].split()[0], True)]
+        # an acknowledgement never runs ahead of the audit trail
+        gate.execute("SELECT flagctl.client_ack(%s, 999999)", (client,))
+        assert ws8.sql("SELECT applied_seq FROM flagctl.clients") == ws8.sql(
+            "SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = 'phase3'"
+        )
+
+
+# ---------------------------------------------------------------- findings 7 and 9: attribution
+
+
+@pytest.mark.parametrize("roles", [("release",), ("security",)])
+def test_a_session_setting_is_no_declaration(ws8: Cli, roles: tuple[str, ...]) -> None:
+    """`set_config('flagctl.action', 'approve')` and an actor in psql: the audit records the
+    database user's own plain SQL (the claim kept aside), never "bob approve"."""
+    with member(ws8, *roles) as (_name, dsn):
+        try:
+            with psycopg.connect(dsn) as conn:
+                conn.execute(
+                    "SELECT set_config('flagctl.action', 'approve', false), set_config('flagctl.actor', 'bob', false),"
+                    " set_config('flagctl.reason', 'approved request 1', false)"
+                )
+                conn.execute(
+                    "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES ('x', 'y', 'global', 'true')"
+                )
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # refused outright: as good
+        assert ws8.sql("SELECT count(*) FROM flagctl.audit WHERE action = 'approve' OR actor = 'bob'") == [
+            (0,)
+        ]
+
+
+def test_begin_change_checks_the_role_for_the_action(ws8: Cli) -> None:
+    with member(ws8, "security") as (_, dsn):
+        assert denied(dsn, "SELECT flagctl.begin_change('stage.set', 'bob', 'r', NULL, NULL)")
+        assert not denied(dsn, "SELECT flagctl.begin_change('kill', 'bob', 'r', NULL, NULL)")
+    with member(ws8, "release") as (_, dsn):
+        assert denied(dsn, "SELECT flagctl.begin_change('approve', 'bob', 'r', NULL, NULL)")
+        assert denied(dsn, "SELECT flagctl.begin_change('freeze.set', 'bob', 'r', NULL, NULL)")
+    with member(ws8, "viewer") as (_, dsn):
+        assert denied(dsn, "SELECT flagctl.begin_change('kill', 'bob', 'r', NULL, NULL)")
+
+
+def test_a_security_member_cannot_pass_a_set_off_as_a_kill(ws8: Cli) -> None:
+    """Finding 9 (flagctl's own table): the guard believed flagctl.action = 'kill' from the session."""
+    with member(ws8, "security") as (_, dsn):
+        assert denied(
+            dsn,
+            "SELECT set_config('flagctl.action', 'kill', false)",
+            "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES ('phase3', 'other', 'global', 'true')",
+        )
+
+
+def test_the_database_and_flagctl_agree_on_the_role_of_every_action(ws8: Cli) -> None:
+    from flagctl.store.roles import role_for
+
+    actions = ["kill", "release", "drill.kill", "drill.release", "kill.refused", "freeze.set", "freeze.clear",
+               "stage.set", "stage.next", "set", "profile.apply:emergency", "rollback.auto", "exempt",
+               "drill.stage", "rollback.override"]  # fmt: skip
+    rows = ws8.sql("SELECT a, flagctl.role_for(a) FROM unnest(%s::text[]) AS a", (actions,))
+    assert {a: r for a, r in rows} == {a: f"flagctl_{role_for(a.removesuffix('.refused'))}" for a in actions}
