@@ -79,6 +79,10 @@ class Action(ABC, Generic[P]):
     # Whether running it again is always right (a kill re-asserts its values): such an
     # action runs again even when its request id was applied before.
     repeatable: ClassVar[bool] = False
+    # Whether it acts on the published catalogue when the local manifest differs from it (a
+    # kill and a release: the on-call's copy must never stand between them and the fix);
+    # any other action is refused then.
+    acts_on_published: ClassVar[bool] = False
 
     @property
     @abstractmethod
@@ -244,7 +248,18 @@ def _apply_locked(
     ``planned`` receive the transaction's id and its plan (for a commit whose answer is lost)."""
     txid.clear()
     planned.clear()
-    with transaction(conn, audit, lock_timeout, txid=txid) as tx:
+    manifest = action.manifest
+    catalogue = (manifest.system, manifest.source) if manifest.source else None
+    published: list[tuple[int | None, bool | None]] = []
+    notes: list[str] = []
+    with transaction(conn, audit, lock_timeout, txid=txid, catalogue=catalogue, published=published) as tx:
+        version, same = published[0] if published else (None, None)
+        if version is not None and same is False:
+            action = _on_published(tx, action, version)
+            notes.append(
+                f"the local manifest {manifest.path} differs from the published version {version}: "
+                f"the {action.name} acted on the published definition (flagctl manifest diff)"
+            )
         if request:
             done = _applied_before(tx, request, lock=True)
             if done is not None:
@@ -273,8 +288,32 @@ def _apply_locked(
         if plan.forced:
             tx.execute("SELECT flagctl.mark_forced()")
         action.apply(tx, plan)
-    note = f"broke locks to get through: {_who(broken)}" if broken else None
+    if broken:
+        notes.append(f"broke locks to get through: {_who(broken)}")
+    note = "; ".join(notes) or None
     return Outcome(plan, applied=True, dry_run=False, note=note, txid=txid[0] if txid else None)
+
+
+def _on_published(conn: psycopg.Connection[Any], action: Action[P], version: int) -> Action[P]:
+    """The local manifest is not the published one: a kill or a release acts on the
+    published definition instead; any other change is refused (exit 2)."""
+    from dataclasses import replace as rebuilt
+
+    manifest = action.manifest
+    if not action.acts_on_published:
+        raise UsageError(
+            f"the local manifest {manifest.path} differs from the one published for {manifest.system} "
+            f"(version {version}); nothing was changed",
+            "see what differs: flagctl manifest diff; then publish yours (flagctl manifest publish -r …) "
+            "or use the published one",
+        )
+    import os
+
+    from flagctl.model.cache import ManifestCache
+    from flagctl.store.catalogue import published_manifest
+
+    current = published_manifest(conn, manifest.system, ManifestCache.from_environ(os.environ))
+    return rebuilt(action, manifest=current)  # type: ignore[type-var]
 
 
 APPLIED_BEFORE = """

@@ -50,6 +50,7 @@ class Kill(Action[KillPlan]):
     switch: str
     scope: str = GLOBAL
     repeatable: ClassVar[bool] = True  # a repeated kill re-asserts: always run it
+    acts_on_published: ClassVar[bool] = True  # the published switch, whatever the local file says
 
     @property
     def name(self) -> str:
@@ -159,6 +160,7 @@ class Release(Action[ReleasePlan]):
     switch: str
     scope: str = GLOBAL
     force: bool = False
+    acts_on_published: ClassVar[bool] = True
 
     @property
     def name(self) -> str:

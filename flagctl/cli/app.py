@@ -211,6 +211,7 @@ def _register() -> None:
         freeze,
         kill,
         local,
+        manifest,
         profile,
         release,
         requests,
@@ -231,6 +232,7 @@ def _register() -> None:
     app.add_typer(verify.app, name="verify")
     app.add_typer(audit.app, name="audit")
     app.add_typer(local.app, name="local")
+    app.add_typer(manifest.app, name="manifest")
     app.add_typer(drill.app, name="drill")
     app.add_typer(freeze.app, name="freeze")
     app.add_typer(requests.review_app, name="review")

@@ -61,7 +61,7 @@ class ManifestCache:
             return None
         if (stored_code, stored_text) != (code, text) or not hasattr(found, "switches"):
             return None
-        return replace(found, path=path)
+        return replace(found, path=path, source=text)
 
     def put(self, text: str, manifest: Any) -> None:
         """Keep a validated manifest; quietly nothing if the folder is not ours or not writable."""

@@ -198,6 +198,7 @@ class Manifest:
     model: ManifestModel
     ladders: dict[str, ResolvedLadder]
     switches: dict[str, dict[str, KillSetting]]  # switch → flattened (includes expanded)
+    source: str = field(default="", repr=False, compare=False)  # the text it was read from (published as is)
 
     @property
     def system(self) -> str:
@@ -284,6 +285,7 @@ def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
         model=model,
         ladders={name: _resolve_ladder(model, name, ladder) for name, ladder in model.ladders.items()},
         switches={name: _flatten_switch(model, name) for name in model.kill_switches},
+        source=text,
     )
 
 

@@ -161,8 +161,11 @@ SET_READ_ONLY = "SELECT set_config('transaction_read_only', 'on', true), set_con
 # The change this transaction makes, declared to the database (schema 18): flagctl.begin_change
 # checks the session's role for the action and records the declaration where the audit
 # trigger reads it and no session can write it. Transaction-local: it ends with the transaction.
+# With the manifest's system and text, the answer also says which catalogue version is
+# published and whether this text is it (schema 19).
 SET_AUDIT_CONTEXT = """
-SELECT set_config('lock_timeout', %s, true), flagctl.begin_change(%s, %s, %s, %s, %s)
+SELECT set_config('lock_timeout', %s, true), b.txid, b.published, b.same
+  FROM flagctl.begin_change(%s, %s, %s, %s, %s, %s, %s) AS b
 """
 TXID_STATUS = "SELECT txid_status(%s)"
 
@@ -174,10 +177,14 @@ def transaction(
     lock_timeout: timedelta = timedelta(seconds=5),
     read_only: bool = False,
     txid: list[int] | None = None,
+    catalogue: tuple[str, str] | None = None,
+    published: list[tuple[int | None, bool | None]] | None = None,
 ) -> Iterator[psycopg.Connection[Any]]:
     """One transaction: audit context and lock_timeout set first; rolled back on error.
     ``txid`` (with an audit context) receives the transaction's id, to learn its outcome
-    if the connection is lost while it commits."""
+    if the connection is lost while it commits. ``catalogue`` (system, manifest text): the
+    change is declared with it, and ``published`` receives the published version and
+    whether that text is the one published (None: nothing published)."""
     with conn.transaction():
         # PostgreSQL reads lock_timeout=0 as "wait forever"; flagctl's 0 means "do not wait".
         timeout = f"{max(1, int(lock_timeout.total_seconds() * 1000))}ms"
@@ -185,12 +192,25 @@ def transaction(
             conn.execute(SET_READ_ONLY if read_only else SET_LOCK_TIMEOUT, (timeout,))
         else:
             assert not read_only
+            system, source = catalogue or (None, None)
             row = conn.execute(
                 SET_AUDIT_CONTEXT,
-                (timeout, audit.action, audit.actor, audit.reason, audit.command, audit.request_id),
+                (
+                    timeout,
+                    audit.action,
+                    audit.actor,
+                    audit.reason,
+                    audit.command,
+                    audit.request_id,
+                    system,
+                    source,
+                ),
             ).fetchone()
-            if txid is not None and row is not None:
-                txid.append(int(row[-1]))
+            assert row is not None
+            if txid is not None:
+                txid.append(int(row[1]))
+            if published is not None:
+                published.append((row[2], row[3]))
         yield conn
 
 

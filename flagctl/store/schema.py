@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.errors import UsageError
 from flagctl.model.manifest import Manifest
-from flagctl.store.db import split_table
 from flagctl.store.roles import GRANT_BOUND
 
 if TYPE_CHECKING:
@@ -122,17 +121,14 @@ def foreign_writers(conn: psycopg.Connection[Any], manifest: Manifest) -> list[s
     ]
 
 
-def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list[str]:
-    from psycopg import sql
-    from psycopg.types.json import Jsonb
-
-    registered = []
-    key_columns: dict[tuple[str, str], list[str]] = {}
+def check_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> dict[str, tuple[str, str]]:
+    """Every bound table and column of the manifest exists (a usage error naming the first
+    that does not): flag → (schema, table) as the database names them. Reads only."""
+    found: dict[str, tuple[str, str]] = {}
     for name, flag in manifest.flags.items():
         if flag.table is None:
             continue
         assert flag.key is not None and flag.columns is not None
-        schema, table = split_table(flag.table)
         oid_row = conn.execute(
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.oid = to_regclass(%s)",
@@ -144,14 +140,13 @@ def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list
                 "create it first (the application owns it), then re-run flagctl db init",
             )
         schema, table = oid_row
-        columns = dict(flag.columns)
-        wanted = [*flag.key, *columns.values()]
+        wanted = [*flag.key, *dict(flag.columns).values()]
         present = {
             row[0]
             for row in conn.execute(
                 "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s)"
                 " AND attnum > 0 AND NOT attisdropped",
-                (f"{schema}.{table}",),
+                (f"{quote(schema)}.{quote(table)}",),
             )
         }
         missing = [col for col in wanted if col not in present]
@@ -160,6 +155,23 @@ def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list
                 f"bound table {schema}.{table} (flag {name}) has no column {missing[0]!r}",
                 f"columns: {', '.join(sorted(present))}; fix flags.{name} in {manifest.path}",
             )
+        found[name] = (schema, table)
+    return found
+
+
+def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list[str]:
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    registered = []
+    key_columns: dict[tuple[str, str], list[str]] = {}
+    tables = check_bindings(conn, manifest)
+    for name, flag in manifest.flags.items():
+        if flag.table is None:
+            continue
+        assert flag.key is not None and flag.columns is not None
+        schema, table = tables[name]
+        columns = dict(flag.columns)
         conn.execute(
             """
             INSERT INTO flagctl.binding (system, flag, table_schema, table_name, key, columns)

@@ -65,7 +65,8 @@ def test_export_streams_every_row_oldest_first(ws8: Cli, tmp_path: Path) -> None
     assert result.exit_code == 0 and "exported" in result.stderr
     exported = [json.loads(line) for line in target.read_text().splitlines()]
     assert [r["seq"] for r in exported] == sorted(r["seq"] for r in rows(ws8, "--limit", "1000"))
-    assert exported[0]["action"] == "stage.set" and "request_id" in exported[0]
+    assert [r["action"] for r in exported[:2]] == ["manifest.publish", "stage.set"]  # db init published
+    assert "request_id" in exported[1]
     to_stdout = ws8("audit", "export")
     assert len(to_stdout.stdout.splitlines()) == len(exported)
 

@@ -117,10 +117,15 @@ def test_a_bound_column_the_table_lacks_is_named_not_an_internal_error(ws8: Cli,
     ws8("stage", "set", "p3", "canary", *GO)
     broken = tmp_path / "ws8.yaml"
     broken.write_text(ws8.manifest.read_text().replace("percent: rollout_percent", "percent: rollout_pct"))
-    result = ws8("--manifest", str(broken), "kill", "p3-off", *GO)
+    result = ws8("--manifest", str(broken), "manifest", "publish", *GO)
     assert result.exit_code == 2, result.stderr
-    assert "rollout_pct" in result.stderr and "flagctl db init" in result.stderr
-    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(True, 1)]
+    assert "rollout_pct" in result.stderr and "internal error" not in result.stderr
+    assert ws8.sql("SELECT max(version) FROM flagctl.catalogue") == [(1,)]  # not published
+    # a kill from that broken local copy acts on the published definition, and says so
+    result = ws8("--manifest", str(broken), "kill", "p3-off", *GO)
+    assert result.exit_code == 0, result.stderr
+    assert "differs from the published version 1" in result.stderr
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
 
 
 @pytest.mark.parametrize(

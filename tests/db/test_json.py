@@ -75,7 +75,7 @@ def test_read_documents(ws8: Cli) -> None:
         "claimed",
         "request_id",
     }
-    verified = {"ok": True, "rows": 1, "problems": [], "signatures": {"checked": 0, "unchecked": 0}}
+    verified = {"ok": True, "rows": 2, "problems": [], "signatures": {"checked": 0, "unchecked": 0}}
     assert doc(ws8, "audit", "verify") == verified  # flag was already dark
 
 

@@ -219,7 +219,7 @@ def test_a_role_with_usage_on_the_schema_cannot_forge_an_audit_row(groups: Cli) 
             pytest.raises(psycopg.errors.InsufficientPrivilege),
         ):
             app.execute("SELECT flagctl.audit_event('kill', 'groups', NULL, 'kill_switch:KS5', '{}'::jsonb)")
-        assert groups.sql("SELECT count(*) FROM flagctl.audit") == [(0,)]
+        assert groups.sql("SELECT count(*) FROM flagctl.audit WHERE action <> 'manifest.publish'") == [(0,)]
     finally:
         groups.sql(f"DROP OWNED BY {role}; DROP ROLE {role}")
 

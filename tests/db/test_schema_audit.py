@@ -20,14 +20,18 @@ def test_db_init_twice_is_a_no_op(ws8_db: str) -> None:
     assert json.loads(first.stdout)["applied"] == VERSIONS == list(range(1, len(VERSIONS) + 1))
     second = cli("db", "init", "-o", "json")
     assert second.exit_code == 0, second.stderr
-    assert json.loads(second.stdout) == {
+    assert json.loads(first.stdout)["published"]["version"] == 1
+    again = json.loads(second.stdout)
+    assert again == {
         "version": VERSIONS[-1],
         "applied": [],
         "bindings": ["p3_advisory → public.p3_feature_state"],
         "warnings": [],
+        "published": {"version": 1, "sha256": again["published"]["sha256"], "new": False},
     }
     assert cli.sql("SELECT count(*) FROM flagctl.schema_migrations") == [(len(VERSIONS),)]
-    assert audit_count(cli) == 0  # installing changes no flag
+    # installing changes no flag; publishing the manifest is the one change, once
+    assert cli.sql("SELECT action, flag FROM flagctl.audit") == [("manifest.publish", None)]
 
 
 def test_db_status_shows_version_and_bound_tables(ws8: Cli) -> None:
@@ -84,7 +88,9 @@ def test_a_no_op_update_records_nothing(ws8: Cli) -> None:
 def test_audit_records_actor_reason_and_command_in_the_same_transaction(ws8: Cli) -> None:
     result = ws8("stage", "set", "p3", "canary", "-r", "canary go", "--actor", "alice", "-y")
     assert result.exit_code == 0, result.stderr
-    rows = ws8.sql("SELECT actor, db_user, action, reason, command, txid FROM flagctl.audit")
+    rows = ws8.sql(
+        "SELECT actor, db_user, action, reason, command, txid FROM flagctl.audit WHERE action <> 'manifest.publish'"
+    )
     assert len(rows) == 1
     actor, db_user, action, reason, command, _ = rows[0]
     assert (actor, db_user, action, reason) == ("alice", "postgres", "stage.set", "canary go")
@@ -111,7 +117,7 @@ def test_audit_verify_passes_then_catches_a_rewrite(ws8: Cli) -> None:
     ws8.sql("UPDATE p3_feature_state SET rollout_percent = 0")
     ok = ws8("audit", "verify")
     assert ok.exit_code == 0, ok.stderr
-    assert "audit chain intact: 2 rows" in ok.stdout
+    assert "audit chain intact: 3 rows" in ok.stdout  # db init's publish, the move, the UPDATE
     # A superuser who disables the guard and rewrites history is still caught.
     ws8.sql(
         "ALTER TABLE flagctl.audit DISABLE TRIGGER audit_append_only;"

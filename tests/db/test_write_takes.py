@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.conftest import Cli, audit_count, p3_state
+from tests.conftest import Cli, p3_state
 
 GO = ("-r", "INC-1", "-y")
 
@@ -39,7 +39,7 @@ CREATE TRIGGER skip_row BEFORE UPDATE ON p3_feature_state FOR EACH ROW EXECUTE F
 def test_a_kill_that_does_not_take_fails_and_changes_nothing(ws8: Cli, blocker: str, named: str) -> None:
     assert ws8("stage", "set", "p3", "full", "--force", *GO).exit_code == 0
     ws8.sql(blocker)
-    rows = audit_count(ws8)
+    rows = int(ws8.sql("SELECT max(seq) FROM flagctl.audit")[0][0])
     result = ws8("kill", "p3-off", *GO)
     assert result.exit_code == 1, result.stdout + result.stderr
     assert named in result.stderr
@@ -48,7 +48,7 @@ def test_a_kill_that_does_not_take_fails_and_changes_nothing(ws8: Cli, blocker: 
     assert p3_state(ws8) == (True, 100)
     assert ws8.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(0,)]
     # Rolled back whole: no engaged switch, no row of the kill; the refusal itself is recorded.
-    assert ws8.sql("SELECT action FROM flagctl.audit ORDER BY seq OFFSET %s", (rows,)) == [("kill.refused",)]
+    assert ws8.sql("SELECT action FROM flagctl.audit WHERE seq > %s", (rows,)) == [("kill.refused",)]
     flags = json.loads(ws8("status", "-o", "json").stdout)["flags"]
     assert [f.get("killed_by") for f in flags] == [None]
     again = ws8("kill", "p3-off", *GO)

@@ -8,8 +8,10 @@ import typer
 
 from flagctl.cli import render
 from flagctl.cli.common import OutputOpt, env_of
-from flagctl.cli.flow import connect, manifest
+from flagctl.cli.flow import Mutation, audit_context, connect, manifest
 from flagctl.cli.render import Output
+
+CATALOGUE_VERSION = 19  # the schema version that keeps the catalogue (flagctl manifest publish)
 
 app = typer.Typer(help="Install, upgrade and inspect the flagctl schema.", no_args_is_help=True)
 
@@ -22,15 +24,22 @@ def init(
     ] = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Install or upgrade the flagctl schema (idempotent) and bind the manifest's tables.
+    """Install or upgrade the flagctl schema (idempotent), bind the manifest's tables and
+    publish the manifest (flagctl manifest publish).
 
     Each bound table gets the audit trigger, so even plain-SQL changes to it are audited.
     """
     from flagctl.store import schema
+    from flagctl.store.catalogue import publish
 
     env = env_of(ctx)
     loaded = None if no_manifest else manifest(env)
-    result = schema.init(connect(env), loaded)
+    conn = connect(env)
+    result = schema.init(conn, loaded)
+    published = None
+    if loaded is not None and result.version >= CATALOGUE_VERSION:
+        audit = audit_context(env, Mutation("db init", True, None, False, output), "manifest.publish")
+        published = publish(conn, loaded, audit)
     if output is Output.json:
         render.emit_json(
             {
@@ -38,6 +47,9 @@ def init(
                 "applied": result.applied,
                 "bindings": result.bindings,
                 "warnings": result.warnings,
+                "published": None
+                if published is None
+                else {"version": published[0], "sha256": published[1], "new": published[2]},
             }
         )
         return
@@ -47,6 +59,12 @@ def init(
         render.out(f"schema flagctl is up to date (version {result.version})")
     for binding in result.bindings:
         render.out(f"bound {binding} (audit trigger installed)")
+    if published is not None and loaded is not None:
+        version, digest, new = published
+        state = "published" if new else "is published already"
+        render.out(
+            f"manifest {loaded.path} {state} as version {version} of {loaded.system} (sha256 {digest[:12]})"
+        )
     for warning in result.warnings:
         render.note(f"warning: {warning}")
 
