@@ -194,6 +194,12 @@ def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list
                 " FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row({})"
             ).format(sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Literal, keys)))
         )
+        conn.execute(  # the database judges every write of a flag value (schema 14; bound tables: 20)
+            sql.SQL(
+                "CREATE OR REPLACE TRIGGER flagctl_guard BEFORE INSERT OR UPDATE OR DELETE ON {}"
+                " FOR EACH ROW EXECUTE FUNCTION flagctl.guard_flag_write()"
+            ).format(sql.Identifier(schema, table))
+        )
         conn.execute(
             sql.SQL(
                 "CREATE OR REPLACE TRIGGER flagctl_audit_truncate AFTER TRUNCATE ON {}"

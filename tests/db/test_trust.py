@@ -159,3 +159,87 @@ def test_the_database_and_flagctl_agree_on_the_role_of_every_action(ws8: Cli) ->
                "drill.stage", "rollback.override"]  # fmt: skip
     rows = ws8.sql("SELECT a, flagctl.role_for(a) FROM unnest(%s::text[]) AS a", (actions,))
     assert {a: r for a, r in rows} == {a: f"flagctl_{role_for(a.removesuffix('.refused'))}" for a in actions}
+
+
+# ---------------------------------------------------------------- findings 7, 8, 9: the guard
+
+P3_TO_100 = (
+    "UPDATE p3_feature_state SET enabled = true, rollout_percent = 100 WHERE feature_name = 'p3_advisory'"
+)
+TRUST_TO_100 = "UPDATE feature_flags SET enabled = true, rollout_percentage = 100 WHERE flag_name = 'new_trust_algorithm'"
+
+
+def declared(action: str) -> str:
+    return f"SELECT flagctl.begin_change('{action}', 'bob', 'approved request 1', NULL, NULL)"
+
+
+@pytest.mark.parametrize("roles", [("release",), ("security",), ("release", "security")])
+def test_plain_sql_by_a_flagctl_role_changes_no_flag(ws8: Cli, roles: tuple[str, ...]) -> None:
+    """Finding 7/8/9: a member of a flagctl role UPDATEs the bound table in psql, whatever it
+    sets in its session: refused; the flag stays where it was."""
+    with member(ws8, *roles) as (_, dsn):
+        ws8.sql(f"GRANT SELECT, UPDATE ON p3_feature_state TO {dsn.split('user=')[1].split()[0]}")
+        assert denied(dsn, "SELECT set_config('flagctl.action', 'approve', false)", P3_TO_100)
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+
+
+def test_four_eyes_hold_in_psql(orca: Cli) -> None:
+    """Finding 7: a release member declares a change itself and raises the flag to 100%:
+    the published approvals want a second person, so the database refuses."""
+    with member(orca, "release") as (_, dsn):
+        with (
+            pytest.raises(psycopg.errors.RaiseException, match="needs a second person"),
+            psycopg.connect(dsn) as conn,
+        ):
+            conn.execute(declared("stage.set"))
+            conn.execute(TRUST_TO_100)
+        with psycopg.connect(dsn) as conn:  # below the approval line: allowed, and audited as declared
+            conn.execute(declared("set"))
+            conn.execute(
+                "UPDATE feature_flags SET enabled = true, rollout_percentage = 10 WHERE flag_name = 'new_trust_algorithm'"
+            )
+    assert orca.sql(
+        "SELECT enabled, rollout_percentage FROM feature_flags WHERE flag_name = 'new_trust_algorithm'"
+    ) == [(True, 10)]
+
+
+def test_a_freeze_holds_in_psql(ws8: Cli) -> None:
+    """Finding 8: while a freeze is in force, a release member widens nothing in psql."""
+    assert ws8("freeze", "set", *GO).exit_code == 0
+    with (
+        member(ws8, "release") as (_, dsn),
+        pytest.raises(psycopg.errors.RaiseException, match="frozen"),
+        psycopg.connect(dsn) as conn,
+    ):
+        conn.execute(declared("set"))
+        conn.execute(P3_TO_100)
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+    status = ws8("status")
+    assert "frozen" in status.stdout
+
+
+def test_a_security_member_only_kills_and_restores(ws8: Cli) -> None:
+    """Finding 9: "kill and release only" — a security member declaring a kill cannot widen,
+    and a release cannot restore more than the engaged kill replaced."""
+    assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
+    with member(ws8, "security") as (_, dsn):
+        assert denied(dsn, declared("kill"), P3_TO_100)
+        assert security_kill_and_release(ws8, dsn) == [(True, 1)]
+        assert denied(
+            dsn, declared("release"),
+            "UPDATE p3_feature_state SET enabled = true, rollout_percent = 100 WHERE feature_name = 'p3_advisory'",
+        )  # fmt: skip
+        # engaged switches are written only in a declared kill or release
+        assert Cli(dsn, WS8_MANIFEST)("kill", "p3-off", *GO).exit_code == 0
+        assert denied(dsn, "DELETE FROM flagctl.engaged_switch")
+        assert denied(dsn, declared("kill.refused"), "DELETE FROM flagctl.engaged_switch")
+        assert ws8.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(1,)]
+
+
+def security_kill_and_release(ws8: Cli, dsn: str) -> list[tuple[bool, int]]:
+    """Through flagctl as the security member: the kill and the release go through the guard."""
+    as_user = Cli(dsn, WS8_MANIFEST, admin_dsn=ws8.dsn)
+    assert as_user("kill", "p3-off", *GO).exit_code == 0
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+    assert as_user("release", "p3-off", *GO).exit_code == 0
+    return ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state")  # type: ignore[return-value]
