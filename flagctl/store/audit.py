@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flagctl.errors import UsageError
@@ -242,11 +242,20 @@ SELECT u.seq FROM flagctl.audit_unsealed u
 """
 
 
-def seal(conn: psycopg.Connection[Any]) -> int:
-    """Seal every committed audit row not sealed yet (waiting, within lock_timeout, for a
-    sealer at work); how many were sealed."""
-    with conn.transaction():
-        row = conn.execute(SEAL_NOW).fetchone()
+def seal(conn: psycopg.Connection[Any], lock_timeout: timedelta = timedelta(seconds=5)) -> int:
+    """Seal every committed audit row not sealed yet, waiting at most ``lock_timeout`` for a
+    sealer at work; how many were sealed. A seal held longer (a session sitting in an open
+    transaction that called ``flagctl.audit_seal``) is a conflict naming who holds it."""
+    from psycopg import errors
+
+    from flagctl.store.db import ADVISORY_HOLDERS, _blockers, lock_conflict, transaction
+
+    try:
+        with transaction(conn, lock_timeout=lock_timeout) as tx:
+            row = tx.execute(SEAL_NOW).fetchone()
+    except errors.LockNotAvailable:
+        holders = _blockers(conn.execute(ADVISORY_HOLDERS, (["flagctl.audit_seal"],)).fetchall())
+        raise lock_conflict("the audit seal (rows stay unsealed until it is free)", holders) from None
     return int(row[0] or 0) if row else 0
 
 
@@ -342,9 +351,11 @@ HEAD = "SELECT pos, seq, hash FROM flagctl.audit_seal ORDER BY pos DESC LIMIT 1"
 SEAL_AT = "SELECT hash FROM flagctl.audit_seal WHERE pos = %s"
 
 
-def checkpoint(conn: psycopg.Connection[Any]) -> Checkpoint | None:
+def checkpoint(
+    conn: psycopg.Connection[Any], lock_timeout: timedelta = timedelta(seconds=5)
+) -> Checkpoint | None:
     """Seal what is committed, then the chain's head (None: nothing audited yet)."""
-    seal(conn)
+    seal(conn, lock_timeout)
     row = conn.execute(HEAD).fetchone()
     return None if row is None else Checkpoint(*row)
 
@@ -354,13 +365,14 @@ def verify_chain(
     max_problems: int = 20,
     against: Checkpoint | None = None,
     key: AuditKey | None = None,
+    lock_timeout: timedelta = timedelta(seconds=5),
 ) -> ChainReport:
     """Seal what is left, then check every row's digest and every link of the chain, every
     signature (with ``key``: its MAC too) and, given a checkpoint, that the chain still
     holds it."""
     import hashlib
 
-    seal(conn)
+    seal(conn, lock_timeout)
     problems: list[str] = []
     if against is not None:
         found = conn.execute(SEAL_AT, (against.pos,)).fetchone()

@@ -243,3 +243,20 @@ def security_kill_and_release(ws8: Cli, dsn: str) -> list[tuple[bool, int]]:
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
     assert as_user("release", "p3-off", *GO).exit_code == 0
     return ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state")  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- finding 12: the sealer
+
+
+def test_a_held_seal_stops_audit_verify_only_for_the_lock_timeout(ws8: Cli) -> None:
+    """A viewer sitting on `flagctl.audit_seal(true, 0)` in an open transaction: verify
+    waited until the statement timeout; now it gives up at --lock-timeout, exit 4, naming
+    the holder — and passes once the seal is free."""
+    assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
+    with member(ws8, "viewer") as (name, dsn), psycopg.connect(dsn) as holder:
+        holder.execute("SELECT flagctl.audit_seal(true, 0)")
+        result = ws8("--lock-timeout", "200ms", "audit", "verify")
+        assert result.exit_code == 4, result.stdout + result.stderr
+        assert "audit seal" in result.stderr and f"pid {holder.info.backend_pid}" in result.stderr
+        holder.rollback()
+    assert ws8("audit", "verify").exit_code == 0

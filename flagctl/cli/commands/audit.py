@@ -187,7 +187,7 @@ def verify(
     env = env_of(ctx)
     checkpoint = _checkpoint(against) if against else None
     conn = connect(env)
-    report = verify_chain(conn, against=checkpoint, key=audit_key(env))
+    report = verify_chain(conn, against=checkpoint, key=audit_key(env), lock_timeout=env.lock_timeout)
     drifted = _drift(env, conn)
     problems = report.problems + [f"drift: {d.describe()}" for d in drifted]
     signatures = {"checked": report.signed, "unchecked": report.unchecked}
