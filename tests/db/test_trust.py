@@ -253,7 +253,7 @@ def test_a_held_seal_stops_audit_verify_only_for_the_lock_timeout(ws8: Cli) -> N
     waited until the statement timeout; now it gives up at --lock-timeout, exit 4, naming
     the holder — and passes once the seal is free."""
     assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
-    with member(ws8, "viewer") as (name, dsn), psycopg.connect(dsn) as holder:
+    with member(ws8, "viewer") as (_, dsn), psycopg.connect(dsn) as holder:
         holder.execute("SELECT flagctl.audit_seal(true, 0)")
         result = ws8("--lock-timeout", "200ms", "audit", "verify")
         assert result.exit_code == 4, result.stdout + result.stderr
