@@ -3,7 +3,7 @@ PostgreSQL keeps current.
 
     from flagctl.gate import Gate
 
-    gate = Gate("host=db dbname=flags user=app", manifest="deploy/flagctl.yaml")
+    gate = Gate("host=db dbname=flags user=app", system="phase3")  # the published catalogue
     if gate.enabled("p3_advisory", user.id, scopes=[f"workspace:{ws}"]):
         ...
 
@@ -53,12 +53,17 @@ from flagctl.views.evaluate import Decision, decide_from
 log = logging.getLogger("flagctl.gate")
 
 CHANNEL = "flagctl"
+PUBLISHED_VERSION = (
+    "SELECT max(version) FROM flagctl.catalogue WHERE system = %s HAVING max(version) IS NOT NULL"
+)
+PUBLISHED_SOURCE = "SELECT source FROM flagctl.catalogue WHERE system = %s AND version = %s"
 
 
 @dataclass(frozen=True)
 class State:
     """Everything a decision needs, read in one transaction, with its change sequence."""
 
+    manifest: Manifest  # the definitions the snapshot was read by
     snapshot: Snapshot
     engaged: list[Engaged]
     exemptions: dict[str, dict[str, str]]
@@ -86,7 +91,7 @@ class Gate:
         self,
         dsn: str,
         *,
-        manifest: str | Path | Manifest,
+        manifest: str | Path | Manifest | None = None,
         system: str | None = None,
         staleness: timedelta = timedelta(seconds=30),
         check: timedelta = timedelta(seconds=5),
@@ -98,9 +103,17 @@ class Gate:
         register: bool = True,
         start: bool = True,
     ) -> None:
-        self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))
-        if system is not None and system != self.manifest.system:
-            raise ValueError(f"the manifest is for system {self.manifest.system!r}, not {system!r}")
+        # Without a manifest file the gate reads the system's published catalogue (flagctl
+        # manifest publish), and reloads it whenever a new version is published.
+        if manifest is None:
+            if system is None:
+                raise ValueError("give system= (the published catalogue) or manifest=")
+            self._fixed: Manifest | None = None
+        else:
+            self._fixed = manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))
+            if system is not None and system != self._fixed.system:
+                raise ValueError(f"the manifest is for system {self._fixed.system!r}, not {system!r}")
+        self.system = system if system is not None else self._fixed.system  # type: ignore[union-attr]
         self.dsn = dsn
         self.staleness = staleness.total_seconds()
         self.check = check.total_seconds()
@@ -112,6 +125,7 @@ class Gate:
         self.application = application or Path(sys.argv[0] or "python").name
         self.register = register  # in flagctl.clients, for `flagctl kill --wait-ack` and `flagctl clients`
         self._client: int | None = None
+        self._version: int | None = None  # the published catalogue version in use
         self._listeners: list[Callable[[int], None]] = []
         self._state: State | None = None
         self._stop = threading.Event()
@@ -122,6 +136,17 @@ class Gate:
             self.start()
 
     # ------------------------------------------------------------------ decisions
+
+    @property
+    def manifest(self) -> Manifest:
+        """The definitions decisions are made by: the manifest given, or the published one
+        the current snapshot was read with."""
+        if self._fixed is not None:
+            return self._fixed
+        state = self._state
+        if state is None:
+            raise RuntimeError(f"the gate has not read the published catalogue of {self.system} yet")
+        return state.manifest
 
     def enabled(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
                 internal: bool = False) -> bool:  # fmt: skip
@@ -136,7 +161,7 @@ class Gate:
         if state is None:
             return None
         return decide_from(
-            self.manifest, state.snapshot, state.engaged, state.exemptions, flag, str(subject_id), list(scopes),
+            state.manifest, state.snapshot, state.engaged, state.exemptions, flag, str(subject_id), list(scopes),
             internal,
         )  # fmt: skip
 
@@ -146,14 +171,17 @@ class Gate:
         from flagctl.rules.kills import holding, overlay
         from flagctl.views.evaluate import subject_value
 
-        spec = self.manifest.flag(flag)
         state = self._current()
+        known = self._fixed or (self._state.manifest if self._state is not None else None)
+        if known is None:
+            return False  # nothing read yet, not even the definitions: off
+        spec = known.flag(flag)
         if state is None:
             default = spec.default_value()
             if isinstance(default, Rollout):
                 return Rollout(False, 0)
             return False if isinstance(default, bool) else default
-        value, _ = subject_value(self.manifest, state.snapshot, flag, list(scopes))
+        value, _ = subject_value(state.manifest, state.snapshot, flag, list(scopes))
         return overlay(value, holding(state.engaged, flag, *scopes), flag)
 
     def on_change(self, callback: Callable[[int], None]) -> None:
@@ -253,19 +281,21 @@ class Gate:
                 self.reload(conn)
                 last_resync = last_check = now
             elif now - last_check >= self.check:
-                newest = conn.execute(NEWEST, (self.manifest.system,)).fetchone()[0]
+                newest = conn.execute(NEWEST, (self.system,)).fetchone()[0]
                 state = self._state
                 if state is None or newest != state.seq:
                     self.stats.missed += 1
                     self.reload(conn)
                 else:  # nothing new: the snapshot is confirmed current
-                    self._state = State(state.snapshot, state.engaged, state.exemptions, state.seq, now)
+                    self._state = State(
+                        state.manifest, state.snapshot, state.engaged, state.exemptions, state.seq, now
+                    )
                     self._ack(conn, state.seq)
                 last_check = now
 
     def _mine(self, payload: str) -> bool:
         try:
-            return bool(json.loads(payload).get("system") == self.manifest.system)
+            return bool(json.loads(payload).get("system") == self.system)
         except ValueError:
             return False
 
@@ -273,15 +303,16 @@ class Gate:
         """Read the whole state of the system in one repeatable-read transaction."""
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            seq = int(conn.execute(NEWEST, (self.manifest.system,)).fetchone()[0])
-            snapshot = FlagStore(conn, self.manifest).snapshot()
-            engaged = list_engaged(conn, self.manifest)
-            exemptions = all_exemptions(conn, self.manifest)
+            seq = int(conn.execute(NEWEST, (self.system,)).fetchone()[0])
+            manifest = self._fixed or self._published(conn)
+            snapshot = FlagStore(conn, manifest).snapshot()
+            engaged = list_engaged(conn, manifest)
+            exemptions = all_exemptions(conn, manifest)
         finally:
             conn.execute("COMMIT")
         with self._reloaded:
             before = self._state
-            self._state = State(snapshot, engaged, exemptions, seq, self.clock())
+            self._state = State(manifest, snapshot, engaged, exemptions, seq, self.clock())
             self.stats.reloads += 1
             self._reloaded.notify_all()
         self._ack(conn, seq)
@@ -292,6 +323,25 @@ class Gate:
                     callback(seq)
                 except Exception:  # a listener's bug must not stop the gate
                     log.exception("flagctl gate: a change listener failed")
+
+    def _published(self, conn: Any) -> Manifest:
+        """The published manifest of the system: the one in use while its version stands,
+        else read and validated anew (through the manifest cache)."""
+        from flagctl.model.cache import ManifestCache
+        from flagctl.model.manifest import parse_manifest
+
+        row = conn.execute(PUBLISHED_VERSION, (self.system,)).fetchone()
+        if row is None:
+            raise LookupError(f"no manifest of system {self.system} is published (flagctl manifest publish)")
+        state = self._state
+        if state is not None and self._version == row[0]:
+            return state.manifest
+        source = conn.execute(PUBLISHED_SOURCE, (self.system, row[0])).fetchone()[0]
+        cache = ManifestCache.from_environ(os.environ)
+        where = f"published manifest {self.system} v{row[0]}"
+        manifest = (cache.get(source, where) if cache is not None else None) or parse_manifest(source, where)
+        self._version = int(row[0])
+        return manifest
 
     def _ack(self, conn: Any, seq: int) -> None:
         """Say that this process applies the state up to audit row ``seq`` (and is alive).
@@ -312,8 +362,6 @@ class Gate:
     def _register_and_ack(self, conn: Any, seq: int) -> None:
         if self._client is not None and conn.execute(ACK, {"seq": seq, "id": self._client}).fetchone()[0]:
             return  # acknowledged; else it is a new backend (a reconnect) and registers again
-        row = conn.execute(
-            REGISTER, (self.manifest.system, socket.gethostname(), os.getpid(), self.application)
-        )
+        row = conn.execute(REGISTER, (self.system, socket.gethostname(), os.getpid(), self.application))
         self._client = int(row.fetchone()[0])
         conn.execute(ACK, {"seq": seq, "id": self._client})

@@ -110,3 +110,22 @@ def test_the_published_catalogue_cannot_be_rewritten(ws8: Cli) -> None:
         except psycopg.errors.InsufficientPrivilege:
             continue
         raise AssertionError(f"{statement} was allowed")
+
+
+def test_a_gate_needs_no_manifest_file_and_follows_a_publish(ws8: Cli, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from flagctl.gate import Gate
+
+    ws8("stage", "set", "p3", "canary", *GO)
+    with Gate(ws8.dsn, system="phase3", check=timedelta(hours=1), resync=None) as gate:
+        assert gate.wait_ready()
+        assert gate.value("p3_advisory").percent == 1 and gate.manifest.path == "published manifest phase3 v1"
+        seq = gate.seq
+        local = edited(tmp_path, "bake: {canary: 30m", "bake: {canary: 40m")
+        assert ws8("--manifest", str(local), "manifest", "publish", *GO).exit_code == 0
+        assert seq is not None and gate.wait_for_seq(seq + 1)  # the publish's NOTIFY, not a poll
+        assert gate.manifest.path == "published manifest phase3 v2"
+        assert gate.manifest.model.ladders["p3"].bake["canary"] == "40m"
+        assert ws8("kill", "p3-off", *GO).exit_code == 0
+        assert gate.wait_for_seq(seq + 2) and gate.enabled("p3_advisory", "r-1") is False
