@@ -408,15 +408,13 @@ def _request(
     plan: Plan | None,
 ) -> None:
     """Record the change as a pending request (its own transaction), and say how to approve it."""
-    from flagctl.model.durations import parse_duration
     from flagctl.store.requests import create_request
 
     assert plan is not None
     approvals = action.manifest.model.approvals
-    expire = parse_duration(approvals.expire if approvals else "24h")
     needed.request_id = create_request(
-        conn, action.manifest, plan.action, plan.summary, action.request_spec(plan), needed.why,
-        audit.reason, audit.actor, expire,
+        conn, action.manifest, plan.action, action.request_spec(plan), needed.why, audit.reason, audit.actor,
+        plan.changes,
     )  # fmt: skip
     needed.message = f"{needed.message}; not applied: it waits as request {needed.request_id}"
     needed.hint = f"another database user approves it: flagctl approve {needed.request_id} --reason … (within {approvals.expire if approvals else '24h'})"

@@ -11,23 +11,20 @@ from flagctl.errors import UsageError
 from flagctl.model.manifest import Manifest
 
 if TYPE_CHECKING:
-    from datetime import timedelta
-
     import psycopg
 
-INSERT_REQUEST = """
-INSERT INTO flagctl.requests (system, action, summary, spec, why, reason, requested_actor, expires_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, now() + %s) RETURNING id
-"""
+    from flagctl.model.change import Change
+
+# A request is made and approved only by these functions (schema 21): the database derives
+# its summary from the exact changes, caps its expiry by the published approvals, and the
+# guard lets an approved request through only for those very changes.
+INSERT_REQUEST = "SELECT flagctl.create_request(%s, %s, %s, %s, %s, %s, %s)"
 REQUEST_COLUMNS = (
     "id, action, summary, spec, why, reason, requested_by, requested_actor, requested_at, expires_at, "
     "status, approved_by, approved_actor, approved_at"
 )
 SELECT_REQUESTS = f"SELECT {REQUEST_COLUMNS} FROM flagctl.requests WHERE system = %s"  # noqa: S608 - constant columns
-APPROVE = """
-UPDATE flagctl.requests SET status = 'approved', approved_actor = current_setting('flagctl.actor', true)
- WHERE id = %s AND system = %s RETURNING id
-"""
+APPROVE = "SELECT flagctl.approve_request(%s, %s, current_setting('flagctl.actor', true))"
 
 
 @dataclass(frozen=True)
@@ -68,18 +65,29 @@ def create_request(
     conn: psycopg.Connection[Any],
     manifest: Manifest,
     action: str,
-    summary: str,
     spec: dict[str, Any],
     why: str,
     reason: str,
     actor: str,
-    expire: timedelta,
+    changes: list[Change],
 ) -> int:
+    """Record a pending request for exactly these changes (its summary and expiry are the
+    database's to set)."""
     from psycopg.types.json import Jsonb
 
+    flags = manifest.flags
+    planned = [
+        {
+            "flag": c.flag,
+            "scope": c.scope,
+            "before": None if c.before is None else flags[c.flag].to_db(c.before),
+            "after": None if c.after is None else flags[c.flag].to_db(c.after),
+        }
+        for c in changes
+    ]
     with conn.transaction():
         row = conn.execute(
-            INSERT_REQUEST, (manifest.system, action, summary, Jsonb(spec), why, reason, actor, expire)
+            INSERT_REQUEST, (manifest.system, action, Jsonb(spec), why, reason, actor, Jsonb(planned))
         ).fetchone()
     assert row is not None
     return int(row[0])

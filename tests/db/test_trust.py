@@ -260,3 +260,65 @@ def test_a_held_seal_stops_audit_verify_only_for_the_lock_timeout(ws8: Cli) -> N
         assert "audit seal" in result.stderr and f"pid {holder.info.backend_pid}" in result.stderr
         holder.rollback()
     assert ws8("audit", "verify").exit_code == 0
+
+
+# ---------------------------------------------------------------- finding 10: requests
+
+TRUST_CHANGE = (
+    '[{"flag": "new_trust_algorithm", "scope": "global", "before": {"enabled": false, "percent": 0},'
+    ' "after": {"enabled": true, "percent": 100}}]'
+)
+ASK = (
+    'SELECT flagctl.create_request(\'orca\', \'stage.set\', \'{"kind": "stage.set", "ladder": "trust",'
+    " \"stage\": \"full\", \"force\": true}', 'why', 'looks fine', 'alice', %s)"
+)
+
+
+def test_a_request_is_what_the_database_says_it_is(orca: Cli) -> None:
+    """A release member wrote requests directly: a harmless summary over a spec to 100%
+    forced, expiring in ten years. Now only the function writes them, summarising the exact
+    changes, expiring by the published approvals (24h)."""
+    with member(orca, "release") as (_, alice):
+        assert denied(
+            alice,
+            "INSERT INTO flagctl.requests (system, action, summary, spec, why, reason, expires_at)"
+            " VALUES ('orca', 'stage.set', 'canary (on 5%) → off', '{}', 'w', 'r', now() + interval '10 years')",
+        )
+        with psycopg.connect(alice, autocommit=True) as conn:
+            (made,) = conn.execute(ASK, (TRUST_CHANGE,)).fetchone()
+        summary, hours = orca.sql(
+            "SELECT summary, extract(epoch FROM expires_at - requested_at) / 3600 FROM flagctl.requests WHERE id = %s",
+            (made,),
+        )[0]
+        assert "new_trust_algorithm at global" in summary and '"percent": 100' in summary
+        assert round(hours) == 24
+        assert denied(
+            alice,
+            f"UPDATE flagctl.requests SET expires_at = now() + interval '10 years' WHERE id = {int(made)}",  # noqa: S608
+        )
+
+
+def test_an_approval_applies_only_the_state_it_was_planned_on(orca: Cli) -> None:
+    with member(orca, "release") as (_, alice), member(orca, "release") as (_, bob):
+        with psycopg.connect(alice, autocommit=True) as conn:
+            (made,) = conn.execute(ASK, (TRUST_CHANGE,)).fetchone()
+        orca.sql(
+            "UPDATE feature_flags SET enabled = true, rollout_percentage = 10 WHERE flag_name = 'new_trust_algorithm'"
+        )
+        with (
+            pytest.raises(psycopg.errors.RaiseException, match="second person"),
+            psycopg.connect(bob) as conn,
+        ):
+            conn.execute(declared("stage.set"))
+            conn.execute("SELECT flagctl.approve_request(%s, 'orca', 'bob')", (made,))
+            conn.execute(TRUST_TO_100)  # from 10%, not the 0% the request was planned on
+        orca.sql(
+            "UPDATE feature_flags SET enabled = false, rollout_percentage = 0 WHERE flag_name = 'new_trust_algorithm'"
+        )
+        with psycopg.connect(bob) as conn:  # the state it was planned on: the approval applies it
+            conn.execute(declared("stage.set"))
+            conn.execute("SELECT flagctl.approve_request(%s, 'orca', 'bob')", (made,))
+            conn.execute(TRUST_TO_100)
+    assert orca.sql(
+        "SELECT rollout_percentage FROM feature_flags WHERE flag_name = 'new_trust_algorithm'"
+    ) == [(100,)]
