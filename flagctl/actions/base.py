@@ -13,9 +13,9 @@ A refusal by policy is itself recorded in the audit trail (in its own transactio
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -34,8 +34,8 @@ from flagctl.errors import (
 )
 from flagctl.model.change import Change
 from flagctl.rules.constraints import constrained_flags, violations_after
+from flagctl.store.breaker import Blocker, LockBreaker, describe
 from flagctl.store.db import AuditContext, transaction
-from flagctl.store.db import break_locks as end_blockers
 
 if TYPE_CHECKING:
     from flagctl.model.manifest import Manifest
@@ -126,6 +126,7 @@ class Outcome:
     dry_run: bool
     note: str | None = None  # something the operator should know about how it went
     txid: int | None = None  # the transaction that applied it
+    broken: list[Blocker] = field(default_factory=list)  # sessions --break-locks acted on
 
 
 Confirm = Callable[[Plan], bool]
@@ -141,7 +142,6 @@ def execute(
     lock_timeout: timedelta = timedelta(seconds=5),
     reconnect: Callable[[], psycopg.Connection[Any]] | None = None,
     break_locks: bool = False,
-    sleep: Callable[[float], None] = time.sleep,
     idempotent: bool = False,
     approving: int | None = None,
 ) -> Outcome:
@@ -158,9 +158,9 @@ def execute(
 
     ``confirm=None`` means no prompt (``--yes``). If the connection is lost while the
     change commits, ``reconnect`` gives a new one to ask whether it did (txid_status):
-    a committed change is reported as applied, never as "retry". ``break_locks``: if the
-    locks cannot be had in time, end the transactions holding them (cancel, then after a
-    grace terminate), record who they were in the change's audit reason, and try once more.
+    a committed change is reported as applied, never as "retry". ``break_locks`` (a kill,
+    with ``reconnect``): a second connection watches the transaction while it waits, and
+    ends what blocks it past ``lock_timeout`` (store.breaker); the database audits each.
     """
     manifest = action.manifest
     request = audit.request_id if idempotent and not action.repeatable else None
@@ -179,57 +179,83 @@ def execute(
             raise NotConfirmed("not confirmed; nothing was changed")
     txid: list[int] = []
     planned: list[Plan] = []
-    broken: list[dict[str, Any]] = []
-    while True:
-        try:
-            return _apply_locked(
-                conn, action, audit, preview, lock_timeout, txid, planned, broken, request, approving
-            )
-        except ConflictError as conflict:
-            if not break_locks or broken or not conflict.blockers:
-                raise
-            broken = end_blockers(conn, conflict.blockers, sleep, BREAK_GRACE)
-            audit = replace(audit, reason=f"{audit.reason} [broke locks: {_who(broken)}]")
-        except NeedsApproval as needed:
-            assert isinstance(action, Requestable)  # only a Requestable needs approval
-            _request(conn, action, audit, needed, planned[0] if planned else None)
-            _record_refusal(conn, audit, needed)
+    breaker = _breaker(conn, action, audit, lock_timeout, reconnect) if break_locks else None
+    try:
+        with breaker or nullcontext():
+            outcome = _apply_locked(
+                conn, action, audit, preview, breaker.lock_timeout if breaker else lock_timeout, txid, planned,
+                request, approving,
+            )  # fmt: skip
+    except ConflictError as conflict:
+        raise _unbroken(conflict, breaker) if breaker else conflict from None
+    except NeedsApproval as needed:
+        assert isinstance(action, Requestable)  # only a Requestable needs approval
+        _request(conn, action, audit, needed, planned[0] if planned else None)
+        _record_refusal(conn, audit, needed)
+        raise
+    except PolicyRefused as refusal:
+        if isinstance(refusal, WriteNotTaken):  # rolled back: now say what was in the way
+            _name_culprits(conn, refusal)
+        _record_refusal(conn, audit, refusal)
+        raise
+    except psycopg.OperationalError:
+        if not (conn.closed or conn.broken) or not txid or not planned or reconnect is None:
             raise
-        except PolicyRefused as refusal:
-            if isinstance(refusal, WriteNotTaken):  # rolled back: now say what was in the way
-                _name_culprits(conn, refusal)
-            _record_refusal(conn, audit, refusal)
-            raise
-        except psycopg.OperationalError:
-            if not (conn.closed or conn.broken) or not txid or not planned or reconnect is None:
-                raise
-            outcome = _outcome_of(reconnect, txid[0])
-            if outcome == "aborted":
-                raise ConnectionFailed(
-                    f"the connection dropped before the change committed: transaction {txid[0]} was "
-                    "rolled back, nothing was changed",
-                    "run the command again",
-                ) from None
-            if outcome != "committed":
-                raise ConnectionFailed(
-                    f"the connection dropped while the change was committing, and whether transaction "
-                    f"{txid[0]} committed is unknown",
-                    "check `flagctl status` and `flagctl audit log` before acting again "
-                    "(a kill is always safe to repeat: it re-asserts)",
-                ) from None
-            return Outcome(planned[0], applied=True, dry_run=False, note=f"the connection dropped while "
-                           f"committing; transaction {txid[0]} did commit", txid=txid[0])  # fmt: skip
+        status = _outcome_of(reconnect, txid[0])
+        if status == "aborted":
+            raise ConnectionFailed(
+                f"the connection dropped before the change committed: transaction {txid[0]} was "
+                "rolled back, nothing was changed",
+                "run the command again",
+            ) from None
+        if status != "committed":
+            raise ConnectionFailed(
+                f"the connection dropped while the change was committing, and whether transaction "
+                f"{txid[0]} committed is unknown",
+                "check `flagctl status` and `flagctl audit log` before acting again "
+                "(a kill is always safe to repeat: it re-asserts)",
+            ) from None
+        return Outcome(planned[0], applied=True, dry_run=False, note=f"the connection dropped while "
+                       f"committing; transaction {txid[0]} did commit", txid=txid[0])  # fmt: skip
+    broken = breaker.ended() if breaker else []
+    if broken and outcome.applied:
+        note = f"broke locks to get through: {describe(broken)}"
+        outcome = replace(outcome, note=f"{outcome.note}; {note}" if outcome.note else note, broken=broken)
+    return outcome
 
 
-BREAK_GRACE = 1.0  # seconds between cancelling a blocker's statement and terminating it
+def _breaker(
+    conn: psycopg.Connection[Any],
+    action: Action[P],
+    audit: AuditContext,
+    lock_timeout: timedelta,
+    reconnect: Callable[[], psycopg.Connection[Any]] | None,
+) -> LockBreaker:
+    if reconnect is None:
+        raise UsageError("--break-locks needs a second connection to watch the kill from")
+    if action.name not in ("kill", "release"):
+        raise UsageError(f"--break-locks is for a kill or a release, not {action.name}")
+    return LockBreaker(reconnect, conn.info.backend_pid, lock_timeout, audit, action.manifest.system)
 
 
-def _who(broken: list[dict[str, Any]]) -> str:
-    return "; ".join(
-        f"pid {b['pid']} user {b['user']} application {b['application']}, {b['xact_seconds']}s in a "
-        f"transaction, {b['ended']}: {b['query']}"
-        for b in broken
-    )
+def _unbroken(conflict: ConflictError, breaker: LockBreaker) -> FlagctlError:
+    """The kill still could not get its locks: say who blocked it and why each was not ended."""
+    if breaker.error is not None:
+        conflict.hint = f"{conflict.hint}; the lock breaker failed: {breaker.error}"
+        return conflict
+    tried = breaker.ended()
+    if not tried:
+        return conflict
+    left = [b for b in tried if b.ended not in ("cancelled", "terminated")]
+    conflict.message = f"{conflict.message}; --break-locks: {describe(tried)}"
+    if any(b.superuser for b in left):
+        conflict.hint = (
+            "a superuser's session blocks the kill and flagctl never ends one: ask a DBA to end it "
+            f"(SELECT pg_terminate_backend({next(b.pid for b in left if b.superuser)})), then re-run the kill"
+        )
+    elif left:
+        conflict.hint = f"{left[0].ended}; end pid {left[0].pid} another way, then re-run the kill"
+    return conflict
 
 
 def _apply_locked(
@@ -240,7 +266,6 @@ def _apply_locked(
     lock_timeout: timedelta,
     txid: list[int],
     planned: list[Plan],
-    broken: list[dict[str, Any]],
     request: str | None = None,
     approving: int | None = None,
 ) -> Outcome:
@@ -288,8 +313,6 @@ def _apply_locked(
         if plan.forced:
             tx.execute("SELECT flagctl.mark_forced()")
         action.apply(tx, plan)
-    if broken:
-        notes.append(f"broke locks to get through: {_who(broken)}")
     note = "; ".join(notes) or None
     return Outcome(plan, applied=True, dry_run=False, note=note, txid=txid[0] if txid else None)
 

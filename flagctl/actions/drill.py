@@ -194,9 +194,7 @@ class Drill:
             _drill_action(action), self.audit.command, self.audit.request_id,
         )  # fmt: skip
         step.began = began = self.timer()
-        outcome: Outcome = execute(
-            self.conn, action, audit, confirm=None, lock_timeout=self.lock_timeout, sleep=self.sleep
-        )
+        outcome: Outcome = execute(self.conn, action, audit, confirm=None, lock_timeout=self.lock_timeout)
         step.committed_ms = (self.timer() - began) * 1000
         step.detail.append(
             outcome.plan.summary if outcome.applied else (outcome.plan.noop or "nothing to do")

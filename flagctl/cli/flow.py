@@ -96,7 +96,7 @@ def mutate(
     try:
         outcome = execute(
             conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
-            reconnect=lambda: connect(env), break_locks=break_locks, sleep=env.sleep,
+            reconnect=lambda: connect(env), break_locks=break_locks,
             idempotent=env.request_id is not None, approving=approving,
         )  # fmt: skip
     except pg_errors.InsufficientPrivilege as refused:
@@ -249,6 +249,7 @@ def show_outcome(outcome: Outcome, output: Output, target: Target) -> None:
                 "forced": plan.forced,
                 "changes": [c.to_json() for c in plan.changes],
                 "checks": plan.checks,
+                **({"broken_locks": [b.as_json() for b in outcome.broken]} if outcome.broken else {}),
             }
         )
         return

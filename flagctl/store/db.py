@@ -249,6 +249,7 @@ TABLE_WRITERS = (
     + """  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
  WHERE l.granted AND l.locktype = 'relation' AND l.mode <> 'AccessShareLock'
    AND l.relation = to_regclass(%s) AND a.pid <> pg_backend_pid()
+   AND l.database = a.datid AND a.datname = current_database()
  ORDER BY a.xact_start NULLS LAST
 """
 )
@@ -355,29 +356,6 @@ def row_lockers(
     changed by an open transaction carries that transaction's id there)."""
     xids = [str(row[0]) for row in conn.execute(query, params).fetchall() if row[0] is not None]
     return _blockers(conn.execute(ROW_LOCKERS, (xids,)).fetchall()) if xids else []
-
-
-CANCEL = "SELECT pg_cancel_backend(%s)"
-TERMINATE = "SELECT pg_terminate_backend(%s)"
-STILL_THERE = "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) AND xact_start IS NOT NULL"
-
-
-def break_locks(
-    conn: psycopg.Connection[Any],
-    blockers: list[dict[str, Any]],
-    sleep: Callable[[float], None],
-    grace: float,
-) -> list[dict[str, Any]]:
-    """End the transactions that block a kill: cancel their statements, and after ``grace``
-    seconds terminate those still in a transaction. Returns who they were and what was done."""
-    pids = [b["pid"] for b in blockers]
-    for pid in pids:
-        conn.execute(CANCEL, (pid,))
-    sleep(grace)
-    remaining = {row[0] for row in conn.execute(STILL_THERE, (pids,)).fetchall()}
-    for pid in sorted(remaining):
-        conn.execute(TERMINATE, (pid,))
-    return [{**b, "ended": "terminated" if b["pid"] in remaining else "cancelled"} for b in blockers]
 
 
 # What on a table, not flagctl's own, can keep a write from taking: enabled row triggers that

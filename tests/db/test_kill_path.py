@@ -371,27 +371,3 @@ def test_a_connection_lost_while_committing_reports_the_kill_that_did_commit(ws8
     assert result.exit_code == 0, result.stderr
     assert "did commit" in result.stderr and "applied" in result.stdout
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
-
-
-def test_break_locks_ends_the_blocker_and_records_who_it_was(ws8: Cli) -> None:
-    ws8("stage", "set", "p3", "canary", *GO)
-    stuck = psycopg.connect(ws8.dsn, application_name="stuck-deploy")
-    stuck.execute("SELECT * FROM p3_feature_state FOR UPDATE")  # and then nothing, for an hour
-    pid = stuck.info.backend_pid
-    try:
-        blocked = ws8("--lock-timeout", "200ms", "kill", "p3-off", *GO)
-        assert blocked.exit_code == 4 and "--break-locks" in blocked.stderr
-        result = ws8("--lock-timeout", "200ms", "kill", "p3-off", "--break-locks", *GO)
-        assert result.exit_code == 0, result.stderr
-        assert f"pid {pid}" in result.stderr and "terminated" in result.stderr
-        with pytest.raises(psycopg.OperationalError):
-            stuck.execute("SELECT 1")  # its transaction was ended
-    finally:
-        stuck.close()
-    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
-    reasons = {r for (r,) in ws8.sql("SELECT reason FROM flagctl.audit WHERE action = 'kill'")}
-    assert len(reasons) == 1
-    (reason,) = reasons
-    assert (
-        reason.startswith("INC-1 [broke locks: pid") and "stuck-deploy" in reason and "terminated" in reason
-    )

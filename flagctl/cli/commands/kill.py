@@ -29,8 +29,8 @@ def kill(
         bool,
         typer.Option(
             "--break-locks",
-            help="If the flags stay locked past --lock-timeout: cancel, then terminate, the transactions "
-            "holding them (recorded in the audit), and engage.",
+            help="If the kill waits past --lock-timeout: end exactly the sessions it waits for (cancel; "
+            "terminate if idle or still there after 1s; never a superuser's), each audited, and engage.",
         ),
     ] = False,
     wait_ack: Annotated[
