@@ -12,10 +12,11 @@ PostgreSQL keeps current.
 - **No polling to see a kill.** A background thread LISTENs on the ``flagctl`` channel; the
   audit trigger NOTIFYs in the transaction that changed a flag, so the notification arrives
   when (and only if) the change commits, and the gate reloads.
-- **A missed notification is detected.** The snapshot carries its change sequence (the
-  newest audit seq of the system, read with it); every ``check`` interval the gate asks for
-  the newest seq and reloads if it has not seen it. A reconnect always reloads. A full
-  ``resync`` runs as a fallback too.
+- **A missed notification is detected, and so is a change around the audit trail.** The
+  snapshot carries its change sequence (the newest audit seq of the system) and a digest of
+  the rows it was built from, both read with it; every ``check`` interval the gate reads
+  both again in one statement (``flagctl.gate.check``) and reloads if either moved. A reconnect
+  always reloads. A full ``resync`` runs as a fallback too.
 - **Fail closed.** When the last successful read is older than ``staleness`` (the database
   is gone), every decision is off (``enabled`` is False, ``value`` the flag's off value)
   until the gate is current again. Before the first read, too.
@@ -36,15 +37,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from flagctl.gate.check import Check, check_for
 from flagctl.model.manifest import Manifest, load_manifest
 from flagctl.model.values import Rollout
 from flagctl.rules.kills import Engaged
-from flagctl.store.clients import ACK, NEWEST, REGISTER, UNREGISTER
+from flagctl.store.clients import ACK, REGISTER, UNREGISTER
 from flagctl.store.exemptions import all_exemptions
 from flagctl.store.flags import FlagStore, Snapshot
 from flagctl.store.switches import list_engaged
@@ -68,7 +70,9 @@ class State:
     engaged: list[Engaged]
     exemptions: dict[str, dict[str, str]]
     seq: int  # the newest audit row of the system when it was read
-    read_at: float  # the gate's clock
+    digest: str  # of the rows it was built from (flagctl.gate.check), read with them
+    check: Check  # the statement that reads both again, for this manifest
+    read_at: float  # the gate's clock: the last reload, or the last check that found no change
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Stats:
     reloads: int = 0
     notifications: int = 0
     missed: int = 0  # reloads because the change sequence moved without a notification
+    drift: int = 0  # reloads because the rows changed with no audit row (the digest moved)
+    checks: int = 0  # checks that found nothing new (no reload)
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -128,6 +134,7 @@ class Gate:
         self._version: int | None = None  # the published catalogue version in use
         self._listeners: list[Callable[[int], None]] = []
         self._state: State | None = None
+        self._reloaded_at = 0.0  # the gate's clock at the last full read (for the resync)
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._reloaded = threading.Condition()
@@ -216,14 +223,18 @@ class Gate:
 
     def wait_fresh(self, timeout: float = 10.0) -> bool:
         """Wait until the gate is current (a read within the staleness bound)."""
-        with self._reloaded:
-            return self._reloaded.wait_for(self.fresh, timeout)
+        return self.wait_until(lambda gate: gate.fresh(), timeout)
 
     def wait_for_seq(self, seq: int, timeout: float = 10.0) -> bool:
         """Wait until the gate has applied every change up to audit row ``seq`` (True), or
         the timeout passed (False) — how a caller knows a kill reached this process."""
+        return self.wait_until(lambda gate: (gate.seq or 0) >= seq, timeout)
+
+    def wait_until(self, condition: Callable[[Gate], bool], timeout: float = 10.0) -> bool:
+        """Wait until ``condition(gate)`` holds, looking again after every reload (True), or
+        the timeout passed (False)."""
         with self._reloaded:
-            return self._reloaded.wait_for(lambda: (self.seq or 0) >= seq, timeout)
+            return self._reloaded.wait_for(lambda: condition(self), timeout)
 
     def close(self) -> None:
         self._stop.set()
@@ -264,34 +275,47 @@ class Gate:
                 self.stats.reconnects += 1
 
     def _listen(self, conn: Any) -> None:
-        last_check = last_resync = self.clock()
         while not self._stop.is_set():
-            changed = False
-            for note in conn.notifies(timeout=min(self.check, self.wake) or 0.05, stop_after=100):
-                if self._mine(note.payload):
-                    self.stats.notifications += 1
-                    changed = True
-                    break  # reload now, not when the wait ends (the rest are read next time)
-            now = self.clock()
-            if changed:
-                self.reload(conn)
-                last_check = now
-                continue
-            if self.resync is not None and now - last_resync >= self.resync:
-                self.reload(conn)
-                last_resync = last_check = now
-            elif now - last_check >= self.check:
-                newest = conn.execute(NEWEST, (self.system,)).fetchone()[0]
-                state = self._state
-                if state is None or newest != state.seq:
-                    self.stats.missed += 1
-                    self.reload(conn)
-                else:  # nothing new: the snapshot is confirmed current
-                    self._state = State(
-                        state.manifest, state.snapshot, state.engaged, state.exemptions, state.seq, now
-                    )
-                    self._ack(conn, state.seq)
-                last_check = now
+            self.step(conn)
+
+    def step(self, conn: Any) -> None:
+        """One turn of the listener on its connection (LISTENing, after a reload): wait up
+        to ``wake`` for a notification and reload on one; else, by the gate's clock, resync
+        or check. A test drives a gate made with ``start=False`` through it, on its own
+        connection and clock, without the thread."""
+        notified = False
+        for note in conn.notifies(timeout=min(self.check, self.wake) or 0.05, stop_after=100):
+            if self._mine(note.payload):
+                self.stats.notifications += 1
+                notified = True
+                break  # reload now, not when the wait ends (the rest are read next time)
+        now = self.clock()
+        state = self._state
+        resync = self.resync is not None and now - self._reloaded_at >= self.resync
+        if notified or resync or state is None:
+            self.reload(conn)
+        elif now - state.read_at >= self.check:
+            self.check_now(conn)
+
+    def check_now(self, conn: Any) -> None:
+        """Read the change sequence and the digest (one statement); reload if either moved,
+        else confirm the snapshot current and heartbeat (one more)."""
+        state = self._state
+        if state is None:
+            self.reload(conn)
+            return
+        seq, digest = state.check.run(conn)
+        if seq != state.seq:
+            self.stats.missed += 1
+            self.reload(conn)
+        elif digest != state.digest:  # changed with no audit row: a trigger was disabled
+            self.stats.drift += 1
+            log.warning("flagctl gate: the state of %s changed without an audit row; reloading", self.system)
+            self.reload(conn)
+        else:  # nothing new: the snapshot is confirmed current
+            self.stats.checks += 1
+            self._state = replace(state, read_at=self.clock())
+            self._ack(conn, state.seq)
 
     def _mine(self, payload: str) -> bool:
         try:
@@ -303,8 +327,11 @@ class Gate:
         """Read the whole state of the system in one repeatable-read transaction."""
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            seq = int(conn.execute(NEWEST, (self.system,)).fetchone()[0])
             manifest = self._fixed or self._published(conn)
+            state = self._state
+            check = state.check if state is not None and state.manifest is manifest else None
+            check = check or check_for(conn, manifest, catalogue=self._fixed is None)
+            seq, digest = check.run(conn)  # in the snapshot the rows below are read in
             snapshot = FlagStore(conn, manifest).snapshot()
             engaged = list_engaged(conn, manifest)
             exemptions = all_exemptions(conn, manifest)
@@ -312,12 +339,15 @@ class Gate:
             conn.execute("COMMIT")
         with self._reloaded:
             before = self._state
-            self._state = State(manifest, snapshot, engaged, exemptions, seq, self.clock())
+            self._reloaded_at = self.clock()
+            self._state = State(
+                manifest, snapshot, engaged, exemptions, seq, digest, check, self._reloaded_at
+            )
             self.stats.reloads += 1
             self._reloaded.notify_all()
         self._ack(conn, seq)
         self._ready.set()
-        if before is not None and before.seq != seq:
+        if before is not None and (before.seq, before.digest) != (seq, digest):
             for callback in list(self._listeners):
                 try:
                     callback(seq)

@@ -107,6 +107,10 @@ class Storage(Protocol):
     def write(self, conn: psycopg.Connection[Any], changes: list[Change]) -> None:
         """Store these changes (``after=None`` at a scope removes the override)."""
 
+    def reading(self, names: list[str]) -> tuple[sql.Composed | sql.SQL, list[Any]]:
+        """The statement (and its parameters) that ``read`` sends for these flags, unlocked:
+        the rows their values are built from, for a digest of them (the gate's check)."""
+
 
 @dataclass(frozen=True)
 class OwnTable:
@@ -172,6 +176,11 @@ class OwnTable:
         if missed:
             raise WriteNotTaken("flagctl.flag_state", missed, system=self.manifest.system)
 
+    def reading(self, names: list[str]) -> tuple[sql.Composed | sql.SQL, list[Any]]:
+        from psycopg import sql
+
+        return sql.SQL(READ_OWN), [self.manifest.system, names]
+
 
 @dataclass(frozen=True)
 class BoundTable:
@@ -188,16 +197,21 @@ class BoundTable:
         into.globals.update(self._select(conn, names, lock=lock))
         into.stored.update(names)
 
-    def _select(self, conn: psycopg.Connection[Any], names: list[str], lock: bool) -> dict[str, Any]:
+    def reading(self, names: list[str]) -> tuple[sql.Composed | sql.SQL, list[Any]]:
+        return self._query(names, lock=False)
+
+    def _column_names(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """The key columns the flags share, and every value column they read."""
+        specs = [self.manifest.flag(name) for name in names]
+        return list(_key(specs[0])), sorted({c for spec in specs for c in _columns(spec).values()})
+
+    def _query(self, names: list[str], lock: bool) -> tuple[sql.Composed, list[Any]]:
         from psycopg import sql
 
-        specs = {name: self.manifest.flag(name) for name in names}
-        key_columns = list(_key(specs[names[0]]))
-        value_columns = sorted({c for spec in specs.values() for c in _columns(spec).values()})
-        selected = [*key_columns, *value_columns]
-        keys = [tuple(_key(spec)[c] for c in key_columns) for spec in specs.values()]
+        key_columns, value_columns = self._column_names(names)
+        keys = [tuple(_key(self.manifest.flag(name))[c] for c in key_columns) for name in names]
         query = sql.SQL("SELECT {} FROM {} WHERE ({}) IN ({}) ORDER BY {}{}").format(
-            sql.SQL(", ").join(map(sql.Identifier, selected)),
+            sql.SQL(", ").join(map(sql.Identifier, [*key_columns, *value_columns])),
             _table(self.table),
             sql.SQL(", ").join(map(sql.Identifier, key_columns)),
             sql.SQL(", ").join(
@@ -206,7 +220,15 @@ class BoundTable:
             sql.SQL(", ").join(map(sql.Identifier, key_columns)),
             sql.SQL(" FOR UPDATE") if lock else sql.SQL(""),
         )
-        params = [value for key in keys for value in key]
+        return query, [value for key in keys for value in key]
+
+    def _select(self, conn: psycopg.Connection[Any], names: list[str], lock: bool) -> dict[str, Any]:
+        from psycopg import sql
+
+        specs = {name: self.manifest.flag(name) for name in names}
+        key_columns, value_columns = self._column_names(names)
+        keys = [tuple(_key(spec)[c] for c in key_columns) for spec in specs.values()]
+        query, params = self._query(names, lock)
         if lock:
             lockers = sql.SQL("SELECT xmax FROM {} WHERE ({}) IN ({})").format(
                 _table(self.table),
@@ -361,6 +383,11 @@ class FlagStore:
         """Lock these flags without reading them."""
         for storage, group in self._groups(names):
             storage.lock(self.conn, group)
+
+    def reading(self) -> list[tuple[sql.Composed | sql.SQL, list[Any]]]:
+        """The statements (with their parameters) that ``snapshot()`` sends to read every
+        flag, unlocked: one per storage, in order."""
+        return [storage.reading(group) for storage, group in self._groups(self.manifest.flags)]
 
     def values(self, names: Iterable[str] | None = None) -> dict[str, Any]:
         """The global values of these flags (default: all)."""

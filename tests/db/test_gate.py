@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from flagctl import local
 from flagctl.gate import Gate
 from tests.conftest import GROUPS_MANIFEST, WS8_MANIFEST, Cli, private_ws8, start_private_server
+from tests.wire import Wire, traced
 
 GO = ("-r", "INC-5", "-y")
 NEWEST = "SELECT max(seq) FROM flagctl.audit"
@@ -92,6 +98,101 @@ def test_a_missed_notification_is_detected_by_the_change_sequence(ws8: Cli) -> N
         ticks.now += 6  # past the check interval: the gate compares change sequences
         assert gate.wait_for_seq(newest(ws8), timeout=10)
         assert gate.stats.missed >= 1
+        assert gate.value("p3_advisory").enabled is False
+
+
+# A change around the audit trail (finding 13): the owner disables the user triggers, so no
+# audit row, no notification, no flag guard; `status` sees the drift, and so must the gate.
+AROUND = {
+    "ws8": (
+        "p3_feature_state",
+        "UPDATE p3_feature_state SET enabled = false, rollout_percent = 0 WHERE feature_name = 'p3_advisory'",
+    ),
+    "groups": (
+        "flagctl.flag_state",
+        "UPDATE flagctl.flag_state SET value = 'false'"
+        " WHERE system = 'groups' AND flag = 'F3' AND scope = 'workspace:42'",
+    ),
+}
+
+
+def around_the_trigger(cli: Cli, example: str) -> None:
+    table, update = AROUND[example]
+    before = newest(cli)
+    cli.sql(f"ALTER TABLE {table} DISABLE TRIGGER USER; {update}; ALTER TABLE {table} ENABLE TRIGGER USER")
+    assert newest(cli) == before  # no audit row: the change sequence cannot tell
+
+
+def prepared(request: pytest.FixtureRequest, example: str) -> tuple[Cli, Any, Callable[[Gate], bool]]:
+    """The example with a flag on, its manifest, and how to tell the gate sees it off."""
+    cli: Cli = request.getfixturevalue(example)
+    if example == "ws8":
+        assert cli("stage", "set", "p3", "canary", *GO).exit_code == 0
+        return cli, WS8_MANIFEST, lambda gate: gate.value("p3_advisory").enabled is False
+    assert cli("set", "F3", "true", "--scope", "workspace:42", *GO).exit_code == 0
+    return cli, GROUPS_MANIFEST, lambda gate: gate.value("F3", ["workspace:42"]) is False
+
+
+@pytest.mark.parametrize("example", ["ws8", "groups"])
+def test_a_change_around_the_audit_trigger_is_seen_by_the_next_check(
+    request: pytest.FixtureRequest, example: str
+) -> None:
+    """A bound table (WS8) and flagctl's own table (Groups): the next check, one interval
+    on the gate's clock, finds the rows changed and reloads — not the resync (off here)."""
+    cli, manifest, off = prepared(request, example)
+    ticks = Ticks()
+    changed = threading.Event()
+    with Gate(cli.dsn, manifest=manifest, check=_seconds(5), resync=None, clock=ticks) as gate:
+        assert gate.wait_ready() and not off(gate)
+        gate.on_change(lambda seq: changed.set())
+        around_the_trigger(cli, example)
+        ticks.now += 6  # one check interval: the gate compares the digest of its rows
+        assert changed.wait(10), "the gate did not see a change made around the audit trigger"
+        assert off(gate)
+        assert (gate.stats.drift, gate.stats.missed, gate.stats.notifications) == (1, 0, 0)
+
+
+def test_a_check_that_finds_nothing_new_is_one_statement_and_a_heartbeat(
+    ws8: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Driven step by step on the test's own connection: a check with no change sends the
+    check (change sequence and digest in one statement) and the heartbeat, and reloads
+    nothing; between check intervals a step sends nothing; a change around the trigger is
+    a reload at the next check."""
+    import psycopg
+
+    ws8("stage", "set", "p3", "canary", *GO)
+    ticks = Ticks()
+    gate = Gate(ws8.dsn, manifest=WS8_MANIFEST, check=_seconds(5), resync=None, clock=ticks, start=False)
+    gate.wake = 0.01
+    with traced(monkeypatch) as wire, psycopg.connect(ws8.dsn, autocommit=True) as conn:
+        conn.execute("LISTEN flagctl")
+        gate.reload(conn)
+        conn.execute("SELECT 'checks start here'")
+        gate.step(conn)  # within the interval: nothing to do
+        ticks.now += 6
+        gate.step(conn)  # a check: nothing new
+        assert (gate.stats.reloads, gate.stats.checks) == (1, 1)
+        conn.execute("SELECT 'checks end here'")
+    lines = wire.traces[0].splitlines()  # the gate's connection
+    start, end = (
+        next(i for i, line in enumerate(lines) if mark in line) for mark in ("start here", "end here")
+    )
+    checks = lines[start:end]
+    sent = [statement for statement in Wire._statements(checks) if "checks start" not in statement]
+    assert len(sent) == 2, sent
+    assert "md5" in sent[0] and "flagctl.client_ack" in sent[1]
+    assert (
+        sum(1 for line in checks if line.startswith("B\t") and "\tReadyForQuery\t" in line) == 3
+    )  # + marker
+
+    with psycopg.connect(ws8.dsn, autocommit=True) as conn:
+        conn.execute("LISTEN flagctl")
+        gate.reload(conn)
+        around_the_trigger(ws8, "ws8")
+        ticks.now += 6
+        gate.step(conn)
+        assert (gate.stats.reloads, gate.stats.checks, gate.stats.drift) == (3, 1, 1)
         assert gate.value("p3_advisory").enabled is False
 
 
