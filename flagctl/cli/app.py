@@ -130,6 +130,14 @@ def root(
         str | None,
         typer.Option("--config", help="Path to the config file [env: FLAGCTL_CONFIG]."),
     ] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(
+            "--system",
+            help="Work from the manifest this system published in the database: no local file "
+            "needed (e.g. a kill from any machine) [env: FLAGCTL_SYSTEM].",
+        ),
+    ] = None,
     lock_timeout: Annotated[
         str,
         typer.Option(
@@ -167,7 +175,7 @@ def root(
     ctx.obj = env
     configure(
         env, target=target, dsn=dsn, manifest=manifest, config=config, debug=debug,
-        lock_timeout=lock_timeout, request_id=request_id,
+        lock_timeout=lock_timeout, request_id=request_id, system=system,
     )  # fmt: skip
     if all_targets or (target and "," in target):
         _fan_out(ctx, env, target, all_targets, per_target_timeout)

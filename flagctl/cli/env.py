@@ -41,6 +41,7 @@ class Environment:
     dsn: str | None = None
     manifest: str | None = None
     config: str | None = None
+    system: str | None = None  # --system: the published manifest of this system, not a file
     debug: bool = False
     output: str = "table"  # the command's --output, once parsed (errors are printed in it too)
     lock_timeout: timedelta = timedelta(seconds=5)

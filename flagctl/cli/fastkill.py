@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 ROOT_VALUES = {
     "--target": "target", "-t": "target", "--dsn": "dsn", "--manifest": "manifest",
     "--config": "config", "--lock-timeout": "lock_timeout", "--request-id": "request_id",
+    "--system": "system",
 }  # fmt: skip
 ROOT_FLAGS = {"--debug": "debug"}
 KILL_VALUES = {
@@ -126,6 +127,7 @@ def run(args: list[str], env: Environment | None = None) -> int | None:
             debug=bool(root.get("debug")),
             lock_timeout=_given(root, "lock_timeout", env, "5s"),
             request_id=_given(root, "request_id", env, None),
+            system=root.get("system"),
         )
         output = Output(opts.get("output", "table"))
         env.output = output

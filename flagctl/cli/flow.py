@@ -41,12 +41,20 @@ class Mutation:
 
 
 def manifest(env: Environment) -> Manifest:
+    """The manifest a command works from: with --system (FLAGCTL_SYSTEM), the one published
+    in the target's database; else the local file (--manifest, FLAGCTL_MANIFEST, the
+    target's, ./flagctl.yaml)."""
     from flagctl.config import resolve_manifest_path
     from flagctl.model.cache import ManifestCache
     from flagctl.model.manifest import load_manifest
 
+    cache = ManifestCache.from_environ(env.environ)
+    if env.system is not None:
+        from flagctl.store.catalogue import published_manifest
+
+        return published_manifest(connect(env), env.system, cache)
     path = resolve_manifest_path(_options(env), env.environ, _target(env))
-    return load_manifest(path, ManifestCache.from_environ(env.environ))
+    return load_manifest(path, cache)
 
 
 def connect(env: Environment) -> psycopg.Connection[Any]:
@@ -277,11 +285,18 @@ def configure(
     debug: bool,
     lock_timeout: str,
     request_id: str | None,
+    system: str | None = None,
 ) -> None:
     """The global options, checked and set on the Environment before any command runs."""
     from flagctl.model.durations import parse_duration
 
     env.target, env.dsn, env.manifest, env.config, env.debug = target, dsn, manifest, config, debug
+    if system is not None and manifest is not None:
+        raise UsageError(
+            "--system reads the manifest published in the database, --manifest a local file: give one",
+            "flagctl manifest diff compares the two",
+        )
+    env.system = system if system is not None else (env.environ.get("FLAGCTL_SYSTEM") or None)
     if request_id is not None:
         text = request_id.strip()
         if not text or len(text) > 200 or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):

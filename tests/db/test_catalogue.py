@@ -129,3 +129,29 @@ def test_a_gate_needs_no_manifest_file_and_follows_a_publish(ws8: Cli, tmp_path:
         assert gate.manifest.model.ladders["p3"].bake["canary"] == "40m"
         assert ws8("kill", "p3-off", *GO).exit_code == 0
         assert gate.wait_for_seq(seq + 2) and gate.enabled("p3_advisory", "r-1") is False
+
+
+def test_an_on_call_with_only_a_dsn_and_a_system_name_can_kill(ws8: Cli, tmp_path: Path) -> None:
+    """No checkout at hand: --system (FLAGCTL_SYSTEM) works from the published catalogue —
+    the kill on its fast path, and every other command through the parser."""
+    nowhere = str(tmp_path / "no-such-flagctl.yaml")
+    ws8("stage", "set", "p3", "canary", *GO)
+    fast = ws8.fast_runs
+    killed = ws8("--system", "phase3", "kill", "p3-off", *GO, FLAGCTL_MANIFEST=nowhere)
+    assert killed.exit_code == 0, killed.stderr
+    assert ws8.fast_runs == fast + 1
+    assert p3_state(ws8) == (False, 0)
+    shown = ws8("status", "-o", "json", FLAGCTL_MANIFEST=nowhere, FLAGCTL_SYSTEM="phase3")
+    assert shown.exit_code == 0, shown.stderr
+    assert "p3-off" in shown.stdout
+    released = ws8("--system", "phase3", "release", "p3-off", *GO, FLAGCTL_MANIFEST=nowhere)
+    assert released.exit_code == 0, released.stderr
+    assert p3_state(ws8) == (True, 1)
+
+
+def test_system_names_a_published_manifest_or_says_what_to_do(ws8: Cli) -> None:
+    unknown = ws8("--system", "nope", "kill", "p3-off", *GO)
+    assert unknown.exit_code == 2 and "no manifest of system nope is published" in unknown.stderr
+    both = ws8("--system", "phase3", "--manifest", str(WS8_MANIFEST), "status")
+    assert both.exit_code == 2 and "give one" in both.stderr
+    assert ws8.sql("SELECT count(*) FROM flagctl.audit WHERE action = 'kill'") == [(0,)]
