@@ -217,6 +217,7 @@ class ChainReport:
     problems: list[str]
     signed: int = 0  # signatures checked with the key
     unchecked: int = 0  # signatures that need a key not given (or another key)
+    sealed_now: int = 0  # rows left unsealed (their at-commit seal skipped) that verify sealed
 
     @property
     def ok(self) -> bool:
@@ -242,10 +243,37 @@ SELECT u.seq FROM flagctl.audit_unsealed u
 """
 
 
+BACKLOG = "SELECT rows, oldest FROM flagctl.audit_backlog()"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Committed audit rows not sealed yet: their writers' at-commit seals were skipped
+    (the seal was held), and they wait for the next sealer."""
+
+    rows: int
+    oldest: datetime | None
+
+    def describe(self) -> str:
+        if not self.rows:
+            return "no audit row waits to be sealed"
+        since = f", the oldest written {self.oldest:%Y-%m-%d %H:%M:%S %Z}" if self.oldest else ""
+        return f"{self.rows} audit rows wait to be sealed{since}"
+
+
+def backlog(conn: psycopg.Connection[Any]) -> Backlog | None:
+    """How many committed audit rows wait to be sealed (None: a schema older than 24)."""
+    if conn.execute("SELECT to_regprocedure('flagctl.audit_backlog()')").fetchone() == (None,):
+        return None
+    row = conn.execute(BACKLOG).fetchone()
+    return Backlog(int(row[0]), row[1]) if row else None
+
+
 def seal(conn: psycopg.Connection[Any], lock_timeout: timedelta = timedelta(seconds=5)) -> int:
     """Seal every committed audit row not sealed yet, waiting at most ``lock_timeout`` for a
     sealer at work; how many were sealed. A seal held longer (a session sitting in an open
-    transaction that called ``flagctl.audit_seal``) is a conflict naming who holds it."""
+    transaction that called ``flagctl.audit_seal``) is a conflict naming who holds it and
+    saying how many rows stay unsealed meanwhile."""
     from psycopg import errors
 
     from flagctl.store.db import ADVISORY_HOLDERS, _blockers, lock_conflict, transaction
@@ -255,7 +283,9 @@ def seal(conn: psycopg.Connection[Any], lock_timeout: timedelta = timedelta(seco
             row = tx.execute(SEAL_NOW).fetchone()
     except errors.LockNotAvailable:
         holders = _blockers(conn.execute(ADVISORY_HOLDERS, (["flagctl.audit_seal"],)).fetchall())
-        raise lock_conflict("the audit seal (rows stay unsealed until it is free)", holders) from None
+        waiting = backlog(conn)
+        left = f"; {waiting.describe()}" if waiting is not None else ""
+        raise lock_conflict(f"the audit seal (rows stay unsealed until it is free{left})", holders) from None
     return int(row[0] or 0) if row else 0
 
 
@@ -372,7 +402,7 @@ def verify_chain(
     holds it."""
     import hashlib
 
-    seal(conn, lock_timeout)
+    sealed_now = seal(conn, lock_timeout)
     problems: list[str] = []
     if against is not None:
         found = conn.execute(SEAL_AT, (against.pos,)).fetchone()
@@ -414,4 +444,4 @@ def verify_chain(
         problems.append(f"row {seq} is missing (deleted before it was sealed)")
     signed, unchecked, forged = check_signatures(conn, key)
     problems.extend(forged)
-    return ChainReport(count, head, problems[:max_problems], signed, unchecked)
+    return ChainReport(count, head, problems[:max_problems], signed, unchecked, sealed_now)

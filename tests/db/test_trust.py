@@ -4,6 +4,7 @@ each failed before the change it names."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -260,6 +261,28 @@ def test_a_held_seal_stops_audit_verify_only_for_the_lock_timeout(ws8: Cli) -> N
         assert "audit seal" in result.stderr and f"pid {holder.info.backend_pid}" in result.stderr
         holder.rollback()
     assert ws8("audit", "verify").exit_code == 0
+
+
+def test_skipped_at_commit_seals_are_counted_and_said(ws8: Cli) -> None:
+    """While the seal was held, the writers' at-commit seals skipped silently. Now the rows
+    they left are counted: db status says so, audit verify says so when it cannot seal, and
+    how many it sealed once it can."""
+    with member(ws8, "viewer") as (_, dsn), psycopg.connect(dsn) as holder:
+        holder.execute("SELECT flagctl.audit_seal(true, 0)")
+        assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0  # its seal is skipped
+        (left,) = ws8.sql("SELECT count(*) FROM flagctl.audit_unsealed")[0]
+        assert left >= 1
+        shown = ws8("db", "status", "-o", "json", FLAGCTL_DSN=dsn)  # a viewer may ask
+        assert shown.exit_code == 0, shown.stderr
+        assert json.loads(shown.stdout)["unsealed"] == left
+        assert f"{left} audit rows wait to be sealed" in ws8("db", "status").stdout
+        stalled = ws8("--lock-timeout", "200ms", "audit", "verify")
+        assert stalled.exit_code == 4 and f"{left} audit rows wait to be sealed" in stalled.stderr
+        holder.rollback()
+    verified = ws8("audit", "verify", "-o", "json")
+    assert verified.exit_code == 0, verified.stdout
+    assert json.loads(verified.stdout)["sealed_now"] == left
+    assert "wait to be sealed" not in ws8("db", "status").stdout
 
 
 # ---------------------------------------------------------------- finding 10: requests

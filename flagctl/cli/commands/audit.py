@@ -193,11 +193,21 @@ def verify(
     signatures = {"checked": report.signed, "unchecked": report.unchecked}
     if output is Output.json:
         render.emit_json(
-            {"ok": not problems, "rows": report.rows, "problems": problems, "signatures": signatures}
+            {
+                "ok": not problems,
+                "rows": report.rows,
+                "sealed_now": report.sealed_now,
+                "problems": problems,
+                "signatures": signatures,
+            }
         )
     elif not problems:
         signed = f"; {report.signed} signatures valid" if report.signed else ""
         render.out(f"audit chain intact: {report.rows} rows, head at row {report.head_seq}{signed}")
+        if report.sealed_now:
+            render.out(
+                f"sealed {report.sealed_now} rows whose at-commit seal had been skipped (the seal was held)"
+            )
     if report.unchecked:
         render.note(
             f"{report.unchecked} signatures not checked: give the key that made them "

@@ -71,16 +71,21 @@ def init(
 
 @app.command("status")
 def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
-    """Show the schema version, applied migrations and bound tables."""
+    """Show the schema version, applied migrations, bound tables and the audit rows waiting
+    to be sealed."""
     from flagctl.store import schema
+    from flagctl.store.audit import backlog
 
-    info = schema.status(connect(env_of(ctx)))
+    conn = connect(env_of(ctx))
+    info = schema.status(conn)
+    waiting = backlog(conn) if info.installed else None
     if output is Output.json:
         render.emit_json(
             {
                 "installed": info.installed,
                 "version": info.version,
                 "latest": info.latest,
+                "unsealed": waiting.rows if waiting else None,
                 "migrations": [
                     {"version": v, "name": n, "applied_at": at, "checksum_ok": ok}
                     for v, n, at, ok in info.migrations
@@ -108,6 +113,10 @@ def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     render.out(f"schema flagctl version {info.version} of {info.latest} ({state})")
     for _version, name, at, ok in info.migrations:
         render.out(f"  {name} applied {render.when(at)}" + ("" if ok else "  (file changed since)"))
+    if waiting is not None and waiting.rows:
+        render.out(
+            f"audit: {waiting.describe()} (at-commit seals were skipped; flagctl audit verify seals them)"
+        )
     if info.bindings:
         render.out("")
         render.out(
