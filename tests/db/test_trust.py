@@ -246,6 +246,38 @@ def security_kill_and_release(ws8: Cli, dsn: str) -> list[tuple[bool, int]]:
     return ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state")  # type: ignore[return-value]
 
 
+# ---------------------------------------------------------------- finding 2: stage moves under a kill
+
+BASE_TO_100 = (
+    """UPDATE flagctl.engaged_switch SET prior = '{"p3_advisory": {"enabled": true, "percent": 100}}'"""
+)
+BASE_TO_1 = """UPDATE flagctl.engaged_switch SET prior = '{"p3_advisory": {"enabled": true, "percent": 1}}',
+               applied = '{"p3_advisory": {"enabled": false, "percent": 0}}'"""
+
+
+@pytest.mark.parametrize("roles", [("release",), ("security",), ("release", "security"), ("admin",)])
+def test_the_base_beneath_a_kill_only_narrows_in_psql(ws8: Cli, roles: tuple[str, ...]) -> None:
+    """Finding 2: a backward stage move under a kill rewrites what the release restores. In
+    psql no member may widen that base — declared as a stage move, a kill or a release, or
+    undeclared — nor rewrite anything else of the engagement; a declared stage move by a
+    release member may narrow it, exactly as `stage rollback` does."""
+    assert ws8("stage", "set", "p3", "limited", "--force", *GO).exit_code == 0
+    assert ws8("kill", "p3-off", *GO).exit_code == 0
+    with member(ws8, *roles) as (_, dsn):
+        for action in ("stage.set", "rollback.auto", "kill", "release", "set"):
+            assert denied(dsn, declared(action), BASE_TO_100)
+        assert denied(dsn, BASE_TO_100)
+        assert denied(dsn, declared("stage.set"), BASE_TO_1 + ", level = 1")  # nothing but the base
+        assert denied(dsn, declared("stage.set"), "UPDATE flagctl.engaged_switch SET prior = '{}'")
+        assert denied(dsn, declared("stage.set"), "DELETE FROM flagctl.engaged_switch")
+        narrowed = not denied(dsn, declared("stage.set"), BASE_TO_1)
+        assert narrowed == ("release" in roles or "admin" in roles)
+    prior = ws8.sql("SELECT prior->'p3_advisory'->>'percent' FROM flagctl.engaged_switch")
+    assert prior == [("1" if narrowed else "5",)]
+    assert ws8("release", "p3-off", *GO).exit_code == 0
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(True, 1 if narrowed else 5)]
+
+
 # ---------------------------------------------------------------- finding 12: the sealer
 
 
