@@ -55,6 +55,14 @@ class Plan:
     noop: str | None = None  # why there is nothing to do
     snapshot: Snapshot | None = field(default=None, compare=False, repr=False)  # the state it was planned on
 
+    def details(self) -> dict[str, Any]:
+        """What this kind of plan adds to the mutation document (``-o json``)."""
+        return {}
+
+    def detail_lines(self) -> list[str]:
+        """What this kind of plan adds to the plan as printed, below its changes."""
+        return []
+
     def fingerprint(self) -> tuple[Any, ...]:
         """What must not change between the confirmed preview and the locked re-plan."""
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _PLAN_FIELDS}

@@ -5,7 +5,10 @@ Rules for ``stage set`` (the pure ones are in ``flagctl.rules.ladder``):
 - forward: one stage at a time, after the current stage's bake time, with the ladder's
   required guardrails passing; ``--force`` skips a stage or a bake (never a guardrail);
 - a percent change inside a range stage: an increase needs the guardrails, not a bake;
-- nothing moves while a kill switch holds one of the ladder's flags.
+- under a kill switch holding the ladder's flags, the ladder stands at the stage beneath
+  the kill (the base the kill recorded: what releasing it restores). A backward move
+  moves that base — the flags keep the kill's values, and the release lands at the stage
+  moved to; a forward move is refused until the kill is released.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from flagctl.model.change import Change
 from flagctl.model.durations import format_duration
 from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
 from flagctl.model.scopes import GLOBAL
-from flagctl.rules.kills import holding
+from flagctl.rules.kills import Engaged, beneath, engaged_at, overlay
 from flagctl.rules.ladder import check_percent, describe_values, exposure_increases, label, needs_approval
 from flagctl.store.flags import FlagStore
-from flagctl.store.switches import list_engaged
+from flagctl.store.switches import list_engaged, move_base
 from flagctl.verify import guardrails
 from flagctl.views.stage import entered_at
 
@@ -36,10 +39,30 @@ if TYPE_CHECKING:
 Clock = Callable[[], datetime]
 
 
+@dataclass(frozen=True)
+class BaseMove:
+    """A kill's recorded base, rewritten by a backward move beneath it: the switch, and
+    per flag the new base (``prior``) and what the kill leaves over it (``applied``)."""
+
+    switch: str
+    prior: dict[str, Any]
+    applied: dict[str, Any]
+
+
 @dataclass
 class StagePlan(Plan):
     ladder: str = ""
     stage: str = ""
+    killed_by: list[str] = field(default_factory=list)  # kill switches holding the ladder's flags
+    beneath: list[Change] = field(default_factory=list)  # the bases they recorded, moved
+    moves: list[BaseMove] = field(default_factory=list)  # the engagements rewritten for it
+
+    def details(self) -> dict[str, Any]:
+        return {"killed_by": self.killed_by, "beneath": [c.to_json() for c in self.beneath]}
+
+    def detail_lines(self) -> list[str]:
+        under = ", ".join(self.killed_by)
+        return [f"  {c.flag} beneath kill switch {under}: {c.describe()}" for c in self.beneath]
 
 
 @dataclass
@@ -64,6 +87,8 @@ class LadderMove(Requestable[StagePlan]):
 
     def apply(self, conn: psycopg.Connection[Any], plan: StagePlan) -> None:
         FlagStore(conn, self.manifest).write(plan.changes)
+        for move in plan.moves:
+            move_base(conn, self.manifest, move.switch, move.prior, move.applied)
 
     def approval(self, plan: StagePlan) -> str | None:
         return needs_approval(self.manifest, plan.changes, plan.forced)
@@ -109,18 +134,22 @@ class StageStep(LadderMove):
 
     def plan(self, conn: psycopg.Connection[Any], locked: bool) -> StagePlan:
         resolved = self.manifest.ladder(self.ladder)
-        values = FlagStore(conn, self.manifest).values(resolved.flags)
+        live = FlagStore(conn, self.manifest).values(resolved.flags)
+        values, killed_by = beneath(
+            list_engaged(conn, self.manifest), live, _defaults(self.manifest, resolved)
+        )
         current = resolved.position(values)
         summary = f"ladder {resolved.name}: one stage {'forward' if self.step > 0 else 'back'}"
+        under = f" (beneath kill switch {', '.join(killed_by)})" if killed_by else ""
         if current is None:
-            return StagePlan(self.action, summary, ladder=resolved.name, noop=(
-                f"ladder {resolved.name} is off its stages ({label(resolved, values)}): "
+            return StagePlan(self.action, summary, ladder=resolved.name, killed_by=killed_by, noop=(
+                f"ladder {resolved.name} is off its stages ({label(resolved, values)}){under}: "
                 "name the stage with flagctl stage set"))  # fmt: skip
         index = current.index + self.step
         if not 0 <= index < len(resolved.stages):
             edge = "last" if self.step > 0 else "first"
-            return StagePlan(self.action, summary, ladder=resolved.name, stage=current.name,
-                             noop=f"ladder {resolved.name} is at its {edge} stage, {current.name}")  # fmt: skip
+            return StagePlan(self.action, summary, ladder=resolved.name, stage=current.name, killed_by=killed_by,
+                             noop=f"ladder {resolved.name} is at its {edge} stage, {current.name}{under}")  # fmt: skip
         target = resolved.stages[index].name
         return StageSet(self.manifest, self.ladder, target, force=self.force, clock=self.clock,
                         action=self.action, evidence=self.evidence).plan(conn, locked)  # fmt: skip
@@ -141,40 +170,44 @@ def plan_stage_set(
     target = ladder.stage(target_name)
     check_percent(ladder, target, percent)
     snapshot = FlagStore(conn, manifest).for_change(ladder.flags, locked=locked)
-    values = {flag: snapshot.globals[flag] for flag in ladder.flags}
+    live = {flag: snapshot.globals[flag] for flag in ladder.flags}
+    engaged = list_engaged(conn, manifest, lock=locked)
+    values, killed_by = beneath(engaged, live, _defaults(manifest, ladder))  # live, but a kill's base
     current = ladder.position(values)
     new_values = dict(values)
     for flag, spec in target.specs.items():
         new_values[flag] = spec.value(percent if spec.takes_percent else None)
-    summary = f"ladder {ladder.name}: {label(ladder, values)} → {label(ladder, new_values)}"
+    under = f" beneath kill switch {', '.join(killed_by)}" if killed_by else ""
+    summary = f"ladder {ladder.name}: {label(ladder, values)} → {label(ladder, new_values)}{under}"
     refuse = refuser(manifest, ladder)
-
-    engaged = list_engaged(conn, manifest)
-    holders = sorted({e.switch for f in ladder.flags for e in holding(engaged, f, GLOBAL)})
-    if holders:
-        raise refuse(
-            f"kill switch {', '.join(holders)} is engaged on ladder {ladder.name}'s flags; "
-            "the kill beats every stage",
-            f"release it first: flagctl release {holders[0]} --reason …",
-        )
-
-    changes = [
-        Change(flag, GLOBAL, values[flag], new_values[flag])
-        for flag in ladder.flags
-        if values[flag] != new_values[flag]
-    ]
-    if not changes:
-        return StagePlan(
-            "stage.set",
-            summary,
-            ladder=ladder.name,
-            stage=target.name,
-            noop=f"ladder {ladder.name} is already at {label(ladder, values)}",
-        )
+    held = {flag: engaged_at(engaged, flag, GLOBAL) for flag in ladder.flags}
+    changes, base_changes = [], []
+    for flag in ladder.flags:
+        if held[flag]:  # the row keeps the kill's values, over the moved base
+            if new_values[flag] == values[flag]:
+                continue
+            base_changes.append(Change(flag, GLOBAL, values[flag], new_values[flag]))
+            after = overlay(new_values[flag], held[flag], flag)
+        else:
+            after = new_values[flag]
+        if live[flag] != after:
+            changes.append(Change(flag, GLOBAL, live[flag], after))
+    plan = StagePlan("stage.set", summary, ladder=ladder.name, stage=target.name, killed_by=killed_by)
+    if not changes and not base_changes:
+        plan.noop = f"ladder {ladder.name} is already at {label(ladder, values)}{under}"
+        return plan
 
     checks: list[str] = []
     forced = False
     exposure_up = exposure_increases(manifest, values, new_values)
+    backward = (target.index < current.index or (target.index == current.index and not exposure_up)
+                if current is not None else not exposure_up)  # fmt: skip
+    if killed_by:
+        _check_under_kill(manifest, ladder, killed_by, backward, base_changes, values, refuse)
+        checks.append(
+            f"under kill switch {', '.join(killed_by)} the flags keep the kill's values; "
+            f"the stage beneath it moves, and releasing it restores {label(ladder, new_values)}"
+        )
     if current is None:
         if exposure_up and not force:
             raise refuse(
@@ -184,7 +217,7 @@ def plan_stage_set(
             )
         forced = exposure_up
         checks.append(f"off the ladder before the move; {'forced' if forced else 'exposure goes down'}")
-    elif target.index < current.index or (target.index == current.index and not exposure_up):
+    elif backward:
         checks.append("backward moves are always allowed")
     else:
         if target.index > current.index + 1:
@@ -201,16 +234,61 @@ def plan_stage_set(
         check_guardrails(conn, manifest, (*ladder.require, *target.require), checks, refuse, evidence)
     if ladder.subjects and not locked:
         checks.extend(_blast_radius(conn, manifest, ladder, values, new_values))
-    return StagePlan(
-        "stage.set",
-        summary,
-        changes=changes,
-        checks=checks,
-        forced=forced,
-        snapshot=snapshot,
-        ladder=ladder.name,
-        stage=target.name,
-    )
+    plan.changes, plan.checks, plan.forced, plan.snapshot = changes, checks, forced, snapshot
+    plan.beneath = base_changes
+    plan.moves = _base_moves(engaged, base_changes)
+    return plan
+
+
+def _defaults(manifest: Manifest, ladder: ResolvedLadder) -> dict[str, Any]:
+    return {flag: manifest.flags[flag].default_value() for flag in ladder.flags}
+
+
+def _check_under_kill(
+    manifest: Manifest,
+    ladder: ResolvedLadder,
+    killed_by: list[str],
+    backward: bool,
+    base_changes: list[Change],
+    values: dict[str, Any],
+    refuse: Callable[..., PolicyRefused],
+) -> None:
+    """Under a kill only a backward move is made, and only one that narrows every base it
+    moves (the database's guard allows no more); anything else waits for the release."""
+    names = ", ".join(killed_by)
+    hint = f"release it first: flagctl release {killed_by[0]} --reason …; then move the ladder"
+    if not backward:
+        raise refuse(
+            f"kill switch {names} holds ladder {ladder.name}'s flags ({label(ladder, values)} beneath it); "
+            "a forward move under a kill is refused",
+            hint,
+        )
+    for change in base_changes:
+        spec = manifest.flag(change.flag)
+        up, was = spec.exposure(change.after), spec.exposure(change.before)
+        if up is not None and was is not None and up > was:
+            raise refuse(
+                f"kill switch {names} holds {change.flag}; this move would widen it beneath the kill "
+                f"({change.describe()}), and a move under a kill only narrows what the release restores",
+                hint,
+            )
+
+
+def _base_moves(engaged: list[Engaged], base_changes: list[Change]) -> list[BaseMove]:
+    """Every global engagement holding a moved flag records the new base, and what it left
+    over it (the base overlaid with it and the kills engaged before it)."""
+    moves = []
+    for record in engaged:
+        moved = [c for c in base_changes if record.covers(c.flag, GLOBAL) and record.scope == GLOBAL]
+        if not moved:
+            continue
+        prior, applied = dict(record.prior), dict(record.applied)
+        for change in moved:
+            before = [e for e in engaged if e.covers(change.flag, GLOBAL) and e.seq <= record.seq]
+            prior[change.flag] = change.after
+            applied[change.flag] = overlay(change.after, before, change.flag)
+        moves.append(BaseMove(record.switch, prior, applied))
+    return moves
 
 
 def _blast_radius(

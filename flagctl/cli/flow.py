@@ -237,6 +237,7 @@ def _prompt(plan: Plan) -> bool:
 def plan_text(plan: Plan) -> str:
     lines = [plan.summary]
     lines += [f"  {c.flag}: {c.describe()}" for c in plan.changes]
+    lines += plan.detail_lines()
     if plan.checks:
         lines.append("checks:")
         lines += [f"  - {check}" for check in plan.checks]
@@ -258,6 +259,7 @@ def show_outcome(outcome: Outcome, output: Output, target: Target) -> None:
                 "changes": [c.to_json() for c in plan.changes],
                 "checks": plan.checks,
                 **({"broken_locks": [b.as_json() for b in outcome.broken]} if outcome.broken else {}),
+                **plan.details(),
             }
         )
         return

@@ -149,6 +149,22 @@ def _start(base: Any, global_now: Any, default: Any) -> Any:
     return default if default is not None else global_now
 
 
+def beneath(
+    engaged: list[Engaged], values: dict[str, Any], defaults: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """What lies beneath the kills engaged globally: each held flag's base (what releasing
+    them all restores; never stored: its default), every other flag as it is; and the
+    switches holding any of them. This is the stage a ladder stands at beneath a kill."""
+    under = dict(values)
+    switches: set[str] = set()
+    for flag, now in values.items():
+        holders = engaged_at(engaged, flag, GLOBAL)
+        if holders:
+            under[flag] = _start(base_at(holders, flag, GLOBAL), now, defaults.get(flag))
+            switches.update(e.switch for e in holders)
+    return under, sorted(switches)
+
+
 def holding(engaged: list[Engaged], flag: str, *scopes: str) -> list[Engaged]:
     """The one policy rule "a kill holds this flag" for a subject in these scopes (or a
     change at this scope): a switch engaged globally holds it everywhere, one engaged at a

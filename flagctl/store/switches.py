@@ -25,6 +25,11 @@ VALUES (%s, %s, %s, %s, current_setting('flagctl.actor', true), current_setting(
 
 UPDATE_BELOW = "UPDATE flagctl.engaged_switch SET below = %s WHERE system = %s AND switch = %s AND scope = %s"
 
+UPDATE_BASE = (
+    "UPDATE flagctl.engaged_switch SET prior = %s, applied = %s"
+    " WHERE system = %s AND switch = %s AND scope = 'global'"
+)
+
 DELETE_ENGAGED = "DELETE FROM flagctl.engaged_switch WHERE system = %s AND switch = %s AND scope = %s"
 
 
@@ -98,6 +103,23 @@ def cover_below(
 ) -> None:
     """Record the scoped overrides an engaged global kill covers (all of them, again)."""
     conn.execute(UPDATE_BELOW, (_below_json(manifest, below), manifest.system, switch, scope))
+
+
+def move_base(
+    conn: psycopg.Connection[Any],
+    manifest: Manifest,
+    switch: str,
+    prior: dict[str, Any],
+    applied: dict[str, Any],
+) -> None:
+    """Record a new base beneath a switch engaged globally (a backward stage move under it),
+    and what the switch leaves over it; the database allows only a narrower one."""
+    from psycopg.types.json import Jsonb
+
+    def as_json(values: dict[str, Any]) -> Jsonb:
+        return Jsonb({f: _to_db(manifest, f, v) for f, v in values.items()})
+
+    conn.execute(UPDATE_BASE, (as_json(prior), as_json(applied), manifest.system, switch))
 
 
 def _to_db(manifest: Manifest, flag: str, value: Any) -> Any:

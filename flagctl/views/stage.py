@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flagctl.model.flagtypes import to_json
 from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
 from flagctl.model.scopes import GLOBAL
-from flagctl.rules.kills import holding
+from flagctl.rules.kills import beneath
 from flagctl.store import audit as audit_mod
 from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
@@ -54,15 +54,60 @@ class Transition:
 
 @dataclass(frozen=True)
 class Position:
+    """Where a ladder stands: the stage its live values are at (under a kill, the kill's),
+    and under a kill the stage beneath it — what releasing the kill restores."""
+
     ladder: ResolvedLadder
     values: dict[str, Any]
     stage: ResolvedStage | None
     entered_at: datetime | None
     engaged: list[str]  # kill switches holding the ladder's flags
+    beneath_values: dict[str, Any] | None = None  # under a kill: the values it recorded as the base
+    beneath: ResolvedStage | None = None  # …and their stage
 
     @property
     def stage_name(self) -> str:
         return self.stage.name if self.stage else "(off ladder)"
+
+    def to_json(self) -> dict[str, Any]:
+        """``stage show -o json``: ``stage`` is where the live values stand (under a kill, the
+        kill's); ``beneath`` the stage a kill's recorded base stands at (what its release
+        restores), ``killed_by`` the switches holding the ladder's flags."""
+        from flagctl.model.durations import format_duration
+
+        ladder = self.ladder
+        return {
+            "ladder": ladder.name,
+            "stage": self.stage.name if self.stage else None,
+            "entered_at": self.entered_at,
+            "values": {f: to_json(v) for f, v in self.values.items()},
+            "kill_switches": self.engaged,
+            "killed_by": self.engaged,
+            "beneath": self.beneath.name if self.beneath else None,
+            "beneath_values": None
+            if self.beneath_values is None
+            else {f: to_json(v) for f, v in self.beneath_values.items()},
+            "stages": [
+                {
+                    "name": s.name,
+                    "index": s.index,
+                    "values": s.describe(),
+                    "bake": format_duration(bake) if (bake := ladder.bake.get(s.name)) else None,
+                }
+                for s in ladder.stages
+            ],
+        }
+
+    @property
+    def describe(self) -> str:
+        """``dark``, or under a kill ``dark — killed by p3-off; beneath it: canary``."""
+        if not self.engaged:
+            return self.stage_name
+        return killed_text(self.stage_name, self.engaged, self.beneath)
+
+
+def killed_text(stage: str, switches: list[str], under: ResolvedStage | None) -> str:
+    return f"{stage} — killed by {', '.join(switches)}; beneath it: {under.name if under else '(off ladder)'}"
 
 
 def stage_name(stage: ResolvedStage | None) -> str | None:
@@ -140,11 +185,12 @@ def entered_at(
 
 def position(conn: psycopg.Connection[Any], manifest: Manifest, ladder: ResolvedLadder) -> Position:
     values = FlagStore(conn, manifest).values(ladder.flags)
-    engaged = list_engaged(conn, manifest)
-    holders = sorted({e.switch for f in ladder.flags for e in holding(engaged, f, GLOBAL)})
+    defaults = {flag: manifest.flags[flag].default_value() for flag in ladder.flags}
+    under, holders = beneath(list_engaged(conn, manifest), values, defaults)
     return Position(
-        ladder, values, ladder.position(values), entered_at(conn, manifest, ladder, values), holders
-    )
+        ladder, values, ladder.position(values), entered_at(conn, manifest, ladder, values), holders,
+        under if holders else None, ladder.position(under) if holders else None,
+    )  # fmt: skip
 
 
 WATCHED_SINCE = """

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flagctl.model.flagtypes import effective_text, effective_value, to_json
-from flagctl.model.manifest import Manifest
+from flagctl.model.manifest import Manifest, ResolvedLadder
 from flagctl.model.scopes import GLOBAL
 from flagctl.model.values import Rollout
 from flagctl.rules.constraints import overriding
 from flagctl.rules.freeze import Freeze
-from flagctl.rules.kills import Engaged, engaged_on
+from flagctl.rules.kills import Engaged, beneath, engaged_on
 from flagctl.store import audit as audit_mod
 from flagctl.store.flags import FlagStore
 from flagctl.store.freezes import active_freezes
@@ -53,6 +53,34 @@ def off_value(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class LadderAt:
+    """A ladder a flag is on, and its stage; under a kill, also the stage beneath it."""
+
+    ladder: str
+    stage: str  # "(off ladder)" when the values match no stage
+    killed_by: list[str]
+    beneath: str | None = None  # under a kill: the stage its recorded base is at
+
+    @property
+    def text(self) -> str:
+        if not self.killed_by:
+            return f"{self.ladder}: {self.stage}"
+        under = self.beneath or "(off ladder)"
+        return f"{self.ladder}: {self.stage} — killed by {', '.join(self.killed_by)}; beneath it: {under}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ladder": self.ladder,
+            "stage": self.stage,
+            "beneath": self.beneath if not self.killed_by else self.beneath or OFF_LADDER,
+            "killed_by": self.killed_by,
+        }
+
+
+OFF_LADDER = "(off ladder)"
+
+
+@dataclass(frozen=True)
 class FlagStatus:
     name: str
     type: str
@@ -60,7 +88,7 @@ class FlagStatus:
     value: Any
     effective: Effective
     overrides: dict[str, Any]  # scope → value
-    stages: list[tuple[str, str]]  # (ladder, stage)
+    stages: list[LadderAt]
     kill_switches: list[tuple[str, str]]  # (switch, scope)
     last_change: audit_mod.AuditRow | None
 
@@ -77,7 +105,7 @@ class FlagStatus:
                 {"scope": sc, "value": to_json(v), "effective": effective_value(v), "reason": "override"}
                 for sc, v in self.overrides.items()
             ],
-            "stages": [{"ladder": ladder_name, "stage": stage} for ladder_name, stage in self.stages],
+            "stages": [at.to_json() for at in self.stages],
             "kill_switches": [{"switch": sw, "scope": sc} for sw, sc in self.kill_switches],
             "last_change": None
             if last is None
@@ -124,18 +152,15 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
         if names and name not in names:
             continue
         value = current[name]
-        stages = []
-        for ladder in manifest.ladders_of(name):
-            stage = ladder.position({f: current[f] for f in ladder.flags})
-            stages.append((ladder.name, stage.name if stage else "(off ladder)"))
+        stages = [_ladder_at(manifest, ladder, current, engaged) for ladder in manifest.ladders_of(name)]
         holders = engaged_on(engaged, name)
         killed = [e.switch for e in holders if e.scope == GLOBAL]
         if killed:
             effective = Effective(off_value(value), "killed", killed[-1], f"off (killed by {killed[-1]})")
         elif priority and name != priority:
             effective = Effective(off_value(value), "overridden", priority, f"off (overridden by {priority})")
-        elif stages and stages[0][1] != "(off ladder)":
-            where = f"{stages[0][0]}/{stages[0][1]}"
+        elif stages and stages[0].stage != OFF_LADDER:
+            where = f"{stages[0].ladder}/{stages[0].stage}"
             effective = Effective(effective_value(value), "stage", where, effective_text(value))
         else:
             reason = "stored" if name in snapshot.stored else "default"
@@ -155,3 +180,16 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
         )
     found = [d for d in drift(conn, manifest, snapshot) if not names or d.flag in names]
     return SystemStatus(manifest.system, flags, engaged, manifest, found, active_freezes(conn, manifest))
+
+
+def _ladder_at(
+    manifest: Manifest, ladder: ResolvedLadder, current: dict[str, Any], engaged: list[Engaged]
+) -> LadderAt:
+    values = {f: current[f] for f in ladder.flags}
+    stage = ladder.position(values)
+    defaults = {f: manifest.flags[f].default_value() for f in ladder.flags}
+    under, killed_by = beneath(engaged, values, defaults)
+    below = ladder.position(under) if killed_by else None
+    return LadderAt(
+        ladder.name, stage.name if stage else OFF_LADDER, killed_by, below.name if below else None
+    )

@@ -63,11 +63,11 @@ version: 1
 system: shop
 flags:
   checkout_v2: {type: rollout, description: the new checkout}
-  fraud_rules: {type: bool, description: strict fraud rules}
+  fraud_rules: {type: bool, default: true, description: strict fraud rules}
 ladders:
   p3:
     stages:
-      - {name: dark, set: {checkout_v2: {enabled: false, percent: 0}, fraud_rules: false}}
+      - {name: dark, set: {checkout_v2: {enabled: false, percent: 0}, fraud_rules: true}}
       - {name: canary, set: {checkout_v2: {enabled: true, percent: 1}, fraud_rules: false}}
 kill_switches:
   rules-off: {level: 1, description: fraud rules off, set: {fraud_rules: false}}
@@ -75,8 +75,9 @@ kill_switches:
 
 
 def test_a_policy_refusal_is_not_retried(make_cli) -> None:  # type: ignore[no-untyped-def]
-    """A kill switch holds one of the ladder's flags (without moving the ladder): no stage
-    move, exit 1 — a person must look, and the script does not retry."""
+    """A kill switch holds one of the ladder's flags, and the rollback would turn it on
+    beneath the kill (dark has strict fraud rules): refused, exit 1 — a person must look,
+    and the script does not retry."""
     shop = make_cli(HELD)
     assert shop("db", "init").exit_code == 0
     assert shop("stage", "set", "p3", "canary", "-r", "deploy", "-y").exit_code == 0
@@ -84,7 +85,30 @@ def test_a_policy_refusal_is_not_retried(make_cli) -> None:  # type: ignore[no-u
     result = rollback(shop.dsn, manifest=shop.manifest)
     assert result.returncode == 1, result.stderr
     assert "not retrying" in result.stderr and "retrying in" not in result.stderr
-    assert json.loads(result.stdout)["error"]["exit_code"] == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["exit_code"] == 1 and "rules-off" in error["message"]
+
+
+def test_a_rollback_under_a_kill_is_what_the_release_restores(ws8: Cli) -> None:
+    """Finding 2: under a kill the script printed "rolled back" while nothing moved, and the
+    release brought the failed stage back. Now the stage beneath the kill moves, for the CI
+    job's own release-only user too, and the release lands there."""
+    ws8("stage", "set", "p3", "limited", "--force", "-r", "deploy", "-y")
+    assert ws8("kill", "p3-off", "-r", "INC-17", "-y").exit_code == 0
+    name = f"ci_{uuid.uuid4().hex[:8]}"
+    ws8.sql(f"CREATE ROLE {name} LOGIN")
+    try:
+        assert ws8("db", "grant", "release", name).exit_code == 0
+        result = rollback(ws8.dsn.replace("user=postgres", f"user={name}"))
+    finally:
+        ws8.sql(f"DROP OWNED BY {name}; DROP ROLE {name}")
+    assert result.returncode == 0, result.stderr
+    assert "rolled back p3" in result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["applied"] is True and doc["killed_by"] == ["p3-off"]
+    assert p3_state(ws8) == (False, 0)  # still killed
+    assert ws8("release", "p3-off", "-r", "INC-17 mitigated", "-y").exit_code == 0
+    assert p3_state(ws8) == (True, 1)  # limited → canary, as the job said
 
 
 def test_a_permission_refusal_is_not_retried(ws8: Cli) -> None:

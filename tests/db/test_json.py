@@ -25,7 +25,8 @@ def test_mutation_documents(ws8: Cli) -> None:
         ("set", "p3_advisory", "off"),
     ):
         document = doc(ws8, *args, "-r", "r", "-y")
-        assert set(document) == MUTATION_KEYS, args
+        stage_move = {"killed_by", "beneath"} if args[0] == "stage" else set()
+        assert set(document) == MUTATION_KEYS | stage_move, args
         assert document["applied"] is True
 
 
@@ -51,6 +52,9 @@ def test_read_documents(ws8: Cli) -> None:
         "entered_at",
         "values",
         "kill_switches",
+        "killed_by",
+        "beneath",
+        "beneath_values",
         "stages",
     }
     assert set(doc(ws8, "stage", "history", "p3")) == {"ladder", "moves"}

@@ -164,7 +164,7 @@ def test_status_shows_value_stage_and_last_change(ws8: Cli) -> None:
     flag = doc["flags"][0]
     assert flag["value"] == {"enabled": True, "percent": 1}
     assert (flag["effective"], flag["reason"], flag["by"]) == (1, "stage", "p3/canary")  # typed: on for 1%
-    assert flag["stages"] == [{"ladder": "p3", "stage": "canary"}]
+    assert flag["stages"] == [{"ladder": "p3", "stage": "canary", "beneath": None, "killed_by": []}]
     assert flag["last_change"]["actor"] == "alice" and flag["last_change"]["reason"] == "go canary"
     assert p3_state(ws8) == (True, 1)
 
@@ -174,4 +174,4 @@ def test_enabled_at_zero_percent_shows_as_dark(ws8: Cli) -> None:
     doc = json.loads(ws8("status", "-o", "json").stdout)
     assert (doc["flags"][0]["effective"], doc["flags"][0]["reason"]) == (0, "stage")  # dark: on for nobody
     assert "dark" in ws8("status").stdout
-    assert doc["flags"][0]["stages"] == [{"ladder": "p3", "stage": "dark"}]
+    assert doc["flags"][0]["stages"] == [{"ladder": "p3", "stage": "dark", "beneath": None, "killed_by": []}]

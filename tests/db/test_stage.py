@@ -224,3 +224,109 @@ def test_stage_next_and_rollback_step_one_stage_from_where_the_ladder_stands(ws8
     assert at_first.exit_code == 0 and "at its first stage, dark" in at_first.stdout
     actions = ws8.sql("SELECT action FROM flagctl.audit WHERE flag = 'p3_advisory' ORDER BY seq")
     assert [a for (a,) in actions] == ["stage.set"] * 4
+
+
+# ------------------------------------------- issue 17, finding 2: stage moves under a kill
+
+
+def killed_at_limited(cli: Cli) -> None:
+    """WS8 at limited (5%), then p3-off engaged: the flag is off, limited is beneath the kill."""
+    assert cli("stage", "set", "p3", "limited", "--force", *GO).exit_code == 0
+    assert cli("kill", "p3-off", "-r", "INC-17", "-y").exit_code == 0
+    assert p3_state(cli) == (False, 0)
+
+
+def release(cli: Cli) -> tuple[bool, int]:
+    result = cli("release", "p3-off", "-r", "INC-17 mitigated", "-y")
+    assert result.exit_code == 0, result.stderr
+    return p3_state(cli)
+
+
+def test_a_rollback_under_a_kill_moves_the_stage_beneath_it(ws8: Cli) -> None:
+    """Finding 2: `stage rollback` under a kill said "at its first stage, dark" (exit 0) and
+    moved nothing, so the release brought back the stage the CI job had rolled back."""
+    killed_at_limited(ws8)
+    result = ws8("stage", "rollback", "p3", "-o", "json", *GO)
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["applied"] is True and doc["noop"] is None
+    assert doc["changes"] == []  # the flag row keeps the kill's values
+    assert doc["killed_by"] == ["p3-off"]
+    assert [(b["flag"], b["before"], b["after"]) for b in doc["beneath"]] == [
+        ("p3_advisory", {"enabled": True, "percent": 5}, {"enabled": True, "percent": 1})
+    ]
+    assert p3_state(ws8) == (False, 0)  # the kill still holds
+    assert release(ws8) == (True, 1)  # and the release lands at the rolled-back stage: canary
+
+
+def test_stage_set_to_an_earlier_stage_under_a_kill_moves_the_base(ws8: Cli) -> None:
+    killed_at_limited(ws8)
+    result = ws8("stage", "set", "p3", "dark", *GO)
+    assert result.exit_code == 0, result.stderr
+    assert "beneath kill switch p3-off" in result.stdout
+    assert p3_state(ws8) == (False, 0)
+    again = ws8("stage", "rollback", "p3", *GO)  # dark beneath the kill: nothing further back
+    assert again.exit_code == 0 and "at its first stage, dark (beneath kill switch p3-off)" in again.stdout
+    assert release(ws8) == (False, 0)
+
+
+def test_a_percent_lowered_within_a_range_stage_under_a_kill(ws8: Cli) -> None:
+    assert ws8("stage", "set", "p3", "limited", "--percent", "9", "--force", *GO).exit_code == 0
+    assert ws8("kill", "p3-off", *GO).exit_code == 0
+    assert ws8("stage", "set", "p3", "limited", "--percent", "6", *GO).exit_code == 0
+    raised = ws8("stage", "set", "p3", "limited", "--percent", "8", *GO)
+    assert raised.exit_code == 1 and "p3-off" in raised.stderr
+    assert release(ws8) == (True, 6)
+
+
+def test_a_forward_move_under_a_kill_is_refused_naming_the_switch(ws8: Cli) -> None:
+    assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
+    assert ws8("kill", "p3-off", *GO).exit_code == 0
+    ws8.clock.advance(hours=1)
+    for args in (
+        ("stage", "next", "p3"),
+        ("stage", "set", "p3", "limited"),
+        ("stage", "set", "p3", "full", "--force"),
+    ):
+        refused = ws8(*args, *GO)
+        assert refused.exit_code == 1, args
+        assert "kill switch p3-off holds ladder p3" in refused.stderr, refused.stderr
+        assert "flagctl release p3-off" in refused.stderr
+    assert ws8.sql("SELECT count(*) FROM flagctl.audit WHERE action = 'stage.set.refused'") == [(3,)]
+    assert release(ws8) == (True, 1)  # the base did not move
+
+
+def test_status_and_stage_show_say_what_is_beneath_the_kill(ws8: Cli) -> None:
+    killed_at_limited(ws8)
+    status = ws8("status")
+    assert "p3: dark — killed by p3-off; beneath it: limited" in status.stdout, status.stdout
+    show = ws8("stage", "show", "p3")
+    assert "ladder p3: dark — killed by p3-off; beneath it: limited" in show.stdout, show.stdout
+    flag = json.loads(ws8("status", "-o", "json").stdout)["flags"][0]
+    assert flag["stages"] == [
+        {"ladder": "p3", "stage": "dark", "beneath": "limited", "killed_by": ["p3-off"]}
+    ]
+    doc = json.loads(ws8("stage", "show", "p3", "-o", "json").stdout)
+    assert doc["stage"] == "dark" and doc["beneath"] == "limited" and doc["killed_by"] == ["p3-off"]
+    assert doc["beneath_values"] == {"p3_advisory": {"enabled": True, "percent": 5}}
+    assert ws8("stage", "rollback", "p3", *GO).exit_code == 0
+    assert "beneath it: canary" in ws8("stage", "show", "p3").stdout
+    release(ws8)
+    doc = json.loads(ws8("stage", "show", "p3", "-o", "json").stdout)
+    assert doc["stage"] == "canary" and doc["beneath"] is None and doc["killed_by"] == []
+
+
+def test_the_move_beneath_a_kill_is_audited_as_a_stage_change(ws8: Cli) -> None:
+    killed_at_limited(ws8)
+    assert ws8("stage", "rollback", "p3", "-r", "deploy 41 failed", "--actor", "ci", "-y").exit_code == 0
+    rows = ws8.sql(
+        "SELECT action, target, actor, reason, before->'prior', after->'prior' FROM flagctl.audit"
+        " WHERE reason = 'deploy 41 failed'"
+    )
+    assert rows == [
+        ("stage.set", "kill_switch:p3-off", "ci", "deploy 41 failed",
+         {"p3_advisory": {"enabled": True, "percent": 5}}, {"p3_advisory": {"enabled": True, "percent": 1}}),
+    ]  # fmt: skip
+    log = ws8("audit", "log", "--limit", "1")
+    assert "beneath kill switch p3-off: p3_advisory percent: 5 → 1" in log.stdout, log.stdout
+    assert ws8("audit", "verify").exit_code == 0

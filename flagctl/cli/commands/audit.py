@@ -156,7 +156,10 @@ def _change(loaded: Manifest, row: AuditRow) -> str:
     from flagctl.store.audit import value_from_row
 
     if row.target.startswith("kill_switch:"):
-        return ("engaged " if row.after is not None else "released ") + row.target.split(":", 1)[1]
+        switch = row.target.split(":", 1)[1]
+        if row.before is not None and row.after is not None:
+            return _engagement_change(loaded, switch, row.before, row.after)
+        return ("engaged " if row.after is not None else "released ") + switch
     if row.target.startswith("exemption:"):
         effect = (row.after or row.before or {}).get("effect", "")
         return f"{effect} exemption {'added' if row.after is not None else 'removed'}"
@@ -169,6 +172,29 @@ def _change(loaded: Manifest, row: AuditRow) -> str:
         refused = str(row.after["refused"])
         return "refused: " + (refused if len(refused) <= 70 else refused[:69] + "…")
     return "deleted" if row.after is None else ""
+
+
+def _engagement_change(loaded: Manifest, switch: str, before: Any, after: Any) -> str:
+    """An engaged switch's record rewritten: the base beneath it moved (a backward stage
+    move under the kill), or the overrides it covers (a kill engaged again)."""
+    from flagctl.model.flagtypes import change_text
+
+    def value(flag: str, data: Any) -> Any:
+        spec = loaded.flags.get(flag)
+        try:
+            return data if spec is None or data is None else spec.from_db(data)
+        except (TypeError, ValueError, UsageError):
+            return data
+
+    was, now = before.get("prior") or {}, after.get("prior") or {}
+    moved = [
+        f"{flag} {change_text(value(flag, was.get(flag)), value(flag, now[flag]))}"
+        for flag in sorted(now)
+        if was.get(flag) != now[flag]
+    ]
+    if moved:
+        return f"beneath kill switch {switch}: " + "; ".join(moved)
+    return f"kill switch {switch} engaged again: the overrides it covers recorded"
 
 
 @app.command("verify")

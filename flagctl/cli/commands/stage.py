@@ -20,7 +20,7 @@ LadderArg = Annotated[str, typer.Argument(help="The ladder (see the manifest's l
 def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table) -> None:
     """Show where a ladder stands: its stages, the current one, and since when."""
     from flagctl.model.durations import format_duration
-    from flagctl.model.flagtypes import describe, effective_text, to_json
+    from flagctl.model.flagtypes import describe, effective_text
     from flagctl.views.stage import position
 
     env = env_of(ctx)
@@ -29,36 +29,24 @@ def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table
     pos = position(connect(env), loaded, resolved)
     now = env.clock()
     if output is Output.json:
-        render.emit_json(
-            {
-                "ladder": resolved.name,
-                "stage": pos.stage.name if pos.stage else None,
-                "entered_at": pos.entered_at,
-                "values": {f: to_json(v) for f, v in pos.values.items()},
-                "kill_switches": pos.engaged,
-                "stages": [
-                    {
-                        "name": s.name,
-                        "index": s.index,
-                        "values": s.describe(),
-                        "bake": format_duration(bake) if (bake := resolved.bake.get(s.name)) else None,
-                    }
-                    for s in resolved.stages
-                ],
-            }
-        )
+        render.emit_json(pos.to_json())
         return
     since = (
         f" since {render.when(pos.entered_at)} ({format_duration(now - pos.entered_at)})"
-        if pos.entered_at
+        if pos.entered_at and not pos.engaged
         else ""
     )
-    render.out(f"ladder {resolved.name}: {pos.stage_name}{since}")
+    render.out(f"ladder {resolved.name}: {pos.describe}{since}")
     if pos.engaged:
-        render.out(f"kill switch engaged: {', '.join(pos.engaged)} (the kill beats every stage)")
+        render.out(
+            f"kill switch engaged: {', '.join(pos.engaged)} (the kill beats every stage; releasing it "
+            f"restores {pos.beneath.name if pos.beneath else 'the values beneath it'})"
+        )
     rows = []
     for stage in resolved.stages:
         marker = "→" if pos.stage is not None and stage.index == pos.stage.index else ""
+        if pos.beneath is not None and stage.index == pos.beneath.index:
+            marker = (marker + " beneath").strip()
         bake = resolved.bake.get(stage.name)
         rows.append(
             (

@@ -36,7 +36,7 @@ def status(
             flag.name,
             describe(flag.value),
             flag.effective.text,
-            ", ".join(f"{lad}: {stage}" for lad, stage in flag.stages),
+            ", ".join(at.text for at in flag.stages),
             killed,
             f"{render.when(last.at)} {last.who}: {last.reason or last.action}" if last else "",
         ))  # fmt: skip
