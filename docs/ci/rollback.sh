@@ -5,8 +5,9 @@
 #
 # Needs FLAGCTL_DSN (or --target via FLAGCTL_TARGET) and FLAGCTL_MANIFEST. Decides by
 # flagctl's exit codes:
-#   0  rolled back (or already rolled back by an earlier try of this same pipeline)
-#   1  policy refused it (a kill switch holds the flag, …): a person must look — no retry
+#   0  rolled back (or already rolled back by an earlier try of this same pipeline); under
+#      an engaged kill switch the stage beneath the kill moved: the release lands there
+#   1  policy refused it (it would widen a flag a kill holds, …): a person must look — no retry
 #   4  a lock was not free or a concurrent change won: retried, 3 tries in all
 #   5  permission denied: retrying cannot help — no retry
 #   3  the database cannot be reached: retried like 4

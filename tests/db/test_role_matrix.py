@@ -90,6 +90,10 @@ def _kill(owner: Cli, user: Cli, tmp: Path) -> int:
     return int(user("kill", "p3-off", *GO).exit_code)
 
 
+def _under_kill(owner: Cli, user: Cli, tmp: Path) -> int:
+    return int(user("stage", "rollback", "p3", *GO).exit_code)
+
+
 def _break_locks(owner: Cli, user: Cli, tmp: Path) -> int:
     owner("stage", "set", "p3", "canary", *GO)
     return int(user("kill", "p3-off", "--break-locks", *GO).exit_code)
@@ -119,6 +123,10 @@ def _gate(owner: Cli, user: Cli, tmp: Path) -> int:
 
 CANARY = "UPDATE p3_feature_state SET enabled = true, rollout_percent = 1"
 OFF = "UPDATE p3_feature_state SET enabled = false, rollout_percent = 0"
+UNDER_KILL = "stage move back under a kill (the stage beneath it)"
+BASE_TO_DARK = (
+    """UPDATE flagctl.engaged_switch SET prior = '{"p3_advisory": {"enabled": false, "percent": 0}}'"""
+)
 PUBLISH_AGAIN = (
     "SELECT flagctl.publish_manifest(system, source || E'\\n# again\\n', catalogue, 'matrix', 'matrix', NULL)"
     " FROM flagctl.catalogue WHERE system = 'phase3' ORDER BY version DESC LIMIT 1"
@@ -135,6 +143,7 @@ TRIES: dict[str, tuple[FlagctlTry | None, tuple[str, ...]]] = {
     "plain `UPDATE` of a flag (no declared change)": (None, (CANARY,)),
     "stage move": (_stage, (declared("stage.set"), CANARY)),
     "kill": (_kill, (declared("kill"), OFF)),
+    UNDER_KILL: (_under_kill, (declared("stage.set"), BASE_TO_DARK)),
     "end what blocks a waiting kill (`--break-locks`, `blockers_of`)": (
         _break_locks,
         ("SELECT * FROM flagctl.blockers_of(pg_backend_pid())",),
@@ -160,8 +169,10 @@ def test_each_cell_of_the_role_matrix(ws8: Cli, tmp_path: Path, action: str, rol
     expected_flagctl, expected_psql = matrix()[action][role]
     through_flagctl, statements = TRIES[action]
     with as_role(ws8, role) as (_, dsn, user):
-        if action == "kill":  # something for the kill to turn off
+        if action in ("kill", UNDER_KILL):  # something for the kill to turn off
             assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
+        if action == UNDER_KILL:  # …and the kill that holds it, the stage beneath it to move
+            assert ws8("kill", "p3-off", *GO).exit_code == 0
         assert ("✓" if allowed_in_psql(dsn, *statements) else "✗") == expected_psql, (
             f"psql: {action} as {role}"
         )
