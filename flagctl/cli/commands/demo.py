@@ -63,8 +63,9 @@ def ws8_steps() -> list[Step]:
              ["kill", "p3-off", "-r", "INC-42: advisory errors spiking", *why]),
         Step("The seed's own check: exactly what WS8 §6's UPDATE gives.",
              sql="SELECT enabled, rollout_percent FROM p3_feature_state WHERE feature_name = 'p3_advisory'"),
-        Step("While killed, no stage may move (exit 1): the kill beats everything.",
-             ["stage", "set", "p3", "dark", "-r", "tidy up", *why], expect=1),
+        Step("While killed, no stage moves forward (exit 1): the kill beats everything. "
+             "(A rollback would move the stage beneath the kill, which the release restores.)",
+             ["stage", "next", "p3", "-r", "expand", *why], expect=1),
         Step("Proof (WS8 §9.2): while killed, no p3_* table is written. It watches the write counters "
              "for 2 s, then waits 11 s more, because PostgreSQL flushes an idle session's counters lazily.",
              ["verify", "kill", "--window", "2s"]),
