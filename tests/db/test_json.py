@@ -79,7 +79,9 @@ def test_read_documents(ws8: Cli) -> None:
         "claimed",
         "request_id",
     }
-    verified = {"ok": True, "rows": 2, "problems": [], "signatures": {"checked": 0, "unchecked": 0}}
+    verified = {
+        "ok": True, "rows": 2, "problems": [], "signatures": {"checked": 0, "unchecked": 0}, "sealed_now": 0,
+    }  # fmt: skip
     assert doc(ws8, "audit", "verify") == verified  # flag was already dark
 
 
