@@ -278,6 +278,46 @@ def test_the_base_beneath_a_kill_only_narrows_in_psql(ws8: Cli, roles: tuple[str
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(True, 1 if narrowed else 5)]
 
 
+ENGAGEMENT = (
+    "INSERT INTO flagctl.engaged_switch (system, switch, scope, level, actor, reason, prior, applied, settings, below)"
+    """ VALUES ('phase3', 'p3-off', 'global', 5, 'm', 'r', '{"p3_advisory": {"enabled": true, "percent": PERCENT}}',"""
+    """ '{"p3_advisory": {"enabled": false, "percent": 0}}', '{"p3_advisory": {"enabled": false, "percent": 0}}', '{}')"""
+)
+
+
+def engagement(percent: int) -> str:
+    """An engagement of p3-off, as a kill records it, whose base says the flag was at ``percent``."""
+    return ENGAGEMENT.replace("PERCENT", str(int(percent)))
+
+
+KILL_ROW = "UPDATE p3_feature_state SET enabled = false, rollout_percent = 0"
+
+
+@pytest.mark.parametrize("roles", [("security",), ("release", "security")])
+def test_a_kill_records_only_the_base_it_replaced(ws8: Cli, roles: tuple[str, ...]) -> None:
+    """A security member declares a kill in psql and records an engagement whose base says
+    100% (the flag was at 1%): its release would have raised the flag to 100%, past freezes
+    and approvals. The database now checks every recorded base against the value it
+    replaced; the true one is accepted (the control)."""
+    assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
+    with member(ws8, *roles) as (_, dsn):
+        assert denied(dsn, declared("kill"), KILL_ROW, engagement(100))
+        assert denied(dsn, declared("kill"), engagement(100))  # nothing written: the base is what is stored
+        assert not denied(dsn, declared("kill"), KILL_ROW, engagement(1))  # the truth: committed
+    assert ws8("release", "p3-off", *GO).exit_code == 0
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(True, 1)]
+
+
+def test_a_second_kill_may_keep_the_first_ones_base(groups: Cli) -> None:
+    """Strictest wins: a kill over a flag another kill holds records that kill's base, not
+    the killed value — flagctl's own kills of overlapping switches still go through."""
+    assert groups("kill", "KS2", *GO).exit_code == 0
+    assert groups("kill", "KS5", *GO).exit_code == 0
+    assert groups("release", "KS5", *GO).exit_code == 0
+    assert groups("release", "KS2", *GO).exit_code == 0
+    assert groups("audit", "verify").exit_code == 0
+
+
 # ---------------------------------------------------------------- finding 12: the sealer
 
 
