@@ -2,8 +2,11 @@
 
 ``db init`` applies pending ``flagctl/sql/NNN_*.sql`` files in order, in one
 transaction, under an advisory lock (two concurrent inits serialize; the second finds
-nothing to do). It then registers the manifest's bound tables and installs the audit
-trigger on each; a bound table or column that does not exist is a usage error.
+nothing to do). It then re-applies the current definition of every function
+(``flagctl/sql/routines/*.sql``) when one of those files changed or a migration was
+applied, recording each file's checksum in ``flagctl.schema_routines``
+(flagctl/sql/README.md). Last, it registers the manifest's bound tables and installs
+the audit trigger on each; a bound table or column that does not exist is a usage error.
 """
 
 from __future__ import annotations
@@ -36,10 +39,25 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Routines:
+    """One file of current function definitions (flagctl/sql/routines/NN_area.sql)."""
+
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+
 @dataclass
 class InitResult:
     applied: list[int] = field(default_factory=list)
     version: int = 0
+    routines: list[str] = field(default_factory=list)  # the routines files re-applied
     bindings: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # triggers and rules that can keep a write from taking
 
@@ -63,6 +81,13 @@ class SchemaStatus:
     latest: int
     migrations: list[tuple[int, str, datetime, bool]]  # version, name, applied_at, checksum ok
     bindings: list[BindingInfo]
+    routines: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # file, "current" | "changed" | "not applied"
+
+    @property
+    def routines_current(self) -> bool:
+        return all(state == "current" for _name, state in self.routines)
 
 
 def migrations() -> list[Migration]:
@@ -72,6 +97,17 @@ def migrations() -> list[Migration]:
         if name.endswith(".sql") and name[:3].isdigit():
             found.append(Migration(int(name[:3]), name.removesuffix(".sql"), item.read_text()))
     return sorted(found, key=lambda m: m.version)
+
+
+def routines() -> list[Routines]:
+    """The current definitions of every flagctl function, in the order they are applied."""
+    folder = resources.files("flagctl").joinpath("sql", "routines")
+    found = [
+        Routines(item.name.removesuffix(".sql"), item.read_text())
+        for item in folder.iterdir()
+        if item.name.endswith(".sql")
+    ]
+    return sorted(found, key=lambda r: r.name)
 
 
 _BOOTSTRAP = """
@@ -85,15 +121,18 @@ CREATE TABLE IF NOT EXISTS flagctl.schema_migrations (
 """
 
 
-def init(conn: psycopg.Connection[Any], manifest: Manifest | None) -> InitResult:
-    """Install or upgrade the schema, then register the manifest's bindings."""
+def init(conn: psycopg.Connection[Any], manifest: Manifest | None, *, upto: int | None = None) -> InitResult:
+    """Install or upgrade the schema, then register the manifest's bindings.
+
+    ``upto`` stops at that schema version and leaves the functions as its migrations
+    defined them: the schema an install of that version had (for the upgrade tests)."""
     result = InitResult()
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(_BOOTSTRAP)
         done = {row[0] for row in conn.execute("SELECT version FROM flagctl.schema_migrations")}
         for migration in migrations():
-            if migration.version in done:
+            if migration.version in done or (upto is not None and migration.version > upto):
                 continue
             conn.execute(migration.sql.encode())  # a trusted file of this package
             conn.execute(
@@ -102,10 +141,50 @@ def init(conn: psycopg.Connection[Any], manifest: Manifest | None) -> InitResult
             )
             result.applied.append(migration.version)
         result.version = max([*done, *result.applied], default=0)
+        if upto is None:
+            result.routines = apply_routines(conn, force=bool(result.applied))
         if manifest is not None:
             result.bindings = register_bindings(conn, manifest)
             result.warnings = foreign_writers(conn, manifest)
     return result
+
+
+def apply_routines(conn: psycopg.Connection[Any], force: bool = False) -> list[str]:
+    """Re-apply every routines file (all ``CREATE OR REPLACE``, so grants, owners and
+    comments stay) when one differs from the checksum recorded, or ``force`` (a migration
+    was applied: it may have restated a function). Returns the files applied, [] if none."""
+    recorded = dict(conn.execute("SELECT name, checksum FROM flagctl.schema_routines").fetchall())
+    files = routines()
+    if not force and {r.name: r.checksum for r in files} == recorded:
+        return []
+    for item in files:  # all of them, in order: a later file may use an earlier one's function
+        conn.execute(item.sql.encode())  # a trusted file of this package
+    conn.execute("DELETE FROM flagctl.schema_routines")
+    for item in files:
+        conn.execute(
+            "INSERT INTO flagctl.schema_routines (name, checksum) VALUES (%s, %s)", (item.name, item.checksum)
+        )
+    return [r.name for r in files]
+
+
+def routines_state(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """Each routines file of this flagctl against the database: current, changed (db init
+    re-applies it) or not applied (a schema older than version 25, or never re-applied)."""
+    if conn.execute("SELECT to_regclass('flagctl.schema_routines')").fetchone() in (None, (None,)):
+        recorded: dict[str, str] = {}
+    else:
+        recorded = dict(conn.execute("SELECT name, checksum FROM flagctl.schema_routines").fetchall())
+    return [
+        (
+            r.name,
+            "not applied"
+            if r.name not in recorded
+            else "current"
+            if recorded[r.name] == r.checksum
+            else "changed",
+        )
+        for r in routines()
+    ]
 
 
 def foreign_writers(conn: psycopg.Connection[Any], manifest: Manifest) -> list[str]:
@@ -252,4 +331,4 @@ def status(conn: psycopg.Connection[Any]) -> SchemaStatus:
         )
     ]
     version = max((v for v, *_ in applied), default=0)
-    return SchemaStatus(True, version, latest, applied, bindings)
+    return SchemaStatus(True, version, latest, applied, bindings, routines_state(conn))

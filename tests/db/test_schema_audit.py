@@ -25,6 +25,7 @@ def test_db_init_twice_is_a_no_op(ws8_db: str) -> None:
     assert again == {
         "version": VERSIONS[-1],
         "applied": [],
+        "routines": [],  # all current: nothing re-applied
         "bindings": ["p3_advisory → public.p3_feature_state"],
         "warnings": [],
         "published": {"version": 1, "sha256": again["published"]["sha256"], "new": False},

@@ -1,0 +1,235 @@
+-- The flag guard: the database judges every write of a flag value (schemas 14, 20, 21).
+--
+-- The current definition of each function; `flagctl db init` re-applies this folder after
+-- the migrations whenever it changed (flagctl/sql/README.md). Grants stay in the migrations.
+
+-- How many subjects a value reaches (NULL: the type has no order): a rollout's share, half a
+-- point more for the internal audience; a bool 0 or 100 (flagctl.model.flagtypes agrees).
+CREATE OR REPLACE FUNCTION flagctl.exposure(p_type text, p_value jsonb) RETURNS numeric
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT CASE
+        WHEN p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN NULL
+        WHEN p_type = 'rollout' THEN
+            CASE WHEN (p_value->>'enabled')::boolean AND (p_value->>'percent')::numeric > 0
+                 THEN (p_value->>'percent')::numeric ELSE 0 END
+            + CASE WHEN (p_value->>'enabled')::boolean AND coalesce((p_value->>'internal')::boolean, false)
+                   THEN 0.5 ELSE 0 END
+        WHEN p_type = 'bool' THEN CASE WHEN p_value = 'true'::jsonb THEN 100 ELSE 0 END
+    END
+$$;
+
+-- A bound row's value as flagctl stores it: the logical columns of the binding; a single
+-- `value` column is the value itself.
+CREATE OR REPLACE FUNCTION flagctl.bound_value(p_columns jsonb, p_row jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT CASE
+        WHEN p_row IS NULL THEN NULL
+        WHEN p_columns ? 'value' THEN p_row->(p_columns->>'value')
+        ELSE (SELECT jsonb_object_agg(c.key, p_row->(c.value #>> '{}')) FROM jsonb_each(p_columns) AS c)
+    END
+$$;
+
+-- Judge one flag's write (before → after at a scope; NULL: no row) against the declared
+-- change and the published catalogue; raise if it may not happen:
+--   - a write by a member of a flagctl role that declared no change (plain SQL);
+--   - a security-only session writing anything but a kill's value (a rollout no wider than
+--     before; any other type, a kill switch's own setting) or a release's (no wider than the
+--     value the engaged kills recorded as their base);
+--   - a write that widens exposure where a freeze is in force (kills, releases, rollbacks
+--     and a drill's restore excepted);
+--   - a change the catalogue's approvals want a second person for, unless a request approved
+--     by another user in this very transaction holds that very change (approved_here).
+-- An application's own role that holds no flagctl role is not judged (its data: audited as
+-- sql.*, shown as drift). A system never published is judged by roles only.
+CREATE OR REPLACE FUNCTION flagctl.judge_flag_write(v_system text, v_flag text, v_scope text,
+                                                    before jsonb, after jsonb, own boolean)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    ctx      flagctl.change_context;
+    cat      jsonb;
+    kind     text;
+    act      text;
+    was      numeric;
+    now_     numeric;
+    rules    jsonb;
+    frozen   flagctl.freeze;
+    planned  jsonb := before;  -- the value the row had, as a request records it
+BEGIN
+    SELECT * INTO ctx FROM flagctl.change_context c WHERE c.txid = txid_current();
+    IF NOT FOUND THEN
+        IF flagctl.flagctl_member() THEN
+            RAISE EXCEPTION 'flagctl: % holds a flagctl role, and changes flag % only as flagctl does, not with plain SQL',
+                session_user, v_flag
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'use flagctl (set, stage, kill, release, profile apply); every change is checked and audited';
+        END IF;
+        RETURN;  -- an application role writing its own data: audited as sql.*
+    END IF;
+    act := regexp_replace(ctx.action, '^drill\.', '');
+    cat := (flagctl.published(v_system)).catalogue;
+    kind := cat->'flags'->v_flag->>'type';
+    IF cat IS NOT NULL AND kind IS NULL THEN
+        RAISE EXCEPTION 'flagctl: % is no flag of system % as published', v_flag, v_system
+            USING ERRCODE = 'insufficient_privilege', HINT = 'publish the manifest that has it: flagctl manifest publish';
+    END IF;
+    -- What the scope had before: its override, else the global value (else the default).
+    IF before IS NULL AND own THEN
+        before := coalesce(
+            (SELECT f.value FROM flagctl.flag_state f
+              WHERE f.system = v_system AND f.flag = v_flag AND f.scope = 'global' AND v_scope <> 'global'),
+            cat->'flags'->v_flag->'default');
+    END IF;
+    was := flagctl.exposure(kind, before);
+    now_ := flagctl.exposure(kind, after);
+
+    IF act IN ('kill', 'release') THEN
+        IF flagctl.may('set') THEN
+            RETURN;  -- a release member may set any value anyway
+        END IF;
+        IF act = 'kill' THEN
+            -- A rollout's kill settings only ever narrow it; any other type's kill writes a
+            -- switch's own value (a safety bool may well be turned on).
+            IF kind = 'rollout' AND now_ IS NOT NULL AND was IS NOT NULL AND now_ <= was THEN
+                RETURN;
+            END IF;
+            IF kind IS DISTINCT FROM 'rollout' AND EXISTS (SELECT 1 FROM jsonb_each(cat->'switches') s
+                                                            WHERE s.value->'settings'->v_flag = after) THEN
+                RETURN;
+            END IF;
+            IF cat IS NULL AND after IS NOT NULL THEN
+                RETURN;  -- nothing published to judge by
+            END IF;
+            RAISE EXCEPTION 'flagctl: a kill by % may only lower exposure or set a kill switch''s own value; % at % would go from % to %',
+                session_user, v_flag, v_scope, coalesce(before::text, 'unset'), coalesce(after::text, 'unset')
+                USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl kill SWITCH sets exactly the switch''s values';
+        END IF;
+        -- A release restores no more than the engaged kills recorded as the base at this scope.
+        IF EXISTS (
+            SELECT 1
+              FROM flagctl.engaged_switch e,
+                   LATERAL (SELECT CASE WHEN e.scope = v_scope THEN e.prior->v_flag
+                                        ELSE e.below->v_flag->v_scope->'prior' END AS base,
+                                   CASE WHEN e.scope = v_scope THEN e.prior ? v_flag
+                                        ELSE coalesce(e.below->v_flag ? v_scope, false) END AS covers) AS b
+             WHERE e.system = v_system AND b.covers
+               AND (after IS NULL AND (b.base IS NULL OR jsonb_typeof(b.base) = 'null')
+                    OR after IS NOT NULL AND (after = b.base
+                        OR flagctl.exposure(kind, after) <= flagctl.exposure(kind, b.base)
+                        OR b.base IS NULL AND now_ IS NOT NULL AND was IS NOT NULL AND now_ <= was)))
+        THEN
+            RETURN;
+        END IF;
+        RAISE EXCEPTION 'flagctl: a release by % restores only what the engaged kills replaced; % at % would become %',
+            session_user, v_flag, v_scope, coalesce(after::text, 'unset')
+            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl release SWITCH restores exactly the recorded values';
+    END IF;
+
+    -- A freeze stops any widening but a rollback's (or a drill putting back what it moved).
+    IF ctx.action NOT LIKE 'rollback%' AND ctx.action NOT LIKE 'drill.restore%'
+       AND was IS NOT NULL AND (CASE WHEN after IS NULL THEN was < 100 ELSE now_ > was END) THEN
+        SELECT * INTO frozen FROM flagctl.freeze f
+         WHERE f.system = v_system AND f.cleared_at IS NULL AND (f.until IS NULL OR f.until > now())
+           AND (f.scope = 'global' OR f.scope = v_scope OR v_scope = 'global')
+         ORDER BY f.id LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'flagctl: frozen: % at % would widen exposure (% → %); freeze % at % by %: %',
+                v_flag, v_scope, was, coalesce(now_::text, 'the global value'), frozen.id, frozen.scope,
+                coalesce(frozen.actor, frozen.db_user), frozen.reason
+                USING HINT = 'wait for the freeze to end, or clear it: flagctl freeze clear';
+        END IF;
+    END IF;
+
+    -- Four eyes: what the published approvals hold for a second person.
+    rules := cat->'approvals';
+    IF rules IS NOT NULL AND jsonb_typeof(rules) = 'object'
+       AND NOT flagctl.approved_here(v_system, v_flag, v_scope, kind, planned, after)
+       AND ((ctx.forced AND coalesce((rules->>'forced')::boolean, false))
+            OR (kind = 'rollout' AND rules->>'at_or_above' IS NOT NULL AND after IS NOT NULL
+                AND (after->>'enabled')::boolean AND (after->>'percent')::int >= (rules->>'at_or_above')::int
+                AND (after->>'percent')::int > CASE WHEN before IS NOT NULL AND (before->>'enabled')::boolean
+                                                    THEN (before->>'percent')::int ELSE -1 END)) THEN
+        RAISE EXCEPTION 'flagctl: % at % needs a second person (approvals in the published manifest)', v_flag, v_scope
+            USING HINT = 'ask for it with flagctl (it waits as a request); another user approves: flagctl approve ID';
+    END IF;
+    RETURN;
+END
+$$;
+
+-- BEFORE each row of flagctl.flag_state and of every bound table: which flags the row holds,
+-- and each one's write judged (judge_flag_write). The schema's owner is not judged (it owns
+-- everything, and is audited as ever).
+CREATE OR REPLACE FUNCTION flagctl.guard_flag_write() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    old_row jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END;
+    new_row jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END;
+    any_row jsonb := coalesce(new_row, old_row);
+    b       record;
+BEGIN
+    IF pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER') THEN
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    IF TG_TABLE_SCHEMA = 'flagctl' AND TG_TABLE_NAME = 'flag_state' THEN
+        PERFORM flagctl.judge_flag_write(any_row->>'system', any_row->>'flag', any_row->>'scope',
+                                         old_row->'value', new_row->'value', true);
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    FOR b IN SELECT bd.system, bd.flag, bd.columns FROM flagctl.binding bd  -- every flag the row holds
+              WHERE bd.table_schema = TG_TABLE_SCHEMA AND bd.table_name = TG_TABLE_NAME AND any_row @> bd.key
+              ORDER BY bd.system, bd.flag LOOP
+        IF flagctl.bound_value(b.columns, old_row) IS DISTINCT FROM flagctl.bound_value(b.columns, new_row) THEN
+            PERFORM flagctl.judge_flag_write(b.system, b.flag, 'global', flagctl.bound_value(b.columns, old_row),
+                                             flagctl.bound_value(b.columns, new_row), false);
+        END IF;
+    END LOOP;
+    RETURN coalesce(NEW, OLD);  -- a row that holds no flag is the application's business
+END
+$$;
+
+-- BEFORE each row of flagctl.engaged_switch: engaged switches change only in a declared kill
+-- or release (or by the owner).
+CREATE OR REPLACE FUNCTION flagctl.guard_engaged_write() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    act text := regexp_replace(coalesce((SELECT c.action FROM flagctl.change_context c
+                                          WHERE c.txid = txid_current()), 'sql'), '^drill\.', '');
+BEGIN
+    IF pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER')
+       OR act IN ('kill', 'release') THEN
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    RAISE EXCEPTION 'flagctl: kill switches are engaged and released only by flagctl kill and release (not %)', act
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+-- The freezes in force, read after waiting for any freeze being set or cleared (which holds
+-- the same lock exclusively): a VOLATILE function takes a fresh snapshot for its query
+-- after the lock, so a freeze committed a moment ago is seen. One statement for the caller.
+CREATE OR REPLACE FUNCTION flagctl.freezes_in_force(p_system text, p_now timestamptz DEFAULT NULL)
+RETURNS SETOF flagctl.freeze
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, flagctl
+AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended('flagctl.freeze:' || p_system, 0));
+    RETURN QUERY SELECT * FROM flagctl.freeze f
+                  WHERE f.system = p_system AND f.cleared_at IS NULL
+                    AND (f.until IS NULL OR f.until > coalesce(p_now, now()))
+                  ORDER BY f.id;
+END
+$$;
