@@ -45,6 +45,7 @@ def init(
             {
                 "version": result.version,
                 "applied": result.applied,
+                "routines": result.routines,
                 "bindings": result.bindings,
                 "warnings": result.warnings,
                 "published": None
@@ -57,6 +58,8 @@ def init(
         render.out(f"schema flagctl upgraded to version {result.version} (applied {result.applied})")
     else:
         render.out(f"schema flagctl is up to date (version {result.version})")
+    if result.routines:
+        render.out(f"functions (re)defined from flagctl/sql/routines: {', '.join(result.routines)}")
     for binding in result.bindings:
         render.out(f"bound {binding} (audit trigger installed)")
     if published is not None and loaded is not None:
@@ -86,6 +89,7 @@ def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
                 "version": info.version,
                 "latest": info.latest,
                 "unsealed": waiting.rows if waiting else None,
+                "routines": [{"name": name, "state": state} for name, state in info.routines],
                 "migrations": [
                     {"version": v, "name": n, "applied_at": at, "checksum_ok": ok}
                     for v, n, at, ok in info.migrations
@@ -113,6 +117,12 @@ def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     render.out(f"schema flagctl version {info.version} of {info.latest} ({state})")
     for _version, name, at, ok in info.migrations:
         render.out(f"  {name} applied {render.when(at)}" + ("" if ok else "  (file changed since)"))
+    stale = [f"{name} ({state})" for name, state in info.routines if state != "current"]
+    render.out(
+        "functions: current"
+        if not stale
+        else f"functions: not current, run flagctl db init: {', '.join(stale)}"
+    )
     if waiting is not None and waiting.rows:
         render.out(
             f"audit: {waiting.describe()} (at-commit seals were skipped; flagctl audit verify seals them)"
