@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 # The machine's PostgreSQL, if any: the DB suite runs against it too.
 SYSTEM_PG := $(shell command -v pg_ctl 2>/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -n 1)
 
-.PHONY: install demo test test-embedded test-system test-slow torture lint bench clean
+.PHONY: install demo test test-embedded test-system test-slow torture lint bench schema-dump clean
 
 install: $(STAMP)
 
@@ -59,6 +59,10 @@ bench: install
 	$(PY) bench/drill_ttm.py
 	$(PY) bench/gate_bench.py
 	$(PY) bench/fanout_bench.py
+
+## docs/schema.sql: the schema of a fresh install, after a change to flagctl/sql (a test checks it).
+schema-dump: install
+	$(PY) -m flagctl.store.schema_dump docs/schema.sql
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

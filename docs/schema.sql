@@ -1,0 +1,2414 @@
+-- The flagctl schema of a fresh install: `make schema-dump` writes this file, and a test
+-- (tests/db/test_schema_dump.py) checks it is what `flagctl db init` installs. Do not edit.
+
+--
+-- PostgreSQL database dump
+--
+
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET transaction_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: flagctl; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA flagctl;
+
+
+--
+-- Name: approve_request(bigint, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.approve_request(p_id bigint, p_system text, p_actor text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    req flagctl.requests;
+BEGIN
+    SELECT * INTO req FROM flagctl.requests r WHERE r.id = p_id AND r.system = p_system FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'flagctl: no request % for system %', p_id, p_system USING ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT flagctl.may(req.action) THEN
+        RAISE EXCEPTION 'flagctl: % may not approve %: it needs the role %', session_user, req.action,
+            flagctl.role_for(req.action)
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- The guard on the table refuses the requester, an expired and a decided request.
+    UPDATE flagctl.requests SET status = 'approved', approved_actor = nullif(p_actor, '') WHERE id = p_id;
+    RETURN p_id;
+END
+$$;
+
+
+--
+-- Name: approved_here(text, text, text, text, jsonb, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.approved_here(p_system text, p_flag text, p_scope text, p_type text, p_before jsonb, p_after jsonb) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM flagctl.requests r, jsonb_array_elements(r.changes) AS c
+         WHERE r.txid = txid_current_if_assigned() AND r.status = 'approved' AND r.system = p_system
+           AND c->>'flag' = p_flag AND c->>'scope' = p_scope
+           AND flagctl.same_value(p_type, c->'before', p_before) AND flagctl.same_value(p_type, c->'after', p_after))
+$$;
+
+
+--
+-- Name: audit_append_only(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'flagctl.audit is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'audit rows are never changed or removed; record a new change instead';
+END
+$$;
+
+
+--
+-- Name: audit_backlog(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_backlog() RETURNS TABLE(rows bigint, oldest timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    SELECT count(*), min(a.at)
+      FROM flagctl.audit_unsealed u JOIN flagctl.audit a ON a.seq = u.seq
+$$;
+
+
+--
+-- Name: audit_chain(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_chain() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    declared boolean;
+    ctx flagctl.change_context;
+BEGIN
+    NEW.seq := nextval('flagctl.audit_seq_gen');
+    NEW.at := now();
+    NEW.txid := txid_current();
+    NEW.db_user := session_user;
+    NEW.prev_hash := NULL;
+    NEW.claimed := NULL;
+    NEW.request_id := nullif(current_setting('flagctl.request_id', true), '');
+    SELECT * INTO ctx FROM flagctl.change_context c WHERE c.txid = NEW.txid;
+    IF FOUND THEN  -- declared through begin_change, by a user it allowed: believed, as declared there
+        NEW.actor := ctx.actor;
+        NEW.reason := ctx.reason;
+        NEW.command := ctx.command;
+        NEW.request_id := ctx.request_id;
+        NEW.forced := ctx.forced;
+        NEW.action := ctx.action;
+    ELSE
+        declared := NEW.actor IS NOT NULL OR NEW.reason IS NOT NULL OR NEW.command IS NOT NULL
+                    OR NEW.forced OR NEW.action NOT LIKE 'sql.%' OR NEW.request_id IS NOT NULL;
+        IF declared THEN
+            NEW.claimed := jsonb_strip_nulls(jsonb_build_object(
+                'actor', NEW.actor, 'reason', NEW.reason, 'command', NEW.command,
+                'action', CASE WHEN NEW.action NOT LIKE 'sql.%' THEN NEW.action END,
+                'forced', CASE WHEN NEW.forced THEN true END, 'request_id', NEW.request_id));
+            NEW.actor := NULL;
+            NEW.reason := NULL;
+            NEW.command := NULL;
+            NEW.forced := false;
+            NEW.request_id := NULL;
+            IF NEW.action NOT LIKE 'sql.%' THEN  -- what the row images say happened
+                NEW.action := CASE
+                    WHEN NEW.before IS NULL AND NEW.after IS NOT NULL THEN 'sql.insert'
+                    WHEN NEW.before IS NOT NULL AND NEW.after IS NULL THEN 'sql.delete'
+                    WHEN NEW.before IS NOT NULL THEN 'sql.update'
+                    ELSE 'sql.truncate' END;
+            END IF;
+        END IF;
+    END IF;
+    NEW.hash := flagctl.audit_digest(NEW);
+    INSERT INTO flagctl.audit_unsealed (seq) VALUES (NEW.seq);
+    RETURN NEW;
+END
+$$;
+
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: audit; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.audit (
+    seq bigint NOT NULL,
+    at timestamp with time zone NOT NULL,
+    txid bigint NOT NULL,
+    db_user text NOT NULL,
+    actor text,
+    action text NOT NULL,
+    system text,
+    flag text,
+    scope text,
+    target text NOT NULL,
+    key jsonb,
+    before jsonb,
+    after jsonb,
+    reason text,
+    command text,
+    forced boolean DEFAULT false NOT NULL,
+    prev_hash text,
+    hash text NOT NULL,
+    claimed jsonb,
+    request_id text
+);
+
+
+--
+-- Name: audit_digest(flagctl.audit); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_digest(a flagctl.audit) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT encode(sha256(convert_to((jsonb_build_array(
+        a.seq, a.prev_hash, extract(epoch FROM a.at)::text, a.txid, a.db_user, a.actor,
+        a.action, a.system, a.flag, a.scope, a.target, a.key, a.before, a.after,
+        a.reason, a.command, a.forced)
+        || CASE WHEN a.claimed IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(a.claimed) END
+        || CASE WHEN a.request_id IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(a.request_id) END)::text,
+        'UTF8')), 'hex')
+$$;
+
+
+--
+-- Name: audit_event(text, text, text, text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_event(p_action text, p_system text, p_flag text, p_target text, p_detail jsonb) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, after, reason, command)
+    VALUES (nullif(current_setting('flagctl.actor', true), ''), p_action, p_system, p_flag,
+            'global', p_target, p_detail,
+            nullif(current_setting('flagctl.reason', true), ''),
+            nullif(current_setting('flagctl.command', true), ''));
+$$;
+
+
+--
+-- Name: audit_notify(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_notify() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    PERFORM pg_notify('flagctl', json_build_object('system', NEW.system, 'txid', NEW.txid)::text);
+    RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: audit_row(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_row() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    old_row jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END;
+    new_row jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END;
+    any_row jsonb := coalesce(new_row, old_row);
+    v_systems text[];
+    v_flags   text[];
+    v_scope   text := 'global';
+    v_key     jsonb;
+    v_target  text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
+    i integer;
+BEGIN
+    IF TG_OP = 'UPDATE' AND old_row = new_row THEN
+        RETURN NULL;  -- nothing changed: nothing to record
+    END IF;
+    IF TG_TABLE_SCHEMA = 'flagctl' THEN
+        v_systems := ARRAY[any_row->>'system'];
+        v_flags := ARRAY[any_row->>'flag'];
+        v_scope := coalesce(any_row->>'scope', 'global');
+        IF TG_TABLE_NAME = 'flag_state' THEN
+            old_row := old_row->'value';
+            new_row := new_row->'value';
+        ELSIF TG_TABLE_NAME = 'engaged_switch' THEN
+            v_target := 'kill_switch:' || (any_row->>'switch');
+        ELSIF TG_TABLE_NAME = 'exemption' THEN
+            v_target := 'exemption:' || (any_row->>'scope');
+        ELSIF TG_TABLE_NAME = 'safe_point' THEN
+            v_target := 'safe_point:' || (any_row->>'name');
+        END IF;
+    ELSE
+        SELECT jsonb_object_agg(k, any_row->k) INTO v_key FROM unnest(TG_ARGV) AS k;
+        SELECT array_agg(b.system ORDER BY b.system, b.flag), array_agg(b.flag ORDER BY b.system, b.flag)
+          INTO v_systems, v_flags
+          FROM flagctl.binding b
+         WHERE b.table_schema = TG_TABLE_SCHEMA AND b.table_name = TG_TABLE_NAME
+           AND any_row @> b.key
+           AND (TG_OP <> 'UPDATE' OR EXISTS (
+                SELECT 1 FROM jsonb_each(b.columns) AS c
+                 WHERE (old_row -> (c.value #>> '{}')) IS DISTINCT FROM (new_row -> (c.value #>> '{}'))));
+        IF v_systems IS NULL THEN
+            SELECT ARRAY[b.system], ARRAY[b.flag] INTO v_systems, v_flags
+              FROM flagctl.binding b
+             WHERE b.table_schema = TG_TABLE_SCHEMA AND b.table_name = TG_TABLE_NAME AND any_row @> b.key
+             ORDER BY b.system, b.flag LIMIT 1;
+        END IF;
+        IF v_systems IS NULL THEN
+            v_systems := ARRAY[NULL]::text[];
+            v_flags := ARRAY[NULL]::text[];
+        END IF;
+    END IF;
+    FOR i IN 1 .. array_length(v_systems, 1) LOOP
+        INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, key,
+                                   before, after, reason, command, forced)
+        VALUES (nullif(current_setting('flagctl.actor', true), ''),
+                coalesce(nullif(current_setting('flagctl.action', true), ''), 'sql.' || lower(TG_OP)),
+                v_systems[i], v_flags[i], v_scope, v_target, v_key, old_row, new_row,
+                nullif(current_setting('flagctl.reason', true), ''),
+                nullif(current_setting('flagctl.command', true), ''),
+                coalesce(nullif(current_setting('flagctl.forced', true), '')::boolean, false));
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: audit_seal(boolean, bigint); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_seal(wait boolean DEFAULT false, max_rows bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    last_pos  bigint;
+    last_hash text;
+    sealed    bigint := 0;
+    r         record;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RETURN NULL;
+    END IF;
+    IF wait THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('flagctl.audit_seal', 0));
+    ELSIF NOT pg_try_advisory_xact_lock(hashtextextended('flagctl.audit_seal', 0)) THEN
+        RETURN NULL;
+    END IF;
+    SELECT s.pos, s.hash INTO last_pos, last_hash FROM flagctl.audit_seal s ORDER BY s.pos DESC LIMIT 1;
+    last_pos := coalesce(last_pos, 0);
+    last_hash := coalesce(last_hash, 'genesis');
+    FOR r IN
+        SELECT u.seq, flagctl.audit_digest(a) AS digest
+          FROM flagctl.audit_unsealed u JOIN flagctl.audit a ON a.seq = u.seq
+         ORDER BY u.seq
+         LIMIT max_rows
+    LOOP
+        last_pos := last_pos + 1;
+        INSERT INTO flagctl.audit_seal (pos, seq, prev_hash, hash)
+        VALUES (last_pos, r.seq, last_hash,
+                encode(sha256(convert_to(last_hash || r.digest, 'UTF8')), 'hex'))
+        RETURNING hash INTO last_hash;
+        DELETE FROM flagctl.audit_unsealed WHERE seq = r.seq;
+        sealed := sealed + 1;
+    END LOOP;
+    RETURN sealed;
+END
+$$;
+
+
+--
+-- Name: audit_seal_at_commit(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_seal_at_commit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    IF current_setting('flagctl.sealed', true) IS DISTINCT FROM 'true' THEN
+        PERFORM set_config('flagctl.sealed', 'true', true);
+        BEGIN
+            PERFORM flagctl.audit_seal(false, 1000);
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- the rows stay unsealed; the next sealer (or audit verify) seals them
+        END;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: audit_truncate(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_truncate() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, reason, command)
+    SELECT nullif(current_setting('flagctl.actor', true), ''),
+           coalesce(nullif(current_setting('flagctl.action', true), ''), 'sql.truncate'),
+           f.system, f.flag, 'global', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME,
+           nullif(current_setting('flagctl.reason', true), ''),
+           nullif(current_setting('flagctl.command', true), '')
+      FROM (SELECT b.system, b.flag FROM flagctl.binding b
+             WHERE b.table_schema = TG_TABLE_SCHEMA AND b.table_name = TG_TABLE_NAME
+            UNION ALL
+            SELECT NULL, NULL WHERE TG_TABLE_SCHEMA = 'flagctl') AS f;
+    RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: begin_change(text, text, text, text, text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.begin_change(p_action text, p_actor text, p_reason text, p_command text, p_request_id text, p_system text DEFAULT NULL::text, p_source text DEFAULT NULL::text) RETURNS TABLE(txid bigint, published integer, same boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $_$
+DECLARE
+    needed text := flagctl.role_for(p_action);
+    cat flagctl.catalogue;
+BEGIN
+    IF p_action IS NULL OR p_action !~ '^[a-z][a-z0-9_.:-]*$' OR p_action LIKE 'sql.%' THEN
+        RAISE EXCEPTION 'flagctl: % is not an action flagctl records', coalesce(p_action, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_action IN ('approve', 'approve.refused', 'manifest.publish') THEN
+        RAISE EXCEPTION 'flagctl: % is recorded only by flagctl''s own function for it', p_action
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT flagctl.may(p_action) THEN
+        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, p_action, needed
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('flagctl db grant %s %s', substr(needed, 9), session_user);
+    END IF;
+    INSERT INTO flagctl.change_context (txid, action, actor, reason, command, request_id, db_user)
+    VALUES (txid_current(), p_action, nullif(p_actor, ''), nullif(p_reason, ''), nullif(p_command, ''),
+            nullif(p_request_id, ''), session_user)
+    ON CONFLICT ON CONSTRAINT change_context_pkey DO UPDATE
+       SET action = excluded.action, actor = excluded.actor, reason = excluded.reason,
+           command = excluded.command, request_id = excluded.request_id, forced = false;
+    -- The same, readable by the statements that record who set a freeze or an exemption.
+    PERFORM set_config('flagctl.actor', coalesce(p_actor, ''), true),
+            set_config('flagctl.reason', coalesce(p_reason, ''), true),
+            set_config('flagctl.action', p_action, true),
+            set_config('flagctl.command', coalesce(p_command, ''), true),
+            set_config('flagctl.request_id', coalesce(p_request_id, ''), true);
+    cat := flagctl.published(p_system);
+    RETURN QUERY SELECT txid_current(), cat.version, cat.source = p_source;
+END
+$_$;
+
+
+--
+-- Name: blockers_of(integer); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.blockers_of(p_waiter integer) RETURNS TABLE(pid integer, db_user text, application text, state text, query text, xact_start timestamp with time zone, xact_seconds numeric, superuser boolean, same_database boolean)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    IF NOT flagctl.may('kill') THEN
+        RAISE EXCEPTION 'flagctl: % may not break a kill''s locks: it needs the role flagctl_security',
+            session_user USING ERRCODE = 'insufficient_privilege',
+                               HINT = format('flagctl db grant security %s', session_user);
+    END IF;
+    IF NOT flagctl.kill_waiter(p_waiter) THEN
+        RETURN;  -- not (or no longer) this user's, waiting on a kill's lock: nothing to break
+    END IF;
+    RETURN QUERY
+    SELECT b.pid, r.rolname::text, nullif(b.application_name, ''), b.state,
+           left(regexp_replace(b.query, '\s+', ' ', 'g'), 200),
+           b.xact_start, round(extract(epoch FROM clock_timestamp() - b.xact_start), 1),
+           coalesce(r.rolsuper, false),
+           b.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      FROM unnest(pg_blocking_pids(p_waiter)) AS blocking(pid)
+      JOIN pg_stat_activity b ON b.pid = blocking.pid
+      LEFT JOIN pg_roles r ON r.oid = b.usesysid
+     ORDER BY b.xact_start NULLS LAST, b.pid;
+END
+$$;
+
+
+--
+-- Name: bound_value(jsonb, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.bound_value(p_columns jsonb, p_row jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT CASE
+        WHEN p_row IS NULL THEN NULL
+        WHEN p_columns ? 'value' THEN p_row->(p_columns->>'value')
+        ELSE (SELECT jsonb_object_agg(c.key, p_row->(c.value #>> '{}')) FROM jsonb_each(p_columns) AS c)
+    END
+$$;
+
+
+--
+-- Name: bucket(text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.bucket(salt text, id text) RETURNS integer
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT (flagctl.murmur3_32(convert_to(salt || ':' || id, 'UTF8'), 0) % 100)::integer $$;
+
+
+--
+-- Name: FUNCTION bucket(salt text, id text); Type: COMMENT; Schema: flagctl; Owner: -
+--
+
+COMMENT ON FUNCTION flagctl.bucket(salt text, id text) IS 'hash_version 1: murmur3_x86_32(utf8(salt:id), seed 0) % 100; eligible iff enabled and bucket < percent';
+
+
+--
+-- Name: client_ack(bigint, bigint); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.client_ack(p_id bigint, p_seq bigint) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    WITH newest AS (
+        SELECT coalesce(max(a.seq), 0) AS seq FROM flagctl.audit a
+         WHERE a.system = (SELECT c.system FROM flagctl.clients c WHERE c.id = p_id)
+    ), acked AS (
+        UPDATE flagctl.clients c
+           SET seen_at = clock_timestamp(), applied_seq = least(p_seq, newest.seq),
+               applied_at = CASE WHEN c.applied_seq = least(p_seq, newest.seq) THEN c.applied_at
+                                 ELSE clock_timestamp() END
+          FROM newest
+         WHERE c.id = p_id AND c.db_user = session_user AND c.backend_pid = pg_backend_pid()
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM acked)
+$$;
+
+
+--
+-- Name: client_register(text, text, integer, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.client_register(p_system text, p_host text, p_pid integer, p_application text) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    INSERT INTO flagctl.clients (system, host, pid, application, db_user, backend_pid, started_at, seen_at)
+    VALUES (p_system, left(p_host, 255), p_pid, left(p_application, 255), session_user, pg_backend_pid(),
+            now(), clock_timestamp())
+    RETURNING id
+$$;
+
+
+--
+-- Name: client_unregister(bigint); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.client_unregister(p_id bigint) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    WITH gone AS (
+        DELETE FROM flagctl.clients c
+         WHERE c.id = p_id AND c.db_user = session_user AND c.backend_pid = pg_backend_pid()
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM gone)
+$$;
+
+
+--
+-- Name: create_request(text, text, jsonb, text, text, text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.create_request(p_system text, p_action text, p_spec jsonb, p_why text, p_reason text, p_actor text, p_changes jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    rules   jsonb := (flagctl.published(p_system)).catalogue->'approvals';
+    summary text;
+    made    bigint;
+BEGIN
+    IF NOT flagctl.may(p_action) THEN
+        RAISE EXCEPTION 'flagctl: % may not ask for %: it needs the role %', session_user, p_action,
+            flagctl.role_for(p_action)
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_changes IS NULL OR jsonb_typeof(p_changes) <> 'array' OR jsonb_array_length(p_changes) = 0 THEN
+        RAISE EXCEPTION 'flagctl: a request holds the exact changes it asks for' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(format('%s at %s: %s → %s', c->>'flag', c->>'scope',
+                             coalesce(c->'before', 'null'::jsonb), coalesce(c->'after', 'null'::jsonb)), '; '
+                      ORDER BY c->>'flag', c->>'scope')
+      INTO summary FROM jsonb_array_elements(p_changes) AS c;
+    -- The table's own guard fills requested_by, requested_at and the status.
+    INSERT INTO flagctl.requests (system, action, summary, spec, why, reason, requested_actor, expires_at, changes)
+    VALUES (p_system, p_action, left(p_action || ': ' || summary, 2000), p_spec, p_why, p_reason, nullif(p_actor, ''),
+            now() + make_interval(secs => coalesce((rules->>'expire_seconds')::double precision, 86400)), p_changes)
+    RETURNING id INTO made;
+    RETURN made;
+END
+$$;
+
+
+--
+-- Name: change_context; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.change_context (
+    txid bigint NOT NULL,
+    action text NOT NULL,
+    actor text,
+    reason text,
+    command text,
+    request_id text,
+    forced boolean DEFAULT false NOT NULL,
+    db_user text NOT NULL,
+    begun_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: current_change(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.current_change() RETURNS flagctl.change_context
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    SELECT * FROM flagctl.change_context WHERE txid = txid_current_if_assigned()
+$$;
+
+
+--
+-- Name: end_blocker(integer, integer, boolean, text, text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    b      record;
+    done   text;
+BEGIN
+    IF NOT flagctl.may('kill') THEN
+        RAISE EXCEPTION 'flagctl: % may not break a kill''s locks: it needs the role flagctl_security',
+            session_user USING ERRCODE = 'insufficient_privilege',
+                               HINT = format('flagctl db grant security %s', session_user);
+    END IF;
+    IF NOT flagctl.kill_waiter(p_waiter) THEN
+        RAISE EXCEPTION 'flagctl: backend % is not %''s, waiting on a lock a kill takes, in this database',
+            p_waiter, session_user USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT * INTO b FROM flagctl.blockers_of(p_waiter) AS x WHERE x.pid = p_pid;
+    IF NOT FOUND THEN
+        RETURN 'not ended: it no longer blocks the kill';
+    END IF;
+    IF NOT b.same_database THEN
+        done := 'not ended: it is in another database';
+    ELSIF b.superuser THEN
+        done := 'not ended: a superuser''s session (flagctl never ends one)';
+    ELSE
+        BEGIN
+            IF (CASE WHEN p_terminate THEN pg_terminate_backend(p_pid) ELSE pg_cancel_backend(p_pid) END) THEN
+                done := CASE WHEN p_terminate THEN 'terminated' ELSE 'cancelled' END;
+            ELSE
+                done := 'not ended: the signal was not delivered (the session has ended)';
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+            done := format('not ended: %s (flagctl''s owner needs pg_signal_backend)', SQLERRM);
+        END;
+    END IF;
+    INSERT INTO flagctl.change_context (txid, action, actor, reason, command, db_user)
+    VALUES (txid_current(), 'kill.break_lock', nullif(p_actor, ''), nullif(p_reason, ''),
+            nullif(p_command, ''), session_user)
+    ON CONFLICT (txid) DO NOTHING;
+    INSERT INTO flagctl.audit (action, system, scope, target, after)
+    VALUES ('kill.break_lock', p_system, 'global', format('pid %s', p_pid),
+            jsonb_build_object('pid', b.pid, 'db_user', b.db_user, 'application', b.application,
+                               'state', b.state, 'query', b.query, 'xact_start', b.xact_start,
+                               'xact_seconds', b.xact_seconds,
+                               'kill_pid', p_waiter, 'done', done));
+    RETURN done;
+END
+$$;
+
+
+--
+-- Name: exposure(text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.exposure(p_type text, p_value jsonb) RETURNS numeric
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT CASE
+        WHEN p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN NULL
+        WHEN p_type = 'rollout' THEN
+            CASE WHEN (p_value->>'enabled')::boolean AND (p_value->>'percent')::numeric > 0
+                 THEN (p_value->>'percent')::numeric ELSE 0 END
+            + CASE WHEN (p_value->>'enabled')::boolean AND coalesce((p_value->>'internal')::boolean, false)
+                   THEN 0.5 ELSE 0 END
+        WHEN p_type = 'bool' THEN CASE WHEN p_value = 'true'::jsonb THEN 100 ELSE 0 END
+    END
+$$;
+
+
+--
+-- Name: flagctl_member(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.flagctl_member() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT EXISTS (SELECT 1 FROM unnest(ARRAY['flagctl_viewer', 'flagctl_release', 'flagctl_security',
+                                              'flagctl_ops', 'flagctl_admin', 'flagctl_operator']) AS r(name)
+                    WHERE to_regrole(r.name) IS NOT NULL AND pg_has_role(session_user, to_regrole(r.name), 'MEMBER'))
+$$;
+
+
+--
+-- Name: freeze; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl."freeze" (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    scope text DEFAULT 'global'::text NOT NULL,
+    until timestamp with time zone,
+    reason text NOT NULL,
+    actor text,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    cleared_at timestamp with time zone,
+    cleared_by text
+);
+
+
+--
+-- Name: freezes_in_force(text, timestamp with time zone); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.freezes_in_force(p_system text, p_now timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS SETOF flagctl."freeze"
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended('flagctl.freeze:' || p_system, 0));
+    RETURN QUERY SELECT * FROM flagctl.freeze f
+                  WHERE f.system = p_system AND f.cleared_at IS NULL
+                    AND (f.until IS NULL OR f.until > coalesce(p_now, now()))
+                  ORDER BY f.id;
+END
+$$;
+
+
+--
+-- Name: guard_engaged_write(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.guard_engaged_write() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    act text := regexp_replace(coalesce((SELECT c.action FROM flagctl.change_context c
+                                          WHERE c.txid = txid_current()), 'sql'), '^drill\.', '');
+BEGIN
+    IF pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER')
+       OR act IN ('kill', 'release') THEN
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    RAISE EXCEPTION 'flagctl: kill switches are engaged and released only by flagctl kill and release (not %)', act
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+
+--
+-- Name: guard_flag_write(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.guard_flag_write() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    old_row jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END;
+    new_row jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END;
+    any_row jsonb := coalesce(new_row, old_row);
+    b       record;
+BEGIN
+    IF pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER') THEN
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    IF TG_TABLE_SCHEMA = 'flagctl' AND TG_TABLE_NAME = 'flag_state' THEN
+        PERFORM flagctl.judge_flag_write(any_row->>'system', any_row->>'flag', any_row->>'scope',
+                                         old_row->'value', new_row->'value', true);
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    FOR b IN SELECT bd.system, bd.flag, bd.columns FROM flagctl.binding bd  -- every flag the row holds
+              WHERE bd.table_schema = TG_TABLE_SCHEMA AND bd.table_name = TG_TABLE_NAME AND any_row @> bd.key
+              ORDER BY bd.system, bd.flag LOOP
+        IF flagctl.bound_value(b.columns, old_row) IS DISTINCT FROM flagctl.bound_value(b.columns, new_row) THEN
+            PERFORM flagctl.judge_flag_write(b.system, b.flag, 'global', flagctl.bound_value(b.columns, old_row),
+                                             flagctl.bound_value(b.columns, new_row), false);
+        END IF;
+    END LOOP;
+    RETURN coalesce(NEW, OLD);  -- a row that holds no flag is the application's business
+END
+$$;
+
+
+--
+-- Name: guard_request(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.guard_request() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    -- current_user is the schema's owner inside flagctl's SECURITY DEFINER functions (or for the owner itself)
+    IF NOT pg_has_role(current_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER') THEN
+        RAISE EXCEPTION 'flagctl: requests are made by flagctl.create_request and approved by flagctl.approve_request'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        NEW.requested_by := session_user;
+        NEW.requested_at := now();
+        NEW.status := 'pending';
+        NEW.approved_by := NULL;
+        RETURN NEW;
+    END IF;
+    IF OLD.status <> 'pending' OR NEW.status <> 'approved' OR NEW.spec IS DISTINCT FROM OLD.spec
+       OR NEW.changes IS DISTINCT FROM OLD.changes OR NEW.requested_by IS DISTINCT FROM OLD.requested_by THEN
+        RAISE EXCEPTION 'flagctl: request % is %; only a pending request can be approved, as it is', OLD.id, OLD.status
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF OLD.expires_at <= now() THEN
+        RAISE EXCEPTION 'flagctl: request % expired at %', OLD.id, OLD.expires_at
+            USING ERRCODE = 'insufficient_privilege', HINT = 'ask for the change again';
+    END IF;
+    IF session_user = OLD.requested_by THEN
+        RAISE EXCEPTION 'flagctl: % requested change % and cannot approve it too (four eyes)', session_user, OLD.id
+            USING ERRCODE = 'insufficient_privilege', HINT = 'another database user approves it';
+    END IF;
+    NEW.approved_by := session_user;
+    NEW.approved_at := now();
+    NEW.txid := txid_current();
+    RETURN NEW;
+END
+$$;
+
+
+--
+-- Name: guard_review(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.guard_review() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    by_user text;
+BEGIN
+    SELECT a.db_user INTO by_user FROM flagctl.audit a WHERE a.seq = NEW.audit_seq;
+    IF by_user IS NULL THEN
+        RAISE EXCEPTION 'flagctl: there is no audit row %', NEW.audit_seq USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF by_user = session_user THEN
+        RAISE EXCEPTION 'flagctl: % did audit row % and cannot review it too', session_user, NEW.audit_seq
+            USING ERRCODE = 'insufficient_privilege', HINT = 'someone other than the actor reviews it';
+    END IF;
+    NEW.reviewed_by := session_user;
+    NEW.reviewed_at := now();
+    RETURN NEW;
+END
+$$;
+
+
+--
+-- Name: hash_version(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.hash_version() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 1 $$;
+
+
+--
+-- Name: judge_flag_write(text, text, text, jsonb, jsonb, boolean); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.judge_flag_write(v_system text, v_flag text, v_scope text, before jsonb, after jsonb, own boolean) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx      flagctl.change_context;
+    cat      jsonb;
+    kind     text;
+    act      text;
+    was      numeric;
+    now_     numeric;
+    rules    jsonb;
+    frozen   flagctl.freeze;
+    planned  jsonb := before;  -- the value the row had, as a request records it
+BEGIN
+    SELECT * INTO ctx FROM flagctl.change_context c WHERE c.txid = txid_current();
+    IF NOT FOUND THEN
+        IF flagctl.flagctl_member() THEN
+            RAISE EXCEPTION 'flagctl: % holds a flagctl role, and changes flag % only as flagctl does, not with plain SQL',
+                session_user, v_flag
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'use flagctl (set, stage, kill, release, profile apply); every change is checked and audited';
+        END IF;
+        RETURN;  -- an application role writing its own data: audited as sql.*
+    END IF;
+    act := regexp_replace(ctx.action, '^drill\.', '');
+    cat := (flagctl.published(v_system)).catalogue;
+    kind := cat->'flags'->v_flag->>'type';
+    IF cat IS NOT NULL AND kind IS NULL THEN
+        RAISE EXCEPTION 'flagctl: % is no flag of system % as published', v_flag, v_system
+            USING ERRCODE = 'insufficient_privilege', HINT = 'publish the manifest that has it: flagctl manifest publish';
+    END IF;
+    -- What the scope had before: its override, else the global value (else the default).
+    IF before IS NULL AND own THEN
+        before := coalesce(
+            (SELECT f.value FROM flagctl.flag_state f
+              WHERE f.system = v_system AND f.flag = v_flag AND f.scope = 'global' AND v_scope <> 'global'),
+            cat->'flags'->v_flag->'default');
+    END IF;
+    was := flagctl.exposure(kind, before);
+    now_ := flagctl.exposure(kind, after);
+
+    IF act IN ('kill', 'release') THEN
+        IF flagctl.may('set') THEN
+            RETURN;  -- a release member may set any value anyway
+        END IF;
+        IF act = 'kill' THEN
+            -- A rollout's kill settings only ever narrow it; any other type's kill writes a
+            -- switch's own value (a safety bool may well be turned on).
+            IF kind = 'rollout' AND now_ IS NOT NULL AND was IS NOT NULL AND now_ <= was THEN
+                RETURN;
+            END IF;
+            IF kind IS DISTINCT FROM 'rollout' AND EXISTS (SELECT 1 FROM jsonb_each(cat->'switches') s
+                                                            WHERE s.value->'settings'->v_flag = after) THEN
+                RETURN;
+            END IF;
+            IF cat IS NULL AND after IS NOT NULL THEN
+                RETURN;  -- nothing published to judge by
+            END IF;
+            RAISE EXCEPTION 'flagctl: a kill by % may only lower exposure or set a kill switch''s own value; % at % would go from % to %',
+                session_user, v_flag, v_scope, coalesce(before::text, 'unset'), coalesce(after::text, 'unset')
+                USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl kill SWITCH sets exactly the switch''s values';
+        END IF;
+        -- A release restores no more than the engaged kills recorded as the base at this scope.
+        IF EXISTS (
+            SELECT 1
+              FROM flagctl.engaged_switch e,
+                   LATERAL (SELECT CASE WHEN e.scope = v_scope THEN e.prior->v_flag
+                                        ELSE e.below->v_flag->v_scope->'prior' END AS base,
+                                   CASE WHEN e.scope = v_scope THEN e.prior ? v_flag
+                                        ELSE coalesce(e.below->v_flag ? v_scope, false) END AS covers) AS b
+             WHERE e.system = v_system AND b.covers
+               AND (after IS NULL AND (b.base IS NULL OR jsonb_typeof(b.base) = 'null')
+                    OR after IS NOT NULL AND (after = b.base
+                        OR flagctl.exposure(kind, after) <= flagctl.exposure(kind, b.base)
+                        OR b.base IS NULL AND now_ IS NOT NULL AND was IS NOT NULL AND now_ <= was)))
+        THEN
+            RETURN;
+        END IF;
+        RAISE EXCEPTION 'flagctl: a release by % restores only what the engaged kills replaced; % at % would become %',
+            session_user, v_flag, v_scope, coalesce(after::text, 'unset')
+            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl release SWITCH restores exactly the recorded values';
+    END IF;
+
+    -- A freeze stops any widening but a rollback's (or a drill putting back what it moved).
+    IF ctx.action NOT LIKE 'rollback%' AND ctx.action NOT LIKE 'drill.restore%'
+       AND was IS NOT NULL AND (CASE WHEN after IS NULL THEN was < 100 ELSE now_ > was END) THEN
+        SELECT * INTO frozen FROM flagctl.freeze f
+         WHERE f.system = v_system AND f.cleared_at IS NULL AND (f.until IS NULL OR f.until > now())
+           AND (f.scope = 'global' OR f.scope = v_scope OR v_scope = 'global')
+         ORDER BY f.id LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'flagctl: frozen: % at % would widen exposure (% → %); freeze % at % by %: %',
+                v_flag, v_scope, was, coalesce(now_::text, 'the global value'), frozen.id, frozen.scope,
+                coalesce(frozen.actor, frozen.db_user), frozen.reason
+                USING HINT = 'wait for the freeze to end, or clear it: flagctl freeze clear';
+        END IF;
+    END IF;
+
+    -- Four eyes: what the published approvals hold for a second person.
+    rules := cat->'approvals';
+    IF rules IS NOT NULL AND jsonb_typeof(rules) = 'object'
+       AND NOT flagctl.approved_here(v_system, v_flag, v_scope, kind, planned, after)
+       AND ((ctx.forced AND coalesce((rules->>'forced')::boolean, false))
+            OR (kind = 'rollout' AND rules->>'at_or_above' IS NOT NULL AND after IS NOT NULL
+                AND (after->>'enabled')::boolean AND (after->>'percent')::int >= (rules->>'at_or_above')::int
+                AND (after->>'percent')::int > CASE WHEN before IS NOT NULL AND (before->>'enabled')::boolean
+                                                    THEN (before->>'percent')::int ELSE -1 END)) THEN
+        RAISE EXCEPTION 'flagctl: % at % needs a second person (approvals in the published manifest)', v_flag, v_scope
+            USING HINT = 'ask for it with flagctl (it waits as a request); another user approves: flagctl approve ID';
+    END IF;
+    RETURN;
+END
+$$;
+
+
+--
+-- Name: kill_waiter(integer); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_waiter(p_waiter integer) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    WITH guarded AS (
+        SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'flagctl'::regnamespace
+        UNION
+        SELECT to_regclass(format('%I.%I', b.table_schema, b.table_name)) FROM flagctl.binding b
+    )
+    SELECT EXISTS (
+        SELECT 1
+          FROM pg_stat_activity a
+          JOIN pg_locks w ON w.pid = a.pid AND NOT w.granted
+         WHERE a.pid = p_waiter
+           AND a.usesysid = (SELECT oid FROM pg_roles WHERE rolname = session_user)
+           AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND (w.locktype = 'advisory'
+                OR (w.locktype IN ('relation', 'tuple') AND w.relation IN (SELECT oid FROM guarded))
+                OR (w.locktype = 'transactionid'
+                    AND EXISTS (SELECT 1 FROM pg_locks t
+                                 WHERE t.pid = a.pid AND t.locktype = 'tuple' AND t.granted
+                                   AND t.relation IN (SELECT oid FROM guarded)))))
+$$;
+
+
+--
+-- Name: mark_forced(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.mark_forced() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    UPDATE flagctl.change_context SET forced = true WHERE txid = txid_current();
+$$;
+
+
+--
+-- Name: may(text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.may(p_action text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER')
+        OR EXISTS (SELECT 1
+                     FROM unnest(CASE WHEN p_action IN ('review', 'review.refused')
+                                      THEN ARRAY['flagctl_release', 'flagctl_security', 'flagctl_ops']
+                                      ELSE ARRAY[flagctl.role_for(p_action)] END
+                                 || ARRAY['flagctl_operator', 'flagctl_admin']) AS r(name)
+                    WHERE to_regrole(r.name) IS NOT NULL
+                      AND pg_has_role(session_user, to_regrole(r.name), 'MEMBER'))
+$$;
+
+
+--
+-- Name: murmur3_32(bytea, bigint); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.murmur3_32(data bytea, seed bigint DEFAULT 0) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+DECLARE
+    c1  CONSTANT bigint := 3432918353;  -- 0xcc9e2d51
+    c2  CONSTANT bigint := 461845907;   -- 0x1b873593
+    m32 CONSTANT bigint := 4294967295;
+    h   bigint := seed & m32;
+    len integer := length(data);
+    nblocks integer := len / 4;
+    tail integer := (len / 4) * 4;
+    k   bigint;
+    i   integer;
+BEGIN
+    FOR i IN 0 .. nblocks - 1 LOOP
+        k := get_byte(data, i * 4)::bigint
+           | (get_byte(data, i * 4 + 1)::bigint << 8)
+           | (get_byte(data, i * 4 + 2)::bigint << 16)
+           | (get_byte(data, i * 4 + 3)::bigint << 24);
+        k := (((k & 65535) * c1) + ((((k >> 16) * c1) & 65535) << 16)) & m32;
+        k := ((k << 15) | (k >> 17)) & m32;
+        k := (((k & 65535) * c2) + ((((k >> 16) * c2) & 65535) << 16)) & m32;
+        h := h # k;
+        h := ((h << 13) | (h >> 19)) & m32;
+        h := (h * 5 + 3864292196) & m32;  -- 0xe6546b64
+    END LOOP;
+    k := 0;
+    IF len & 3 >= 3 THEN k := k # (get_byte(data, tail + 2)::bigint << 16); END IF;
+    IF len & 3 >= 2 THEN k := k # (get_byte(data, tail + 1)::bigint << 8); END IF;
+    IF len & 3 >= 1 THEN
+        k := k # get_byte(data, tail)::bigint;
+        k := (((k & 65535) * c1) + ((((k >> 16) * c1) & 65535) << 16)) & m32;
+        k := ((k << 15) | (k >> 17)) & m32;
+        k := (((k & 65535) * c2) + ((((k >> 16) * c2) & 65535) << 16)) & m32;
+        h := h # k;
+    END IF;
+    h := h # len;
+    h := h # (h >> 16);
+    h := (((h & 65535) * 2246822507) + ((((h >> 16) * 2246822507) & 65535) << 16)) & m32;  -- 0x85ebca6b
+    h := h # (h >> 13);
+    h := (((h & 65535) * 3266489909) + ((((h >> 16) * 3266489909) & 65535) << 16)) & m32;  -- 0xc2b2ae35
+    h := h # (h >> 16);
+    RETURN h;
+END
+$$;
+
+
+--
+-- Name: publish_manifest(text, text, jsonb, text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.publish_manifest(p_system text, p_source text, p_catalogue jsonb, p_actor text, p_reason text, p_command text) RETURNS TABLE(version integer, sha256 text, new boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    current flagctl.catalogue := flagctl.published(p_system);
+    digest text := encode(sha256(convert_to(p_source, 'UTF8')), 'hex');
+    next_version integer;
+BEGIN
+    IF NOT flagctl.may('manifest.publish') THEN
+        RAISE EXCEPTION 'flagctl: % may not publish a manifest: it needs the role flagctl_release', session_user
+            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl db grant release ' || session_user;
+    END IF;
+    IF p_catalogue->>'system' IS DISTINCT FROM p_system THEN
+        RAISE EXCEPTION 'flagctl: the catalogue is for system %, not %', p_catalogue->>'system', p_system
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('flagctl.catalogue:' || p_system, 0));
+    current := flagctl.published(p_system);
+    IF current.sha256 = digest THEN
+        RETURN QUERY SELECT current.version, current.sha256, false;
+        RETURN;
+    END IF;
+    next_version := coalesce(current.version, 0) + 1;
+    INSERT INTO flagctl.change_context (txid, action, actor, reason, command, db_user)
+    VALUES (txid_current(), 'manifest.publish', nullif(p_actor, ''), nullif(p_reason, ''), nullif(p_command, ''),
+            session_user)
+    ON CONFLICT (txid) DO UPDATE
+       SET action = excluded.action, actor = excluded.actor, reason = excluded.reason, command = excluded.command;
+    INSERT INTO flagctl.catalogue (system, version, sha256, source, catalogue, actor, reason)
+    VALUES (p_system, next_version, digest, p_source, p_catalogue, nullif(p_actor, ''), nullif(p_reason, ''));
+    INSERT INTO flagctl.audit (action, system, scope, target, before, after)
+    VALUES ('manifest.publish', p_system, 'global', 'manifest:' || p_system,
+            CASE WHEN current.version IS NOT NULL
+                 THEN jsonb_build_object('version', current.version, 'sha256', current.sha256) END,
+            jsonb_build_object('version', next_version, 'sha256', digest));
+    RETURN QUERY SELECT next_version, digest, true;
+END
+$$;
+
+
+--
+-- Name: catalogue; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.catalogue (
+    system text NOT NULL,
+    version integer NOT NULL,
+    sha256 text NOT NULL,
+    source text NOT NULL,
+    catalogue jsonb NOT NULL,
+    published_at timestamp with time zone DEFAULT now() NOT NULL,
+    published_by text DEFAULT SESSION_USER NOT NULL,
+    actor text,
+    reason text,
+    CONSTRAINT catalogue_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT catalogue_version_check CHECK ((version > 0))
+);
+
+
+--
+-- Name: published(text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.published(p_system text) RETURNS flagctl.catalogue
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    SELECT * FROM flagctl.catalogue c WHERE c.system = p_system ORDER BY c.version DESC LIMIT 1
+$$;
+
+
+--
+-- Name: role_for(text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.role_for(p_action text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog'
+    AS $_$
+    SELECT CASE
+        WHEN base IN ('kill', 'release') THEN 'flagctl_security'
+        WHEN base LIKE 'freeze%' THEN 'flagctl_ops'
+        ELSE 'flagctl_release' END
+      FROM (SELECT regexp_replace(regexp_replace(p_action, '\.refused$', ''), '^drill\.', '') AS base) AS a
+$_$;
+
+
+--
+-- Name: same_value(text, jsonb, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.same_value(p_type text, a jsonb, b jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT CASE
+        WHEN nullif(a, 'null'::jsonb) IS NULL OR nullif(b, 'null'::jsonb) IS NULL
+            THEN nullif(a, 'null'::jsonb) IS NULL AND nullif(b, 'null'::jsonb) IS NULL
+        WHEN p_type = 'rollout' THEN
+            (a->>'enabled')::boolean = (b->>'enabled')::boolean AND (a->>'percent')::int = (b->>'percent')::int
+            AND coalesce((a->>'internal')::boolean, false) = coalesce((b->>'internal')::boolean, false)
+        ELSE a = b
+    END
+$$;
+
+
+--
+-- Name: trusted_session(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.trusted_session() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER')
+        OR EXISTS (SELECT 1 FROM unnest(ARRAY['flagctl_operator', 'flagctl_release', 'flagctl_security',
+                                              'flagctl_ops', 'flagctl_admin']) AS r(name)
+                    WHERE to_regrole(r.name) IS NOT NULL AND pg_has_role(session_user, to_regrole(r.name), 'MEMBER'))
+$$;
+
+
+--
+-- Name: wait_acks(text, bigint, interval, interval); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.wait_acks(p_system text, p_seq bigint, p_timeout interval, p_live interval) RETURNS TABLE(id bigint, host text, pid integer, application text, applied_seq bigint, acked boolean, after_seconds double precision)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+BEGIN
+    LOOP
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM flagctl.clients c
+                               WHERE c.system = p_system AND c.seen_at > clock_timestamp() - p_live
+                                 AND c.applied_seq < p_seq);
+        EXIT WHEN clock_timestamp() - started >= p_timeout;
+        PERFORM pg_sleep(0.005);
+    END LOOP;
+    RETURN QUERY
+        SELECT c.id, c.host, c.pid, c.application, c.applied_seq, c.applied_seq >= p_seq,
+               greatest(0, extract(epoch FROM c.applied_at - started))::double precision
+          FROM flagctl.clients c
+         WHERE c.system = p_system AND c.seen_at > clock_timestamp() - p_live - (clock_timestamp() - started)
+         ORDER BY c.id;
+END
+$$;
+
+
+--
+-- Name: audit_seal; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.audit_seal (
+    pos bigint NOT NULL,
+    seq bigint NOT NULL,
+    sealed_at timestamp with time zone DEFAULT now() NOT NULL,
+    prev_hash text NOT NULL,
+    hash text NOT NULL
+);
+
+
+--
+-- Name: audit_seq_gen; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+CREATE SEQUENCE flagctl.audit_seq_gen
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: audit_signature; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.audit_signature (
+    pos bigint NOT NULL,
+    hash text NOT NULL,
+    mac text NOT NULL,
+    key_id text NOT NULL,
+    signed_at timestamp with time zone DEFAULT now() NOT NULL,
+    db_user text DEFAULT SESSION_USER NOT NULL
+);
+
+
+--
+-- Name: audit_unsealed; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.audit_unsealed (
+    seq bigint NOT NULL
+);
+
+
+--
+-- Name: binding; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.binding (
+    system text NOT NULL,
+    flag text NOT NULL,
+    table_schema text NOT NULL,
+    table_name text NOT NULL,
+    key jsonb NOT NULL,
+    columns jsonb NOT NULL,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: clients; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.clients (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    application text NOT NULL,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    seen_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    applied_seq bigint DEFAULT 0 NOT NULL,
+    applied_at timestamp with time zone,
+    backend_pid integer
+);
+
+
+--
+-- Name: clients_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.clients ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.clients_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: drills; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.drills (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    kind text NOT NULL,
+    subject text NOT NULL,
+    scope text DEFAULT 'global'::text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    actor text,
+    reason text NOT NULL,
+    verdict text DEFAULT 'running'::text NOT NULL,
+    steps jsonb DEFAULT '[]'::jsonb NOT NULL,
+    restored boolean,
+    report text,
+    CONSTRAINT drills_kind_check CHECK ((kind = ANY (ARRAY['kill'::text, 'rollback'::text]))),
+    CONSTRAINT drills_verdict_check CHECK ((verdict = ANY (ARRAY['running'::text, 'passed'::text, 'failed'::text, 'interrupted'::text])))
+);
+
+
+--
+-- Name: drills_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.drills ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.drills_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: engaged_switch; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.engaged_switch (
+    system text NOT NULL,
+    switch text NOT NULL,
+    scope text DEFAULT 'global'::text NOT NULL,
+    level integer NOT NULL,
+    seq bigint NOT NULL,
+    engaged_at timestamp with time zone DEFAULT now() NOT NULL,
+    actor text,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    reason text NOT NULL,
+    prior jsonb NOT NULL,
+    applied jsonb NOT NULL,
+    settings jsonb DEFAULT '{}'::jsonb NOT NULL,
+    below jsonb DEFAULT '{}'::jsonb NOT NULL
+);
+
+
+--
+-- Name: engaged_switch_seq_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.engaged_switch ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.engaged_switch_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: exemption; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.exemption (
+    system text NOT NULL,
+    flag text NOT NULL,
+    scope text NOT NULL,
+    effect text NOT NULL,
+    note text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    actor text,
+    CONSTRAINT exemption_effect_check CHECK ((effect = ANY (ARRAY['allow'::text, 'deny'::text]))),
+    CONSTRAINT exemption_scope_check CHECK ((scope ~ '^[a-z][a-z0-9_-]*:.+$'::text))
+);
+
+
+--
+-- Name: flag_state; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.flag_state (
+    system text NOT NULL,
+    flag text NOT NULL,
+    scope text DEFAULT 'global'::text NOT NULL,
+    value jsonb NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT flag_state_scope_form CHECK (((scope = 'global'::text) OR (scope ~ '^[a-z][a-z0-9_-]*:.+$'::text)))
+);
+
+
+--
+-- Name: freeze_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl."freeze" ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.freeze_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: proof_baseline; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.proof_baseline (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    measured_at timestamp with time zone DEFAULT now() NOT NULL,
+    window_seconds numeric NOT NULL,
+    rates jsonb NOT NULL
+);
+
+
+--
+-- Name: proof_baseline_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.proof_baseline ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.proof_baseline_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: requests; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.requests (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    action text NOT NULL,
+    summary text NOT NULL,
+    spec jsonb NOT NULL,
+    why text NOT NULL,
+    reason text NOT NULL,
+    requested_by text DEFAULT SESSION_USER NOT NULL,
+    requested_actor text,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    approved_by text,
+    approved_actor text,
+    approved_at timestamp with time zone,
+    txid bigint,
+    changes jsonb,
+    CONSTRAINT requests_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'approved'::text])))
+);
+
+
+--
+-- Name: requests_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.requests ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.requests_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: reviews; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.reviews (
+    audit_seq bigint NOT NULL,
+    system text,
+    reviewed_by text DEFAULT SESSION_USER NOT NULL,
+    actor text,
+    note text NOT NULL,
+    reviewed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT reviews_note_check CHECK (((length(note) >= 1) AND (length(note) <= 2000)))
+);
+
+
+--
+-- Name: rollback_state; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.rollback_state (
+    system text NOT NULL,
+    state text NOT NULL,
+    since timestamp with time zone NOT NULL,
+    green_since timestamp with time zone,
+    detail jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT rollback_state_state_check CHECK ((state = ANY (ARRAY['NORMAL'::text, 'DEGRADED'::text, 'ROLLBACK_PENDING'::text, 'ROLLED_BACK'::text, 'RECOVERY_VERIFY'::text])))
+);
+
+
+--
+-- Name: safe_point; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.safe_point (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    name text NOT NULL,
+    kind text NOT NULL,
+    state jsonb NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    actor text,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    reason text,
+    CONSTRAINT safe_point_kind_check CHECK ((kind = ANY (ARRAY['profile'::text, 'snapshot'::text])))
+);
+
+
+--
+-- Name: safe_point_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.safe_point ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.safe_point_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: schema_migrations; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.schema_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: schema_routines; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.schema_routines (
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: audit audit_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.audit
+    ADD CONSTRAINT audit_pkey PRIMARY KEY (seq);
+
+
+--
+-- Name: audit_seal audit_seal_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.audit_seal
+    ADD CONSTRAINT audit_seal_pkey PRIMARY KEY (pos);
+
+
+--
+-- Name: audit_seal audit_seal_seq_key; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.audit_seal
+    ADD CONSTRAINT audit_seal_seq_key UNIQUE (seq);
+
+
+--
+-- Name: audit_signature audit_signature_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.audit_signature
+    ADD CONSTRAINT audit_signature_pkey PRIMARY KEY (pos);
+
+
+--
+-- Name: audit_unsealed audit_unsealed_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.audit_unsealed
+    ADD CONSTRAINT audit_unsealed_pkey PRIMARY KEY (seq);
+
+
+--
+-- Name: binding binding_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.binding
+    ADD CONSTRAINT binding_pkey PRIMARY KEY (system, flag);
+
+
+--
+-- Name: catalogue catalogue_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.catalogue
+    ADD CONSTRAINT catalogue_pkey PRIMARY KEY (system, version);
+
+
+--
+-- Name: change_context change_context_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.change_context
+    ADD CONSTRAINT change_context_pkey PRIMARY KEY (txid);
+
+
+--
+-- Name: clients clients_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.clients
+    ADD CONSTRAINT clients_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: drills drills_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.drills
+    ADD CONSTRAINT drills_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: engaged_switch engaged_switch_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.engaged_switch
+    ADD CONSTRAINT engaged_switch_pkey PRIMARY KEY (system, switch, scope);
+
+
+--
+-- Name: exemption exemption_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.exemption
+    ADD CONSTRAINT exemption_pkey PRIMARY KEY (system, flag, scope);
+
+
+--
+-- Name: flag_state flag_state_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.flag_state
+    ADD CONSTRAINT flag_state_pkey PRIMARY KEY (system, flag, scope);
+
+
+--
+-- Name: freeze freeze_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl."freeze"
+    ADD CONSTRAINT freeze_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: proof_baseline proof_baseline_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.proof_baseline
+    ADD CONSTRAINT proof_baseline_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: requests requests_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.requests
+    ADD CONSTRAINT requests_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: reviews reviews_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.reviews
+    ADD CONSTRAINT reviews_pkey PRIMARY KEY (audit_seq);
+
+
+--
+-- Name: rollback_state rollback_state_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.rollback_state
+    ADD CONSTRAINT rollback_state_pkey PRIMARY KEY (system);
+
+
+--
+-- Name: safe_point safe_point_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.safe_point
+    ADD CONSTRAINT safe_point_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: schema_routines schema_routines_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.schema_routines
+    ADD CONSTRAINT schema_routines_pkey PRIMARY KEY (name);
+
+
+--
+-- Name: audit_at_idx; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX audit_at_idx ON flagctl.audit USING btree (at);
+
+
+--
+-- Name: audit_flag_idx; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX audit_flag_idx ON flagctl.audit USING btree (system, flag, seq);
+
+
+--
+-- Name: audit_request_id; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX audit_request_id ON flagctl.audit USING btree (request_id) WHERE (request_id IS NOT NULL);
+
+
+--
+-- Name: audit_system_seq_idx; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX audit_system_seq_idx ON flagctl.audit USING btree (system, seq);
+
+
+--
+-- Name: clients_by_system; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX clients_by_system ON flagctl.clients USING btree (system, seen_at);
+
+
+--
+-- Name: drills_by_system; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX drills_by_system ON flagctl.drills USING btree (system, id DESC);
+
+
+--
+-- Name: freeze_active; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX freeze_active ON flagctl."freeze" USING btree (system) WHERE (cleared_at IS NULL);
+
+
+--
+-- Name: requests_pending; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX requests_pending ON flagctl.requests USING btree (system) WHERE (status = 'pending'::text);
+
+
+--
+-- Name: safe_point_system_idx; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX safe_point_system_idx ON flagctl.safe_point USING btree (system, id DESC);
+
+
+--
+-- Name: audit audit_append_only; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER audit_append_only BEFORE DELETE OR UPDATE ON flagctl.audit FOR EACH ROW EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: audit audit_chain; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER audit_chain BEFORE INSERT ON flagctl.audit FOR EACH ROW EXECUTE FUNCTION flagctl.audit_chain();
+
+
+--
+-- Name: audit audit_no_truncate; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON flagctl.audit FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: audit audit_notify; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER audit_notify AFTER INSERT ON flagctl.audit FOR EACH ROW WHEN ((new.system IS NOT NULL)) EXECUTE FUNCTION flagctl.audit_notify();
+
+
+--
+-- Name: audit_seal audit_seal_append_only; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER audit_seal_append_only BEFORE DELETE OR UPDATE ON flagctl.audit_seal FOR EACH ROW EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: audit audit_seal_at_commit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE CONSTRAINT TRIGGER audit_seal_at_commit AFTER INSERT ON flagctl.audit DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION flagctl.audit_seal_at_commit();
+
+
+--
+-- Name: audit_seal audit_seal_no_truncate; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER audit_seal_no_truncate BEFORE TRUNCATE ON flagctl.audit_seal FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: audit_signature audit_signature_append_only; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER audit_signature_append_only BEFORE DELETE OR UPDATE ON flagctl.audit_signature FOR EACH ROW EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: audit_signature audit_signature_no_truncate; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER audit_signature_no_truncate BEFORE TRUNCATE ON flagctl.audit_signature FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: catalogue flagctl_append_only; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_append_only BEFORE DELETE OR UPDATE ON flagctl.catalogue FOR EACH ROW EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: reviews flagctl_append_only; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_append_only BEFORE DELETE OR UPDATE ON flagctl.reviews FOR EACH ROW EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: engaged_switch flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.engaged_switch FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
+-- Name: exemption flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.exemption FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
+-- Name: flag_state flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.flag_state FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
+-- Name: freeze flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl."freeze" FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
+-- Name: requests flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR UPDATE ON flagctl.requests FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
+-- Name: reviews flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT ON flagctl.reviews FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
+-- Name: rollback_state flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.rollback_state FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
+-- Name: safe_point flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.safe_point FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
+-- Name: flag_state flagctl_audit_truncate; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit_truncate AFTER TRUNCATE ON flagctl.flag_state FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_truncate();
+
+
+--
+-- Name: engaged_switch flagctl_guard; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_guard BEFORE INSERT OR DELETE OR UPDATE ON flagctl.engaged_switch FOR EACH ROW EXECUTE FUNCTION flagctl.guard_engaged_write();
+
+
+--
+-- Name: flag_state flagctl_guard; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_guard BEFORE INSERT OR DELETE OR UPDATE ON flagctl.flag_state FOR EACH ROW EXECUTE FUNCTION flagctl.guard_flag_write();
+
+
+--
+-- Name: requests flagctl_guard; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_guard BEFORE INSERT OR UPDATE ON flagctl.requests FOR EACH ROW EXECUTE FUNCTION flagctl.guard_request();
+
+
+--
+-- Name: reviews flagctl_guard; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_guard BEFORE INSERT ON flagctl.reviews FOR EACH ROW EXECUTE FUNCTION flagctl.guard_review();
+
+
+--
+-- Name: requests flagctl_no_delete; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_no_delete BEFORE DELETE OR TRUNCATE ON flagctl.requests FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: catalogue flagctl_no_truncate; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_no_truncate BEFORE TRUNCATE ON flagctl.catalogue FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: SCHEMA flagctl; Type: ACL; Schema: -; Owner: -
+--
+
+GRANT USAGE ON SCHEMA flagctl TO flagctl_operator;
+GRANT USAGE ON SCHEMA flagctl TO flagctl_viewer;
+
+
+--
+-- Name: FUNCTION approve_request(p_id bigint, p_system text, p_actor text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.approve_request(p_id bigint, p_system text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.approve_request(p_id bigint, p_system text, p_actor text) TO flagctl_release;
+GRANT ALL ON FUNCTION flagctl.approve_request(p_id bigint, p_system text, p_actor text) TO flagctl_security;
+GRANT ALL ON FUNCTION flagctl.approve_request(p_id bigint, p_system text, p_actor text) TO flagctl_ops;
+GRANT ALL ON FUNCTION flagctl.approve_request(p_id bigint, p_system text, p_actor text) TO flagctl_admin;
+GRANT ALL ON FUNCTION flagctl.approve_request(p_id bigint, p_system text, p_actor text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION audit_backlog(); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.audit_backlog() FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.audit_backlog() TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.audit_backlog() TO flagctl_release;
+GRANT ALL ON FUNCTION flagctl.audit_backlog() TO flagctl_security;
+GRANT ALL ON FUNCTION flagctl.audit_backlog() TO flagctl_ops;
+GRANT ALL ON FUNCTION flagctl.audit_backlog() TO flagctl_admin;
+GRANT ALL ON FUNCTION flagctl.audit_backlog() TO flagctl_operator;
+
+
+--
+-- Name: TABLE audit; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.audit TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.audit TO flagctl_viewer;
+
+
+--
+-- Name: FUNCTION audit_event(p_action text, p_system text, p_flag text, p_target text, p_detail jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.audit_event(p_action text, p_system text, p_flag text, p_target text, p_detail jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.audit_event(p_action text, p_system text, p_flag text, p_target text, p_detail jsonb) TO flagctl_operator;
+GRANT ALL ON FUNCTION flagctl.audit_event(p_action text, p_system text, p_flag text, p_target text, p_detail jsonb) TO flagctl_release;
+GRANT ALL ON FUNCTION flagctl.audit_event(p_action text, p_system text, p_flag text, p_target text, p_detail jsonb) TO flagctl_security;
+GRANT ALL ON FUNCTION flagctl.audit_event(p_action text, p_system text, p_flag text, p_target text, p_detail jsonb) TO flagctl_ops;
+
+
+--
+-- Name: FUNCTION audit_seal(wait boolean, max_rows bigint); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.audit_seal(wait boolean, max_rows bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.audit_seal(wait boolean, max_rows bigint) TO flagctl_operator;
+GRANT ALL ON FUNCTION flagctl.audit_seal(wait boolean, max_rows bigint) TO flagctl_viewer;
+
+
+--
+-- Name: FUNCTION audit_truncate(); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.audit_truncate() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION begin_change(p_action text, p_actor text, p_reason text, p_command text, p_request_id text, p_system text, p_source text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.begin_change(p_action text, p_actor text, p_reason text, p_command text, p_request_id text, p_system text, p_source text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.begin_change(p_action text, p_actor text, p_reason text, p_command text, p_request_id text, p_system text, p_source text) TO flagctl_release;
+GRANT ALL ON FUNCTION flagctl.begin_change(p_action text, p_actor text, p_reason text, p_command text, p_request_id text, p_system text, p_source text) TO flagctl_security;
+GRANT ALL ON FUNCTION flagctl.begin_change(p_action text, p_actor text, p_reason text, p_command text, p_request_id text, p_system text, p_source text) TO flagctl_ops;
+GRANT ALL ON FUNCTION flagctl.begin_change(p_action text, p_actor text, p_reason text, p_command text, p_request_id text, p_system text, p_source text) TO flagctl_admin;
+GRANT ALL ON FUNCTION flagctl.begin_change(p_action text, p_actor text, p_reason text, p_command text, p_request_id text, p_system text, p_source text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION blockers_of(p_waiter integer); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.blockers_of(p_waiter integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.blockers_of(p_waiter integer) TO flagctl_security;
+GRANT ALL ON FUNCTION flagctl.blockers_of(p_waiter integer) TO flagctl_admin;
+GRANT ALL ON FUNCTION flagctl.blockers_of(p_waiter integer) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION bucket(salt text, id text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT ALL ON FUNCTION flagctl.bucket(salt text, id text) TO flagctl_viewer;
+
+
+--
+-- Name: FUNCTION client_ack(p_id bigint, p_seq bigint); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.client_ack(p_id bigint, p_seq bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.client_ack(p_id bigint, p_seq bigint) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.client_ack(p_id bigint, p_seq bigint) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION client_register(p_system text, p_host text, p_pid integer, p_application text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.client_register(p_system text, p_host text, p_pid integer, p_application text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.client_register(p_system text, p_host text, p_pid integer, p_application text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.client_register(p_system text, p_host text, p_pid integer, p_application text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION client_unregister(p_id bigint); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.client_unregister(p_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.client_unregister(p_id bigint) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.client_unregister(p_id bigint) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION create_request(p_system text, p_action text, p_spec jsonb, p_why text, p_reason text, p_actor text, p_changes jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.create_request(p_system text, p_action text, p_spec jsonb, p_why text, p_reason text, p_actor text, p_changes jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.create_request(p_system text, p_action text, p_spec jsonb, p_why text, p_reason text, p_actor text, p_changes jsonb) TO flagctl_release;
+GRANT ALL ON FUNCTION flagctl.create_request(p_system text, p_action text, p_spec jsonb, p_why text, p_reason text, p_actor text, p_changes jsonb) TO flagctl_security;
+GRANT ALL ON FUNCTION flagctl.create_request(p_system text, p_action text, p_spec jsonb, p_why text, p_reason text, p_actor text, p_changes jsonb) TO flagctl_ops;
+GRANT ALL ON FUNCTION flagctl.create_request(p_system text, p_action text, p_spec jsonb, p_why text, p_reason text, p_actor text, p_changes jsonb) TO flagctl_admin;
+GRANT ALL ON FUNCTION flagctl.create_request(p_system text, p_action text, p_spec jsonb, p_why text, p_reason text, p_actor text, p_changes jsonb) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION current_change(); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.current_change() FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.current_change() TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.current_change() TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text) TO flagctl_security;
+GRANT ALL ON FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text) TO flagctl_admin;
+GRANT ALL ON FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text) TO flagctl_operator;
+
+
+--
+-- Name: TABLE "freeze"; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl."freeze" TO flagctl_viewer;
+GRANT INSERT,UPDATE ON TABLE flagctl."freeze" TO flagctl_ops;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl."freeze" TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION hash_version(); Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT ALL ON FUNCTION flagctl.hash_version() TO flagctl_viewer;
+
+
+--
+-- Name: FUNCTION judge_flag_write(v_system text, v_flag text, v_scope text, before jsonb, after jsonb, own boolean); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.judge_flag_write(v_system text, v_flag text, v_scope text, before jsonb, after jsonb, own boolean) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION kill_waiter(p_waiter integer); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_waiter(p_waiter integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION mark_forced(); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.mark_forced() FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.mark_forced() TO flagctl_release;
+GRANT ALL ON FUNCTION flagctl.mark_forced() TO flagctl_security;
+GRANT ALL ON FUNCTION flagctl.mark_forced() TO flagctl_ops;
+GRANT ALL ON FUNCTION flagctl.mark_forced() TO flagctl_admin;
+GRANT ALL ON FUNCTION flagctl.mark_forced() TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION publish_manifest(p_system text, p_source text, p_catalogue jsonb, p_actor text, p_reason text, p_command text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.publish_manifest(p_system text, p_source text, p_catalogue jsonb, p_actor text, p_reason text, p_command text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.publish_manifest(p_system text, p_source text, p_catalogue jsonb, p_actor text, p_reason text, p_command text) TO flagctl_release;
+GRANT ALL ON FUNCTION flagctl.publish_manifest(p_system text, p_source text, p_catalogue jsonb, p_actor text, p_reason text, p_command text) TO flagctl_admin;
+GRANT ALL ON FUNCTION flagctl.publish_manifest(p_system text, p_source text, p_catalogue jsonb, p_actor text, p_reason text, p_command text) TO flagctl_operator;
+
+
+--
+-- Name: TABLE catalogue; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.catalogue TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.catalogue TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION published(p_system text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.published(p_system text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.published(p_system text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.published(p_system text) TO flagctl_operator;
+
+
+--
+-- Name: TABLE audit_seal; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.audit_seal TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.audit_seal TO flagctl_viewer;
+
+
+--
+-- Name: TABLE audit_signature; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE flagctl.audit_signature TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.audit_signature TO flagctl_viewer;
+GRANT INSERT ON TABLE flagctl.audit_signature TO flagctl_release;
+GRANT INSERT ON TABLE flagctl.audit_signature TO flagctl_security;
+GRANT INSERT ON TABLE flagctl.audit_signature TO flagctl_ops;
+
+
+--
+-- Name: TABLE audit_unsealed; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.audit_unsealed TO flagctl_operator;
+
+
+--
+-- Name: TABLE binding; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.binding TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.binding TO flagctl_viewer;
+
+
+--
+-- Name: TABLE clients; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.clients TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.clients TO flagctl_operator;
+
+
+--
+-- Name: TABLE drills; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.drills TO flagctl_viewer;
+GRANT INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_release;
+GRANT INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_security;
+
+
+--
+-- Name: TABLE engaged_switch; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.engaged_switch TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.engaged_switch TO flagctl_viewer;
+GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.engaged_switch TO flagctl_security;
+
+
+--
+-- Name: TABLE exemption; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.exemption TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.exemption TO flagctl_viewer;
+GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.exemption TO flagctl_release;
+
+
+--
+-- Name: TABLE flag_state; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.flag_state TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.flag_state TO flagctl_viewer;
+GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.flag_state TO flagctl_release;
+GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.flag_state TO flagctl_security;
+
+
+--
+-- Name: TABLE proof_baseline; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.proof_baseline TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.proof_baseline TO flagctl_viewer;
+GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.proof_baseline TO flagctl_release;
+
+
+--
+-- Name: TABLE requests; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.requests TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.requests TO flagctl_operator;
+
+
+--
+-- Name: TABLE reviews; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.reviews TO flagctl_viewer;
+GRANT INSERT ON TABLE flagctl.reviews TO flagctl_release;
+GRANT INSERT ON TABLE flagctl.reviews TO flagctl_security;
+GRANT INSERT ON TABLE flagctl.reviews TO flagctl_ops;
+GRANT SELECT,INSERT,UPDATE ON TABLE flagctl.reviews TO flagctl_operator;
+
+
+--
+-- Name: TABLE rollback_state; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.rollback_state TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.rollback_state TO flagctl_viewer;
+GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.rollback_state TO flagctl_release;
+
+
+--
+-- Name: TABLE safe_point; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.safe_point TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.safe_point TO flagctl_viewer;
+GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.safe_point TO flagctl_release;
+
+
+--
+-- Name: TABLE schema_migrations; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.schema_migrations TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.schema_migrations TO flagctl_viewer;
+
+
+--
+-- Name: TABLE schema_routines; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.schema_routines TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.schema_routines TO flagctl_operator;
+
+
+--
+-- PostgreSQL database dump complete
+--
