@@ -502,6 +502,64 @@ COMMENT ON FUNCTION flagctl.bucket(salt text, id text) IS 'hash_version 1: murmu
 
 
 --
+-- Name: engaged_switch; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.engaged_switch (
+    system text NOT NULL,
+    switch text NOT NULL,
+    scope text DEFAULT 'global'::text NOT NULL,
+    level integer NOT NULL,
+    seq bigint NOT NULL,
+    engaged_at timestamp with time zone DEFAULT now() NOT NULL,
+    actor text,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    reason text NOT NULL,
+    prior jsonb NOT NULL,
+    applied jsonb NOT NULL,
+    settings jsonb DEFAULT '{}'::jsonb NOT NULL,
+    below jsonb DEFAULT '{}'::jsonb NOT NULL
+);
+
+
+--
+-- Name: check_bases(flagctl.engaged_switch, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.check_bases(e flagctl.engaged_switch, p_old_below jsonb) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    f record;
+    s record;
+BEGIN
+    IF p_old_below IS NULL THEN  -- a new engagement: its own bases
+        FOR f IN SELECT key, value FROM jsonb_each(coalesce(e.prior, '{}'::jsonb)) LOOP
+            IF NOT flagctl.true_base(e.system, e.switch, f.key, e.scope, f.value) THEN
+                RAISE EXCEPTION 'flagctl: kill switch % records % as the base of %, which it never was',
+                    e.switch, f.value, f.key
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'a kill records the value it replaced; flagctl kill does';
+            END IF;
+        END LOOP;
+    END IF;
+    FOR f IN SELECT key, value FROM jsonb_each(coalesce(e.below, '{}'::jsonb)) LOOP
+        FOR s IN SELECT key, value FROM jsonb_each(f.value) LOOP
+            CONTINUE WHEN p_old_below->f.key->s.key IS NOT DISTINCT FROM s.value;  -- recorded before
+            IF NOT flagctl.true_base(e.system, e.switch, f.key, s.key, s.value->'prior') THEN
+                RAISE EXCEPTION 'flagctl: kill switch % records % as the base of % at %, which it never was',
+                    e.switch, s.value->'prior', f.key, s.key
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'a kill records the value it replaced; flagctl kill does';
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+
+--
 -- Name: client_ack(bigint, bigint); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -758,11 +816,34 @@ DECLARE
     act text := regexp_replace(coalesce((SELECT c.action FROM flagctl.change_context c
                                           WHERE c.txid = txid_current()), 'sql'), '^drill\.', '');
 BEGIN
-    IF pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER')
-       OR act IN ('kill', 'release') THEN
+    IF pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER') THEN
         RETURN coalesce(NEW, OLD);
     END IF;
-    RAISE EXCEPTION 'flagctl: kill switches are engaged and released only by flagctl kill and release (not %)', act
+    IF act = 'kill' AND TG_OP = 'INSERT' THEN
+        PERFORM flagctl.check_bases(NEW, NULL);
+        RETURN NEW;
+    END IF;
+    IF act = 'kill' AND TG_OP = 'UPDATE' AND to_jsonb(NEW) - 'below' = to_jsonb(OLD) - 'below' THEN
+        PERFORM flagctl.check_bases(NEW, coalesce(OLD.below, '{}'::jsonb));
+        RETURN NEW;
+    END IF;
+    IF act = 'release' AND TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE' AND (act LIKE 'stage%' OR act LIKE 'rollback%') THEN
+        IF flagctl.may('stage.set') AND OLD.scope = 'global'
+           AND to_jsonb(NEW) - 'prior' - 'applied' = to_jsonb(OLD) - 'prior' - 'applied'
+           AND flagctl.narrows_base(OLD.system, OLD.prior, NEW.prior)
+           AND flagctl.narrows_base(OLD.system, OLD.applied, NEW.applied) THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'flagctl: a stage move under kill switch % only narrows the stage beneath it (%)',
+            OLD.switch, act
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'flagctl stage set / stage rollback move it back; release the kill before moving forward';
+    END IF;
+    RAISE EXCEPTION 'flagctl: kill switches are engaged and released only by flagctl kill and release (not % of a %)',
+        lower(TG_OP), act
         USING ERRCODE = 'insufficient_privilege';
 END
 $$;
@@ -1112,6 +1193,47 @@ $$;
 
 
 --
+-- Name: narrows_base(text, jsonb, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.narrows_base(p_system text, before jsonb, after jsonb) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    cat  jsonb := (flagctl.published(p_system)).catalogue;
+    f    record;
+    kind text;
+    was  jsonb;
+BEGIN
+    IF jsonb_typeof(before) <> 'object' OR jsonb_typeof(after) <> 'object'
+       OR (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(before) AS k)
+          IS DISTINCT FROM (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(after) AS k) THEN
+        RETURN false;
+    END IF;
+    IF cat IS NULL THEN
+        RETURN true;  -- nothing published to judge by: roles only, as for every write
+    END IF;
+    FOR f IN SELECT b.key, b.value AS old, a.value AS new
+               FROM jsonb_each(before) AS b JOIN jsonb_each(after) AS a ON a.key = b.key
+              WHERE a.value IS DISTINCT FROM b.value LOOP
+        kind := cat->'flags'->f.key->>'type';
+        IF kind IS NULL OR f.new IS NULL OR jsonb_typeof(f.new) = 'null' THEN
+            RETURN false;
+        END IF;
+        IF kind IN ('rollout', 'bool') THEN
+            was := coalesce(nullif(f.old, 'null'::jsonb), cat->'flags'->f.key->'default');
+            IF NOT coalesce(flagctl.exposure(kind, f.new) <= flagctl.exposure(kind, was), false) THEN
+                RETURN false;
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN true;
+END
+$$;
+
+
+--
 -- Name: publish_manifest(text, text, jsonb, text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -1223,6 +1345,26 @@ $$;
 
 
 --
+-- Name: true_base(text, text, text, text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.true_base(p_system text, p_switch text, p_flag text, p_scope text, p_base jsonb) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    SELECT coalesce(flagctl.value_before(p_system, p_flag, p_scope), 'null'::jsonb)
+               = coalesce(p_base, 'null'::jsonb)
+        OR EXISTS (SELECT 1 FROM flagctl.engaged_switch e
+                    WHERE e.system = p_system AND e.switch <> p_switch
+                      AND ((e.scope = p_scope AND e.prior ? p_flag
+                            AND coalesce(e.prior->p_flag, 'null'::jsonb) = coalesce(p_base, 'null'::jsonb))
+                           OR (e.below->p_flag ? p_scope
+                               AND coalesce(e.below->p_flag->p_scope->'prior', 'null'::jsonb)
+                                   = coalesce(p_base, 'null'::jsonb))))
+$$;
+
+
+--
 -- Name: trusted_session(); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -1235,6 +1377,38 @@ CREATE FUNCTION flagctl.trusted_session() RETURNS boolean
                                               'flagctl_ops', 'flagctl_admin']) AS r(name)
                     WHERE to_regrole(r.name) IS NOT NULL AND pg_has_role(session_user, to_regrole(r.name), 'MEMBER'))
 $$;
+
+
+--
+-- Name: value_before(text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.value_before(p_system text, p_flag text, p_scope text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $_$
+DECLARE
+    a    record;
+    b    flagctl.binding;
+    now_ jsonb;
+BEGIN
+    SELECT * INTO b FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = p_flag;
+    SELECT au.before INTO a FROM flagctl.audit au
+     WHERE au.system = p_system AND au.flag = p_flag AND au.scope = p_scope AND au.txid = txid_current()
+     ORDER BY au.seq DESC LIMIT 1;
+    IF FOUND THEN
+        RETURN CASE WHEN b.system IS NULL THEN a.before ELSE flagctl.bound_value(b.columns, a.before) END;
+    END IF;
+    IF b.system IS NULL THEN
+        SELECT s.value INTO now_ FROM flagctl.flag_state s
+         WHERE s.system = p_system AND s.flag = p_flag AND s.scope = p_scope;
+        RETURN now_;
+    END IF;
+    EXECUTE format('SELECT to_jsonb(t) FROM %I.%I AS t WHERE to_jsonb(t) @> $1 LIMIT 1', b.table_schema, b.table_name)
+       INTO now_ USING b.key;
+    RETURN flagctl.bound_value(b.columns, now_);
+END
+$_$;
 
 
 --
@@ -1396,27 +1570,6 @@ ALTER TABLE flagctl.drills ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
-);
-
-
---
--- Name: engaged_switch; Type: TABLE; Schema: flagctl; Owner: -
---
-
-CREATE TABLE flagctl.engaged_switch (
-    system text NOT NULL,
-    switch text NOT NULL,
-    scope text DEFAULT 'global'::text NOT NULL,
-    level integer NOT NULL,
-    seq bigint NOT NULL,
-    engaged_at timestamp with time zone DEFAULT now() NOT NULL,
-    actor text,
-    db_user text DEFAULT SESSION_USER NOT NULL,
-    reason text NOT NULL,
-    prior jsonb NOT NULL,
-    applied jsonb NOT NULL,
-    settings jsonb DEFAULT '{}'::jsonb NOT NULL,
-    below jsonb DEFAULT '{}'::jsonb NOT NULL
 );
 
 
@@ -2141,6 +2294,36 @@ GRANT ALL ON FUNCTION flagctl.bucket(salt text, id text) TO flagctl_viewer;
 
 
 --
+-- Name: TABLE engaged_switch; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.engaged_switch TO flagctl_operator;
+GRANT SELECT ON TABLE flagctl.engaged_switch TO flagctl_viewer;
+GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.engaged_switch TO flagctl_security;
+
+
+--
+-- Name: COLUMN engaged_switch.prior; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT UPDATE(prior) ON TABLE flagctl.engaged_switch TO flagctl_release;
+
+
+--
+-- Name: COLUMN engaged_switch.applied; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT UPDATE(applied) ON TABLE flagctl.engaged_switch TO flagctl_release;
+
+
+--
+-- Name: FUNCTION check_bases(e flagctl.engaged_switch, p_old_below jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.check_bases(e flagctl.engaged_switch, p_old_below jsonb) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION client_ack(p_id bigint, p_seq bigint); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -2241,6 +2424,13 @@ GRANT ALL ON FUNCTION flagctl.mark_forced() TO flagctl_operator;
 
 
 --
+-- Name: FUNCTION narrows_base(p_system text, before jsonb, after jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.narrows_base(p_system text, before jsonb, after jsonb) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION publish_manifest(p_system text, p_source text, p_catalogue jsonb, p_actor text, p_reason text, p_command text); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -2265,6 +2455,20 @@ GRANT SELECT ON TABLE flagctl.catalogue TO flagctl_operator;
 REVOKE ALL ON FUNCTION flagctl.published(p_system text) FROM PUBLIC;
 GRANT ALL ON FUNCTION flagctl.published(p_system text) TO flagctl_viewer;
 GRANT ALL ON FUNCTION flagctl.published(p_system text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION true_base(p_system text, p_switch text, p_flag text, p_scope text, p_base jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.true_base(p_system text, p_switch text, p_flag text, p_scope text, p_base jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION value_before(p_system text, p_flag text, p_scope text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.value_before(p_system text, p_flag text, p_scope text) FROM PUBLIC;
 
 
 --
@@ -2317,15 +2521,6 @@ GRANT SELECT,INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.drills TO flagctl_viewer;
 GRANT INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_release;
 GRANT INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_security;
-
-
---
--- Name: TABLE engaged_switch; Type: ACL; Schema: flagctl; Owner: -
---
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.engaged_switch TO flagctl_operator;
-GRANT SELECT ON TABLE flagctl.engaged_switch TO flagctl_viewer;
-GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.engaged_switch TO flagctl_security;
 
 
 --
