@@ -1008,9 +1008,9 @@ BEGIN
     now_ := flagctl.exposure(kind, after);
 
     IF act IN ('kill', 'release') THEN
-        IF flagctl.may('set') THEN
-            RETURN;  -- a release member may set any value anyway
-        END IF;
+        -- A kill's or a release's own values pass, frozen or not; anything else it writes
+        -- is refused, or — for a member who may set values anyway — judged as a set is:
+        -- by the freeze and the approvals below.
         IF act = 'kill' THEN
             -- A rollout's kill settings only ever narrow it; any other type's kill writes a
             -- switch's own value (a safety bool may well be turned on).
@@ -1024,29 +1024,34 @@ BEGIN
             IF cat IS NULL AND after IS NOT NULL THEN
                 RETURN;  -- nothing published to judge by
             END IF;
-            RAISE EXCEPTION 'flagctl: a kill by % may only lower exposure or set a kill switch''s own value; % at % would go from % to %',
-                session_user, v_flag, v_scope, coalesce(before::text, 'unset'), coalesce(after::text, 'unset')
-                USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl kill SWITCH sets exactly the switch''s values';
+            IF NOT flagctl.may('set') THEN
+                RAISE EXCEPTION 'flagctl: a kill by % may only lower exposure or set a kill switch''s own value; % at % would go from % to %',
+                    session_user, v_flag, v_scope, coalesce(before::text, 'unset'), coalesce(after::text, 'unset')
+                    USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl kill SWITCH sets exactly the switch''s values';
+            END IF;
+        ELSE
+            -- A release restores no more than the engaged kills recorded as the base at this scope.
+            IF EXISTS (
+                SELECT 1
+                  FROM flagctl.engaged_switch e,
+                       LATERAL (SELECT CASE WHEN e.scope = v_scope THEN e.prior->v_flag
+                                            ELSE e.below->v_flag->v_scope->'prior' END AS base,
+                                       CASE WHEN e.scope = v_scope THEN e.prior ? v_flag
+                                            ELSE coalesce(e.below->v_flag ? v_scope, false) END AS covers) AS b
+                 WHERE e.system = v_system AND b.covers
+                   AND (after IS NULL AND (b.base IS NULL OR jsonb_typeof(b.base) = 'null')
+                        OR after IS NOT NULL AND (after = b.base
+                            OR flagctl.exposure(kind, after) <= flagctl.exposure(kind, b.base)
+                            OR b.base IS NULL AND now_ IS NOT NULL AND was IS NOT NULL AND now_ <= was)))
+            THEN
+                RETURN;
+            END IF;
+            IF NOT flagctl.may('set') THEN
+                RAISE EXCEPTION 'flagctl: a release by % restores only what the engaged kills replaced; % at % would become %',
+                    session_user, v_flag, v_scope, coalesce(after::text, 'unset')
+                    USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl release SWITCH restores exactly the recorded values';
+            END IF;
         END IF;
-        -- A release restores no more than the engaged kills recorded as the base at this scope.
-        IF EXISTS (
-            SELECT 1
-              FROM flagctl.engaged_switch e,
-                   LATERAL (SELECT CASE WHEN e.scope = v_scope THEN e.prior->v_flag
-                                        ELSE e.below->v_flag->v_scope->'prior' END AS base,
-                                   CASE WHEN e.scope = v_scope THEN e.prior ? v_flag
-                                        ELSE coalesce(e.below->v_flag ? v_scope, false) END AS covers) AS b
-             WHERE e.system = v_system AND b.covers
-               AND (after IS NULL AND (b.base IS NULL OR jsonb_typeof(b.base) = 'null')
-                    OR after IS NOT NULL AND (after = b.base
-                        OR flagctl.exposure(kind, after) <= flagctl.exposure(kind, b.base)
-                        OR b.base IS NULL AND now_ IS NOT NULL AND was IS NOT NULL AND now_ <= was)))
-        THEN
-            RETURN;
-        END IF;
-        RAISE EXCEPTION 'flagctl: a release by % restores only what the engaged kills replaced; % at % would become %',
-            session_user, v_flag, v_scope, coalesce(after::text, 'unset')
-            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl release SWITCH restores exactly the recorded values';
     END IF;
 
     -- A freeze stops any widening but a rollback's (or a drill putting back what it moved).

@@ -219,6 +219,22 @@ def test_a_freeze_holds_in_psql(ws8: Cli) -> None:
     assert "frozen" in status.stdout
 
 
+@pytest.mark.parametrize("action", ["kill", "release"])
+def test_a_freeze_holds_for_a_member_who_may_also_set_declaring_a_kill(ws8: Cli, action: str) -> None:
+    """A release + security member declared a kill (or a release) and widened in psql: the
+    guard let a member who "may set any value anyway" through without the freeze or the
+    approvals a set faces. What is not the kill's or release's own value is now judged as a set."""
+    assert ws8("freeze", "set", *GO).exit_code == 0
+    with (
+        member(ws8, "release", "security") as (_, dsn),
+        pytest.raises(psycopg.errors.RaiseException, match="frozen"),
+        psycopg.connect(dsn) as conn,
+    ):
+        conn.execute(declared(action))
+        conn.execute(P3_TO_100)
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+
+
 def test_a_security_member_only_kills_and_restores(ws8: Cli) -> None:
     """Finding 9: "kill and release only" — a security member declaring a kill cannot widen,
     and a release cannot restore more than the engaged kill replaced."""
