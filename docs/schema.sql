@@ -805,6 +805,56 @@ $$;
 
 
 --
+-- Name: guard_declared_write(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.guard_declared_write() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context;
+    act text;
+BEGIN
+    IF pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER') THEN
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    SELECT * INTO ctx FROM flagctl.change_context c WHERE c.txid = txid_current();
+    act := regexp_replace(coalesce(ctx.action, ''), '^drill\.', '');
+    IF TG_TABLE_NAME = 'freeze' THEN
+        IF TG_OP = 'INSERT' AND act = 'freeze.set' THEN
+            NEW.actor := ctx.actor;
+            NEW.reason := coalesce(ctx.reason, NEW.reason);
+            NEW.db_user := session_user;
+            NEW.created_at := now();
+            NEW.cleared_at := NULL;
+            NEW.cleared_by := NULL;
+            RETURN NEW;
+        END IF;
+        IF TG_OP = 'UPDATE' AND act = 'freeze.clear' AND OLD.cleared_at IS NULL
+           AND to_jsonb(NEW) - 'cleared_at' - 'cleared_by' = to_jsonb(OLD) - 'cleared_at' - 'cleared_by' THEN
+            NEW.cleared_at := now();
+            NEW.cleared_by := coalesce(ctx.actor, session_user);
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'flagctl: a freeze is only set or cleared, by flagctl freeze set / clear (not % in a %)',
+            lower(TG_OP), coalesce(nullif(act, ''), 'undeclared change')
+            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl freeze set|clear -r REASON';
+    END IF;
+    IF act = 'exempt' THEN
+        IF TG_OP <> 'DELETE' THEN
+            NEW.actor := ctx.actor;
+        END IF;
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    RAISE EXCEPTION 'flagctl: exemptions change only by flagctl exempt (not % in a %)',
+        lower(TG_OP), coalesce(nullif(act, ''), 'undeclared change')
+        USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl exempt FLAG --scope KIND:VALUE allow|deny -r REASON';
+END
+$$;
+
+
+--
 -- Name: guard_engaged_write(); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -2167,10 +2217,24 @@ CREATE TRIGGER flagctl_guard BEFORE INSERT OR DELETE OR UPDATE ON flagctl.engage
 
 
 --
+-- Name: exemption flagctl_guard; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_guard BEFORE INSERT OR DELETE OR UPDATE ON flagctl.exemption FOR EACH ROW EXECUTE FUNCTION flagctl.guard_declared_write();
+
+
+--
 -- Name: flag_state flagctl_guard; Type: TRIGGER; Schema: flagctl; Owner: -
 --
 
 CREATE TRIGGER flagctl_guard BEFORE INSERT OR DELETE OR UPDATE ON flagctl.flag_state FOR EACH ROW EXECUTE FUNCTION flagctl.guard_flag_write();
+
+
+--
+-- Name: freeze flagctl_guard; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_guard BEFORE INSERT OR DELETE OR UPDATE ON flagctl."freeze" FOR EACH ROW EXECUTE FUNCTION flagctl.guard_declared_write();
 
 
 --

@@ -433,3 +433,43 @@ def test_an_approval_applies_only_the_state_it_was_planned_on(orca: Cli) -> None
     assert orca.sql(
         "SELECT rollout_percentage FROM feature_flags WHERE flag_name = 'new_trust_algorithm'"
     ) == [(100,)]
+
+
+# ---------------------------------------------------------------- freezes and exemptions
+
+EXEMPT = (
+    "INSERT INTO flagctl.exemption (system, flag, scope, effect, note, actor)"
+    " VALUES ('phase3', 'p3_advisory', 'tenant:acme', 'allow', 'n', 'mallory')"
+)
+FREEZE = "INSERT INTO flagctl.freeze (system, reason, actor) VALUES ('phase3', 'r', 'mallory')"
+
+
+def test_exemptions_change_only_as_declared(ws8: Cli) -> None:
+    """A release member wrote exemptions in psql undeclared, under any actor: now only in a
+    change declared as `exempt`, and the actor is the declaration's."""
+    with member(ws8, "release") as (_, dsn):
+        assert denied(dsn, EXEMPT)
+        assert denied(dsn, declared("set"), EXEMPT)
+        assert not denied(dsn, declared("exempt"), EXEMPT)
+        assert denied(dsn, "DELETE FROM flagctl.exemption")
+    assert ws8.sql("SELECT effect, actor FROM flagctl.exemption") == [("allow", "bob")]
+
+
+def test_a_freeze_is_only_set_or_cleared_as_declared(ws8: Cli) -> None:
+    """An ops member could insert freezes undeclared under any actor, and rewrite or delete
+    them in psql (lift one's end, change its reason): now only set or cleared, as declared."""
+    assert ws8("freeze", "set", *GO).exit_code == 0
+    with member(ws8, "ops") as (_, dsn):
+        assert denied(dsn, FREEZE)
+        assert denied(dsn, declared("freeze.clear"), "UPDATE flagctl.freeze SET reason = 'nothing to see'")
+        assert denied(
+            dsn, declared("freeze.set"), "UPDATE flagctl.freeze SET until = now() - interval '1 day'"
+        )
+        assert denied(dsn, declared("freeze.clear"), "DELETE FROM flagctl.freeze")
+        assert not denied(dsn, declared("freeze.set"), FREEZE)
+    assert ws8.sql("SELECT reason, actor FROM flagctl.freeze ORDER BY id") == [
+        ("INC-17", ws8.sql("SELECT actor FROM flagctl.freeze ORDER BY id LIMIT 1")[0][0]),
+        ("approved request 1", "bob"),
+    ]
+    assert ws8("freeze", "clear", *GO).exit_code == 0
+    assert ws8.sql("SELECT count(*) FROM flagctl.freeze WHERE cleared_at IS NULL") == [(0,)]

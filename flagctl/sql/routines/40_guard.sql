@@ -388,3 +388,55 @@ BEGIN
                   ORDER BY f.id;
 END
 $$;
+
+-- Freezes and exemptions change only as declared (schema 27): a write by a member of a
+-- flagctl role must be inside a change begin_change declared for that action — freeze.set or
+-- freeze.clear on flagctl.freeze, exempt on flagctl.exemption (a drill's too) — and records
+-- who acts and why from the declaration, not from session settings. A freeze is only set
+-- (inserted) or cleared (cleared_at, cleared_by), never rewritten or deleted. The schema's
+-- owner is not judged; application roles hold no privilege on these tables.
+CREATE OR REPLACE FUNCTION flagctl.guard_declared_write() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    ctx flagctl.change_context;
+    act text;
+BEGIN
+    IF pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER') THEN
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    SELECT * INTO ctx FROM flagctl.change_context c WHERE c.txid = txid_current();
+    act := regexp_replace(coalesce(ctx.action, ''), '^drill\.', '');
+    IF TG_TABLE_NAME = 'freeze' THEN
+        IF TG_OP = 'INSERT' AND act = 'freeze.set' THEN
+            NEW.actor := ctx.actor;
+            NEW.reason := coalesce(ctx.reason, NEW.reason);
+            NEW.db_user := session_user;
+            NEW.created_at := now();
+            NEW.cleared_at := NULL;
+            NEW.cleared_by := NULL;
+            RETURN NEW;
+        END IF;
+        IF TG_OP = 'UPDATE' AND act = 'freeze.clear' AND OLD.cleared_at IS NULL
+           AND to_jsonb(NEW) - 'cleared_at' - 'cleared_by' = to_jsonb(OLD) - 'cleared_at' - 'cleared_by' THEN
+            NEW.cleared_at := now();
+            NEW.cleared_by := coalesce(ctx.actor, session_user);
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'flagctl: a freeze is only set or cleared, by flagctl freeze set / clear (not % in a %)',
+            lower(TG_OP), coalesce(nullif(act, ''), 'undeclared change')
+            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl freeze set|clear -r REASON';
+    END IF;
+    IF act = 'exempt' THEN
+        IF TG_OP <> 'DELETE' THEN
+            NEW.actor := ctx.actor;
+        END IF;
+        RETURN coalesce(NEW, OLD);
+    END IF;
+    RAISE EXCEPTION 'flagctl: exemptions change only by flagctl exempt (not % in a %)',
+        lower(TG_OP), coalesce(nullif(act, ''), 'undeclared change')
+        USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl exempt FLAG --scope KIND:VALUE allow|deny -r REASON';
+END
+$$;
