@@ -206,6 +206,11 @@ def execute(
             _name_culprits(conn, refusal)
         _record_refusal(conn, audit, refusal)
         raise
+    except psycopg.errors.LockNotAvailable:
+        # A wait outside flagctl's own lock statements (e.g. a read of a bound table that a
+        # migration holds ACCESS EXCLUSIVE): name who holds its tables, as those do.
+        named = _table_conflict(conn, action.manifest)
+        raise (_unbroken(named, breaker) if breaker else named) from None
     except psycopg.OperationalError:
         if not (conn.closed or conn.broken) or not txid or not planned or reconnect is None:
             raise
@@ -244,6 +249,19 @@ def _breaker(
     if action.name not in ("kill", "release"):
         raise UsageError(f"--break-locks is for a kill or a release, not {action.name}")
     return LockBreaker(reconnect, conn.info.backend_pid, lock_timeout, audit, action.manifest.system)
+
+
+def _table_conflict(conn: psycopg.Connection[Any], manifest: Manifest) -> ConflictError:
+    """A lock wait that timed out: the sessions holding a lock on the system's bound tables
+    or on flagctl's, in this database, named."""
+    from flagctl.store.db import TABLE_WRITERS, _blockers, lock_conflict
+
+    tables = sorted({f"{spec.table}" for spec in manifest.model.flags.values() if spec.table})
+    found: dict[int, dict[str, Any]] = {}
+    for table in [*tables, "flagctl.flag_state", "flagctl.engaged_switch"]:
+        for blocker in _blockers(conn.execute(TABLE_WRITERS, (table,)).fetchall()):
+            found.setdefault(blocker["pid"], blocker)
+    return lock_conflict(f"the tables of system {manifest.system}", list(found.values()))
 
 
 def _unbroken(conflict: ConflictError, breaker: LockBreaker) -> FlagctlError:
