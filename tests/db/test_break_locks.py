@@ -141,7 +141,11 @@ def test_break_locks_ends_a_migration_holding_access_exclusive(ws8: Cli) -> None
         pid = migration.info.backend_pid
         try:
             blocked = ws8(*FAST, "kill", "p3-off", *GO, FLAGCTL_DSN=alice)
-            assert blocked.exit_code == 4 and f"pid {pid}" in blocked.stderr and "deploy-migrate" in blocked.stderr
+            assert (
+                blocked.exit_code == 4
+                and f"pid {pid}" in blocked.stderr
+                and "deploy-migrate" in blocked.stderr
+            )
             assert "--break-locks" in blocked.stderr
             result = ws8(*FAST, "kill", "p3-off", "--break-locks", *GO, FLAGCTL_DSN=alice)
             assert result.exit_code == 0, result.stderr
