@@ -210,9 +210,10 @@ CREATE FUNCTION flagctl.audit_event(p_action text, p_system text, p_flag text, p
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
+    -- An event is about no scope (scope NULL): it can never pass for a flag row's image.
     INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, after, reason, command)
     VALUES (nullif(current_setting('flagctl.actor', true), ''), p_action, p_system, p_flag,
-            'global', p_target, p_detail,
+            NULL, p_target, p_detail,
             nullif(current_setting('flagctl.reason', true), ''),
             nullif(current_setting('flagctl.command', true), ''));
 $$;
@@ -696,6 +697,10 @@ BEGIN
             session_user USING ERRCODE = 'insufficient_privilege',
                                HINT = format('flagctl db grant security %s', session_user);
     END IF;
+    IF txid_current_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'flagctl: end_blocker runs in a transaction of its own (this one has written already)'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF NOT flagctl.kill_waiter(p_waiter) THEN
         RAISE EXCEPTION 'flagctl: backend % is not %''s, waiting on a lock a kill takes, in this database',
             p_waiter, session_user USING ERRCODE = 'insufficient_privilege';
@@ -719,16 +724,18 @@ BEGIN
             done := format('not ended: %s (flagctl''s owner needs pg_signal_backend)', SQLERRM);
         END;
     END IF;
+    -- The record is believed (it is the database's own), but the declaration that carries it
+    -- is gone before the function returns: it declares nothing else in the caller's transaction.
     INSERT INTO flagctl.change_context (txid, action, actor, reason, command, db_user)
     VALUES (txid_current(), 'kill.break_lock', nullif(p_actor, ''), nullif(p_reason, ''),
-            nullif(p_command, ''), session_user)
-    ON CONFLICT (txid) DO NOTHING;
+            nullif(p_command, ''), session_user);
     INSERT INTO flagctl.audit (action, system, scope, target, after)
-    VALUES ('kill.break_lock', p_system, 'global', format('pid %s', p_pid),
+    VALUES ('kill.break_lock', p_system, NULL, format('pid %s', p_pid),
             jsonb_build_object('pid', b.pid, 'db_user', b.db_user, 'application', b.application,
                                'state', b.state, 'query', b.query, 'xact_start', b.xact_start,
                                'xact_seconds', b.xact_seconds,
                                'kill_pid', p_waiter, 'done', done));
+    DELETE FROM flagctl.change_context WHERE txid = txid_current();
     RETURN done;
 END
 $$;
@@ -744,12 +751,18 @@ CREATE FUNCTION flagctl.exposure(p_type text, p_value jsonb) RETURNS numeric
     AS $$
     SELECT CASE
         WHEN p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN NULL
+        -- A value not of its type's shape counts as the widest: a string "false" is no
+        -- false to flagctl's readers, so it must not pass as one here.
+        WHEN p_type = 'rollout' AND (jsonb_typeof(p_value) <> 'object'
+                                     OR jsonb_typeof(p_value->'enabled') IS DISTINCT FROM 'boolean'
+                                     OR jsonb_typeof(p_value->'percent') IS DISTINCT FROM 'number'
+                                     OR coalesce(jsonb_typeof(p_value->'internal'), 'boolean') <> 'boolean') THEN 100.5
         WHEN p_type = 'rollout' THEN
             CASE WHEN (p_value->>'enabled')::boolean AND (p_value->>'percent')::numeric > 0
                  THEN (p_value->>'percent')::numeric ELSE 0 END
             + CASE WHEN (p_value->>'enabled')::boolean AND coalesce((p_value->>'internal')::boolean, false)
                    THEN 0.5 ELSE 0 END
-        WHEN p_type = 'bool' THEN CASE WHEN p_value = 'true'::jsonb THEN 100 ELSE 0 END
+        WHEN p_type = 'bool' THEN CASE WHEN p_value = 'false'::jsonb THEN 0 ELSE 100 END
     END
 $$;
 
@@ -1041,6 +1054,15 @@ BEGIN
         RETURN;  -- an application role writing its own data: audited as sql.*
     END IF;
     act := regexp_replace(ctx.action, '^drill\.', '');
+    -- Only a change that sets values writes one: a refusal, a review, a lock breaker's or a
+    -- freeze's declaration writes no flag; and but for a kill or a release, only a member
+    -- who may set values does.
+    IF act LIKE '%.refused' OR act IN ('review', 'kill.break_lock', 'manifest.publish') OR act LIKE 'freeze%'
+       OR (act NOT IN ('kill', 'release') AND NOT flagctl.may('set')) THEN
+        RAISE EXCEPTION 'flagctl: a change declared as % writes no flag value (% at %)', ctx.action, v_flag, v_scope
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'declare what the change is: flagctl set, stage, kill, release, profile apply';
+    END IF;
     cat := (flagctl.published(v_system)).catalogue;
     kind := cat->'flags'->v_flag->>'type';
     IF cat IS NOT NULL AND kind IS NULL THEN
@@ -1148,20 +1170,35 @@ CREATE FUNCTION flagctl.kill_waiter(p_waiter integer) RETURNS boolean
         SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'flagctl'::regnamespace
         UNION
         SELECT to_regclass(format('%I.%I', b.table_schema, b.table_name)) FROM flagctl.binding b
-    )
-    SELECT EXISTS (
-        SELECT 1
+    ),
+    waits AS (
+        SELECT w.*
           FROM pg_stat_activity a
           JOIN pg_locks w ON w.pid = a.pid AND NOT w.granted
          WHERE a.pid = p_waiter
            AND a.usesysid = (SELECT oid FROM pg_roles WHERE rolname = session_user)
            AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND (w.locktype = 'advisory'
-                OR (w.locktype IN ('relation', 'tuple') AND w.relation IN (SELECT oid FROM guarded))
-                OR (w.locktype = 'transactionid'
-                    AND EXISTS (SELECT 1 FROM pg_locks t
-                                 WHERE t.pid = a.pid AND t.locktype = 'tuple' AND t.granted
-                                   AND t.relation IN (SELECT oid FROM guarded)))))
+    )
+    SELECT EXISTS (
+        SELECT 1 FROM waits w
+         WHERE (w.locktype = 'relation' AND w.relation IN (SELECT oid FROM guarded)
+                AND w.mode IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock'))
+            OR (w.locktype = 'tuple' AND w.relation IN (SELECT oid FROM guarded))
+            OR (w.locktype = 'transactionid'
+                AND EXISTS (SELECT 1 FROM pg_locks t
+                             WHERE t.pid = w.pid AND t.locktype = 'tuple' AND t.granted
+                               AND t.relation IN (SELECT oid FROM guarded)))
+            OR (w.locktype = 'advisory'
+                AND EXISTS (SELECT 1
+                              FROM flagctl.catalogue c,
+                                   LATERAL (SELECT c.system || '/*' AS name
+                                            UNION ALL
+                                            SELECT c.system || '/' || f FROM jsonb_object_keys(c.catalogue->'flags') AS f)
+                                           AS k(name),
+                                   LATERAL (SELECT hashtextextended(k.name, 0) AS h) AS hk
+                             WHERE c.version = (SELECT max(v.version) FROM flagctl.catalogue v WHERE v.system = c.system)
+                               AND w.classid::bigint = (hk.h >> 32) & 4294967295
+                               AND w.objid::bigint = hk.h & 4294967295)))
 $$;
 
 
@@ -1450,7 +1487,9 @@ BEGIN
     SELECT * INTO b FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = p_flag;
     SELECT au.before INTO a FROM flagctl.audit au
      WHERE au.system = p_system AND au.flag = p_flag AND au.scope = p_scope AND au.txid = txid_current()
-     ORDER BY au.seq DESC LIMIT 1;
+       AND au.target = CASE WHEN b.system IS NULL THEN 'flagctl.flag_state'
+                            ELSE format('%s.%s', b.table_schema, b.table_name) END
+     ORDER BY au.seq LIMIT 1;  -- the first write of it in this transaction: what it had before
     IF FOUND THEN
         RETURN CASE WHEN b.system IS NULL THEN a.before ELSE flagctl.bound_value(b.columns, a.before) END;
     END IF;

@@ -40,6 +40,38 @@ class Mutation:
     output: Output
 
 
+def _system(env: Environment, system: str | None, manifest: str | None) -> str | None:
+    """The system whose published manifest a command works from, if any: the command line
+    beats the environment, and the two ways of naming a manifest are never both taken."""
+    if system is not None and manifest is not None:
+        raise UsageError(
+            "--system reads the manifest published in the database, --manifest a local file: give one",
+            "flagctl manifest diff compares the two",
+        )
+    if system is not None:
+        return system
+    from_env = env.environ.get("FLAGCTL_SYSTEM") or None
+    if from_env is None or manifest is not None:
+        return None  # --manifest on the command line beats FLAGCTL_SYSTEM
+    if env.environ.get("FLAGCTL_MANIFEST"):
+        raise UsageError(
+            "FLAGCTL_SYSTEM and FLAGCTL_MANIFEST are both set: a published manifest or a local file?",
+            "unset one, or say which on the command line: --system NAME or --manifest PATH",
+        )
+    return from_env
+
+
+def local_manifest(env: Environment, command: str) -> Manifest:
+    """The local manifest file, for the commands that compare or publish it (never the
+    published one: --system would make them compare the published text with itself)."""
+    if env.system is not None:
+        raise UsageError(
+            f"{command} works on a local manifest file, not the published one (--system / FLAGCTL_SYSTEM)",
+            "give --manifest PATH (or FLAGCTL_MANIFEST) instead",
+        )
+    return manifest(env)
+
+
 def manifest(env: Environment) -> Manifest:
     """The manifest a command works from: with --system (FLAGCTL_SYSTEM), the one published
     in the target's database; else the local file (--manifest, FLAGCTL_MANIFEST, the
@@ -293,12 +325,7 @@ def configure(
     from flagctl.model.durations import parse_duration
 
     env.target, env.dsn, env.manifest, env.config, env.debug = target, dsn, manifest, config, debug
-    if system is not None and manifest is not None:
-        raise UsageError(
-            "--system reads the manifest published in the database, --manifest a local file: give one",
-            "flagctl manifest diff compares the two",
-        )
-    env.system = system if system is not None else (env.environ.get("FLAGCTL_SYSTEM") or None)
+    env.system = _system(env, system, manifest)
     if request_id is not None:
         text = request_id.strip()
         if not text or len(text) > 200 or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):

@@ -239,6 +239,9 @@ def end_blocker(dsn: str, waiter: int, pid: int) -> str:
 def blocked(admin: Cli, pid: int) -> None:
     """Wait until the session is waiting on a lock (the server says so; no fixed sleep)."""
     with psycopg.connect(admin.dsn, autocommit=True) as conn:
+        conn.execute(
+            "SET statement_timeout = '20s'"
+        )  # a session that never waits fails the test, not hangs it
         conn.execute("SELECT set_config('flagctl.test_pid', %s, false)", (str(pid),))
         conn.execute(
             "DO $$ BEGIN WHILE NOT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted"
@@ -289,3 +292,60 @@ def test_the_lock_breaker_ends_only_what_blocks_the_callers_own_wait_on_a_kills_
                     ws8.sql(f"SELECT pg_cancel_backend({conn.info.backend_pid})")
             own_thread.join(10)
             close(victim, own, kill)
+
+
+def test_a_breaker_call_declares_nothing_for_its_transaction(ws8: Cli) -> None:
+    """end_blocker left its `kill.break_lock` declaration in the caller's transaction, under
+    an actor of the caller's choosing: a flag write after it in the same transaction passed
+    as declared (and was recorded as "the-ceo"). Now it leaves nothing declared (a later
+    write is plain SQL, refused to a flagctl role) and runs only in a transaction of its own."""
+    with app_user(ws8) as app, member(ws8, "security") as (_, alice):
+        victim = session(app, "victim", "SELECT * FROM p3_feature_state FOR UPDATE")
+        kill, thread = waiting_on(alice, "SELECT * FROM p3_feature_state FOR UPDATE")
+        try:
+            blocked(ws8, kill.info.backend_pid)
+            end = (
+                f"SELECT flagctl.end_blocker({kill.info.backend_pid}, {victim.info.backend_pid}, false,"
+                " 'phase3', 'the-ceo', 'approved', 'flagctl set')"
+            )
+            with psycopg.connect(alice) as conn:  # one transaction: the call, then what it declared
+                conn.execute(end.encode())
+                (declared,) = conn.execute("SELECT (flagctl.current_change()).action").fetchone()
+                conn.rollback()
+            assert declared is None
+            assert denied(alice, "SELECT txid_current()", end)  # not inside a transaction that wrote
+        finally:
+            close(victim)
+            thread.join(10)
+            close(kill)
+
+
+@pytest.mark.parametrize(
+    "wait",
+    [
+        "SELECT pg_advisory_lock(424242)",  # the application's own advisory lock (its job queue)
+        "LOCK TABLE p3_feature_state IN ACCESS EXCLUSIVE MODE",  # a mode no kill asks for
+    ],
+)
+def test_a_wait_of_the_callers_own_choosing_gives_no_licence_to_end_sessions(ws8: Cli, wait: str) -> None:
+    """A security member made a psql session of theirs wait on a lock of their choosing —
+    the application's advisory lock, or ACCESS EXCLUSIVE on a bound table, which every
+    reader then "blocks" — and ended whoever held it. Only the locks a kill itself takes count."""
+    with app_user(ws8) as app, member(ws8, "security") as (_, mallory):
+        holder = session(
+            app, "job-queue", "SELECT pg_advisory_lock(424242)", "SELECT count(*) FROM p3_feature_state"
+        )
+        waiter, thread = waiting_on(mallory, wait)
+        try:
+            blocked(ws8, waiter.info.backend_pid)
+            end = (
+                f"SELECT flagctl.end_blocker({waiter.info.backend_pid}, {holder.info.backend_pid}, true,"
+                " 'phase3', 'm', 'r', 'c')"
+            )
+            assert denied(mallory, end)
+            assert alive(holder)
+        finally:
+            with suppress(psycopg.Error):
+                ws8.sql(f"SELECT pg_cancel_backend({waiter.info.backend_pid})")
+            thread.join(10)
+            close(holder, waiter)

@@ -141,7 +141,7 @@ def test_an_on_call_with_only_a_dsn_and_a_system_name_can_kill(ws8: Cli, tmp_pat
     assert killed.exit_code == 0, killed.stderr
     assert ws8.fast_runs == fast + 1
     assert p3_state(ws8) == (False, 0)
-    shown = ws8("status", "-o", "json", FLAGCTL_MANIFEST=nowhere, FLAGCTL_SYSTEM="phase3")
+    shown = ws8("--system", "phase3", "status", "-o", "json", FLAGCTL_MANIFEST=nowhere)
     assert shown.exit_code == 0, shown.stderr
     assert "p3-off" in shown.stdout
     released = ws8("--system", "phase3", "release", "p3-off", *GO, FLAGCTL_MANIFEST=nowhere)
@@ -155,3 +155,17 @@ def test_system_names_a_published_manifest_or_says_what_to_do(ws8: Cli) -> None:
     both = ws8("--system", "phase3", "--manifest", str(WS8_MANIFEST), "status")
     assert both.exit_code == 2 and "give one" in both.stderr
     assert ws8.sql("SELECT count(*) FROM flagctl.audit WHERE action = 'kill'") == [(0,)]
+
+
+def test_the_command_line_beats_the_environment_and_never_both_manifests(ws8: Cli, tmp_path: Path) -> None:
+    """An exported FLAGCTL_SYSTEM silently beat --manifest: `manifest diff` of a changed file
+    compared the published text with itself and passed, a CI gate falsely green."""
+    changed = tmp_path / "flagctl.yaml"
+    changed.write_text(WS8_MANIFEST.read_text() + "\n# changed\n")
+    diff = ws8("--manifest", str(changed), "manifest", "diff", FLAGCTL_SYSTEM="phase3")
+    assert diff.exit_code == 1 and "changed" in diff.stdout
+    both = ws8("status", FLAGCTL_SYSTEM="phase3")  # FLAGCTL_MANIFEST is set too (the fixture's)
+    assert both.exit_code == 2 and "both set" in both.stderr
+    for command in (("manifest", "diff"), ("manifest", "publish", *GO), ("db", "init")):
+        refused = ws8("--system", "phase3", *command)
+        assert refused.exit_code == 2 and "local manifest file" in refused.stderr, command

@@ -473,3 +473,77 @@ def test_a_freeze_is_only_set_or_cleared_as_declared(ws8: Cli) -> None:
     ]
     assert ws8("freeze", "clear", *GO).exit_code == 0
     assert ws8.sql("SELECT count(*) FROM flagctl.freeze WHERE cleared_at IS NULL") == [(0,)]
+
+
+# ---------------------------------------------------------------- the review of the guard
+
+WIDEN_P3 = (
+    "UPDATE p3_feature_state SET enabled = true, rollout_percent = 100 WHERE feature_name = 'p3_advisory'"
+)
+
+
+@pytest.mark.parametrize(
+    ("roles", "action"),
+    [
+        (("security",), "kill.refused"),
+        (("security",), "release.refused"),
+        (("security",), "drill.kill.refused"),
+        (("security",), "review"),
+        (("ops",), "freeze.set"),
+        (("ops",), "review"),
+        (("release",), "stage.set.refused"),
+    ],
+)
+def test_a_declaration_that_writes_no_flag_cannot_carry_a_flag_write(
+    ws8: Cli, roles: tuple[str, ...], action: str
+) -> None:
+    """A security member declared `kill.refused` (or `review`: any writing role may) and set
+    the flag to 100%: the guard kept its limits for `kill` and `release` only. A refusal, a
+    review, a freeze or a lock breaker's declaration now writes no flag value at all."""
+    with member(ws8, *roles) as (_, dsn):
+        assert denied(dsn, declared(action), WIDEN_P3)
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+
+
+def test_an_event_record_cannot_pass_for_the_base_a_kill_replaced(groups: Cli) -> None:
+    """A security member wrote an audit event that looked like the flag's own row with no
+    value before it, and recorded "no row" as a kill's base; its release then deleted the
+    stored `false` and the default `true` came back, past a freeze."""
+    assert groups("set", "groups_create", "off", *GO).exit_code == 0
+    assert groups("freeze", "set", *GO).exit_code == 0
+    assert groups.sql(
+        "SELECT value FROM flagctl.flag_state WHERE flag = 'groups_create' AND scope = 'global'"
+    ) == [(False,)]
+    engage = (
+        "INSERT INTO flagctl.engaged_switch (system, switch, scope, level, actor, reason, prior, applied, settings, below)"
+        " VALUES ('groups', 'KS2', 'global', 2, 'm', 'r', '{\"groups_create\": BASE}', '{\"groups_create\": false}',"
+        " '{\"groups_create\": false}', '{}')"
+    )
+    event = "SELECT flagctl.audit_event('kill', 'groups', 'groups_create', 'flagctl.flag_state', '{}')"
+    with member(groups, "security") as (_, dsn):
+        assert denied(dsn, declared("kill"), event, engage.replace("BASE", "null"))
+        assert not denied(dsn, declared("kill"), event, engage.replace("BASE", "false"))  # the truth
+
+
+@pytest.mark.parametrize(("roles", "action"), [(("release",), "set"), (("security",), "kill")])
+def test_a_value_not_of_its_types_shape_counts_as_the_widest(
+    groups: Cli, roles: tuple[str, ...], action: str
+) -> None:
+    """`{"enabled": "false", "percent": 100}`: the database read the string as false (no
+    exposure), flagctl's readers as enabled at 100%. Under a freeze a release member (set) or
+    a security member (kill) stored it. A malformed value now counts as the widest."""
+    assert groups("stage", "set", "groups", "stage0-dogfood", *GO).exit_code == 0
+    assert groups("freeze", "set", *GO).exit_code == 0
+    assert groups.sql("SELECT count(*) FROM flagctl.flag_state WHERE flag = 'F1' AND scope = 'global'") == [
+        (1,)
+    ]
+    forged = (
+        """UPDATE flagctl.flag_state SET value = '{"enabled": "false", "percent": 100, "internal": true}'"""
+        " WHERE system = 'groups' AND flag = 'F1' AND scope = 'global'"
+    )
+    with member(groups, *roles) as (_, dsn):
+        try:
+            refused = denied(dsn, declared(action), forged)
+        except psycopg.errors.RaiseException as frozen:  # the freeze's own refusal
+            refused = "frozen" in str(frozen)
+        assert refused

@@ -8,7 +8,7 @@ import typer
 
 from flagctl.cli import render
 from flagctl.cli.common import OutputOpt, env_of
-from flagctl.cli.flow import Mutation, audit_context, connect, manifest
+from flagctl.cli.flow import Mutation, audit_context, connect, local_manifest
 from flagctl.cli.render import Output
 
 CATALOGUE_VERSION = 19  # the schema version that keeps the catalogue (flagctl manifest publish)
@@ -33,7 +33,7 @@ def init(
     from flagctl.store.catalogue import publish
 
     env = env_of(ctx)
-    loaded = None if no_manifest else manifest(env)
+    loaded = None if no_manifest else local_manifest(env, "db init")
     conn = connect(env)
     result = schema.init(conn, loaded)
     published = None

@@ -13,7 +13,7 @@ import typer
 
 from flagctl.cli import render
 from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, env_of
-from flagctl.cli.flow import Mutation, audit_context, connect, manifest
+from flagctl.cli.flow import Mutation, audit_context, connect, local_manifest, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
 
@@ -44,7 +44,7 @@ def publish(
     from flagctl.store.catalogue import publish as store_publish
 
     env = env_of(ctx)
-    loaded = manifest(env)
+    loaded = local_manifest(env, "manifest publish")
     audit = audit_context(env, Mutation(reason, yes, actor, False, output), "manifest.publish")
     conn = connect(env)
     version, digest, new = store_publish(conn, loaded, audit)
@@ -81,7 +81,7 @@ def diff(ctx: typer.Context, version: VersionOpt = None, output: OutputOpt = Out
     import difflib
 
     env = env_of(ctx)
-    loaded = manifest(env)
+    loaded = local_manifest(env, "manifest diff")
     found = _published(env, loaded.system, version)
     lines = list(
         difflib.unified_diff(

@@ -201,9 +201,10 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, flagctl
 AS $$
+    -- An event is about no scope (scope NULL): it can never pass for a flag row's image.
     INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, after, reason, command)
     VALUES (nullif(current_setting('flagctl.actor', true), ''), p_action, p_system, p_flag,
-            'global', p_target, p_detail,
+            NULL, p_target, p_detail,
             nullif(current_setting('flagctl.reason', true), ''),
             nullif(current_setting('flagctl.command', true), ''));
 $$;

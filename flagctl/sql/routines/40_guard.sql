@@ -11,12 +11,18 @@ SET search_path = pg_catalog
 AS $$
     SELECT CASE
         WHEN p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN NULL
+        -- A value not of its type's shape counts as the widest: a string "false" is no
+        -- false to flagctl's readers, so it must not pass as one here.
+        WHEN p_type = 'rollout' AND (jsonb_typeof(p_value) <> 'object'
+                                     OR jsonb_typeof(p_value->'enabled') IS DISTINCT FROM 'boolean'
+                                     OR jsonb_typeof(p_value->'percent') IS DISTINCT FROM 'number'
+                                     OR coalesce(jsonb_typeof(p_value->'internal'), 'boolean') <> 'boolean') THEN 100.5
         WHEN p_type = 'rollout' THEN
             CASE WHEN (p_value->>'enabled')::boolean AND (p_value->>'percent')::numeric > 0
                  THEN (p_value->>'percent')::numeric ELSE 0 END
             + CASE WHEN (p_value->>'enabled')::boolean AND coalesce((p_value->>'internal')::boolean, false)
                    THEN 0.5 ELSE 0 END
-        WHEN p_type = 'bool' THEN CASE WHEN p_value = 'true'::jsonb THEN 100 ELSE 0 END
+        WHEN p_type = 'bool' THEN CASE WHEN p_value = 'false'::jsonb THEN 0 ELSE 100 END
     END
 $$;
 
@@ -74,6 +80,15 @@ BEGIN
         RETURN;  -- an application role writing its own data: audited as sql.*
     END IF;
     act := regexp_replace(ctx.action, '^drill\.', '');
+    -- Only a change that sets values writes one: a refusal, a review, a lock breaker's or a
+    -- freeze's declaration writes no flag; and but for a kill or a release, only a member
+    -- who may set values does.
+    IF act LIKE '%.refused' OR act IN ('review', 'kill.break_lock', 'manifest.publish') OR act LIKE 'freeze%'
+       OR (act NOT IN ('kill', 'release') AND NOT flagctl.may('set')) THEN
+        RAISE EXCEPTION 'flagctl: a change declared as % writes no flag value (% at %)', ctx.action, v_flag, v_scope
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'declare what the change is: flagctl set, stage, kill, release, profile apply';
+    END IF;
     cat := (flagctl.published(v_system)).catalogue;
     kind := cat->'flags'->v_flag->>'type';
     IF cat IS NOT NULL AND kind IS NULL THEN
@@ -257,7 +272,9 @@ BEGIN
     SELECT * INTO b FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = p_flag;
     SELECT au.before INTO a FROM flagctl.audit au
      WHERE au.system = p_system AND au.flag = p_flag AND au.scope = p_scope AND au.txid = txid_current()
-     ORDER BY au.seq DESC LIMIT 1;
+       AND au.target = CASE WHEN b.system IS NULL THEN 'flagctl.flag_state'
+                            ELSE format('%s.%s', b.table_schema, b.table_name) END
+     ORDER BY au.seq LIMIT 1;  -- the first write of it in this transaction: what it had before
     IF FOUND THEN
         RETURN CASE WHEN b.system IS NULL THEN a.before ELSE flagctl.bound_value(b.columns, a.before) END;
     END IF;

@@ -8,10 +8,13 @@
 -- shown as not visible and is not ended, and the audit says so).
 
 -- Whether a backend is one a kill's lock breaker may act for: the caller's own (same user),
--- in this database, and waiting now on a lock a kill takes — on flagctl's tables or a bound
--- table (its relation, or a row of it: a transaction-id wait while holding the row's tuple
--- lock), or an advisory lock (flagctl's per-flag keys). (A kill's declaration is not visible
--- to another session before it commits, so the breaker judges the wait itself.)
+-- in this database, and waiting now on a lock a kill itself asks for — on flagctl's tables or
+-- a bound table, in a mode a kill's statements take (ACCESS SHARE to read, ROW SHARE to lock
+-- rows, ROW EXCLUSIVE to write; never a stronger one a psql session could ask for to make
+-- every reader its "blocker"), a row of one (its tuple, or a transaction-id wait while holding
+-- such a tuple lock), or one of flagctl's own advisory keys (`SYSTEM/FLAG`, `SYSTEM/*`, for a
+-- published system) — not any advisory lock of the application's. (A kill's declaration is
+-- not visible to another session before it commits, so the breaker judges the wait itself.)
 CREATE OR REPLACE FUNCTION flagctl.kill_waiter(p_waiter integer) RETURNS boolean
 LANGUAGE sql STABLE
 SECURITY DEFINER
@@ -21,20 +24,35 @@ AS $$
         SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'flagctl'::regnamespace
         UNION
         SELECT to_regclass(format('%I.%I', b.table_schema, b.table_name)) FROM flagctl.binding b
-    )
-    SELECT EXISTS (
-        SELECT 1
+    ),
+    waits AS (
+        SELECT w.*
           FROM pg_stat_activity a
           JOIN pg_locks w ON w.pid = a.pid AND NOT w.granted
          WHERE a.pid = p_waiter
            AND a.usesysid = (SELECT oid FROM pg_roles WHERE rolname = session_user)
            AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND (w.locktype = 'advisory'
-                OR (w.locktype IN ('relation', 'tuple') AND w.relation IN (SELECT oid FROM guarded))
-                OR (w.locktype = 'transactionid'
-                    AND EXISTS (SELECT 1 FROM pg_locks t
-                                 WHERE t.pid = a.pid AND t.locktype = 'tuple' AND t.granted
-                                   AND t.relation IN (SELECT oid FROM guarded)))))
+    )
+    SELECT EXISTS (
+        SELECT 1 FROM waits w
+         WHERE (w.locktype = 'relation' AND w.relation IN (SELECT oid FROM guarded)
+                AND w.mode IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock'))
+            OR (w.locktype = 'tuple' AND w.relation IN (SELECT oid FROM guarded))
+            OR (w.locktype = 'transactionid'
+                AND EXISTS (SELECT 1 FROM pg_locks t
+                             WHERE t.pid = w.pid AND t.locktype = 'tuple' AND t.granted
+                               AND t.relation IN (SELECT oid FROM guarded)))
+            OR (w.locktype = 'advisory'
+                AND EXISTS (SELECT 1
+                              FROM flagctl.catalogue c,
+                                   LATERAL (SELECT c.system || '/*' AS name
+                                            UNION ALL
+                                            SELECT c.system || '/' || f FROM jsonb_object_keys(c.catalogue->'flags') AS f)
+                                           AS k(name),
+                                   LATERAL (SELECT hashtextextended(k.name, 0) AS h) AS hk
+                             WHERE c.version = (SELECT max(v.version) FROM flagctl.catalogue v WHERE v.system = c.system)
+                               AND w.classid::bigint = (hk.h >> 32) & 4294967295
+                               AND w.objid::bigint = hk.h & 4294967295)))
 $$;
 
 -- Who blocks the waiter (pg_blocking_pids(): whatever the lock — row, MultiXact, ACCESS
@@ -88,6 +106,10 @@ BEGIN
             session_user USING ERRCODE = 'insufficient_privilege',
                                HINT = format('flagctl db grant security %s', session_user);
     END IF;
+    IF txid_current_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'flagctl: end_blocker runs in a transaction of its own (this one has written already)'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF NOT flagctl.kill_waiter(p_waiter) THEN
         RAISE EXCEPTION 'flagctl: backend % is not %''s, waiting on a lock a kill takes, in this database',
             p_waiter, session_user USING ERRCODE = 'insufficient_privilege';
@@ -111,16 +133,18 @@ BEGIN
             done := format('not ended: %s (flagctl''s owner needs pg_signal_backend)', SQLERRM);
         END;
     END IF;
+    -- The record is believed (it is the database's own), but the declaration that carries it
+    -- is gone before the function returns: it declares nothing else in the caller's transaction.
     INSERT INTO flagctl.change_context (txid, action, actor, reason, command, db_user)
     VALUES (txid_current(), 'kill.break_lock', nullif(p_actor, ''), nullif(p_reason, ''),
-            nullif(p_command, ''), session_user)
-    ON CONFLICT (txid) DO NOTHING;
+            nullif(p_command, ''), session_user);
     INSERT INTO flagctl.audit (action, system, scope, target, after)
-    VALUES ('kill.break_lock', p_system, 'global', format('pid %s', p_pid),
+    VALUES ('kill.break_lock', p_system, NULL, format('pid %s', p_pid),
             jsonb_build_object('pid', b.pid, 'db_user', b.db_user, 'application', b.application,
                                'state', b.state, 'query', b.query, 'xact_start', b.xact_start,
                                'xact_seconds', b.xact_seconds,
                                'kill_pid', p_waiter, 'done', done));
+    DELETE FROM flagctl.change_context WHERE txid = txid_current();
     RETURN done;
 END
 $$;
