@@ -1,7 +1,7 @@
 """The catalogue: what the database needs to know of a manifest to check a change itself.
 
 ``flagctl manifest publish`` stores the manifest's exact text in the database, and beside
-it this digest of it, as jsonb: every flag with its type, where it lives and its default;
+it this digest of it, as jsonb: every flag with its type, where it lives, its default and the scope kinds it takes;
 every kill switch with its level and the settings it writes (includes expanded); the
 approval policy. The database's own functions read it to judge what a write means (does
 it widen exposure? is it the kill's own set? does it need a second person?), so the rules
@@ -31,6 +31,7 @@ def catalogue_of(manifest: Manifest) -> dict[str, Any]:
             "key": spec.key,
             "columns": spec.columns,
             "default": spec.to_db(spec.default_value()),
+            "scopes": list(spec.scopes),
         }
     switches = {
         name: {

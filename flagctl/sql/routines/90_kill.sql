@@ -1,0 +1,652 @@
+-- The emergency path in SQL: flagctl.kill and flagctl.release.
+--
+-- The current definition of each function; `flagctl db init` re-applies this folder after
+-- the migrations whenever it changed (flagctl/sql/README.md).
+--
+-- `SELECT * FROM flagctl.kill('phase3', 'p3-off', 'INC-42')` as a member of flagctl_security
+-- does what `flagctl kill p3-off -r INC-42` does, from psql, when the CLI is not at hand: it
+-- acts on the published catalogue (the switch's own settings; no value comes from the
+-- caller), combines with the switches already engaged exactly as flagctl.rules.kills does
+-- (rollout settings strictest-wins: enabled and internal AND-ed, percent the minimum; any
+-- other type the highest level's value), covers a global kill's scoped overrides, re-asserts
+-- when engaged already, reads every row it wrote back and rolls the whole change back when
+-- one did not take. It declares itself as the change `kill` (begin_change: the caller needs
+-- the security role), so the audit, the guards and `flagctl review pending` see it as the
+-- CLI's. tests/db/test_sql_kill.py runs the CLI and these functions through the same random
+-- sequences of kills, releases and sets and asserts they leave the same rows.
+--
+-- What these functions do not do that the CLI does: cross-flag constraints (not in the
+-- catalogue) are not checked, and there is no --break-locks (end blockers with
+-- flagctl.end_blocker); a lock wait is bounded by the session's lock_timeout (5 s if unset).
+
+-- A value as flagctl compares it (NULL: none): a rollout as {enabled, percent} with
+-- internal only when true, whatever columns or spelling it was read from; any other type
+-- as stored.
+CREATE OR REPLACE FUNCTION flagctl.kill_norm(p_kind text, p_value jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT CASE
+        WHEN p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN NULL
+        WHEN p_kind = 'rollout' AND jsonb_typeof(p_value) = 'object' THEN
+            jsonb_build_object('enabled', coalesce((p_value->>'enabled')::boolean, false),
+                               'percent', coalesce((p_value->>'percent')::numeric::integer, 0))
+            || CASE WHEN coalesce((p_value->>'internal')::boolean, false)
+                    THEN '{"internal": true}'::jsonb ELSE '{}'::jsonb END
+        ELSE p_value
+    END
+$$;
+
+-- A value with one kill setting applied (RolloutKill.overlay / LiteralKill.overlay).
+CREATE OR REPLACE FUNCTION flagctl.kill_overlay(p_kind text, p_value jsonb, p_setting jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT CASE
+        WHEN p_kind IS DISTINCT FROM 'rollout' THEN p_setting
+        ELSE flagctl.kill_norm('rollout', jsonb_build_object(
+            'enabled', coalesce((p_value->>'enabled')::boolean, false)
+                       AND coalesce((p_setting->>'enabled')::boolean, true),
+            'percent', least(coalesce((p_value->>'percent')::numeric::integer, 0),
+                             coalesce((p_setting->>'percent')::integer, 100)),
+            'internal', coalesce((p_value->>'internal')::boolean, false)
+                        AND coalesce((p_setting->>'internal')::boolean, true)))
+    END
+$$;
+
+-- A value with the settings of these engagements applied, lowest level first (overlay).
+CREATE OR REPLACE FUNCTION flagctl.kill_overlay_all(p_kind text, p_start jsonb, p_flag text,
+                                                    p_holders flagctl.engaged_switch[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    v jsonb := p_start;
+    s jsonb;
+BEGIN
+    FOR s IN SELECT h.settings->p_flag FROM unnest(p_holders) AS h ORDER BY h.level, h.seq LOOP
+        v := flagctl.kill_overlay(p_kind, v, s);
+    END LOOP;
+    RETURN v;
+END
+$$;
+
+-- Whether an engagement holds the value stored at this scope (Engaged.covers).
+CREATE OR REPLACE FUNCTION flagctl.kill_covers(e flagctl.engaged_switch, p_flag text, p_scope text) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT e.settings ? p_flag
+       AND (e.scope = p_scope OR (e.scope = 'global' AND coalesce(e.below->p_flag ? p_scope, false)))
+$$;
+
+-- What an engagement recorded at a scope it covers: the base (`prior`) or what it wrote
+-- (`applied`); NULL for none.
+CREATE OR REPLACE FUNCTION flagctl.kill_recorded(e flagctl.engaged_switch, p_what text, p_flag text, p_scope text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT nullif(CASE WHEN p_scope = e.scope
+                       THEN CASE p_what WHEN 'prior' THEN e.prior->p_flag ELSE e.applied->p_flag END
+                       ELSE e.below->p_flag->p_scope->p_what END, 'null'::jsonb)
+$$;
+
+-- The base beneath these (covering) engagements: the first one's (base_at).
+CREATE OR REPLACE FUNCTION flagctl.kill_base_at(p_holders flagctl.engaged_switch[], p_flag text, p_scope text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, flagctl
+AS $$
+    SELECT flagctl.kill_recorded(h, 'prior', p_flag, p_scope)
+      FROM unnest(p_holders) AS h ORDER BY h.seq LIMIT 1
+$$;
+
+-- What the engaged kills left at a scope they cover (left_at): what a re-kill writes back
+-- and what a release expects to find (NULL: no override).
+CREATE OR REPLACE FUNCTION flagctl.kill_left_at(p_kind text, p_holders flagctl.engaged_switch[], p_flag text,
+                                                p_scope text, p_global jsonb, p_default jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    base   jsonb := flagctl.kill_base_at(p_holders, p_flag, p_scope);
+    latest flagctl.engaged_switch;
+BEGIN
+    IF p_scope = 'global' THEN
+        RETURN flagctl.kill_overlay_all(p_kind, coalesce(base, p_default, p_global), p_flag, p_holders);
+    END IF;
+    IF base IS NOT NULL THEN
+        RETURN flagctl.kill_overlay_all(p_kind, base, p_flag, p_holders);
+    END IF;
+    SELECT h.* INTO latest FROM unnest(p_holders) AS h WHERE h.scope = p_scope ORDER BY h.seq DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN NULL;  -- its scoped kills are gone, and the override with them
+    END IF;
+    RETURN flagctl.kill_overlay_all(p_kind, flagctl.kill_recorded(latest, 'applied', p_flag, p_scope), p_flag,
+                                    ARRAY(SELECT h FROM unnest(p_holders) AS h WHERE h.scope = 'global'));
+END
+$$;
+
+-- The value at a scope once `me` covers it too (with_kill); p_now: its value there today.
+CREATE OR REPLACE FUNCTION flagctl.kill_with(p_kind text, p_holders flagctl.engaged_switch[], me flagctl.engaged_switch,
+                                             p_flag text, p_scope text, p_now jsonb, p_global jsonb, p_default jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    base jsonb;
+BEGIN
+    IF coalesce(cardinality(p_holders), 0) = 0 THEN
+        RETURN flagctl.kill_overlay(p_kind, coalesce(p_now, p_global), me.settings->p_flag);
+    END IF;
+    base := flagctl.kill_base_at(p_holders, p_flag, p_scope);
+    IF p_scope = 'global' THEN
+        RETURN flagctl.kill_overlay_all(p_kind, coalesce(base, p_default, p_global), p_flag, p_holders || me);
+    END IF;
+    IF base IS NULL AND me.scope = 'global' THEN  -- a scoped kill's own override: overlay what it left
+        RETURN flagctl.kill_overlay(p_kind, flagctl.kill_left_at(p_kind, p_holders, p_flag, p_scope, p_global, NULL),
+                                    me.settings->p_flag);
+    END IF;
+    RETURN flagctl.kill_overlay_all(p_kind, coalesce(base, p_global), p_flag, p_holders || me);
+END
+$$;
+
+-- The value at a scope once `rec` no longer covers it (without); NULL: no override — at the
+-- global scope, no stored row (the default applies again).
+CREATE OR REPLACE FUNCTION flagctl.kill_without(p_kind text, p_holders flagctl.engaged_switch[],
+                                                rec flagctl.engaged_switch, p_flag text, p_scope text,
+                                                p_global jsonb, p_default jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    others flagctl.engaged_switch[] := ARRAY(SELECT h FROM unnest(p_holders) AS h
+                                              WHERE (h.switch, h.scope) <> (rec.switch, rec.scope)
+                                              ORDER BY h.level, h.seq);
+    base   jsonb := flagctl.kill_base_at(p_holders, p_flag, p_scope);
+BEGIN
+    IF cardinality(others) = 0 THEN
+        RETURN base;
+    END IF;
+    IF p_scope = 'global' THEN
+        RETURN flagctl.kill_overlay_all(p_kind, coalesce(base, p_default, p_global), p_flag, others);
+    END IF;
+    IF base IS NOT NULL THEN
+        RETURN flagctl.kill_overlay_all(p_kind, base, p_flag, others);
+    END IF;
+    IF rec.scope = 'global' THEN
+        RETURN flagctl.kill_left_at(p_kind, others, p_flag, p_scope, p_global, NULL);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM unnest(others) AS h WHERE h.scope = p_scope) THEN
+        RETURN NULL;  -- the last scoped kill goes; the global kills hold the global value
+    END IF;
+    RETURN flagctl.kill_overlay_all(p_kind, p_global, p_flag, others);
+END
+$$;
+
+-- The triggers and rules of a table's own (not flagctl's) that can change or skip a write
+-- to it, described for an operator (flagctl.store.db.interference reads it too).
+CREATE OR REPLACE FUNCTION flagctl.interference(p_table regclass) RETURNS SETOF text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT format('trigger %s (%s %s, function %s)', t.tgname,
+                  CASE WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' ELSE 'AFTER' END,
+                  concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END,
+                            CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END, CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' END),
+                  t.tgfoid::regproc)
+      FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE t.tgrelid = p_table AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+       AND p.pronamespace <> 'flagctl'::regnamespace AND t.tgtype & 28 <> 0
+    UNION ALL
+    SELECT format('rule %s (ON %s%s)', r.rulename,
+                  CASE r.ev_type WHEN '2' THEN 'UPDATE' WHEN '3' THEN 'INSERT' WHEN '4' THEN 'DELETE' ELSE 'SELECT' END,
+                  CASE WHEN r.is_instead THEN ' DO INSTEAD' ELSE ' DO ALSO' END)
+      FROM pg_rewrite r
+     WHERE r.ev_class = p_table AND r.rulename <> '_RETURN' AND r.ev_enabled <> 'D'
+$$;
+
+-- A write that did not take: raise (rolling the whole change back), naming what was in the way.
+CREATE OR REPLACE FUNCTION flagctl.kill_not_taken(p_table regclass, p_what text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    culprits text := (SELECT string_agg(i, ', ') FROM flagctl.interference(p_table) AS i);
+BEGIN
+    RAISE EXCEPTION 'flagctl: the change did not take in %: %; nothing was changed', p_table,
+        p_what || CASE WHEN culprits IS NOT NULL THEN '; in the way: ' || culprits ELSE '' END
+        USING ERRCODE = 'FL001',
+              HINT = 'a trigger or rule of the table''s own kept, changed or skipped flagctl''s write: let '
+                     'flagctl''s writes through (or drop it), then re-run; flagctl db status lists them';
+END
+$$;
+
+-- Lock the flags a kill or a release writes, in flagctl's one order (flagctl.store.flags):
+-- flagctl's own flags by advisory lock (the system's group shared, then each name; past 256
+-- names the group exclusively) and their rows, then each bound table's rows by key; then
+-- the system's engaged switches.
+CREATE OR REPLACE FUNCTION flagctl.kill_lock(p_system text, p_flags text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    own text[] := ARRAY(SELECT f FROM unnest(p_flags) AS f
+                         WHERE NOT EXISTS (SELECT 1 FROM flagctl.binding b WHERE b.system = p_system AND b.flag = f)
+                         ORDER BY f COLLATE "C");
+    t   record;
+BEGIN
+    IF cardinality(own) > 256 THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended(p_system || '/*', 0));
+    ELSIF cardinality(own) > 0 THEN
+        PERFORM pg_advisory_xact_lock_shared(hashtextextended(p_system || '/*', 0));
+        PERFORM pg_advisory_xact_lock(hashtextextended(p_system || '/' || f, 0))
+           FROM unnest(own) WITH ORDINALITY AS u(f, n) ORDER BY n;
+    END IF;
+    PERFORM 1 FROM flagctl.flag_state s WHERE s.system = p_system AND s.flag = ANY(own) FOR UPDATE;
+    FOR t IN SELECT b.table_schema, b.table_name, jsonb_agg(b.key ORDER BY b.flag) AS keys,
+                    (SELECT string_agg(format('t.%1$I = k.%1$I', c), ' AND ')
+                       FROM jsonb_object_keys(min(b.key::text)::jsonb) AS c) AS matching
+               FROM flagctl.binding b
+              WHERE b.system = p_system AND b.flag = ANY(p_flags)
+              GROUP BY b.table_schema, b.table_name
+              ORDER BY format('%s.%s', b.table_schema, b.table_name) COLLATE "C" LOOP
+        EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %1$I.%2$I AS t'
+                       ' JOIN jsonb_populate_recordset(NULL::%1$I.%2$I, $1) AS k ON %3$s FOR UPDATE OF t) AS l',
+                       t.table_schema, t.table_name, t.matching)
+           USING t.keys;
+    END LOOP;
+    PERFORM 1 FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq FOR UPDATE;
+END
+$$;
+
+-- The stored values of these flags, as flagctl compares them: {flag: {global, stored,
+-- overrides: {scope: value}}} — global is the flag's published default when never stored.
+CREATE OR REPLACE FUNCTION flagctl.kill_state(p_system text, p_cat jsonb, p_flags text[]) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    out   jsonb := '{}';
+    f     text;
+    kind  text;
+    b     flagctl.binding;
+    matched jsonb;
+    row_  record;
+    g     jsonb;
+    over  jsonb;
+BEGIN
+    FOREACH f IN ARRAY p_flags LOOP
+        kind := p_cat->'flags'->f->>'type';
+        SELECT * INTO b FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = f;
+        IF FOUND THEN
+            EXECUTE format('SELECT jsonb_agg(to_jsonb(t)) FROM %1$I.%2$I AS t'
+                           ' JOIN jsonb_populate_record(NULL::%1$I.%2$I, $1) AS k ON %3$s',
+                           b.table_schema, b.table_name,
+                           (SELECT string_agg(format('t.%1$I = k.%1$I', c), ' AND ') FROM jsonb_object_keys(b.key) AS c))
+               INTO matched USING b.key;
+            IF coalesce(jsonb_array_length(matched), 0) <> 1 THEN
+                RAISE EXCEPTION 'flagctl: flag %: % rows % in bound table %.%', f, coalesce(jsonb_array_length(matched), 0),
+                    b.key, b.table_schema, b.table_name
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'the key columns must identify exactly one row; the application owns it';
+            END IF;
+            out := out || jsonb_build_object(f, jsonb_build_object(
+                'global', flagctl.kill_norm(kind, flagctl.bound_value(b.columns, matched->0)),
+                'stored', true, 'overrides', '{}'::jsonb));
+            CONTINUE;
+        END IF;
+        g := NULL;
+        over := '{}';
+        FOR row_ IN SELECT s.scope, s.value FROM flagctl.flag_state s WHERE s.system = p_system AND s.flag = f LOOP
+            IF row_.scope = 'global' THEN
+                g := flagctl.kill_norm(kind, row_.value);
+            ELSE
+                over := over || jsonb_build_object(row_.scope, flagctl.kill_norm(kind, row_.value));
+            END IF;
+        END LOOP;
+        out := out || jsonb_build_object(f, jsonb_build_object(
+            'global', coalesce(g, flagctl.kill_norm(kind, p_cat->'flags'->f->'default')),
+            'stored', g IS NOT NULL, 'overrides', over));
+    END LOOP;
+    RETURN out;
+END
+$$;
+
+-- Write one flag's value at a scope (NULL: remove the override, or the global row) and read
+-- it back: a row that did not take the value raises (kill_not_taken).
+CREATE OR REPLACE FUNCTION flagctl.kill_write(p_system text, p_kind text, p_flag text, p_scope text, p_after jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    b      flagctl.binding;
+    got    jsonb;
+    assign jsonb;
+BEGIN
+    SELECT * INTO b FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = p_flag;
+    IF NOT FOUND THEN
+        IF p_after IS NULL THEN
+            DELETE FROM flagctl.flag_state s WHERE s.system = p_system AND s.flag = p_flag AND s.scope = p_scope;
+            IF EXISTS (SELECT 1 FROM flagctl.flag_state s
+                        WHERE s.system = p_system AND s.flag = p_flag AND s.scope = p_scope) THEN
+                PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: still stored, it was to be removed',
+                                                                              p_flag, p_scope));
+            END IF;
+            RETURN;
+        END IF;
+        INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES (p_system, p_flag, p_scope, p_after)
+            ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
+            RETURNING value INTO got;
+        IF flagctl.kill_norm(p_kind, got) IS DISTINCT FROM p_after THEN
+            PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: %s instead of %s', p_flag, p_scope,
+                                                                          coalesce(got::text, 'nothing'), p_after));
+        END IF;
+        RETURN;
+    END IF;
+    -- A bound flag: its row's value columns, typed by the table itself.
+    SELECT jsonb_object_agg(c.value #>> '{}',
+                            CASE WHEN b.columns ? 'value' THEN p_after
+                                 ELSE coalesce(p_after->c.key, CASE WHEN c.key = 'internal' THEN 'false'::jsonb END) END)
+      INTO assign FROM jsonb_each(b.columns) AS c;
+    BEGIN
+        EXECUTE format('UPDATE %1$I.%2$I AS t SET %3$s FROM jsonb_populate_record(NULL::%1$I.%2$I, $1) AS v'
+                       ' WHERE %4$s RETURNING to_jsonb(t)',
+                       b.table_schema, b.table_name,
+                       (SELECT string_agg(format('%1$I = v.%1$I', c), ', ') FROM jsonb_object_keys(assign) AS c),
+                       (SELECT string_agg(format('t.%1$I = v.%1$I', c), ' AND ') FROM jsonb_object_keys(b.key) AS c))
+           INTO got USING b.key || assign;
+    EXCEPTION WHEN feature_not_supported THEN  -- a rule rewrites the UPDATE: it cannot return rows
+        PERFORM flagctl.kill_not_taken(format('%I.%I', b.table_schema, b.table_name)::regclass,
+                                       'a rule rewrites every UPDATE of the table');
+    END;
+    IF got IS NULL OR flagctl.kill_norm(p_kind, flagctl.bound_value(b.columns, got)) IS DISTINCT FROM p_after THEN
+        PERFORM flagctl.kill_not_taken(format('%I.%I', b.table_schema, b.table_name)::regclass,
+            format('row %s: %s instead of %s', b.key,
+                   CASE WHEN got IS NULL THEN 'no row was updated' ELSE flagctl.bound_value(b.columns, got)::text END,
+                   p_after));
+    END IF;
+END
+$$;
+
+-- Declare the change (begin_change: the caller's role is checked there) unless this
+-- transaction declared it already as this very action (flagctl's CLI does, with its actor
+-- and command); the published catalogue of the system.
+CREATE OR REPLACE FUNCTION flagctl.kill_declare(p_action text, p_system text, p_switch text, p_scope text,
+                                                p_reason text, p_actor text) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.current_change();
+    cat jsonb := (flagctl.published(p_system)).catalogue;
+BEGIN
+    IF ctx.action IS NULL OR regexp_replace(ctx.action, '^drill\.', '') <> p_action THEN
+        IF nullif(btrim(coalesce(p_reason, '')), '') IS NULL THEN
+            RAISE EXCEPTION 'flagctl: a % needs a reason', p_action
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('SELECT * FROM flagctl.%s(%L, %L, ''INC-123: why'')', p_action, p_system, p_switch);
+        END IF;
+        PERFORM flagctl.begin_change(p_action, coalesce(p_actor, session_user), p_reason,
+                                     format('SELECT flagctl.%s(%L, %L, …, %L)', p_action, p_system, p_switch, p_scope),
+                                     NULL, p_system);
+    ELSIF NOT flagctl.may(p_action) THEN
+        RAISE EXCEPTION 'flagctl: % may not %: it needs the role flagctl_security', session_user, p_action
+            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl db grant security ' || session_user;
+    END IF;
+    IF cat IS NULL THEN
+        RAISE EXCEPTION 'flagctl: system % has no published manifest', p_system
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'publish it first: flagctl manifest publish -r …';
+    END IF;
+    IF NOT cat->'switches' ? p_switch THEN
+        RAISE EXCEPTION 'flagctl: system % has no kill switch % (published version %)', p_system, p_switch,
+            (flagctl.published(p_system)).version
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'kill switches: ' || (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(cat->'switches') AS k);
+    END IF;
+    IF p_scope IS NULL OR (p_scope <> 'global' AND p_scope !~ '^[a-z][a-z0-9_-]*:[^[:space:][:cntrl:]]+$') THEN
+        RAISE EXCEPTION 'flagctl: invalid scope %', coalesce(p_scope, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'use global, or KIND:VALUE such as workspace:42';
+    END IF;
+    IF current_setting('lock_timeout') = '0' THEN  -- never wait unbounded behind a blocker
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
+    RETURN cat;
+END
+$$;
+
+-- Engage a kill switch of a system's published catalogue, globally or at one scope; the
+-- changes it made (flag, scope, before, after; NULL: no override). Engaged already: it
+-- writes the engaged kills' values back wherever they were changed (and a global kill takes
+-- in overrides created since); nothing to do: no rows, and a notice.
+CREATE OR REPLACE FUNCTION flagctl.kill(p_system text, p_switch text, p_reason text,
+                                        p_scope text DEFAULT 'global', p_actor text DEFAULT NULL)
+RETURNS TABLE (flag text, scope text, before jsonb, after jsonb)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    cat      jsonb := flagctl.kill_declare('kill', p_system, p_switch, p_scope, p_reason, p_actor);
+    v_settings jsonb := cat->'switches'->p_switch->'settings';
+    v_flags  text[] := ARRAY(SELECT k FROM jsonb_object_keys(v_settings) AS k ORDER BY k COLLATE "C");
+    eng      flagctl.engaged_switch[];
+    rec      flagctl.engaged_switch;
+    me       flagctl.engaged_switch;
+    holders  flagctl.engaged_switch[];
+    v_state  jsonb;
+    f        text;
+    at       text;
+    kind     text;
+    dflt     jsonb;
+    gnow     jsonb;
+    cur      jsonb;
+    base     jsonb;
+    val      jsonb;
+    v_prior  jsonb := '{}';
+    v_applied jsonb := '{}';
+    v_below  jsonb := '{}';
+    changes  jsonb := '[]';
+    c        jsonb;
+BEGIN
+    FOREACH f IN ARRAY v_flags LOOP
+        IF p_scope <> 'global' AND (cat->'flags'->f->'table' IS NOT NULL AND jsonb_typeof(cat->'flags'->f->'table') <> 'null'
+                                    OR NOT coalesce(cat->'flags'->f->'scopes' ? split_part(p_scope, ':', 1), false)) THEN
+            RAISE EXCEPTION 'flagctl: flag % has no % scope (as published)', f, split_part(p_scope, ':', 1)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'scope kinds it accepts: ' || coalesce((SELECT string_agg(s, ', ')
+                              FROM jsonb_array_elements_text(cat->'flags'->f->'scopes') AS s), 'none (global only)');
+        END IF;
+    END LOOP;
+    PERFORM flagctl.kill_lock(p_system, v_flags);
+    eng := ARRAY(SELECT e FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq);
+    SELECT * INTO rec FROM unnest(eng) AS e WHERE e.switch = p_switch AND e.scope = p_scope;
+    v_state := flagctl.kill_state(p_system, cat, CASE WHEN rec.switch IS NULL THEN v_flags
+                                                    ELSE ARRAY(SELECT k FROM jsonb_object_keys(rec.settings) AS k
+                                                                ORDER BY k COLLATE "C") END);
+    IF rec.switch IS NULL THEN
+        me.switch := p_switch;
+        me.scope := p_scope;
+        me.level := (cat->'switches'->p_switch->>'level')::integer;
+        me.seq := 4611686018427387904;
+        me.settings := v_settings;
+    END IF;
+    FOREACH f IN ARRAY ARRAY(SELECT k FROM jsonb_object_keys(v_state) AS k ORDER BY k COLLATE "C") LOOP
+        kind := cat->'flags'->f->>'type';
+        dflt := flagctl.kill_norm(kind, cat->'flags'->f->'default');
+        gnow := v_state->f->'global';
+        FOREACH at IN ARRAY CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
+                                 ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
+                                          SELECT jsonb_object_keys(v_state->f->'overrides')
+                                          UNION SELECT jsonb_object_keys(coalesce(rec.below->f, '{}'))) AS o(s)
+                                          ORDER BY s COLLATE "C") END LOOP
+            holders := ARRAY(SELECT e FROM unnest(eng) AS e WHERE flagctl.kill_covers(e, f, at) ORDER BY e.level, e.seq);
+            cur := CASE WHEN at = 'global' THEN gnow ELSE v_state->f->'overrides'->at END;
+            IF rec.switch IS NULL THEN
+                base := CASE WHEN cardinality(holders) > 0 THEN flagctl.kill_base_at(holders, f, at)
+                             WHEN at = 'global' AND NOT (v_state->f->>'stored')::boolean THEN NULL
+                             ELSE cur END;
+                val := flagctl.kill_with(kind, holders, me, f, at, cur, gnow, dflt);
+                IF at = p_scope THEN
+                    v_prior := v_prior || jsonb_build_object(f, base);
+                    v_applied := v_applied || jsonb_build_object(f, val);
+                ELSE
+                    v_below := v_below || jsonb_build_object(f, coalesce(v_below->f, '{}')
+                                                            || jsonb_build_object(at, jsonb_build_object('prior', base, 'applied', val)));
+                END IF;
+            ELSIF EXISTS (SELECT 1 FROM unnest(holders) AS h WHERE h.switch = rec.switch AND h.scope = rec.scope) THEN
+                val := flagctl.kill_left_at(kind, holders, f, at, gnow, dflt);
+            ELSE  -- an override that appeared under the kill: it covers that one too
+                val := flagctl.kill_with(kind, holders, rec, f, at, cur, gnow, dflt);
+                base := CASE WHEN cardinality(holders) > 0 THEN flagctl.kill_base_at(holders, f, at) ELSE cur END;
+                v_below := v_below || jsonb_build_object(f, coalesce(v_below->f, rec.below->f, '{}')
+                                                        || jsonb_build_object(at, jsonb_build_object('prior', base, 'applied', val)));
+            END IF;
+            IF val IS DISTINCT FROM cur THEN
+                changes := changes || jsonb_build_object('flag', f, 'scope', at, 'kind', kind, 'before', cur, 'after', val);
+            END IF;
+        END LOOP;
+    END LOOP;
+    IF rec.switch IS NOT NULL AND jsonb_array_length(changes) = 0 THEN
+        RAISE NOTICE 'kill switch % is already engaged (scope %) since % by %, and every flag has its values',
+            p_switch, p_scope, rec.engaged_at, coalesce(rec.actor, rec.db_user);
+        RETURN;
+    END IF;
+    FOR c IN SELECT value FROM jsonb_array_elements(changes) LOOP
+        PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
+    END LOOP;
+    IF rec.switch IS NULL THEN
+        INSERT INTO flagctl.engaged_switch (system, switch, scope, level, actor, reason, prior, applied, settings, below)
+        SELECT p_system, p_switch, p_scope, me.level, x.actor, coalesce(x.reason, p_reason), v_prior, v_applied,
+               v_settings, v_below
+          FROM flagctl.current_change() AS x;
+    ELSIF v_below <> '{}' AND rec.below || v_below <> rec.below THEN
+        UPDATE flagctl.engaged_switch e SET below = rec.below || v_below
+         WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
+    END IF;
+    RETURN QUERY SELECT c2->>'flag', c2->>'scope', nullif(c2->'before', 'null'::jsonb), nullif(c2->'after', 'null'::jsonb)
+                   FROM jsonb_array_elements(changes) AS c2;
+END
+$$;
+
+-- Release an engaged kill switch: restore what it replaced, leaving what other engaged
+-- switches hold; the changes it made. A flag changed since the kill stops it (nothing
+-- changed) unless p_force, which restores anyway and marks the change forced (it then
+-- needs a post-action review). Not engaged: no rows, and a notice.
+CREATE OR REPLACE FUNCTION flagctl.release(p_system text, p_switch text, p_reason text,
+                                           p_scope text DEFAULT 'global', p_force boolean DEFAULT false,
+                                           p_actor text DEFAULT NULL)
+RETURNS TABLE (flag text, scope text, before jsonb, after jsonb)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    cat       jsonb := flagctl.kill_declare('release', p_system, p_switch, p_scope, p_reason, p_actor);
+    eng       flagctl.engaged_switch[];
+    rec       flagctl.engaged_switch;
+    holders   flagctl.engaged_switch[];
+    v_flags   text[];
+    v_state   jsonb;
+    f         text;
+    at        text;
+    kind      text;
+    dflt      jsonb;
+    gnow      jsonb;
+    cur       jsonb;
+    expected  jsonb;
+    target    jsonb;
+    changes   jsonb := '[]';
+    conflicts text[] := '{}';
+    c         jsonb;
+BEGIN
+    SELECT * INTO rec FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'kill switch % is not engaged (scope %)', p_switch, p_scope;
+        RETURN;
+    END IF;
+    v_flags := ARRAY(SELECT k FROM jsonb_object_keys(rec.settings) AS k ORDER BY k COLLATE "C");
+    PERFORM flagctl.kill_lock(p_system, v_flags);
+    eng := ARRAY(SELECT e FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq);
+    SELECT * INTO rec FROM unnest(eng) AS e WHERE e.switch = p_switch AND e.scope = p_scope;
+    IF NOT FOUND THEN  -- released while this one waited for the locks
+        RAISE NOTICE 'kill switch % is not engaged (scope %)', p_switch, p_scope;
+        RETURN;
+    END IF;
+    v_state := flagctl.kill_state(p_system, cat, v_flags);
+    FOREACH f IN ARRAY v_flags LOOP
+        kind := cat->'flags'->f->>'type';
+        dflt := flagctl.kill_norm(kind, cat->'flags'->f->'default');
+        gnow := v_state->f->'global';
+        FOREACH at IN ARRAY CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
+                                 ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
+                                          SELECT jsonb_object_keys(v_state->f->'overrides')
+                                          UNION SELECT jsonb_object_keys(coalesce(rec.below->f, '{}'))) AS o(s)
+                                          ORDER BY s COLLATE "C") END LOOP
+            holders := ARRAY(SELECT e FROM unnest(eng) AS e WHERE flagctl.kill_covers(e, f, at) ORDER BY e.level, e.seq);
+            CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(holders) AS h
+                                       WHERE h.switch = rec.switch AND h.scope = rec.scope);  -- never covered
+            cur := CASE WHEN at = 'global' THEN gnow ELSE v_state->f->'overrides'->at END;
+            expected := flagctl.kill_left_at(kind, holders, f, at, gnow, dflt);
+            IF cur IS DISTINCT FROM expected THEN
+                conflicts := conflicts || format('%s: the kills set %s, it is now %s',
+                                                 CASE WHEN at = p_scope THEN f ELSE f || ' at ' || at END,
+                                                 coalesce(expected::text, '(unset)'), coalesce(cur::text, '(unset)'));
+            END IF;
+            target := flagctl.kill_without(kind, holders, rec, f, at, gnow, dflt);
+            IF target IS DISTINCT FROM cur THEN
+                changes := changes || jsonb_build_object('flag', f, 'scope', at, 'kind', kind, 'before', cur, 'after', target);
+            END IF;
+        END LOOP;
+    END LOOP;
+    IF cardinality(conflicts) > 0 AND NOT p_force THEN
+        RAISE EXCEPTION 'flagctl: % changed since % was engaged: %; nothing was changed',
+            CASE WHEN cardinality(conflicts) = 1 THEN 'a flag' ELSE cardinality(conflicts) || ' flags' END,
+            p_switch, array_to_string(conflicts, '; ')
+            USING ERRCODE = 'FL002',
+                  HINT = 'someone changed it in between; check flagctl audit log, then release with p_force => true '
+                         'to restore the values from before the kill anyway';
+    END IF;
+    IF cardinality(conflicts) > 0 THEN
+        PERFORM flagctl.mark_forced();
+    END IF;
+    FOR c IN SELECT value FROM jsonb_array_elements(changes) LOOP
+        PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
+    END LOOP;
+    DELETE FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
+    RETURN QUERY SELECT c2->>'flag', c2->>'scope', nullif(c2->'before', 'null'::jsonb), nullif(c2->'after', 'null'::jsonb)
+                   FROM jsonb_array_elements(changes) AS c2;
+END
+$$;
+
+-- The helpers are the functions' own; the two entry points are for every flagctl role, and
+-- begin_change says who may act (a kill or a release needs flagctl_security). What stands in
+-- a table's way reads only the catalogue, which anyone may: `flagctl db status` shows it.
+GRANT EXECUTE ON FUNCTION flagctl.interference(regclass) TO PUBLIC;
+REVOKE ALL ON FUNCTION flagctl.kill_norm(text, jsonb), flagctl.kill_overlay(text, jsonb, jsonb),
+    flagctl.kill_overlay_all(text, jsonb, text, flagctl.engaged_switch[]),
+    flagctl.kill_covers(flagctl.engaged_switch, text, text),
+    flagctl.kill_recorded(flagctl.engaged_switch, text, text, text),
+    flagctl.kill_base_at(flagctl.engaged_switch[], text, text),
+    flagctl.kill_left_at(text, flagctl.engaged_switch[], text, text, jsonb, jsonb),
+    flagctl.kill_with(text, flagctl.engaged_switch[], flagctl.engaged_switch, text, text, jsonb, jsonb, jsonb),
+    flagctl.kill_without(text, flagctl.engaged_switch[], flagctl.engaged_switch, text, text, jsonb, jsonb),
+    flagctl.kill_not_taken(regclass, text), flagctl.kill_lock(text, text[]),
+    flagctl.kill_state(text, jsonb, text[]), flagctl.kill_write(text, text, text, text, jsonb),
+    flagctl.kill_declare(text, text, text, text, text, text),
+    flagctl.kill(text, text, text, text, text), flagctl.release(text, text, text, text, boolean, text) FROM PUBLIC;
+DO $$
+BEGIN
+    IF to_regrole('flagctl_viewer') IS NOT NULL THEN
+        GRANT EXECUTE ON FUNCTION flagctl.kill(text, text, text, text, text),
+            flagctl.release(text, text, text, text, boolean, text) TO flagctl_viewer;
+    END IF;
+    IF to_regrole('flagctl_operator') IS NOT NULL THEN
+        GRANT EXECUTE ON FUNCTION flagctl.kill(text, text, text, text, text),
+            flagctl.release(text, text, text, text, boolean, text) TO flagctl_operator;
+    END IF;
+END
+$$;
