@@ -77,9 +77,13 @@ def drift(
         audit_row = AuditRow(*row)
         if audit_row.flag in manifest.flags and _same_storage(manifest, audit_row):
             last[(audit_row.flag or "", audit_row.scope or GLOBAL)] = audit_row
+    audited_scopes: dict[str, set[str]] = {}
+    for flag, scope in last:
+        audited_scopes.setdefault(flag, set()).add(scope)
+    wanted = None if flags is None else set(flags)
     found = []
     for name, spec in manifest.flags.items():
-        if flags is not None and name not in flags:
+        if wanted is not None and name not in wanted:
             continue
         if spec.bound:
             scopes = {GLOBAL}
@@ -88,7 +92,7 @@ def drift(
             live = dict(snapshot.overrides.get(name, {}))
             if name in snapshot.stored:
                 live[GLOBAL] = snapshot.globals[name]
-            scopes = set(live) | {scope for flag, scope in last if flag == name}
+            scopes = set(live) | audited_scopes.get(name, set())
         for scope in sorted(scopes):
             row = last.get((name, scope))
             now = live.get(scope)
