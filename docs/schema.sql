@@ -1193,11 +1193,13 @@ CREATE FUNCTION flagctl.kill(p_system text, p_switch text, p_reason text, p_scop
     AS $$
 DECLARE
     cat      jsonb := flagctl.kill_declare('kill', p_system, p_switch, p_scope, p_reason, p_actor);
+    fc       jsonb := cat->'flags';
     v_settings jsonb := cat->'switches'->p_switch->'settings';
+    v_level  integer := (cat->'switches'->p_switch->>'level')::integer;
     v_flags  text[] := ARRAY(SELECT k FROM jsonb_object_keys(v_settings) AS k ORDER BY k COLLATE "C");
-    eng      flagctl.engaged_switch[];
     rec      flagctl.engaged_switch;
-    me       flagctl.engaged_switch;
+    mine     flagctl.engaged_switch;  -- this switch's engagement (or the one to be), cut down to the flag
+    fl_eng   flagctl.engaged_switch[];
     holders  flagctl.engaged_switch[];
     v_state  jsonb;
     f        text;
@@ -1208,89 +1210,105 @@ DECLARE
     cur      jsonb;
     base     jsonb;
     val      jsonb;
-    v_prior  jsonb := '{}';
-    v_applied jsonb := '{}';
-    v_below  jsonb := '{}';
-    changes  jsonb := '[]';
+    -- Accumulated as arrays (appending is in place) and aggregated once at the end.
+    top_flags text[] := '{}';
+    top_prior jsonb[] := '{}';
+    top_applied jsonb[] := '{}';
+    below_flags text[] := '{}';
+    below_scopes text[] := '{}';
+    below_vals jsonb[] := '{}';
+    changes  jsonb[] := '{}';
     c        jsonb;
+    v_below  jsonb;
 BEGIN
-    FOREACH f IN ARRAY v_flags LOOP
-        IF p_scope <> 'global' AND (cat->'flags'->f->'table' IS NOT NULL AND jsonb_typeof(cat->'flags'->f->'table') <> 'null'
-                                    OR NOT coalesce(cat->'flags'->f->'scopes' ? split_part(p_scope, ':', 1), false)) THEN
-            RAISE EXCEPTION 'flagctl: flag % has no % scope (as published)', f, split_part(p_scope, ':', 1)
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'scope kinds it accepts: ' || coalesce((SELECT string_agg(s, ', ')
-                              FROM jsonb_array_elements_text(cat->'flags'->f->'scopes') AS s), 'none (global only)');
-        END IF;
-    END LOOP;
-    PERFORM flagctl.kill_lock(p_system, v_flags);
-    eng := ARRAY(SELECT e FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq);
-    SELECT * INTO rec FROM unnest(eng) AS e WHERE e.switch = p_switch AND e.scope = p_scope;
-    v_state := flagctl.kill_state(p_system, cat, CASE WHEN rec.switch IS NULL THEN v_flags
-                                                    ELSE ARRAY(SELECT k FROM jsonb_object_keys(rec.settings) AS k
-                                                                ORDER BY k COLLATE "C") END);
-    IF rec.switch IS NULL THEN
-        me.switch := p_switch;
-        me.scope := p_scope;
-        me.level := (cat->'switches'->p_switch->>'level')::integer;
-        me.seq := 4611686018427387904;
-        me.settings := v_settings;
+    IF p_scope <> 'global' THEN
+        FOREACH f IN ARRAY v_flags LOOP
+            IF fc->f->'table' IS NOT NULL AND jsonb_typeof(fc->f->'table') <> 'null'
+               OR NOT coalesce(fc->f->'scopes' ? split_part(p_scope, ':', 1), false) THEN
+                RAISE EXCEPTION 'flagctl: flag % has no % scope (as published)', f, split_part(p_scope, ':', 1)
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'scope kinds it accepts: ' || coalesce((SELECT string_agg(s, ', ')
+                                  FROM jsonb_array_elements_text(fc->f->'scopes') AS s), 'none (global only)');
+            END IF;
+        END LOOP;
     END IF;
-    FOREACH f IN ARRAY ARRAY(SELECT k FROM jsonb_object_keys(v_state) AS k ORDER BY k COLLATE "C") LOOP
-        kind := cat->'flags'->f->>'type';
-        dflt := flagctl.kill_norm(kind, cat->'flags'->f->'default');
+    PERFORM flagctl.kill_lock(p_system, v_flags);
+    SELECT * INTO rec FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
+    IF FOUND THEN  -- engaged already: the flags it recorded
+        v_flags := ARRAY(SELECT k FROM jsonb_object_keys(rec.settings) AS k ORDER BY k COLLATE "C");
+    END IF;
+    v_state := flagctl.kill_state(p_system, cat, v_flags);
+    FOR f, fl_eng IN SELECT k.flag, k.engaged FROM flagctl.kill_slim(p_system, v_flags) AS k LOOP
+        kind := fc->f->>'type';
+        dflt := flagctl.kill_norm(kind, fc->f->'default');
         gnow := v_state->f->'global';
+        IF rec.switch IS NULL THEN
+            mine := ROW(p_system, p_switch, p_scope, v_level, 4611686018427387904, now(), NULL, session_user, p_reason,
+                        '{}', '{}', jsonb_build_object(f, v_settings->f), '{}')::flagctl.engaged_switch;
+        ELSE
+            SELECT * INTO mine FROM unnest(fl_eng) AS e WHERE e.switch = p_switch AND e.scope = p_scope;
+        END IF;
         FOREACH at IN ARRAY CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
                                  ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
                                           SELECT jsonb_object_keys(v_state->f->'overrides')
-                                          UNION SELECT jsonb_object_keys(coalesce(rec.below->f, '{}'))) AS o(s)
+                                          UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
                                           ORDER BY s COLLATE "C") END LOOP
-            holders := ARRAY(SELECT e FROM unnest(eng) AS e WHERE flagctl.kill_covers(e, f, at) ORDER BY e.level, e.seq);
+            holders := ARRAY(SELECT e FROM unnest(fl_eng) AS e WHERE flagctl.kill_covers(e, f, at) ORDER BY e.level, e.seq);
             cur := CASE WHEN at = 'global' THEN gnow ELSE v_state->f->'overrides'->at END;
             IF rec.switch IS NULL THEN
                 base := CASE WHEN cardinality(holders) > 0 THEN flagctl.kill_base_at(holders, f, at)
                              WHEN at = 'global' AND NOT (v_state->f->>'stored')::boolean THEN NULL
                              ELSE cur END;
-                val := flagctl.kill_with(kind, holders, me, f, at, cur, gnow, dflt);
+                val := flagctl.kill_with(kind, holders, mine, f, at, cur, gnow, dflt);
                 IF at = p_scope THEN
-                    v_prior := v_prior || jsonb_build_object(f, base);
-                    v_applied := v_applied || jsonb_build_object(f, val);
+                    top_flags := array_append(top_flags, f);
+                    top_prior := array_append(top_prior, coalesce(base, 'null'));
+                    top_applied := array_append(top_applied, coalesce(val, 'null'));
                 ELSE
-                    v_below := v_below || jsonb_build_object(f, coalesce(v_below->f, '{}')
-                                                            || jsonb_build_object(at, jsonb_build_object('prior', base, 'applied', val)));
+                    below_flags := array_append(below_flags, f);
+                    below_scopes := array_append(below_scopes, at);
+                    below_vals := array_append(below_vals, jsonb_build_object('prior', base, 'applied', val));
                 END IF;
             ELSIF EXISTS (SELECT 1 FROM unnest(holders) AS h WHERE h.switch = rec.switch AND h.scope = rec.scope) THEN
                 val := flagctl.kill_left_at(kind, holders, f, at, gnow, dflt);
             ELSE  -- an override that appeared under the kill: it covers that one too
-                val := flagctl.kill_with(kind, holders, rec, f, at, cur, gnow, dflt);
+                val := flagctl.kill_with(kind, holders, mine, f, at, cur, gnow, dflt);
                 base := CASE WHEN cardinality(holders) > 0 THEN flagctl.kill_base_at(holders, f, at) ELSE cur END;
-                v_below := v_below || jsonb_build_object(f, coalesce(v_below->f, rec.below->f, '{}')
-                                                        || jsonb_build_object(at, jsonb_build_object('prior', base, 'applied', val)));
+                below_flags := array_append(below_flags, f);
+                below_scopes := array_append(below_scopes, at);
+                below_vals := array_append(below_vals, jsonb_build_object('prior', base, 'applied', val));
             END IF;
             IF val IS DISTINCT FROM cur THEN
-                changes := changes || jsonb_build_object('flag', f, 'scope', at, 'kind', kind, 'before', cur, 'after', val);
+                changes := array_append(changes, jsonb_build_object('flag', f, 'scope', at, 'kind', kind,
+                                                                    'before', cur, 'after', val));
             END IF;
         END LOOP;
     END LOOP;
-    IF rec.switch IS NOT NULL AND jsonb_array_length(changes) = 0 THEN
+    IF rec.switch IS NOT NULL AND cardinality(changes) = 0 THEN
         RAISE NOTICE 'kill switch % is already engaged (scope %) since % by %, and every flag has its values',
             p_switch, p_scope, rec.engaged_at, coalesce(rec.actor, rec.db_user);
         RETURN;
     END IF;
-    FOR c IN SELECT value FROM jsonb_array_elements(changes) LOOP
+    FOREACH c IN ARRAY changes LOOP
         PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
     END LOOP;
+    -- The new scopes beneath a global kill, each flag's merged into what the kill recorded there.
+    SELECT jsonb_object_agg(n.f, coalesce(rec.below->n.f, '{}') || n.scopes) INTO v_below
+      FROM (SELECT u.f, jsonb_object_agg(u.s, u.v) AS scopes
+              FROM unnest(below_flags, below_scopes, below_vals) AS u(f, s, v) GROUP BY u.f) AS n;
     IF rec.switch IS NULL THEN
         INSERT INTO flagctl.engaged_switch (system, switch, scope, level, actor, reason, prior, applied, settings, below)
-        SELECT p_system, p_switch, p_scope, me.level, x.actor, coalesce(x.reason, p_reason), v_prior, v_applied,
-               v_settings, v_below
+        SELECT p_system, p_switch, p_scope, v_level, x.actor, coalesce(x.reason, p_reason),
+               (SELECT coalesce(jsonb_object_agg(u.f, u.v), '{}') FROM unnest(top_flags, top_prior) AS u(f, v)),
+               (SELECT coalesce(jsonb_object_agg(u.f, u.v), '{}') FROM unnest(top_flags, top_applied) AS u(f, v)),
+               v_settings, coalesce(v_below, '{}')
           FROM flagctl.current_change() AS x;
-    ELSIF v_below <> '{}' AND rec.below || v_below <> rec.below THEN
+    ELSIF v_below IS NOT NULL AND rec.below || v_below <> rec.below THEN
         UPDATE flagctl.engaged_switch e SET below = rec.below || v_below
          WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
     END IF;
     RETURN QUERY SELECT c2->>'flag', c2->>'scope', nullif(c2->'before', 'null'::jsonb), nullif(c2->'after', 'null'::jsonb)
-                   FROM jsonb_array_elements(changes) AS c2;
+                   FROM unnest(changes) AS c2;
 END
 $$;
 
@@ -1333,7 +1351,10 @@ DECLARE
     ctx flagctl.change_context := flagctl.current_change();
     cat jsonb := (flagctl.published(p_system)).catalogue;
 BEGIN
-    IF ctx.action IS NULL OR regexp_replace(ctx.action, '^drill\.', '') <> p_action THEN
+    -- Declared already: as this action (by flagctl's CLI, or a drill's step), or, for a kill,
+    -- as the rollback machine's automatic rollback (flagctl watch --auto), which may run it.
+    IF ctx.action IS NULL OR (regexp_replace(ctx.action, '^drill\.', '') <> p_action
+                              AND NOT (p_action = 'kill' AND ctx.action = 'rollback.auto')) THEN
         IF nullif(btrim(coalesce(p_reason, '')), '') IS NULL THEN
             RAISE EXCEPTION 'flagctl: a % needs a reason', p_action
                 USING ERRCODE = 'invalid_parameter_value',
@@ -1342,9 +1363,10 @@ BEGIN
         PERFORM flagctl.begin_change(p_action, coalesce(p_actor, session_user), p_reason,
                                      format('SELECT flagctl.%s(%L, %L, …, %L)', p_action, p_system, p_switch, p_scope),
                                      NULL, p_system);
-    ELSIF NOT flagctl.may(p_action) THEN
-        RAISE EXCEPTION 'flagctl: % may not %: it needs the role flagctl_security', session_user, p_action
-            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl db grant security ' || session_user;
+    ELSIF NOT flagctl.may(ctx.action) THEN
+        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, p_action, flagctl.role_for(ctx.action)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(ctx.action), 'flagctl_', ''), session_user);
     END IF;
     IF cat IS NULL THEN
         RAISE EXCEPTION 'flagctl: system % has no published manifest', p_system
@@ -1465,10 +1487,14 @@ CREATE FUNCTION flagctl.kill_not_taken(p_table regclass, p_what text) RETURNS vo
     AS $$
 DECLARE
     culprits text := (SELECT string_agg(i, ', ') FROM flagctl.interference(p_table) AS i);
+    v_schema text;
+    v_table text;
 BEGIN
+    SELECT n.nspname, c.relname INTO v_schema, v_table
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_table;
     RAISE EXCEPTION 'flagctl: the change did not take in %: %; nothing was changed', p_table,
         p_what || CASE WHEN culprits IS NOT NULL THEN '; in the way: ' || culprits ELSE '' END
-        USING ERRCODE = 'FL001',
+        USING ERRCODE = 'FL001', SCHEMA = v_schema, TABLE = v_table, DETAIL = p_what,
               HINT = 'a trigger or rule of the table''s own kept, changed or skipped flagctl''s write: let '
                      'flagctl''s writes through (or drop it), then re-run; flagctl db status lists them';
 END
@@ -1531,6 +1557,38 @@ $$;
 
 
 --
+-- Name: kill_slim(text, text[]); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_slim(p_system text, p_flags text[]) RETURNS TABLE(flag text, engaged flagctl.engaged_switch[])
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    WITH e AS MATERIALIZED (SELECT * FROM flagctl.engaged_switch e WHERE e.system = p_system),
+    settings AS (SELECT e.seq, x.key, x.value FROM e, jsonb_each(e.settings) AS x),
+    prior AS (SELECT e.seq, x.key, x.value FROM e, jsonb_each(e.prior) AS x),
+    applied AS (SELECT e.seq, x.key, x.value FROM e, jsonb_each(e.applied) AS x),
+    below AS (SELECT e.seq, x.key, x.value FROM e, jsonb_each(e.below) AS x)
+    SELECT u.flag,
+           coalesce(array_agg(ROW(e.system, e.switch, e.scope, e.level, e.seq, e.engaged_at, e.actor, e.db_user,
+                                  e.reason,
+                                  CASE WHEN p.seq IS NULL THEN '{}' ELSE jsonb_build_object(u.flag, p.value) END,
+                                  CASE WHEN a.seq IS NULL THEN '{}' ELSE jsonb_build_object(u.flag, a.value) END,
+                                  jsonb_build_object(u.flag, s.value),
+                                  CASE WHEN b.seq IS NULL THEN '{}' ELSE jsonb_build_object(u.flag, b.value) END
+                              )::flagctl.engaged_switch ORDER BY e.seq) FILTER (WHERE e.seq IS NOT NULL), '{}')
+      FROM unnest(p_flags) AS u(flag)
+      LEFT JOIN settings s ON s.key = u.flag
+      LEFT JOIN e ON e.seq = s.seq
+      LEFT JOIN prior p ON p.seq = s.seq AND p.key = u.flag
+      LEFT JOIN applied a ON a.seq = s.seq AND a.key = u.flag
+      LEFT JOIN below b ON b.seq = s.seq AND b.key = u.flag
+     GROUP BY u.flag
+     ORDER BY u.flag COLLATE "C"
+$$;
+
+
+--
 -- Name: kill_state(text, jsonb, text[]); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -1539,49 +1597,41 @@ CREATE FUNCTION flagctl.kill_state(p_system text, p_cat jsonb, p_flags text[]) R
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $_$
 DECLARE
-    out   jsonb := '{}';
-    f     text;
-    kind  text;
-    b     flagctl.binding;
+    fc      jsonb := p_cat->'flags';
+    own     jsonb;
+    bound   jsonb := '{}';
+    b       flagctl.binding;
     matched jsonb;
-    row_  record;
-    g     jsonb;
-    over  jsonb;
 BEGIN
-    FOREACH f IN ARRAY p_flags LOOP
-        kind := p_cat->'flags'->f->>'type';
-        SELECT * INTO b FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = f;
-        IF FOUND THEN
-            EXECUTE format('SELECT jsonb_agg(to_jsonb(t)) FROM %1$I.%2$I AS t'
-                           ' JOIN jsonb_populate_record(NULL::%1$I.%2$I, $1) AS k ON %3$s',
-                           b.table_schema, b.table_name,
-                           (SELECT string_agg(format('t.%1$I = k.%1$I', c), ' AND ') FROM jsonb_object_keys(b.key) AS c))
-               INTO matched USING b.key;
-            IF coalesce(jsonb_array_length(matched), 0) <> 1 THEN
-                RAISE EXCEPTION 'flagctl: flag %: % rows % in bound table %.%', f, coalesce(jsonb_array_length(matched), 0),
-                    b.key, b.table_schema, b.table_name
-                    USING ERRCODE = 'invalid_parameter_value',
-                          HINT = 'the key columns must identify exactly one row; the application owns it';
-            END IF;
-            out := out || jsonb_build_object(f, jsonb_build_object(
-                'global', flagctl.kill_norm(kind, flagctl.bound_value(b.columns, matched->0)),
-                'stored', true, 'overrides', '{}'::jsonb));
-            CONTINUE;
+    SELECT jsonb_object_agg(o.flag, jsonb_build_object(
+               'global', coalesce(o.g, flagctl.kill_norm(fc->o.flag->>'type', fc->o.flag->'default')),
+               'stored', o.g IS NOT NULL, 'overrides', coalesce(o.over, '{}')))
+      INTO own
+      FROM (SELECT u.flag,
+                   flagctl.kill_norm(fc->u.flag->>'type', (array_agg(s.value) FILTER (WHERE s.scope = 'global'))[1]) AS g,
+                   jsonb_object_agg(s.scope, flagctl.kill_norm(fc->u.flag->>'type', s.value))
+                       FILTER (WHERE s.scope <> 'global') AS over
+              FROM unnest(p_flags) AS u(flag)
+              LEFT JOIN flagctl.flag_state s ON s.system = p_system AND s.flag = u.flag
+             WHERE NOT EXISTS (SELECT 1 FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = u.flag)
+             GROUP BY u.flag) AS o;
+    FOR b IN SELECT bd.* FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = ANY(p_flags) LOOP
+        EXECUTE format('SELECT jsonb_agg(to_jsonb(t)) FROM %1$I.%2$I AS t'
+                       ' JOIN jsonb_populate_record(NULL::%1$I.%2$I, $1) AS k ON %3$s',
+                       b.table_schema, b.table_name,
+                       (SELECT string_agg(format('t.%1$I = k.%1$I', c), ' AND ') FROM jsonb_object_keys(b.key) AS c))
+           INTO matched USING b.key;
+        IF coalesce(jsonb_array_length(matched), 0) <> 1 THEN
+            RAISE EXCEPTION 'flagctl: flag %: % rows % in bound table %.%', b.flag, coalesce(jsonb_array_length(matched), 0),
+                b.key, b.table_schema, b.table_name
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'the key columns must identify exactly one row; the application owns it';
         END IF;
-        g := NULL;
-        over := '{}';
-        FOR row_ IN SELECT s.scope, s.value FROM flagctl.flag_state s WHERE s.system = p_system AND s.flag = f LOOP
-            IF row_.scope = 'global' THEN
-                g := flagctl.kill_norm(kind, row_.value);
-            ELSE
-                over := over || jsonb_build_object(row_.scope, flagctl.kill_norm(kind, row_.value));
-            END IF;
-        END LOOP;
-        out := out || jsonb_build_object(f, jsonb_build_object(
-            'global', coalesce(g, flagctl.kill_norm(kind, p_cat->'flags'->f->'default')),
-            'stored', g IS NOT NULL, 'overrides', over));
+        bound := bound || jsonb_build_object(b.flag, jsonb_build_object(
+            'global', flagctl.kill_norm(fc->b.flag->>'type', flagctl.bound_value(b.columns, matched->0)),
+            'stored', true, 'overrides', '{}'::jsonb));
     END LOOP;
-    RETURN out;
+    RETURN coalesce(own, '{}') || bound;
 END
 $_$;
 
@@ -1959,8 +2009,10 @@ CREATE FUNCTION flagctl.release(p_system text, p_switch text, p_reason text, p_s
     AS $$
 DECLARE
     cat       jsonb := flagctl.kill_declare('release', p_system, p_switch, p_scope, p_reason, p_actor);
-    eng       flagctl.engaged_switch[];
+    fc        jsonb := cat->'flags';
     rec       flagctl.engaged_switch;
+    mine      flagctl.engaged_switch;  -- the engagement, cut down to the flag
+    fl_eng    flagctl.engaged_switch[];
     holders   flagctl.engaged_switch[];
     v_flags   text[];
     v_state   jsonb;
@@ -1972,7 +2024,7 @@ DECLARE
     cur       jsonb;
     expected  jsonb;
     target    jsonb;
-    changes   jsonb := '[]';
+    changes   jsonb[] := '{}';
     conflicts text[] := '{}';
     c         jsonb;
 BEGIN
@@ -1983,23 +2035,23 @@ BEGIN
     END IF;
     v_flags := ARRAY(SELECT k FROM jsonb_object_keys(rec.settings) AS k ORDER BY k COLLATE "C");
     PERFORM flagctl.kill_lock(p_system, v_flags);
-    eng := ARRAY(SELECT e FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq);
-    SELECT * INTO rec FROM unnest(eng) AS e WHERE e.switch = p_switch AND e.scope = p_scope;
+    SELECT * INTO rec FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
     IF NOT FOUND THEN  -- released while this one waited for the locks
         RAISE NOTICE 'kill switch % is not engaged (scope %)', p_switch, p_scope;
         RETURN;
     END IF;
     v_state := flagctl.kill_state(p_system, cat, v_flags);
-    FOREACH f IN ARRAY v_flags LOOP
-        kind := cat->'flags'->f->>'type';
-        dflt := flagctl.kill_norm(kind, cat->'flags'->f->'default');
+    FOR f, fl_eng IN SELECT k.flag, k.engaged FROM flagctl.kill_slim(p_system, v_flags) AS k LOOP
+        kind := fc->f->>'type';
+        dflt := flagctl.kill_norm(kind, fc->f->'default');
         gnow := v_state->f->'global';
+        SELECT * INTO mine FROM unnest(fl_eng) AS e WHERE e.switch = p_switch AND e.scope = p_scope;
         FOREACH at IN ARRAY CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
                                  ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
                                           SELECT jsonb_object_keys(v_state->f->'overrides')
-                                          UNION SELECT jsonb_object_keys(coalesce(rec.below->f, '{}'))) AS o(s)
+                                          UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
                                           ORDER BY s COLLATE "C") END LOOP
-            holders := ARRAY(SELECT e FROM unnest(eng) AS e WHERE flagctl.kill_covers(e, f, at) ORDER BY e.level, e.seq);
+            holders := ARRAY(SELECT e FROM unnest(fl_eng) AS e WHERE flagctl.kill_covers(e, f, at) ORDER BY e.level, e.seq);
             CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(holders) AS h
                                        WHERE h.switch = rec.switch AND h.scope = rec.scope);  -- never covered
             cur := CASE WHEN at = 'global' THEN gnow ELSE v_state->f->'overrides'->at END;
@@ -2009,9 +2061,10 @@ BEGIN
                                                  CASE WHEN at = p_scope THEN f ELSE f || ' at ' || at END,
                                                  coalesce(expected::text, '(unset)'), coalesce(cur::text, '(unset)'));
             END IF;
-            target := flagctl.kill_without(kind, holders, rec, f, at, gnow, dflt);
+            target := flagctl.kill_without(kind, holders, mine, f, at, gnow, dflt);
             IF target IS DISTINCT FROM cur THEN
-                changes := changes || jsonb_build_object('flag', f, 'scope', at, 'kind', kind, 'before', cur, 'after', target);
+                changes := array_append(changes, jsonb_build_object('flag', f, 'scope', at, 'kind', kind,
+                                                                    'before', cur, 'after', target));
             END IF;
         END LOOP;
     END LOOP;
@@ -2026,12 +2079,12 @@ BEGIN
     IF cardinality(conflicts) > 0 THEN
         PERFORM flagctl.mark_forced();
     END IF;
-    FOR c IN SELECT value FROM jsonb_array_elements(changes) LOOP
+    FOREACH c IN ARRAY changes LOOP
         PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
     END LOOP;
     DELETE FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
     RETURN QUERY SELECT c2->>'flag', c2->>'scope', nullif(c2->'before', 'null'::jsonb), nullif(c2->'after', 'null'::jsonb)
-                   FROM jsonb_array_elements(changes) AS c2;
+                   FROM unnest(changes) AS c2;
 END
 $$;
 
@@ -3224,6 +3277,13 @@ REVOKE ALL ON FUNCTION flagctl.kill_overlay_all(p_kind text, p_start jsonb, p_fl
 --
 
 REVOKE ALL ON FUNCTION flagctl.kill_recorded(e flagctl.engaged_switch, p_what text, p_flag text, p_scope text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION kill_slim(p_system text, p_flags text[]); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_slim(p_system text, p_flags text[]) FROM PUBLIC;
 
 
 --

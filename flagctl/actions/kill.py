@@ -19,7 +19,7 @@ from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.kills import Below, Engaged, base_at, engaged_at, left_at, with_kill, without
 from flagctl.store.flags import FlagStore, Snapshot
-from flagctl.store.switches import cover_below, list_engaged, record_engaged, remove_engaged
+from flagctl.store.switches import disengage, engage, list_engaged
 
 if TYPE_CHECKING:
     import psycopg
@@ -140,15 +140,9 @@ class Kill(Action[KillPlan]):
         )  # fmt: skip
 
     def apply(self, conn: psycopg.Connection[Any], plan: KillPlan) -> None:
-        FlagStore(conn, self.manifest).write(plan.changes)
-        if plan.reassert:
-            if plan.below:
-                cover_below(conn, self.manifest, plan.switch, plan.scope, plan.below)
-            return
-        record_engaged(
-            conn, self.manifest, (plan.switch, plan.scope, plan.level), plan.prior, plan.applied,
-            self.manifest.switches[plan.switch], plan.below,
-        )  # fmt: skip
+        # The database's kill writes and records it (the security role holds no DML of its
+        # own): planned here under the same locks, so it changes exactly what was shown.
+        _as_planned(plan, engage(conn, self.manifest, plan.switch, plan.scope))
 
 
 @dataclass
@@ -222,8 +216,20 @@ class Release(Action[ReleasePlan]):
         )  # fmt: skip
 
     def apply(self, conn: psycopg.Connection[Any], plan: ReleasePlan) -> None:
-        FlagStore(conn, self.manifest).write(plan.changes)
-        remove_engaged(conn, self.manifest, plan.switch, plan.scope)
+        _as_planned(plan, disengage(conn, self.manifest, plan.switch, plan.scope, plan.forced))
+
+
+def _as_planned(plan: Plan, done: list[Change]) -> None:
+    """What the database's kill or release changed is what took; should it ever differ from
+    flagctl's plan (a bug in one of them), the report says so and shows what took."""
+    if {(c.flag, c.scope): c.after for c in done} == {(c.flag, c.scope): c.after for c in plan.changes}:
+        return
+    planned = "; ".join(f"{c.flag} at {c.scope}: {c.describe()}" for c in plan.changes) or "no change"
+    plan.checks.append(
+        f"flagctl planned {planned}, the database's {plan.action} did otherwise; shown is what took "
+        "(a bug: please report it)"
+    )
+    plan.changes = done
 
 
 def _covered(snapshot: Snapshot, flag: str, scope: str, record: Engaged | None = None) -> list[str]:

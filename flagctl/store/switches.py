@@ -1,10 +1,13 @@
-"""The engaged kill switches (``flagctl.engaged_switch``): read, record, remove."""
+"""The engaged kill switches (``flagctl.engaged_switch``): read them; engage and release a
+switch through the database's own functions, which record and remove the engagement."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flagctl.model.flagtypes import KillSetting, kill_setting
+from flagctl.errors import WriteNotTaken
+from flagctl.model.change import Change
+from flagctl.model.flagtypes import kill_setting
 from flagctl.model.manifest import Manifest
 from flagctl.rules.kills import Below, Engaged
 from flagctl.store.db import lock_rows
@@ -17,20 +20,10 @@ SELECT_ENGAGED = (
     " FROM flagctl.engaged_switch WHERE system = %s ORDER BY seq"
 )
 
-INSERT_ENGAGED = """
-INSERT INTO flagctl.engaged_switch (system, switch, scope, level, actor, reason, prior, applied, settings, below)
-VALUES (%s, %s, %s, %s, current_setting('flagctl.actor', true), current_setting('flagctl.reason', true),
-        %s, %s, %s, %s)
-"""
-
-UPDATE_BELOW = "UPDATE flagctl.engaged_switch SET below = %s WHERE system = %s AND switch = %s AND scope = %s"
-
 UPDATE_BASE = (
     "UPDATE flagctl.engaged_switch SET prior = %s, applied = %s"
     " WHERE system = %s AND switch = %s AND scope = 'global'"
 )
-
-DELETE_ENGAGED = "DELETE FROM flagctl.engaged_switch WHERE system = %s AND switch = %s AND scope = %s"
 
 
 def list_engaged(conn: psycopg.Connection[Any], manifest: Manifest, lock: bool = False) -> list[Engaged]:
@@ -70,41 +63,6 @@ def _engaged(manifest: Manifest, row: tuple[Any, ...]) -> Engaged:
     )  # fmt: skip
 
 
-def record_engaged(
-    conn: psycopg.Connection[Any],
-    manifest: Manifest,
-    engaged: tuple[str, str, int],
-    prior: dict[str, Any],
-    applied: dict[str, Any],
-    settings: dict[str, KillSetting],
-    below: dict[str, dict[str, Below]],
-) -> None:
-    """Record a switch as engaged (switch, scope, level) with its base and applied values,
-    and for a global one the scoped overrides it covers."""
-    from psycopg.types.json import Jsonb
-
-    def as_json(values: dict[str, Any]) -> Jsonb:
-        return Jsonb({f: _to_db(manifest, f, v) for f, v in values.items()})
-
-    switch, scope, level = engaged
-    conn.execute(
-        INSERT_ENGAGED,
-        (manifest.system, switch, scope, level, as_json(prior), as_json(applied),
-         Jsonb({f: s.to_json() for f, s in settings.items()}), _below_json(manifest, below)),
-    )  # fmt: skip
-
-
-def cover_below(
-    conn: psycopg.Connection[Any],
-    manifest: Manifest,
-    switch: str,
-    scope: str,
-    below: dict[str, dict[str, Below]],
-) -> None:
-    """Record the scoped overrides an engaged global kill covers (all of them, again)."""
-    conn.execute(UPDATE_BELOW, (_below_json(manifest, below), manifest.system, switch, scope))
-
-
 def move_base(
     conn: psycopg.Connection[Any],
     manifest: Manifest,
@@ -126,17 +84,48 @@ def _to_db(manifest: Manifest, flag: str, value: Any) -> Any:
     return None if value is None else manifest.flags[flag].to_db(value)
 
 
-def _below_json(manifest: Manifest, below: dict[str, dict[str, Below]]) -> Any:
-    from psycopg.types.json import Jsonb
+# The database's own kill and release (routines/90_kill.sql): they write the switch's own
+# published settings and record the engagement, in the transaction already declared as the
+# kill (or the release), and refuse with FL001 a write the table did not take.
+ENGAGE = "SELECT flag, scope, before, after FROM flagctl.kill(%s, %s, NULL, %s)"
+DISENGAGE = "SELECT flag, scope, before, after FROM flagctl.release(%s, %s, NULL, %s, %s)"
+NOT_TAKEN = "FL001"
 
-    return Jsonb({
-        f: {s: {"prior": _to_db(manifest, f, b.prior), "applied": _to_db(manifest, f, b.applied)} for s, b in by_scope.items()}
-        for f, by_scope in below.items()
-    })  # fmt: skip
+
+def engage(conn: psycopg.Connection[Any], manifest: Manifest, switch: str, scope: str) -> list[Change]:
+    """Engage a kill switch with ``flagctl.kill``: what it changed, flag by flag."""
+    return _switched(conn, manifest, ENGAGE, (manifest.system, switch, scope))
 
 
-def remove_engaged(conn: psycopg.Connection[Any], manifest: Manifest, switch: str, scope: str) -> None:
-    conn.execute(DELETE_ENGAGED, (manifest.system, switch, scope))
+def disengage(
+    conn: psycopg.Connection[Any], manifest: Manifest, switch: str, scope: str, force: bool
+) -> list[Change]:
+    """Release a kill switch with ``flagctl.release``: what it changed, flag by flag."""
+    return _switched(conn, manifest, DISENGAGE, (manifest.system, switch, scope, force))
+
+
+def _switched(
+    conn: psycopg.Connection[Any], manifest: Manifest, statement: str, args: tuple[Any, ...]
+) -> list[Change]:
+    import psycopg
+    from psycopg import sql
+
+    def value(flag: str, data: Any) -> Any:
+        return None if data is None else manifest.flags[flag].from_db(data)
+
+    try:
+        rows = conn.execute(statement, args).fetchall()
+    except psycopg.Error as error:
+        if error.sqlstate != NOT_TAKEN:
+            raise
+        diag = error.diag
+        table = ".".join(sql.Identifier(n).as_string(conn) for n in (diag.schema_name, diag.table_name) if n)
+        raise WriteNotTaken(
+            table or "a bound table", [diag.message_detail or ""], system=manifest.system
+        ) from None
+    return [
+        Change(flag, scope, value(flag, before), value(flag, after)) for flag, scope, before, after in rows
+    ]
 
 
 def engaged_json(manifest: Manifest, record: Engaged) -> dict[str, Any]:
