@@ -55,6 +55,7 @@ bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/cli_startup.py
 	$(PY) bench/kill_latency.py
+	$(PY) bench/kill_wide.py
 	$(PY) bench/bucket_throughput.py
 	$(PY) bench/drill_ttm.py
 	$(PY) bench/gate_bench.py
