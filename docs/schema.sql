@@ -1234,8 +1234,9 @@ BEGIN
     END IF;
     PERFORM flagctl.kill_lock(p_system, v_flags);
     SELECT * INTO rec FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
-    IF FOUND THEN  -- engaged already: the flags it recorded
+    IF FOUND THEN  -- engaged already: the flags it recorded (locked too, should they differ)
         v_flags := ARRAY(SELECT k FROM jsonb_object_keys(rec.settings) AS k ORDER BY k COLLATE "C");
+        PERFORM flagctl.kill_lock(p_system, v_flags);
     END IF;
     v_state := flagctl.kill_state(p_system, cat, v_flags);
     FOR f, fl_eng IN SELECT k.flag, k.engaged FROM flagctl.kill_slim(p_system, v_flags) AS k LOOP
@@ -1388,6 +1389,41 @@ BEGIN
     RETURN cat;
 END
 $_$;
+
+
+--
+-- Name: kill_hold(text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_hold(p_system text, p_switch text, p_scope text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.current_change();
+    cat jsonb := (flagctl.published(p_system)).catalogue;
+BEGIN
+    IF ctx.action IS NULL OR NOT (regexp_replace(ctx.action, '^drill\.', '') IN ('kill', 'release')
+                                  OR ctx.action = 'rollback.auto') THEN
+        RAISE EXCEPTION 'flagctl: kill_hold takes a kill''s locks only in a change declared as a kill or a release'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('SELECT * FROM flagctl.kill(%L, %L, ''INC-123: why'') takes its own', p_system, p_switch);
+    END IF;
+    IF NOT flagctl.may(ctx.action) THEN
+        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, ctx.action, flagctl.role_for(ctx.action)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(ctx.action), 'flagctl_', ''), session_user);
+    END IF;
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
+    PERFORM flagctl.kill_lock(p_system, ARRAY(
+        SELECT DISTINCT k FROM (SELECT jsonb_object_keys(coalesce(cat->'switches'->p_switch->'settings', '{}')) AS k
+                                UNION ALL
+                                SELECT jsonb_object_keys(e.settings) FROM flagctl.engaged_switch e
+                                 WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope) AS u));
+END
+$$;
 
 
 --
@@ -3095,7 +3131,6 @@ GRANT ALL ON FUNCTION flagctl.bucket(salt text, id text) TO flagctl_viewer;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.engaged_switch TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.engaged_switch TO flagctl_viewer;
-GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.engaged_switch TO flagctl_security;
 
 
 --
@@ -3228,6 +3263,15 @@ REVOKE ALL ON FUNCTION flagctl.kill_covers(e flagctl.engaged_switch, p_flag text
 --
 
 REVOKE ALL ON FUNCTION flagctl.kill_declare(p_action text, p_system text, p_switch text, p_scope text, p_reason text, p_actor text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION kill_hold(p_system text, p_switch text, p_scope text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_hold(p_system text, p_switch text, p_scope text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.kill_hold(p_system text, p_switch text, p_scope text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.kill_hold(p_system text, p_switch text, p_scope text) TO flagctl_operator;
 
 
 --
@@ -3458,7 +3502,6 @@ GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.exemption TO flagctl_release;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.flag_state TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.flag_state TO flagctl_viewer;
 GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.flag_state TO flagctl_release;
-GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.flag_state TO flagctl_security;
 
 
 --

@@ -19,7 +19,7 @@ from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL, check_scope
 from flagctl.rules.kills import Below, Engaged, base_at, engaged_at, left_at, with_kill, without
 from flagctl.store.flags import FlagStore, Snapshot
-from flagctl.store.switches import disengage, engage, list_engaged
+from flagctl.store.switches import disengage, engage, hold, list_engaged
 
 if TYPE_CHECKING:
     import psycopg
@@ -70,8 +70,10 @@ class Kill(Action[KillPlan]):
         level = self.manifest.switch(name).level
         settings = self.manifest.switches[name]
         flags = sorted(settings)
-        snapshot = FlagStore(conn, self.manifest).for_change(flags, locked=locked)
-        engaged = list_engaged(conn, self.manifest, lock=locked)
+        if locked:  # the database takes the kill's locks (the security role cannot lock rows)
+            hold(conn, self.manifest, name, scope, flags)
+        snapshot = FlagStore(conn, self.manifest).for_change(flags, locked=False)
+        engaged = list_engaged(conn, self.manifest)
         summary = f"engage kill switch {name} (level {level}, scope {scope})"
         record = next((e for e in engaged if e.switch == name and e.scope == scope), None)
         if record is not None:
@@ -170,7 +172,9 @@ class Release(Action[ReleasePlan]):
         self.validate()
         name, scope = self.switch, self.scope
         summary = f"release kill switch {name} (scope {scope})"
-        engaged = list_engaged(conn, self.manifest, lock=locked)
+        if locked:  # the database takes the release's locks, as flagctl.release does
+            hold(conn, self.manifest, name, scope, sorted(self.manifest.switches[name]))
+        engaged = list_engaged(conn, self.manifest)
         record = next((e for e in engaged if e.switch == name and e.scope == scope), None)
         if record is None:
             return ReleasePlan(
@@ -178,7 +182,7 @@ class Release(Action[ReleasePlan]):
                 noop=f"kill switch {name} is not engaged (scope {scope})",
             )  # fmt: skip
         flags = sorted(record.settings)
-        snapshot = FlagStore(conn, self.manifest).for_change(flags, locked=locked)
+        snapshot = FlagStore(conn, self.manifest).for_change(flags, locked=False)
         changes: list[Change] = []
         conflicts: list[str] = []
         checks: list[str] = []

@@ -31,7 +31,7 @@ from flagctl.errors import UsageError, WriteNotTaken
 from flagctl.model.flagtypes import AnyFlag, describe
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL
-from flagctl.store.db import lock_keys, lock_rows, split_table
+from flagctl.store.db import ADVISORY_HOLDERS, _blockers, lock_keys, lock_rows, row_lockers, split_table
 
 if TYPE_CHECKING:
     import psycopg
@@ -111,6 +111,9 @@ class Storage(Protocol):
         """The statement (and its parameters) that ``read`` sends for these flags, unlocked:
         the rows their values are built from, for a digest of them (the gate's check)."""
 
+    def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[dict[str, Any]]:
+        """The sessions holding a lock on these flags (their rows, or flagctl's keys for them)."""
+
 
 @dataclass(frozen=True)
 class OwnTable:
@@ -122,6 +125,12 @@ class OwnTable:
         system = self.manifest.system
         lock_keys(conn, [f"{system}/{name}" for name in names], _flags_text(names), f"{system}/*")
         return None
+
+    def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[dict[str, Any]]:
+        system = self.manifest.system
+        keys = [f"{system}/*", *(f"{system}/{name}" for name in names)]
+        advisory = _blockers(conn.execute(ADVISORY_HOLDERS, (keys,)).fetchall())
+        return advisory + row_lockers(conn, OWN_LOCKERS, (system, names))
 
     def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot, lock: bool) -> None:
         from psycopg import sql
@@ -200,6 +209,24 @@ class BoundTable:
     def reading(self, names: list[str]) -> tuple[sql.Composed | sql.SQL, list[Any]]:
         return self._query(names, lock=False)
 
+    def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[dict[str, Any]]:
+        return row_lockers(conn, *self._lockers(names))
+
+    def _lockers(self, names: list[str]) -> tuple[sql.Composed, list[Any]]:
+        """The query of these flags' rows' ``xmax`` (who holds them), and its parameters."""
+        from psycopg import sql
+
+        key_columns, _ = self._column_names(names)
+        keys = [tuple(_key(self.manifest.flag(name))[c] for c in key_columns) for name in names]
+        query = sql.SQL("SELECT xmax FROM {} WHERE ({}) IN ({})").format(
+            _table(self.table),
+            sql.SQL(", ").join(map(sql.Identifier, key_columns)),
+            sql.SQL(", ").join(
+                sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(key_columns))) for _ in keys
+            ),
+        )
+        return query, [value for key in keys for value in key]
+
     def _column_names(self, names: list[str]) -> tuple[list[str], list[str]]:
         """The key columns the flags share, and every value column they read."""
         specs = [self.manifest.flag(name) for name in names]
@@ -223,23 +250,13 @@ class BoundTable:
         return query, [value for key in keys for value in key]
 
     def _select(self, conn: psycopg.Connection[Any], names: list[str], lock: bool) -> dict[str, Any]:
-        from psycopg import sql
 
         specs = {name: self.manifest.flag(name) for name in names}
         key_columns, value_columns = self._column_names(names)
-        keys = [tuple(_key(spec)[c] for c in key_columns) for spec in specs.values()]
         query, params = self._query(names, lock)
         if lock:
-            lockers = sql.SQL("SELECT xmax FROM {} WHERE ({}) IN ({})").format(
-                _table(self.table),
-                sql.SQL(", ").join(map(sql.Identifier, key_columns)),
-                sql.SQL(", ").join(
-                    sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(key_columns)))
-                    for _ in keys
-                ),
-            )
             what = f"{_flags_text(names)} in {self.table}"
-            rows = lock_rows(conn, query, params, self.table, what, (lockers, params))
+            rows = lock_rows(conn, query, params, self.table, what, self._lockers(names))
         else:
             rows = conn.execute(query, params).fetchall()
         found: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -378,6 +395,14 @@ class FlagStore:
 
         wanted = set(names)
         return self.snapshot(wanted | constrained_flags(self.manifest), lock=wanted if locked else ())
+
+    def holders(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        """The sessions holding a lock on these flags, each once, in lock order."""
+        found: dict[int, dict[str, Any]] = {}
+        for storage, group in self._groups(names):
+            for blocker in storage.holders(self.conn, group):
+                found.setdefault(blocker["pid"], blocker)
+        return list(found.values())
 
     def lock(self, names: Iterable[str]) -> None:
         """Lock these flags without reading them."""

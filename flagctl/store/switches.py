@@ -10,7 +10,7 @@ from flagctl.model.change import Change
 from flagctl.model.flagtypes import kill_setting
 from flagctl.model.manifest import Manifest
 from flagctl.rules.kills import Below, Engaged
-from flagctl.store.db import lock_rows
+from flagctl.store.db import TABLE_WRITERS, _blockers, lock_conflict, lock_rows, row_lockers
 
 if TYPE_CHECKING:
     import psycopg
@@ -19,6 +19,8 @@ SELECT_ENGAGED = (
     "SELECT switch, scope, level, seq, engaged_at, actor, db_user, reason, prior, applied, settings, below"
     " FROM flagctl.engaged_switch WHERE system = %s ORDER BY seq"
 )
+
+ENGAGED_LOCKERS = "SELECT xmax FROM flagctl.engaged_switch WHERE system = %s"
 
 UPDATE_BASE = (
     "UPDATE flagctl.engaged_switch SET prior = %s, applied = %s"
@@ -34,7 +36,7 @@ def list_engaged(conn: psycopg.Connection[Any], manifest: Manifest, lock: bool =
         query = sql.SQL(SELECT_ENGAGED + " FOR UPDATE")
         rows = lock_rows(
             conn, query, (manifest.system,), "flagctl.engaged_switch", "the engaged kill switches",
-            ("SELECT xmax FROM flagctl.engaged_switch WHERE system = %s", (manifest.system,)),
+            (ENGAGED_LOCKERS, (manifest.system,)),
         )  # fmt: skip
     else:
         rows = conn.execute(SELECT_ENGAGED, (manifest.system,)).fetchall()
@@ -82,6 +84,43 @@ def move_base(
 
 def _to_db(manifest: Manifest, flag: str, value: Any) -> Any:
     return None if value is None else manifest.flags[flag].to_db(value)
+
+
+# The kill's locks, taken by the database for flagctl's plan (routines/90_kill.sql): the
+# security role holds no UPDATE to lock rows with SELECT … FOR UPDATE itself.
+HOLD = "SELECT flagctl.kill_hold(%s, %s, %s)"
+
+
+def hold(
+    conn: psycopg.Connection[Any], manifest: Manifest, switch: str, scope: str, flags: list[str]
+) -> None:
+    """Take the locks a kill or a release of ``switch`` at ``scope`` takes, waiting at most
+    lock_timeout; on timeout raise ConflictError naming who holds one."""
+    from psycopg import errors as e
+
+    try:
+        with conn.transaction():
+            conn.execute(HOLD, (manifest.system, switch, scope))
+    except e.LockNotAvailable:
+        raise lock_conflict(f"kill switch {switch}'s flags", _holders(conn, manifest, flags)) from None
+
+
+def _holders(conn: psycopg.Connection[Any], manifest: Manifest, flags: list[str]) -> list[dict[str, Any]]:
+    """Who holds a lock the kill of these flags waits for: the flags' rows and flagctl's
+    keys for them, then the engaged switches' rows; failing those (the holder has finished
+    since, or holds a table lock), whoever holds a write lock on one of the tables."""
+    from flagctl.store.flags import FlagStore
+
+    found = FlagStore(conn, manifest).holders(flags)
+    found += row_lockers(conn, ENGAGED_LOCKERS, (manifest.system,))
+    if not found:
+        tables = sorted({manifest.flags[f].table or "" for f in flags if manifest.flags[f].bound})
+        for table in [*tables, "flagctl.flag_state", "flagctl.engaged_switch"]:
+            found += _blockers(conn.execute(TABLE_WRITERS, (table,)).fetchall())
+    once: dict[int, dict[str, Any]] = {}
+    for blocker in found:
+        once.setdefault(blocker["pid"], blocker)
+    return list(once.values())
 
 
 # The database's own kill and release (routines/90_kill.sql): they write the switch's own

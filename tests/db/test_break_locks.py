@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Cli
-from tests.db.test_trust import denied, member
+from tests.db.test_trust import declared, denied, member
 
 GO = ("-r", "INC-42", "-y")
 FAST = ("--lock-timeout", "300ms")
@@ -228,6 +228,11 @@ def waiting_on(dsn: str, statement: str, *setup: str) -> tuple[psycopg.Connectio
     return conn, thread
 
 
+# A kill's own wait, as a security member makes it in psql: a declared kill taking the
+# kill's locks (the role holds no UPDATE to lock the row with SELECT … FOR UPDATE itself).
+KILL_WAIT = ("SELECT flagctl.kill_hold('phase3', 'p3-off', 'global')", declared("kill"))
+
+
 def end_blocker(dsn: str, waiter: int, pid: int) -> str:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
@@ -272,7 +277,7 @@ def test_the_lock_breaker_ends_only_what_blocks_the_callers_own_wait_on_a_kills_
             "LOCK TABLE resumes IN ACCESS EXCLUSIVE MODE",
         )
         own, own_thread = waiting_on(mallory, "SELECT * FROM resumes")
-        kill, kill_thread = waiting_on(bob, "SELECT * FROM p3_feature_state FOR UPDATE")
+        kill, kill_thread = waiting_on(bob, *KILL_WAIT)
         target = victim.info.backend_pid
         try:
             blocked(ws8, own.info.backend_pid)
@@ -301,7 +306,7 @@ def test_a_breaker_call_declares_nothing_for_its_transaction(ws8: Cli) -> None:
     write is plain SQL, refused to a flagctl role) and runs only in a transaction of its own."""
     with app_user(ws8) as app, member(ws8, "security") as (_, alice):
         victim = session(app, "victim", "SELECT * FROM p3_feature_state FOR UPDATE")
-        kill, thread = waiting_on(alice, "SELECT * FROM p3_feature_state FOR UPDATE")
+        kill, thread = waiting_on(alice, *KILL_WAIT)
         try:
             blocked(ws8, kill.info.backend_pid)
             end = (
@@ -321,17 +326,20 @@ def test_a_breaker_call_declares_nothing_for_its_transaction(ws8: Cli) -> None:
 
 
 @pytest.mark.parametrize(
-    "wait",
+    ("wait", "roles"),
     [
-        "SELECT pg_advisory_lock(424242)",  # the application's own advisory lock (its job queue)
-        "LOCK TABLE p3_feature_state IN ACCESS EXCLUSIVE MODE",  # a mode no kill asks for
+        ("SELECT pg_advisory_lock(424242)", ("security",)),  # the application's own lock (its job queue)
+        # a mode no kill asks for (and the security role alone may not ask for at all)
+        ("LOCK TABLE p3_feature_state IN ACCESS EXCLUSIVE MODE", ("release", "security")),
     ],
 )
-def test_a_wait_of_the_callers_own_choosing_gives_no_licence_to_end_sessions(ws8: Cli, wait: str) -> None:
+def test_a_wait_of_the_callers_own_choosing_gives_no_licence_to_end_sessions(
+    ws8: Cli, wait: str, roles: tuple[str, ...]
+) -> None:
     """A security member made a psql session of theirs wait on a lock of their choosing —
     the application's advisory lock, or ACCESS EXCLUSIVE on a bound table, which every
     reader then "blocks" — and ended whoever held it. Only the locks a kill itself takes count."""
-    with app_user(ws8) as app, member(ws8, "security") as (_, mallory):
+    with app_user(ws8) as app, member(ws8, *roles) as (_, mallory):
         holder = session(
             app, "job-queue", "SELECT pg_advisory_lock(424242)", "SELECT count(*) FROM p3_feature_state"
         )

@@ -124,6 +124,8 @@ def _gate(owner: Cli, user: Cli, tmp: Path) -> int:
 CANARY = "UPDATE p3_feature_state SET enabled = true, rollout_percent = 1"
 OFF = "UPDATE p3_feature_state SET enabled = false, rollout_percent = 0"
 UNDER_KILL = "stage move back under a kill (the stage beneath it)"
+KILL = "kill (in psql: `flagctl.kill`)"
+KILL_BY_HAND = "kill by hand: `UPDATE` of the flag, declared as a kill"
 BASE_TO_DARK = (
     """UPDATE flagctl.engaged_switch SET prior = '{"p3_advisory": {"enabled": false, "percent": 0}}'"""
 )
@@ -142,7 +144,8 @@ TRIES: dict[str, tuple[FlagctlTry | None, tuple[str, ...]]] = {
     ),
     "plain `UPDATE` of a flag (no declared change)": (None, (CANARY,)),
     "stage move": (_stage, (declared("stage.set"), CANARY)),
-    "kill": (_kill, (declared("kill"), OFF)),
+    KILL: (_kill, ("SELECT count(*) FROM flagctl.kill('phase3', 'p3-off', 'matrix')",)),
+    KILL_BY_HAND: (None, (declared("kill"), OFF)),
     UNDER_KILL: (_under_kill, (declared("stage.set"), BASE_TO_DARK)),
     "end what blocks a waiting kill (`--break-locks`, `blockers_of`)": (
         _break_locks,
@@ -169,7 +172,7 @@ def test_each_cell_of_the_role_matrix(ws8: Cli, tmp_path: Path, action: str, rol
     expected_flagctl, expected_psql = matrix()[action][role]
     through_flagctl, statements = TRIES[action]
     with as_role(ws8, role) as (_, dsn, user):
-        if action in ("kill", UNDER_KILL):  # something for the kill to turn off
+        if action in (KILL, KILL_BY_HAND, UNDER_KILL):  # something for the kill to turn off
             assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
         if action == UNDER_KILL:  # …and the kill that holds it, the stage beneath it to move
             assert ws8("kill", "p3-off", *GO).exit_code == 0

@@ -152,6 +152,36 @@ def test_a_security_member_cannot_pass_a_set_off_as_a_kill(ws8: Cli) -> None:
         )
 
 
+def test_a_security_member_writes_flags_only_through_flagctl_kill(groups: Cli) -> None:
+    """The security role held INSERT, UPDATE and DELETE on flag_state and engaged_switch (and
+    UPDATE on every bound table): the guard judged each write, but the role could write by
+    hand. Since schema 28 it holds no write at all, declared or not; flagctl.kill in psql
+    and `flagctl kill` (as that user) still engage KS2, and the release restores."""
+    own = "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES ('groups', 'groups_create', 'global', 'false')"
+    engagement = "DELETE FROM flagctl.engaged_switch"
+    with member(groups, "security") as (_, dsn):
+        for write in (own, engagement):
+            assert denied(dsn, declared("kill"), write)
+            assert denied(dsn, write)
+        assert not denied(dsn, "SELECT count(*) FROM flagctl.kill('groups', 'KS2', 'INC-1')")
+        assert groups.sql("SELECT value FROM flagctl.flag_state WHERE flag = 'groups_create'") == [(False,)]
+        assert not denied(dsn, "SELECT count(*) FROM flagctl.release('groups', 'KS2', 'INC-1')")
+        user = Cli(dsn, groups.manifest, admin_dsn=groups.dsn)
+        assert user("kill", "KS2", *GO).exit_code == 0
+        assert user("release", "KS2", *GO).exit_code == 0
+    assert groups.sql("SELECT count(*) FROM flagctl.flag_state WHERE flag = 'groups_create'") == [(0,)]
+    assert groups.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(0,)]
+
+
+def test_a_security_member_holds_no_write_on_a_bound_table(ws8: Cli) -> None:
+    """The same on WS8's application table: no UPDATE for the role, even declared as a kill."""
+    with member(ws8, "security") as (_, dsn):
+        assert denied(
+            dsn, declared("kill"), "UPDATE p3_feature_state SET enabled = false, rollout_percent = 0"
+        )
+        assert denied(dsn, "SELECT * FROM p3_feature_state FOR UPDATE")  # nor a lock on its rows
+
+
 def test_the_database_and_flagctl_agree_on_the_role_of_every_action(ws8: Cli) -> None:
     from flagctl.store.roles import role_for
 
@@ -313,13 +343,18 @@ KILL_ROW = "UPDATE p3_feature_state SET enabled = false, rollout_percent = 0"
 def test_a_kill_records_only_the_base_it_replaced(ws8: Cli, roles: tuple[str, ...]) -> None:
     """A security member declares a kill in psql and records an engagement whose base says
     100% (the flag was at 1%): its release would have raised the flag to 100%, past freezes
-    and approvals. The database now checks every recorded base against the value it
-    replaced; the true one is accepted (the control)."""
+    and approvals. The database checks every recorded base against the value it replaced
+    (schema 26), and since schema 28 the role cannot write the engagement at all: the kill
+    in psql is flagctl.kill, which records the true base (the control)."""
     assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
     with member(ws8, *roles) as (_, dsn):
         assert denied(dsn, declared("kill"), KILL_ROW, engagement(100))
         assert denied(dsn, declared("kill"), engagement(100))  # nothing written: the base is what is stored
-        assert not denied(dsn, declared("kill"), KILL_ROW, engagement(1))  # the truth: committed
+        assert denied(dsn, declared("kill"), KILL_ROW, engagement(1))  # not even the truth, by hand
+        assert not denied(dsn, "SELECT count(*) FROM flagctl.kill('phase3', 'p3-off', 'INC-1')")
+    assert ws8.sql("SELECT prior FROM flagctl.engaged_switch") == [
+        ({"p3_advisory": {"enabled": True, "percent": 1}},)
+    ]
     assert ws8("release", "p3-off", *GO).exit_code == 0
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(True, 1)]
 
@@ -522,7 +557,15 @@ def test_an_event_record_cannot_pass_for_the_base_a_kill_replaced(groups: Cli) -
     event = "SELECT flagctl.audit_event('kill', 'groups', 'groups_create', 'flagctl.flag_state', '{}')"
     with member(groups, "security") as (_, dsn):
         assert denied(dsn, declared("kill"), event, engage.replace("BASE", "null"))
-        assert not denied(dsn, declared("kill"), event, engage.replace("BASE", "false"))  # the truth
+        assert denied(dsn, declared("kill"), event, engage.replace("BASE", "false"))  # by hand: no privilege
+        assert not denied(dsn, "SELECT count(*) FROM flagctl.kill('groups', 'KS2', 'INC-1')")  # the kill
+    assert groups.sql("SELECT prior FROM flagctl.engaged_switch WHERE switch = 'KS2'") == [
+        ({"groups_create": False},)
+    ]
+    assert groups("release", "KS2", *GO).exit_code == 0
+    assert groups.sql(
+        "SELECT value FROM flagctl.flag_state WHERE flag = 'groups_create' AND scope = 'global'"
+    ) == [(False,)]
 
 
 @pytest.mark.parametrize(("roles", "action"), [(("release",), "set"), (("security",), "kill")])

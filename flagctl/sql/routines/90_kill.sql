@@ -506,8 +506,9 @@ BEGIN
     END IF;
     PERFORM flagctl.kill_lock(p_system, v_flags);
     SELECT * INTO rec FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
-    IF FOUND THEN  -- engaged already: the flags it recorded
+    IF FOUND THEN  -- engaged already: the flags it recorded (locked too, should they differ)
         v_flags := ARRAY(SELECT k FROM jsonb_object_keys(rec.settings) AS k ORDER BY k COLLATE "C");
+        PERFORM flagctl.kill_lock(p_system, v_flags);
     END IF;
     v_state := flagctl.kill_state(p_system, cat, v_flags);
     FOR f, fl_eng IN SELECT k.flag, k.engaged FROM flagctl.kill_slim(p_system, v_flags) AS k LOOP
@@ -677,8 +678,46 @@ BEGIN
 END
 $$;
 
--- The helpers are the functions' own; the two entry points are for every flagctl role, and
--- begin_change says who may act (a kill or a release needs flagctl_security). What stands in
+-- Take the locks a kill (or a release) of this switch at this scope takes, before flagctl
+-- reads the state it plans from and shows: the same locks flagctl.kill takes, on the
+-- published switch's flags and those its engagement recorded. The security role cannot
+-- take them itself (SELECT … FOR UPDATE needs UPDATE, which it does not hold): only inside a
+-- change declared as a kill or a release (or the automatic rollback), by a member who may
+-- make it, and only the locks; the kill's writes are flagctl.kill's.
+CREATE OR REPLACE FUNCTION flagctl.kill_hold(p_system text, p_switch text, p_scope text) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.current_change();
+    cat jsonb := (flagctl.published(p_system)).catalogue;
+BEGIN
+    IF ctx.action IS NULL OR NOT (regexp_replace(ctx.action, '^drill\.', '') IN ('kill', 'release')
+                                  OR ctx.action = 'rollback.auto') THEN
+        RAISE EXCEPTION 'flagctl: kill_hold takes a kill''s locks only in a change declared as a kill or a release'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('SELECT * FROM flagctl.kill(%L, %L, ''INC-123: why'') takes its own', p_system, p_switch);
+    END IF;
+    IF NOT flagctl.may(ctx.action) THEN
+        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, ctx.action, flagctl.role_for(ctx.action)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(ctx.action), 'flagctl_', ''), session_user);
+    END IF;
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
+    PERFORM flagctl.kill_lock(p_system, ARRAY(
+        SELECT DISTINCT k FROM (SELECT jsonb_object_keys(coalesce(cat->'switches'->p_switch->'settings', '{}')) AS k
+                                UNION ALL
+                                SELECT jsonb_object_keys(e.settings) FROM flagctl.engaged_switch e
+                                 WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope) AS u));
+END
+$$;
+
+-- The helpers are the functions' own; the entry points (kill, release, and kill_hold, the
+-- kill's locks for flagctl's plan) are for every flagctl role, and the declared change says
+-- who may act (a kill or a release needs flagctl_security). What stands in
 -- a table's way reads only the catalogue, which anyone may: `flagctl db status` shows it.
 GRANT EXECUTE ON FUNCTION flagctl.interference(regclass) TO PUBLIC;
 REVOKE ALL ON FUNCTION flagctl.kill_norm(text, jsonb), flagctl.kill_overlay(text, jsonb, jsonb),
@@ -692,16 +731,17 @@ REVOKE ALL ON FUNCTION flagctl.kill_norm(text, jsonb), flagctl.kill_overlay(text
     flagctl.kill_not_taken(regclass, text), flagctl.kill_lock(text, text[]),
     flagctl.kill_state(text, jsonb, text[]), flagctl.kill_slim(text, text[]), flagctl.kill_write(text, text, text, text, jsonb),
     flagctl.kill_declare(text, text, text, text, text, text),
-    flagctl.kill(text, text, text, text, text), flagctl.release(text, text, text, text, boolean, text) FROM PUBLIC;
+    flagctl.kill(text, text, text, text, text), flagctl.release(text, text, text, text, boolean, text),
+    flagctl.kill_hold(text, text, text) FROM PUBLIC;
 DO $$
 BEGIN
     IF to_regrole('flagctl_viewer') IS NOT NULL THEN
         GRANT EXECUTE ON FUNCTION flagctl.kill(text, text, text, text, text),
-            flagctl.release(text, text, text, text, boolean, text) TO flagctl_viewer;
+            flagctl.release(text, text, text, text, boolean, text), flagctl.kill_hold(text, text, text) TO flagctl_viewer;
     END IF;
     IF to_regrole('flagctl_operator') IS NOT NULL THEN
         GRANT EXECUTE ON FUNCTION flagctl.kill(text, text, text, text, text),
-            flagctl.release(text, text, text, text, boolean, text) TO flagctl_operator;
+            flagctl.release(text, text, text, text, boolean, text), flagctl.kill_hold(text, text, text) TO flagctl_operator;
     END IF;
 END
 $$;
