@@ -1364,10 +1364,8 @@ BEGIN
         PERFORM flagctl.begin_change(p_action, coalesce(p_actor, session_user), p_reason,
                                      format('SELECT flagctl.%s(%L, %L, …, %L)', p_action, p_system, p_switch, p_scope),
                                      NULL, p_system);
-    ELSIF NOT flagctl.may(ctx.action) THEN
-        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, p_action, flagctl.role_for(ctx.action)
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(ctx.action), 'flagctl_', ''), session_user);
+    ELSE
+        PERFORM flagctl.kill_role(p_action, ctx.action);
     END IF;
     IF cat IS NULL THEN
         RAISE EXCEPTION 'flagctl: system % has no published manifest', p_system
@@ -1409,11 +1407,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('SELECT * FROM flagctl.kill(%L, %L, ''INC-123: why'') takes its own', p_system, p_switch);
     END IF;
-    IF NOT flagctl.may(ctx.action) THEN
-        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, ctx.action, flagctl.role_for(ctx.action)
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(ctx.action), 'flagctl_', ''), session_user);
-    END IF;
+    PERFORM flagctl.kill_role(ctx.action, ctx.action);
     IF current_setting('lock_timeout') = '0' THEN
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
@@ -1589,6 +1583,24 @@ CREATE FUNCTION flagctl.kill_recorded(e flagctl.engaged_switch, p_what text, p_f
     SELECT nullif(CASE WHEN p_scope = e.scope
                        THEN CASE p_what WHEN 'prior' THEN e.prior->p_flag ELSE e.applied->p_flag END
                        ELSE e.below->p_flag->p_scope->p_what END, 'null'::jsonb)
+$$;
+
+
+--
+-- Name: kill_role(text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_role(p_action text, p_declared text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    IF NOT flagctl.may(p_declared) THEN
+        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, p_action, flagctl.role_for(p_declared)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(p_declared), 'flagctl_', ''), session_user);
+    END IF;
+END
 $$;
 
 
@@ -3321,6 +3333,13 @@ REVOKE ALL ON FUNCTION flagctl.kill_overlay_all(p_kind text, p_start jsonb, p_fl
 --
 
 REVOKE ALL ON FUNCTION flagctl.kill_recorded(e flagctl.engaged_switch, p_what text, p_flag text, p_scope text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION kill_role(p_action text, p_declared text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_role(p_action text, p_declared text) FROM PUBLIC;
 
 
 --

@@ -182,6 +182,20 @@ def test_a_security_member_holds_no_write_on_a_bound_table(ws8: Cli) -> None:
         assert denied(dsn, "SELECT * FROM p3_feature_state FOR UPDATE")  # nor a lock on its rows
 
 
+@pytest.mark.parametrize("roles", [("viewer",), ("release",), ("security",)])
+def test_the_kills_locks_are_taken_only_for_a_declared_kill(ws8: Cli, roles: tuple[str, ...]) -> None:
+    """flagctl.kill_hold locks a kill's rows for flagctl's plan, as its owner: a lever for
+    holding up every writer of those rows. It takes them only inside a change declared as a
+    kill or a release, for a member who may make it; anything else is refused."""
+    hold = "SELECT flagctl.kill_hold('phase3', 'p3-off', 'global')"
+    with member(ws8, *roles) as (_, dsn):
+        assert denied(dsn, hold)
+        assert denied(dsn, "SELECT flagctl.begin_change('stage.set', 'm', 'r', NULL, NULL)", hold)
+        if roles == ("security",):
+            assert not denied(dsn, declared("kill"), hold)
+            assert not denied(dsn, declared("release"), hold)
+
+
 def test_the_database_and_flagctl_agree_on_the_role_of_every_action(ws8: Cli) -> None:
     from flagctl.store.roles import role_for
 

@@ -402,6 +402,21 @@ BEGIN
 END
 $$;
 
+-- Refuse a caller who may not make the change this transaction declared (p_declared) and
+-- a kill or a release (p_action) under it, naming the role it needs.
+CREATE OR REPLACE FUNCTION flagctl.kill_role(p_action text, p_declared text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, flagctl
+AS $$
+BEGIN
+    IF NOT flagctl.may(p_declared) THEN
+        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, p_action, flagctl.role_for(p_declared)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(p_declared), 'flagctl_', ''), session_user);
+    END IF;
+END
+$$;
+
 -- Declare the change (begin_change: the caller's role is checked there) unless this
 -- transaction declared it already as this very action (flagctl's CLI does, with its actor
 -- and command); the published catalogue of the system.
@@ -426,10 +441,8 @@ BEGIN
         PERFORM flagctl.begin_change(p_action, coalesce(p_actor, session_user), p_reason,
                                      format('SELECT flagctl.%s(%L, %L, …, %L)', p_action, p_system, p_switch, p_scope),
                                      NULL, p_system);
-    ELSIF NOT flagctl.may(ctx.action) THEN
-        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, p_action, flagctl.role_for(ctx.action)
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(ctx.action), 'flagctl_', ''), session_user);
+    ELSE
+        PERFORM flagctl.kill_role(p_action, ctx.action);
     END IF;
     IF cat IS NULL THEN
         RAISE EXCEPTION 'flagctl: system % has no published manifest', p_system
@@ -699,11 +712,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('SELECT * FROM flagctl.kill(%L, %L, ''INC-123: why'') takes its own', p_system, p_switch);
     END IF;
-    IF NOT flagctl.may(ctx.action) THEN
-        RAISE EXCEPTION 'flagctl: % may not %: it needs the role %', session_user, ctx.action, flagctl.role_for(ctx.action)
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(ctx.action), 'flagctl_', ''), session_user);
-    END IF;
+    PERFORM flagctl.kill_role(ctx.action, ctx.action);
     IF current_setting('lock_timeout') = '0' THEN
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
@@ -730,7 +739,7 @@ REVOKE ALL ON FUNCTION flagctl.kill_norm(text, jsonb), flagctl.kill_overlay(text
     flagctl.kill_without(text, flagctl.engaged_switch[], flagctl.engaged_switch, text, text, jsonb, jsonb),
     flagctl.kill_not_taken(regclass, text), flagctl.kill_lock(text, text[]),
     flagctl.kill_state(text, jsonb, text[]), flagctl.kill_slim(text, text[]), flagctl.kill_write(text, text, text, text, jsonb),
-    flagctl.kill_declare(text, text, text, text, text, text),
+    flagctl.kill_declare(text, text, text, text, text, text), flagctl.kill_role(text, text),
     flagctl.kill(text, text, text, text, text), flagctl.release(text, text, text, text, boolean, text),
     flagctl.kill_hold(text, text, text) FROM PUBLIC;
 DO $$
