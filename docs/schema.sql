@@ -1025,6 +1025,24 @@ CREATE FUNCTION flagctl.hash_version() RETURNS integer
 
 
 --
+-- Name: hold_flags(text, text[]); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    PERFORM flagctl.write_declared('flagctl.hold_flags locks');
+    IF current_setting('lock_timeout') = '0' THEN  -- never wait unbounded behind a blocker
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
+    PERFORM flagctl.kill_lock_flags(p_system, p_flags);
+END
+$$;
+
+
+--
 -- Name: interference(regclass); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -1455,6 +1473,21 @@ $$;
 CREATE FUNCTION flagctl.kill_lock(p_system text, p_flags text[]) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    PERFORM flagctl.kill_lock_flags(p_system, p_flags);
+    PERFORM 1 FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq FOR UPDATE;
+END
+$$;
+
+
+--
+-- Name: kill_lock_flags(text, text[]); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_lock_flags(p_system text, p_flags text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'flagctl'
     AS $_$
 DECLARE
     own text[] := ARRAY(SELECT f FROM unnest(p_flags) AS f
@@ -1482,7 +1515,6 @@ BEGIN
                        t.table_schema, t.table_name, t.matching)
            USING t.keys;
     END LOOP;
-    PERFORM 1 FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq FOR UPDATE;
 END
 $_$;
 
@@ -2265,6 +2297,129 @@ BEGIN
           FROM flagctl.clients c
          WHERE c.system = p_system AND c.seen_at > clock_timestamp() - p_live - (clock_timestamp() - started)
          ORDER BY c.id;
+END
+$$;
+
+
+--
+-- Name: write_bound(text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.write_bound(p_system text, p_rows jsonb) RETURNS TABLE(flag text, held jsonb)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $_$
+#variable_conflict use_column
+DECLARE
+    g       record;
+    bad     text;
+    t_name  regclass;
+BEGIN
+    PERFORM flagctl.write_declared('flagctl.write_bound writes');
+    SELECT coalesce(r->>'flag', 'NULL') INTO bad FROM jsonb_array_elements(p_rows) AS r
+     WHERE NOT EXISTS (SELECT 1 FROM flagctl.binding b WHERE b.system = p_system AND b.flag = r->>'flag')
+     LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'flagctl: system % has no flag % bound to an application table', p_system, bad
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'flagctl db status lists the bound flags';
+    END IF;
+    SELECT r->>'flag' || ': ' || c INTO bad
+      FROM jsonb_array_elements(p_rows) AS r, jsonb_object_keys(r->'set') AS c, flagctl.binding b
+     WHERE b.system = p_system AND b.flag = r->>'flag'
+       AND NOT EXISTS (SELECT 1 FROM jsonb_each_text(b.columns) AS m WHERE m.value = c)
+     LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'flagctl: column % is not a value column of the flag', bad
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'only a bound flag''s registered value columns are written';
+    END IF;
+    FOR g IN WITH w AS (
+                 SELECT b.table_schema, b.table_name, r->>'flag' AS flag, b.key, r->'set' AS vals,
+                        ARRAY(SELECT k FROM jsonb_object_keys(b.key) AS k ORDER BY k) AS keys,
+                        ARRAY(SELECT c FROM jsonb_object_keys(r->'set') AS c ORDER BY c) AS assigned
+                   FROM jsonb_array_elements(p_rows) AS r
+                   JOIN flagctl.binding b ON b.system = p_system AND b.flag = r->>'flag')
+             SELECT w.table_schema, w.table_name, w.keys, w.assigned,
+                    jsonb_agg(w.key || w.vals || jsonb_build_object('__flag', w.flag)) AS rows
+               FROM w GROUP BY w.table_schema, w.table_name, w.keys, w.assigned
+              ORDER BY w.table_schema, w.table_name LOOP
+        t_name := format('%I.%I', g.table_schema, g.table_name)::regclass;
+        BEGIN
+            RETURN QUERY EXECUTE format(
+                'UPDATE %1$s AS t SET %2$s FROM (SELECT (jsonb_populate_record(NULL::%1$s, x)).*, x->>''__flag'' AS __flag'
+                ' FROM jsonb_array_elements($1) AS x) AS v WHERE %3$s'
+                ' RETURNING v.__flag, jsonb_build_object(%4$s)',
+                t_name,
+                (SELECT string_agg(format('%1$I = v.%1$I', c), ', ') FROM unnest(g.assigned) AS c),
+                (SELECT string_agg(format('t.%1$I = v.%1$I', c), ' AND ') FROM unnest(g.keys) AS c),
+                (SELECT string_agg(format('%1$L, t.%1$I', c), ', ') FROM unnest(g.keys || g.assigned) AS c))
+                USING g.rows;
+        EXCEPTION WHEN feature_not_supported THEN  -- a rule rewrites the UPDATE: it cannot return rows
+            PERFORM flagctl.kill_not_taken(t_name, 'a rule rewrites every UPDATE of the table');
+        END;
+    END LOOP;
+END
+$_$;
+
+
+--
+-- Name: write_declared(text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.write_declared(p_what text) RETURNS flagctl.change_context
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.current_change();
+BEGIN
+    IF ctx.action IS NULL THEN
+        RAISE EXCEPTION 'flagctl: % flags only inside a declared change', p_what
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'declare it first: SELECT flagctl.begin_change(ACTION, ACTOR, REASON, NULL, NULL); '
+                         'to kill, SELECT * FROM flagctl.kill(SYSTEM, SWITCH, REASON)';
+    END IF;
+    RETURN ctx;
+END
+$$;
+
+
+--
+-- Name: write_own(text, text[], text[], text[], text[], jsonb[]); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.write_own(p_system text, p_del_flags text[], p_del_scopes text[], p_flags text[], p_scopes text[], p_values jsonb[]) RETURNS TABLE(flag text, scope text, what text, value jsonb)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    bound text := (SELECT min(b.flag) FROM flagctl.binding b
+                    WHERE b.system = p_system AND b.flag = ANY(p_del_flags || p_flags));
+BEGIN
+    PERFORM flagctl.write_declared('flagctl.write_own writes');
+    IF bound IS NOT NULL THEN
+        RAISE EXCEPTION 'flagctl: flag % of system % lives in an application table, not in flagctl.flag_state', bound, p_system
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'write it with flagctl.write_bound';
+    END IF;
+    RETURN QUERY
+    WITH doomed AS (
+        SELECT d.flag, d.scope FROM unnest(p_del_flags, p_del_scopes) AS d(flag, scope)
+    ), existed AS (
+        SELECT f.flag, f.scope FROM flagctl.flag_state f JOIN doomed d USING (flag, scope)
+         WHERE f.system = p_system
+    ), removed AS (
+        DELETE FROM flagctl.flag_state f USING doomed d
+         WHERE f.system = p_system AND f.flag = d.flag AND f.scope = d.scope
+        RETURNING f.flag, f.scope
+    ), written AS (
+        INSERT INTO flagctl.flag_state AS f (system, flag, scope, value)
+        SELECT p_system, u.flag, u.scope, u.value FROM unnest(p_flags, p_scopes, p_values) AS u(flag, scope, value)
+            ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
+        RETURNING f.flag, f.scope, f.value
+    )
+    SELECT e.flag, e.scope, 'existed', NULL::jsonb FROM existed e
+     UNION ALL SELECT r.flag, r.scope, 'removed', NULL FROM removed r
+     UNION ALL SELECT w.flag, w.scope, 'written', w.value FROM written w;
 END
 $$;
 
@@ -3241,6 +3396,15 @@ GRANT ALL ON FUNCTION flagctl.hash_version() TO flagctl_viewer;
 
 
 --
+-- Name: FUNCTION hold_flags(p_system text, p_flags text[]); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION judge_flag_write(v_system text, v_flag text, v_scope text, before jsonb, after jsonb, own boolean); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -3298,6 +3462,13 @@ REVOKE ALL ON FUNCTION flagctl.kill_left_at(p_kind text, p_holders flagctl.engag
 --
 
 REVOKE ALL ON FUNCTION flagctl.kill_lock(p_system text, p_flags text[]) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION kill_lock_flags(p_system text, p_flags text[]); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_lock_flags(p_system text, p_flags text[]) FROM PUBLIC;
 
 
 --
@@ -3451,6 +3622,31 @@ REVOKE ALL ON FUNCTION flagctl.true_base(p_system text, p_switch text, p_flag te
 --
 
 REVOKE ALL ON FUNCTION flagctl.value_before(p_system text, p_flag text, p_scope text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION write_bound(p_system text, p_rows jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.write_bound(p_system text, p_rows jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.write_bound(p_system text, p_rows jsonb) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.write_bound(p_system text, p_rows jsonb) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION write_declared(p_what text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.write_declared(p_what text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION write_own(p_system text, p_del_flags text[], p_del_scopes text[], p_flags text[], p_scopes text[], p_values jsonb[]); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.write_own(p_system text, p_del_flags text[], p_del_scopes text[], p_flags text[], p_scopes text[], p_values jsonb[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.write_own(p_system text, p_del_flags text[], p_del_scopes text[], p_flags text[], p_scopes text[], p_values jsonb[]) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.write_own(p_system text, p_del_flags text[], p_del_scopes text[], p_flags text[], p_scopes text[], p_values jsonb[]) TO flagctl_operator;
 
 
 --

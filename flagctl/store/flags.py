@@ -9,9 +9,13 @@ A flag lives in one of two places, each behind the same small interface (``Stora
   copied, and flagctl never creates or deletes its rows.
 
 ``FlagStore`` groups the flags a command touches by storage and sends one statement per
-group, so the statements a command sends do not grow with the number of flags: one to
-lock (own table: advisory locks; bound tables: ``SELECT … FOR UPDATE``, which also
-reads), one to read, one to write. No module outside this one asks which kind a flag is.
+group, so the statements a command sends do not grow with the number of flags: one to lock
+them all, one per storage to read, one per storage to write. No module outside this one
+asks which kind a flag is.
+
+flagctl's roles hold no write on these tables: the locks and the writes are the database's
+own functions (routines/95_writes.sql), which run as flagctl's owner inside the change the
+transaction declared, the guard trigger judging every row as before.
 
 Locking: every writer of a flag, whatever the scope, locks the flag first, always in
 the same order (flagctl's own flags by name, then each bound table's rows by key), so
@@ -31,7 +35,14 @@ from flagctl.errors import UsageError, WriteNotTaken
 from flagctl.model.flagtypes import AnyFlag, describe
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL
-from flagctl.store.db import ADVISORY_HOLDERS, _blockers, lock_keys, lock_rows, row_lockers, split_table
+from flagctl.store.db import (
+    ADVISORY_HOLDERS,
+    TABLE_WRITERS,
+    _blockers,
+    lock_conflict,
+    row_lockers,
+    split_table,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,31 +58,17 @@ SELECT flag, scope, value FROM flagctl.flag_state
 # Who holds those rows (a row locked or changed by an open transaction carries its id).
 OWN_LOCKERS = "SELECT xmax FROM flagctl.flag_state WHERE system = %s AND flag = ANY(%s)"
 
+# The locks every change of these flags takes, in flagctl's one order.
+HOLD_FLAGS = "SELECT flagctl.hold_flags(%s, %s)"
+
 # Upserts and removals of overrides, for many flags and scopes, in one statement — which
 # returns what each row holds once the table's own triggers and rules have had their say
-# (and which overrides to remove existed: the statement's snapshot is from before it), so a
-# write that did not take is seen in the same transaction.
-WRITE_OWN = """
-WITH doomed AS (
-    SELECT d.flag, d.scope FROM unnest(%(del_flags)s::text[], %(del_scopes)s::text[]) AS d(flag, scope)
-), existed AS (
-    SELECT f.flag, f.scope FROM flagctl.flag_state f JOIN doomed d USING (flag, scope)
-     WHERE f.system = %(system)s
-), removed AS (
-    DELETE FROM flagctl.flag_state f USING doomed d
-     WHERE f.system = %(system)s AND f.flag = d.flag AND f.scope = d.scope
-    RETURNING f.flag, f.scope
-), written AS (
-    INSERT INTO flagctl.flag_state (system, flag, scope, value)
-    SELECT %(system)s, u.flag, u.scope, u.value
-      FROM unnest(%(flags)s::text[], %(scopes)s::text[], %(values)s::jsonb[]) AS u(flag, scope, value)
-        ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
-    RETURNING flag, scope, value
-)
-SELECT flag, scope, 'existed', NULL::jsonb FROM existed
- UNION ALL SELECT flag, scope, 'removed', NULL FROM removed
- UNION ALL SELECT flag, scope, 'written', value FROM written
-"""
+# (and which overrides to remove existed), so a write that did not take is seen in the same
+# transaction.
+WRITE_OWN = "SELECT flag, scope, what, value FROM flagctl.write_own(%s, %s, %s, %s, %s, %s::jsonb[])"
+# The bound flags of one table: each row's key and assigned columns after the UPDATE.
+WRITE_BOUND = "SELECT flag, held FROM flagctl.write_bound(%s, %s)"
+NOT_TAKEN = "FL001"
 
 
 @dataclass
@@ -97,12 +94,8 @@ class Snapshot:
 class Storage(Protocol):
     """Where a group of flags lives. Each method is one statement for the whole group."""
 
-    def lock(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any] | None:
-        """Lock these flags; return their global values if locking read them."""
-
-    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot, lock: bool) -> None:
-        """Read the global values and overrides of these flags into a snapshot (``lock``:
-        and lock the rows read, so nothing changes them around the flag lock)."""
+    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
+        """Read the global values and overrides of these flags into a snapshot."""
 
     def write(self, conn: psycopg.Connection[Any], changes: list[Change]) -> None:
         """Store these changes (``after=None`` at a scope removes the override)."""
@@ -121,31 +114,17 @@ class OwnTable:
 
     manifest: Manifest
 
-    def lock(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any] | None:
-        system = self.manifest.system
-        lock_keys(conn, [f"{system}/{name}" for name in names], _flags_text(names), f"{system}/*")
-        return None
-
     def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[dict[str, Any]]:
         system = self.manifest.system
         keys = [f"{system}/*", *(f"{system}/{name}" for name in names)]
         advisory = _blockers(conn.execute(ADVISORY_HOLDERS, (keys,)).fetchall())
         return advisory + row_lockers(conn, OWN_LOCKERS, (system, names))
 
-    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot, lock: bool) -> None:
-        from psycopg import sql
-
+    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
         flags = self.manifest.flags
         for name in names:
             into.globals[name] = flags[name].default_value()
-        params = (self.manifest.system, names)
-        if lock:  # rows changed by hand in an open transaction: wait here, naming who holds them
-            query = sql.SQL(READ_OWN + " FOR UPDATE")
-            rows = lock_rows(
-                conn, query, params, "flagctl.flag_state", _flags_text(names), (OWN_LOCKERS, params)
-            )
-        else:
-            rows = conn.execute(READ_OWN, params).fetchall()
+        rows = conn.execute(READ_OWN, (self.manifest.system, names)).fetchall()
         for name, scope, data in rows:
             value = flags[name].from_db(data)
             if scope == GLOBAL:
@@ -163,14 +142,14 @@ class OwnTable:
         system = self.manifest.system
         rows = conn.execute(
             WRITE_OWN,
-            {
-                "system": system,
-                "del_flags": [c.flag for c in removed],
-                "del_scopes": [c.scope for c in removed],
-                "flags": [c.flag for c in stored],
-                "scopes": [c.scope for c in stored],
-                "values": [Jsonb(flags[c.flag].to_db(c.after)) for c in stored],
-            },
+            (
+                system,
+                [c.flag for c in removed],
+                [c.scope for c in removed],
+                [c.flag for c in stored],
+                [c.scope for c in stored],
+                [Jsonb(flags[c.flag].to_db(c.after)) for c in stored],
+            ),
         ).fetchall()
         held = {
             (flag, scope): flags[flag].from_db(data) for flag, scope, what, data in rows if what == "written"
@@ -199,15 +178,12 @@ class BoundTable:
     manifest: Manifest
     table: str
 
-    def lock(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any] | None:
-        return self._select(conn, names, lock=True)
-
-    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot, lock: bool) -> None:
-        into.globals.update(self._select(conn, names, lock=lock))
+    def read(self, conn: psycopg.Connection[Any], names: list[str], into: Snapshot) -> None:
+        into.globals.update(self._select(conn, names))
         into.stored.update(names)
 
     def reading(self, names: list[str]) -> tuple[sql.Composed | sql.SQL, list[Any]]:
-        return self._query(names, lock=False)
+        return self._query(names)
 
     def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[dict[str, Any]]:
         return row_lockers(conn, *self._lockers(names))
@@ -232,12 +208,12 @@ class BoundTable:
         specs = [self.manifest.flag(name) for name in names]
         return list(_key(specs[0])), sorted({c for spec in specs for c in _columns(spec).values()})
 
-    def _query(self, names: list[str], lock: bool) -> tuple[sql.Composed, list[Any]]:
+    def _query(self, names: list[str]) -> tuple[sql.Composed, list[Any]]:
         from psycopg import sql
 
         key_columns, value_columns = self._column_names(names)
         keys = [tuple(_key(self.manifest.flag(name))[c] for c in key_columns) for name in names]
-        query = sql.SQL("SELECT {} FROM {} WHERE ({}) IN ({}) ORDER BY {}{}").format(
+        query = sql.SQL("SELECT {} FROM {} WHERE ({}) IN ({}) ORDER BY {}").format(
             sql.SQL(", ").join(map(sql.Identifier, [*key_columns, *value_columns])),
             _table(self.table),
             sql.SQL(", ").join(map(sql.Identifier, key_columns)),
@@ -245,20 +221,14 @@ class BoundTable:
                 sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(key_columns))) for _ in keys
             ),
             sql.SQL(", ").join(map(sql.Identifier, key_columns)),
-            sql.SQL(" FOR UPDATE") if lock else sql.SQL(""),
         )
         return query, [value for key in keys for value in key]
 
-    def _select(self, conn: psycopg.Connection[Any], names: list[str], lock: bool) -> dict[str, Any]:
-
+    def _select(self, conn: psycopg.Connection[Any], names: list[str]) -> dict[str, Any]:
         specs = {name: self.manifest.flag(name) for name in names}
         key_columns, value_columns = self._column_names(names)
-        query, params = self._query(names, lock)
-        if lock:
-            what = f"{_flags_text(names)} in {self.table}"
-            rows = lock_rows(conn, query, params, self.table, what, self._lockers(names))
-        else:
-            rows = conn.execute(query, params).fetchall()
+        query, params = self._query(names)
+        rows = conn.execute(query, params).fetchall()
         found: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
         width = len(key_columns)
         for row in rows:
@@ -286,56 +256,46 @@ class BoundTable:
             raise UsageError(f"flag {name}: the value in {self.table} does not fit its type: {exc}") from None
 
     def write(self, conn: psycopg.Connection[Any], changes: list[Change]) -> None:
-        """One ``UPDATE … FROM jsonb_populate_recordset(NULL::table, …)`` per set of assigned
-        columns (usually one): the rows are typed by the table itself."""
-        from psycopg import errors, sql
+        """One call of ``flagctl.write_bound`` for the table: each flag's row found by its
+        key, its value columns assigned (typed by the table itself), each row read back."""
+        import psycopg
         from psycopg.types.json import Jsonb
 
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        key_columns: list[str] = []
+        wanted: dict[str, dict[str, Any]] = {}
         for change in changes:
             assert change.scope == GLOBAL, "a bound flag has only the global scope"
-            spec = self.manifest.flag(change.flag)
-            key_columns = list(_key(spec))
-            assignments = spec.to_columns(change.after)
-            groups[tuple(assignments)].append({**_key(spec), **assignments})
+            wanted[change.flag] = self.manifest.flag(change.flag).to_columns(change.after)
+        rows = [{"flag": flag, "set": assigned} for flag, assigned in wanted.items()]
+        try:
+            returned = conn.execute(WRITE_BOUND, (self.manifest.system, Jsonb(rows))).fetchall()
+        except psycopg.Error as error:
+            raise not_taken(error, self.manifest.system) from None
+        held = dict(returned)
         missed: list[str] = []
-        for assigned, rows in groups.items():
-            query = sql.SQL(
-                "UPDATE {table} AS t SET {set} FROM jsonb_populate_recordset(NULL::{table}, %s) AS v WHERE {match}"
-                " RETURNING {returned}"
-            ).format(
-                table=_table(self.table),
-                set=sql.SQL(", ").join(
-                    sql.SQL("{} = v.{}").format(sql.Identifier(column), sql.Identifier(column))
-                    for column in assigned
-                ),
-                match=sql.SQL(" AND ").join(
-                    sql.SQL("t.{} = v.{}").format(sql.Identifier(column), sql.Identifier(column))
-                    for column in key_columns
-                ),
-                returned=sql.SQL(", ").join(
-                    sql.SQL("t.{}").format(sql.Identifier(column)) for column in [*key_columns, *assigned]
-                ),
-            )
-            width = len(key_columns)
-            try:
-                returned = conn.execute(query, (Jsonb(rows),)).fetchall()
-            except errors.FeatureNotSupported:  # a rule rewrites the UPDATE: it cannot return rows
-                raise WriteNotTaken(
-                    self.table, ["a rule rewrites every UPDATE of the table"], system=self.manifest.system
-                ) from None
-            held = {tuple(row[:width]): row[width:] for row in returned}
-            for row in rows:
-                key = tuple(row[column] for column in key_columns)
-                wanted = tuple(row[column] for column in assigned)
-                got = held.get(key)
-                if got is None or not all(map(_same, got, wanted)):
-                    where = ", ".join(f"{k}={v}" for k, v in zip(key_columns, key, strict=True))
-                    kept = "no row was updated" if got is None else _columns_text(assigned, got)
-                    missed.append(f"row {where}: {kept} instead of {_columns_text(assigned, wanted)}")
+        for flag, assigned in wanted.items():
+            got = held.get(flag)
+            if got is None or not all(_same(got.get(column), value) for column, value in assigned.items()):
+                where = ", ".join(f"{k}={v}" for k, v in _key(self.manifest.flag(flag)).items())
+                kept = (
+                    "no row was updated"
+                    if got is None
+                    else _columns_text(assigned, [got.get(c) for c in assigned])
+                )
+                missed.append(f"row {where}: {kept} instead of {_columns_text(assigned, assigned.values())}")
         if missed:
             raise WriteNotTaken(self.table, missed, system=self.manifest.system)
+
+
+def not_taken(error: Exception, system: str) -> Exception:
+    """A database write that did not take (SQLSTATE FL001: a trigger or rule of the table's
+    own kept, changed or skipped it) as flagctl reports it; any other error as it is."""
+    import psycopg
+
+    if not isinstance(error, psycopg.Error) or error.sqlstate != NOT_TAKEN:
+        return error
+    diag = error.diag
+    table = ".".join(n for n in (diag.schema_name, diag.table_name) if n)
+    return WriteNotTaken(table or "a bound table", [diag.message_detail or ""], system=system)
 
 
 _NONE = object()
@@ -377,15 +337,10 @@ class FlagStore:
         wanted = set(self.manifest.flags if names is None else names)
         locked = set(lock)
         snapshot = Snapshot()
-        for storage, group in self._groups(locked):
-            read = storage.lock(self.conn, group)
-            if read is not None:  # locking read them already
-                snapshot.globals.update(read)
-                snapshot.stored.update(read)
+        if locked:
+            self.lock(locked)
         for storage, group in self._groups(wanted | locked):
-            todo = [name for name in group if name not in snapshot.globals]
-            if todo:
-                storage.read(self.conn, todo, snapshot, lock=bool(locked & set(todo)))
+            storage.read(self.conn, group, snapshot)
         return snapshot
 
     def for_change(self, names: Iterable[str], *, locked: bool) -> Snapshot:
@@ -405,9 +360,32 @@ class FlagStore:
         return list(found.values())
 
     def lock(self, names: Iterable[str]) -> None:
-        """Lock these flags without reading them."""
-        for storage, group in self._groups(names):
-            storage.lock(self.conn, group)
+        """Lock these flags (one statement: ``flagctl.hold_flags``, as the change this
+        transaction declared), waiting at most lock_timeout; on timeout raise ConflictError
+        naming who holds them."""
+        from psycopg import errors as e
+
+        flags = sorted(set(names))
+        try:
+            with self.conn.transaction():
+                self.conn.execute(HOLD_FLAGS, (self.manifest.system, flags))
+        except e.LockNotAvailable:
+            raise lock_conflict(_flags_text(flags), self.blockers(flags)) from None
+
+    def blockers(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        """Who holds a lock a change of these flags waits for: the holders of their rows and
+        of flagctl's keys for them; failing those (finished since, or a table lock), whoever
+        holds a write lock on one of their tables."""
+        flags = sorted(set(names))
+        found = self.holders(flags)
+        if not found:
+            tables = [storage.table for storage, _ in self._groups(flags) if isinstance(storage, BoundTable)]
+            for table in [*tables, "flagctl.flag_state"]:
+                found += _blockers(self.conn.execute(TABLE_WRITERS, (table,)).fetchall())
+        once: dict[int, dict[str, Any]] = {}
+        for blocker in found:
+            once.setdefault(blocker["pid"], blocker)
+        return list(once.values())
 
     def reading(self) -> list[tuple[sql.Composed | sql.SQL, list[Any]]]:
         """The statements (with their parameters) that ``snapshot()`` sends to read every

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flagctl.errors import WriteNotTaken
 from flagctl.model.change import Change
 from flagctl.model.flagtypes import kill_setting
 from flagctl.model.manifest import Manifest
@@ -107,16 +106,15 @@ def hold(
 
 def _holders(conn: psycopg.Connection[Any], manifest: Manifest, flags: list[str]) -> list[dict[str, Any]]:
     """Who holds a lock the kill of these flags waits for: the flags' rows and flagctl's
-    keys for them, then the engaged switches' rows; failing those (the holder has finished
-    since, or holds a table lock), whoever holds a write lock on one of the tables."""
+    keys for them, and the engaged switches' rows; failing those, whoever holds a write lock
+    on one of the tables."""
     from flagctl.store.flags import FlagStore
 
-    found = FlagStore(conn, manifest).holders(flags)
-    found += row_lockers(conn, ENGAGED_LOCKERS, (manifest.system,))
+    store = FlagStore(conn, manifest)
+    found = store.holders(flags) + row_lockers(conn, ENGAGED_LOCKERS, (manifest.system,))
     if not found:
-        tables = sorted({manifest.flags[f].table or "" for f in flags if manifest.flags[f].bound})
-        for table in [*tables, "flagctl.flag_state", "flagctl.engaged_switch"]:
-            found += _blockers(conn.execute(TABLE_WRITERS, (table,)).fetchall())
+        engaged = _blockers(conn.execute(TABLE_WRITERS, ("flagctl.engaged_switch",)).fetchall())
+        found = store.blockers(flags) + engaged
     once: dict[int, dict[str, Any]] = {}
     for blocker in found:
         once.setdefault(blocker["pid"], blocker)
@@ -128,7 +126,6 @@ def _holders(conn: psycopg.Connection[Any], manifest: Manifest, flags: list[str]
 # kill (or the release), and refuse with FL001 a write the table did not take.
 ENGAGE = "SELECT flag, scope, before, after FROM flagctl.kill(%s, %s, NULL, %s)"
 DISENGAGE = "SELECT flag, scope, before, after FROM flagctl.release(%s, %s, NULL, %s, %s)"
-NOT_TAKEN = "FL001"
 
 
 def engage(conn: psycopg.Connection[Any], manifest: Manifest, switch: str, scope: str) -> list[Change]:
@@ -147,7 +144,8 @@ def _switched(
     conn: psycopg.Connection[Any], manifest: Manifest, statement: str, args: tuple[Any, ...]
 ) -> list[Change]:
     import psycopg
-    from psycopg import sql
+
+    from flagctl.store.flags import not_taken
 
     def value(flag: str, data: Any) -> Any:
         return None if data is None else manifest.flags[flag].from_db(data)
@@ -155,13 +153,7 @@ def _switched(
     try:
         rows = conn.execute(statement, args).fetchall()
     except psycopg.Error as error:
-        if error.sqlstate != NOT_TAKEN:
-            raise
-        diag = error.diag
-        table = ".".join(sql.Identifier(n).as_string(conn) for n in (diag.schema_name, diag.table_name) if n)
-        raise WriteNotTaken(
-            table or "a bound table", [diag.message_detail or ""], system=manifest.system
-        ) from None
+        raise not_taken(error, manifest.system) from None
     return [
         Change(flag, scope, value(flag, before), value(flag, after)) for flag, scope, before, after in rows
     ]

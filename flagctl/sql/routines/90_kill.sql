@@ -228,11 +228,22 @@ BEGIN
 END
 $$;
 
--- Lock the flags a kill or a release writes, in flagctl's one order (flagctl.store.flags):
--- flagctl's own flags by advisory lock (the system's group shared, then each name; past 256
--- names the group exclusively) and their rows, then each bound table's rows by key; then
--- the system's engaged switches.
+-- Lock the flags a kill or a release writes (kill_lock_flags), then the system's engaged
+-- switches.
 CREATE OR REPLACE FUNCTION flagctl.kill_lock(p_system text, p_flags text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, flagctl
+AS $$
+BEGIN
+    PERFORM flagctl.kill_lock_flags(p_system, p_flags);
+    PERFORM 1 FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq FOR UPDATE;
+END
+$$;
+
+-- Lock these flags: flagctl's own by advisory lock (the system's group shared, then each
+-- name; past 256 names the group exclusively) and their rows, then each bound table's rows
+-- by key — the order every flagctl change locks in.
+CREATE OR REPLACE FUNCTION flagctl.kill_lock_flags(p_system text, p_flags text[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, flagctl
 AS $$
@@ -262,7 +273,6 @@ BEGIN
                        t.table_schema, t.table_name, t.matching)
            USING t.keys;
     END LOOP;
-    PERFORM 1 FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq FOR UPDATE;
 END
 $$;
 
@@ -737,7 +747,7 @@ REVOKE ALL ON FUNCTION flagctl.kill_norm(text, jsonb), flagctl.kill_overlay(text
     flagctl.kill_left_at(text, flagctl.engaged_switch[], text, text, jsonb, jsonb),
     flagctl.kill_with(text, flagctl.engaged_switch[], flagctl.engaged_switch, text, text, jsonb, jsonb, jsonb),
     flagctl.kill_without(text, flagctl.engaged_switch[], flagctl.engaged_switch, text, text, jsonb, jsonb),
-    flagctl.kill_not_taken(regclass, text), flagctl.kill_lock(text, text[]),
+    flagctl.kill_not_taken(regclass, text), flagctl.kill_lock(text, text[]), flagctl.kill_lock_flags(text, text[]),
     flagctl.kill_state(text, jsonb, text[]), flagctl.kill_slim(text, text[]), flagctl.kill_write(text, text, text, text, jsonb),
     flagctl.kill_declare(text, text, text, text, text, text), flagctl.kill_role(text, text),
     flagctl.kill(text, text, text, text, text), flagctl.release(text, text, text, text, boolean, text),
