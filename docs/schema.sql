@@ -3716,7 +3716,6 @@ GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.exemption TO flagctl_release;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.flag_state TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.flag_state TO flagctl_viewer;
-GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.flag_state TO flagctl_release;
 
 
 --

@@ -64,24 +64,22 @@ def grant(conn: psycopg.Connection[Any], role: str, user: str, revoke: bool = Fa
     return True
 
 
-# A bound table: the release role updates its rows (judged by the guard trigger), viewers
-# read them; the security role only reads (its kill and release write through flagctl.kill
-# and flagctl.release, which run as flagctl's owner: that owner needs SELECT, UPDATE too).
+# A bound table: flagctl's roles only read it (viewers, and the roles holding the viewer
+# role); every write of a flag's row is flagctl's functions' (flagctl.kill, flagctl.release,
+# flagctl.write_bound), which run as flagctl's owner: that owner needs SELECT, UPDATE.
 GRANT_BOUND = """
 DO $$
 DECLARE
     owner regrole := (SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'flagctl');
 BEGIN
     EXECUTE format('GRANT SELECT, UPDATE ON %s TO %s', {table}, owner);
-    IF to_regrole('flagctl_release') IS NOT NULL THEN
-        EXECUTE format('GRANT SELECT, UPDATE ON %s TO flagctl_release', {table});
-        EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON %s FROM flagctl_security', {table});
+    IF to_regrole('flagctl_viewer') IS NOT NULL THEN
+        EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON %s FROM flagctl_release, flagctl_security', {table});
         EXECUTE format('GRANT SELECT ON %s TO flagctl_viewer', {table});
     END IF;
 EXCEPTION
     WHEN insufficient_privilege THEN
-        RAISE NOTICE 'no grants on %: its owner grants SELECT, UPDATE to flagctl_release and to %, SELECT to flagctl_viewer',
-            {table}, owner;
+        RAISE NOTICE 'no grants on %: its owner grants SELECT, UPDATE to %, SELECT to flagctl_viewer', {table}, owner;
 END
 $$
 """

@@ -123,6 +123,10 @@ def _gate(owner: Cli, user: Cli, tmp: Path) -> int:
 
 CANARY = "UPDATE p3_feature_state SET enabled = true, rollout_percent = 1"
 OFF = "UPDATE p3_feature_state SET enabled = false, rollout_percent = 0"
+CANARY_FN = (
+    "SELECT count(*) FROM flagctl.write_bound('phase3',"
+    """ '[{"flag": "p3_advisory", "set": {"enabled": true, "rollout_percent": 1}}]')"""
+)
 UNDER_KILL = "stage move back under a kill (the stage beneath it)"
 KILL = "kill (in psql: `flagctl.kill`)"
 KILL_BY_HAND = "kill by hand: `UPDATE` of the flag, declared as a kill"
@@ -143,7 +147,11 @@ TRIES: dict[str, tuple[FlagctlTry | None, tuple[str, ...]]] = {
         ),
     ),
     "plain `UPDATE` of a flag (no declared change)": (None, (CANARY,)),
-    "stage move": (_stage, (declared("stage.set"), CANARY)),
+    "stage move (in psql: `flagctl.write_bound`)": (_stage, (declared("stage.set"), CANARY_FN)),
+    "stage move by hand: `UPDATE` of the flag, declared as a stage move": (
+        None,
+        (declared("stage.set"), CANARY),
+    ),
     KILL: (_kill, ("SELECT count(*) FROM flagctl.kill('phase3', 'p3-off', 'matrix')",)),
     KILL_BY_HAND: (None, (declared("kill"), OFF)),
     UNDER_KILL: (_under_kill, (declared("stage.set"), BASE_TO_DARK)),

@@ -182,6 +182,44 @@ def test_a_security_member_holds_no_write_on_a_bound_table(ws8: Cli) -> None:
         assert denied(dsn, "SELECT * FROM p3_feature_state FOR UPDATE")  # nor a lock on its rows
 
 
+@pytest.mark.parametrize("roles", [("release",), ("release", "security")])
+def test_a_release_member_writes_flags_only_through_flagctls_functions(
+    ws8: Cli, roles: tuple[str, ...]
+) -> None:
+    """A release member held UPDATE on every bound table and INSERT/UPDATE/DELETE on
+    flag_state: declared as a stage move, it could rewrite any column of the application's
+    rows (the guard judges only a flag's value). Since schema 29 the role holds no write;
+    flagctl.write_bound writes only a bound flag's registered row and value columns, and
+    only inside a declared change. `flagctl stage set` as that user still works."""
+    rename = "UPDATE p3_feature_state SET feature_name = 'renamed' WHERE feature_name = 'p3_advisory'"
+    own = (
+        "INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES ('phase3', 'x', 'global', 'true')"
+    )
+    canary = through("phase3", "p3_advisory", enabled=True, rollout_percent=1)
+    with member(ws8, *roles) as (_, dsn):
+        for write in (rename, own, P3_TO_100):
+            assert denied(dsn, declared("stage.set"), write)
+        assert denied(dsn, canary)  # undeclared
+        with (
+            pytest.raises(psycopg.errors.InvalidParameterValue, match="not a value column"),
+            psycopg.connect(dsn) as conn,
+        ):
+            conn.execute(declared("stage.set"))
+            conn.execute(through("phase3", "p3_advisory", feature_name="renamed"))
+        with (
+            pytest.raises(psycopg.errors.InvalidParameterValue, match="no flag resumes"),
+            psycopg.connect(dsn) as conn,
+        ):
+            conn.execute(declared("stage.set"))
+            conn.execute(through("phase3", "resumes", enabled=True))
+        assert not denied(dsn, declared("stage.set"), canary)
+        assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(True, 1)]
+        assert Cli(dsn, WS8_MANIFEST, admin_dsn=ws8.dsn)("stage", "set", "p3", "dark", *GO).exit_code == 0
+    assert ws8.sql("SELECT feature_name, enabled, rollout_percent FROM p3_feature_state") == [
+        ("p3_advisory", False, 0)
+    ]
+
+
 @pytest.mark.parametrize("roles", [("viewer",), ("release",), ("security",)])
 def test_the_kills_locks_are_taken_only_for_a_declared_kill(ws8: Cli, roles: tuple[str, ...]) -> None:
     """flagctl.kill_hold locks a kill's rows for flagctl's plan, as its owner: a lever for
@@ -214,6 +252,22 @@ P3_TO_100 = (
 TRUST_TO_100 = "UPDATE feature_flags SET enabled = true, rollout_percentage = 100 WHERE flag_name = 'new_trust_algorithm'"
 
 
+def through(system: str, flag: str, **columns: object) -> str:
+    """A bound flag's write as a flagctl role makes it in psql since schema 29: through
+    flagctl.write_bound (the role holds no UPDATE on the table), judged by the guard."""
+    from psycopg import sql
+
+    rows = json.dumps([{"flag": flag, "set": columns}])
+    query = sql.SQL("SELECT count(*) FROM flagctl.write_bound({}, {})").format(
+        sql.Literal(system), sql.Literal(rows)
+    )
+    return query.as_string(None)
+
+
+P3_TO_100_FN = through("phase3", "p3_advisory", enabled=True, rollout_percent=100)
+TRUST_TO_100_FN = through("orca", "new_trust_algorithm", enabled=True, rollout_percentage=100)
+
+
 def declared(action: str) -> str:
     return f"SELECT flagctl.begin_change('{action}', 'bob', 'approved request 1', NULL, NULL)"
 
@@ -232,17 +286,16 @@ def test_four_eyes_hold_in_psql(orca: Cli) -> None:
     """Finding 7: a release member declares a change itself and raises the flag to 100%:
     the published approvals want a second person, so the database refuses."""
     with member(orca, "release") as (_, dsn):
+        assert denied(dsn, declared("stage.set"), TRUST_TO_100)  # by hand: no privilege (schema 29)
         with (
             pytest.raises(psycopg.errors.RaiseException, match="needs a second person"),
             psycopg.connect(dsn) as conn,
         ):
             conn.execute(declared("stage.set"))
-            conn.execute(TRUST_TO_100)
+            conn.execute(TRUST_TO_100_FN)
         with psycopg.connect(dsn) as conn:  # below the approval line: allowed, and audited as declared
             conn.execute(declared("set"))
-            conn.execute(
-                "UPDATE feature_flags SET enabled = true, rollout_percentage = 10 WHERE flag_name = 'new_trust_algorithm'"
-            )
+            conn.execute(through("orca", "new_trust_algorithm", enabled=True, rollout_percentage=10))
     assert orca.sql(
         "SELECT enabled, rollout_percentage FROM feature_flags WHERE flag_name = 'new_trust_algorithm'"
     ) == [(True, 10)]
@@ -257,7 +310,7 @@ def test_a_freeze_holds_in_psql(ws8: Cli) -> None:
         psycopg.connect(dsn) as conn,
     ):
         conn.execute(declared("set"))
-        conn.execute(P3_TO_100)
+        conn.execute(P3_TO_100_FN)
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
     status = ws8("status")
     assert "frozen" in status.stdout
@@ -275,7 +328,7 @@ def test_a_freeze_holds_for_a_member_who_may_also_set_declaring_a_kill(ws8: Cli,
         psycopg.connect(dsn) as conn,
     ):
         conn.execute(declared(action))
-        conn.execute(P3_TO_100)
+        conn.execute(P3_TO_100_FN)
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
 
 
@@ -285,11 +338,13 @@ def test_a_security_member_only_kills_and_restores(ws8: Cli) -> None:
     assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
     with member(ws8, "security") as (_, dsn):
         assert denied(dsn, declared("kill"), P3_TO_100)
+        assert denied(dsn, declared("kill"), P3_TO_100_FN)  # the guard judges the function's write
         assert security_kill_and_release(ws8, dsn) == [(True, 1)]
         assert denied(
             dsn, declared("release"),
             "UPDATE p3_feature_state SET enabled = true, rollout_percent = 100 WHERE feature_name = 'p3_advisory'",
         )  # fmt: skip
+        assert denied(dsn, declared("release"), P3_TO_100_FN)
         # engaged switches are written only in a declared kill or release
         assert Cli(dsn, WS8_MANIFEST)("kill", "p3-off", *GO).exit_code == 0
         assert denied(dsn, "DELETE FROM flagctl.engaged_switch")
@@ -471,14 +526,14 @@ def test_an_approval_applies_only_the_state_it_was_planned_on(orca: Cli) -> None
         ):
             conn.execute(declared("stage.set"))
             conn.execute("SELECT flagctl.approve_request(%s, 'orca', 'bob')", (made,))
-            conn.execute(TRUST_TO_100)  # from 10%, not the 0% the request was planned on
+            conn.execute(TRUST_TO_100_FN)  # from 10%, not the 0% the request was planned on
         orca.sql(
             "UPDATE feature_flags SET enabled = false, rollout_percentage = 0 WHERE flag_name = 'new_trust_algorithm'"
         )
         with psycopg.connect(bob) as conn:  # the state it was planned on: the approval applies it
             conn.execute(declared("stage.set"))
             conn.execute("SELECT flagctl.approve_request(%s, 'orca', 'bob')", (made,))
-            conn.execute(TRUST_TO_100)
+            conn.execute(TRUST_TO_100_FN)
     assert orca.sql(
         "SELECT rollout_percentage FROM feature_flags WHERE flag_name = 'new_trust_algorithm'"
     ) == [(100,)]
