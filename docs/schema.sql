@@ -373,6 +373,28 @@ $$;
 
 
 --
+-- Name: audit_sign(bigint, text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_sign(p_pos bigint, p_hash text, p_mac text, p_key_id text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    IF NOT flagctl.flagctl_member() THEN
+        RAISE EXCEPTION 'flagctl: % may not sign the audit trail', session_user USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM flagctl.audit_seal s WHERE s.pos = p_pos AND s.hash = p_hash) THEN
+        RAISE EXCEPTION 'flagctl: no seal % with hash %: only a sealed head is signed', p_pos, p_hash
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO flagctl.audit_signature (pos, hash, mac, key_id) VALUES (p_pos, p_hash, p_mac, p_key_id)
+        ON CONFLICT (pos) DO NOTHING;
+END
+$$;
+
+
+--
 -- Name: audit_truncate(); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -681,6 +703,51 @@ $$;
 
 
 --
+-- Name: drill_finish(bigint, text, jsonb, boolean, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.drill_finish(p_id bigint, p_verdict text, p_steps jsonb, p_restored boolean, p_report text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    UPDATE flagctl.drills SET finished_at = now(), verdict = p_verdict, steps = p_steps, restored = p_restored,
+           report = p_report
+     WHERE id = p_id AND db_user = session_user AND finished_at IS NULL;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'flagctl: drill % is not a running drill of %', p_id, session_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
+
+--
+-- Name: drill_start(text, text, text, text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.drill_start(p_system text, p_kind text, p_subject text, p_scope text, p_actor text, p_reason text) RETURNS TABLE(id bigint, started_at timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+#variable_conflict use_column
+BEGIN
+    IF NOT (flagctl.may('drill.kill') OR flagctl.may('drill.stage')) THEN
+        RAISE EXCEPTION 'flagctl: % may not run a drill: it needs the role flagctl_security or flagctl_release', session_user
+            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl db grant security ' || session_user;
+    END IF;
+    IF nullif(btrim(coalesce(p_reason, '')), '') IS NULL THEN
+        RAISE EXCEPTION 'flagctl: a drill needs a reason' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY INSERT INTO flagctl.drills AS d (system, kind, subject, scope, db_user, actor, reason)
+                 VALUES (p_system, p_kind, p_subject, coalesce(p_scope, 'global'), session_user,
+                         coalesce(p_actor, session_user), p_reason)
+                 RETURNING d.id, d.started_at;
+END
+$$;
+
+
+--
 -- Name: end_blocker(integer, integer, boolean, text, text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -778,6 +845,39 @@ CREATE FUNCTION flagctl.flagctl_member() RETURNS boolean
     SELECT EXISTS (SELECT 1 FROM unnest(ARRAY['flagctl_viewer', 'flagctl_release', 'flagctl_security',
                                               'flagctl_ops', 'flagctl_admin', 'flagctl_operator']) AS r(name)
                     WHERE to_regrole(r.name) IS NOT NULL AND pg_has_role(session_user, to_regrole(r.name), 'MEMBER'))
+$$;
+
+
+--
+-- Name: freeze_add(text, text, timestamp with time zone); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.freeze_add(p_system text, p_scope text, p_until timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('a freeze', ARRAY['freeze.set']);
+BEGIN
+    INSERT INTO flagctl.freeze (system, scope, until, reason, actor)
+    VALUES (p_system, coalesce(p_scope, 'global'), p_until, ctx.reason, ctx.actor);
+END
+$$;
+
+
+--
+-- Name: freeze_clear(bigint[]); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.freeze_clear(p_ids bigint[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('clearing a freeze', ARRAY['freeze.clear']);
+BEGIN
+    UPDATE flagctl.freeze SET cleared_at = now(), cleared_by = ctx.actor WHERE id = ANY(p_ids) AND cleared_at IS NULL;
+END
 $$;
 
 
@@ -1025,6 +1125,24 @@ CREATE FUNCTION flagctl.hash_version() RETURNS integer
 
 
 --
+-- Name: hold_engaged(text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.hold_engaged(p_system text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    PERFORM flagctl.write_declared('flagctl.hold_engaged locks');
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
+    PERFORM 1 FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq FOR UPDATE;
+END
+$$;
+
+
+--
 -- Name: hold_flags(text, text[]); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -1038,6 +1156,21 @@ BEGIN
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
     PERFORM flagctl.kill_lock_flags(p_system, p_flags);
+END
+$$;
+
+
+--
+-- Name: hold_rollback_state(text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.hold_rollback_state(p_system text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    PERFORM flagctl.write_declared('flagctl.hold_rollback_state locks');
+    PERFORM 1 FROM flagctl.rollback_state r WHERE r.system = p_system FOR UPDATE;
 END
 $$;
 
@@ -1912,6 +2045,22 @@ $$;
 
 
 --
+-- Name: move_base(text, text, jsonb, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.move_base(p_system text, p_switch text, p_prior jsonb, p_applied jsonb) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    PERFORM flagctl.write_declared('flagctl.move_base moves the base beneath a kill');
+    UPDATE flagctl.engaged_switch SET prior = p_prior, applied = p_applied
+     WHERE system = p_system AND switch = p_switch AND scope = 'global';
+END
+$$;
+
+
+--
 -- Name: murmur3_32(bytea, bigint); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -2080,6 +2229,103 @@ $$;
 
 
 --
+-- Name: record_baseline(text, numeric, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.record_baseline(p_system text, p_window_seconds numeric, p_rates jsonb) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    IF NOT flagctl.may('verify.baseline') THEN
+        RAISE EXCEPTION 'flagctl: % may not record a proof baseline: it needs the role flagctl_release', session_user
+            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl db grant release ' || session_user;
+    END IF;
+    INSERT INTO flagctl.proof_baseline (system, window_seconds, rates) VALUES (p_system, p_window_seconds, p_rates);
+END
+$$;
+
+
+--
+-- Name: record_declared(text, text[]); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.record_declared(p_what text, p_actions text[]) RETURNS flagctl.change_context
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.write_declared(p_what);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM unnest(p_actions) AS a
+                    WHERE ctx.action = a OR (right(a, 1) IN ('.', '*') AND starts_with(ctx.action, rtrim(a, '*')))) THEN
+        RAISE EXCEPTION 'flagctl: % is not part of a % (this change is declared as %)', p_what,
+            array_to_string(p_actions, ' or '), ctx.action
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN ctx;
+END
+$$;
+
+
+--
+-- Name: record_exemption(text, text, text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.record_exemption(p_system text, p_flag text, p_scope text, p_effect text, p_note text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('an exemption', ARRAY['exempt']);
+BEGIN
+    IF p_effect IS NULL THEN
+        DELETE FROM flagctl.exemption WHERE system = p_system AND flag = p_flag AND scope = p_scope;
+        RETURN;
+    END IF;
+    INSERT INTO flagctl.exemption (system, flag, scope, effect, note, actor)
+    VALUES (p_system, p_flag, p_scope, p_effect, p_note, ctx.actor)
+        ON CONFLICT (system, flag, scope) DO UPDATE SET effect = excluded.effect, note = excluded.note,
+           actor = excluded.actor, created_at = now();
+END
+$$;
+
+
+--
+-- Name: record_review(bigint, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.record_review(p_audit_seq bigint, p_system text, p_note text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('a review', ARRAY['review']);
+BEGIN
+    INSERT INTO flagctl.reviews (audit_seq, system, reviewed_by, actor, note)
+    VALUES (p_audit_seq, p_system, session_user, ctx.actor, p_note);
+END
+$$;
+
+
+--
+-- Name: record_safe_point(text, text, text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.record_safe_point(p_system text, p_name text, p_kind text, p_state jsonb) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('a safe point', ARRAY['profile.', 'snapshot:*', 'rollback.']);
+BEGIN
+    INSERT INTO flagctl.safe_point (system, name, kind, state, actor, reason)
+    VALUES (p_system, p_name, p_kind, p_state, ctx.actor, ctx.reason);
+END
+$$;
+
+
+--
 -- Name: release(text, text, text, text, boolean, text); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -2201,6 +2447,24 @@ CREATE FUNCTION flagctl.same_value(p_type text, a jsonb, b jsonb) RETURNS boolea
             AND coalesce((a->>'internal')::boolean, false) = coalesce((b->>'internal')::boolean, false)
         ELSE a = b
     END
+$$;
+
+
+--
+-- Name: store_rollback_state(text, text, timestamp with time zone, timestamp with time zone, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.store_rollback_state(p_system text, p_state text, p_since timestamp with time zone, p_green_since timestamp with time zone, p_detail jsonb) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    PERFORM flagctl.record_declared('the rollback machine''s state', ARRAY['rollback.']);
+    INSERT INTO flagctl.rollback_state (system, state, since, green_since, detail)
+    VALUES (p_system, p_state, least(p_since, now()), least(p_green_since, now()), coalesce(p_detail, '{}'))
+        ON CONFLICT (system) DO UPDATE SET state = excluded.state, since = excluded.since,
+           green_since = excluded.green_since, detail = excluded.detail;
+END
 $$;
 
 
@@ -3257,6 +3521,15 @@ GRANT ALL ON FUNCTION flagctl.audit_seal(wait boolean, max_rows bigint) TO flagc
 
 
 --
+-- Name: FUNCTION audit_sign(p_pos bigint, p_hash text, p_mac text, p_key_id text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.audit_sign(p_pos bigint, p_hash text, p_mac text, p_key_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.audit_sign(p_pos bigint, p_hash text, p_mac text, p_key_id text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.audit_sign(p_pos bigint, p_hash text, p_mac text, p_key_id text) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION audit_truncate(); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -3298,20 +3571,6 @@ GRANT ALL ON FUNCTION flagctl.bucket(salt text, id text) TO flagctl_viewer;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.engaged_switch TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.engaged_switch TO flagctl_viewer;
-
-
---
--- Name: COLUMN engaged_switch.prior; Type: ACL; Schema: flagctl; Owner: -
---
-
-GRANT UPDATE(prior) ON TABLE flagctl.engaged_switch TO flagctl_release;
-
-
---
--- Name: COLUMN engaged_switch.applied; Type: ACL; Schema: flagctl; Owner: -
---
-
-GRANT UPDATE(applied) ON TABLE flagctl.engaged_switch TO flagctl_release;
 
 
 --
@@ -3370,6 +3629,24 @@ GRANT ALL ON FUNCTION flagctl.current_change() TO flagctl_operator;
 
 
 --
+-- Name: FUNCTION drill_finish(p_id bigint, p_verdict text, p_steps jsonb, p_restored boolean, p_report text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.drill_finish(p_id bigint, p_verdict text, p_steps jsonb, p_restored boolean, p_report text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.drill_finish(p_id bigint, p_verdict text, p_steps jsonb, p_restored boolean, p_report text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.drill_finish(p_id bigint, p_verdict text, p_steps jsonb, p_restored boolean, p_report text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION drill_start(p_system text, p_kind text, p_subject text, p_scope text, p_actor text, p_reason text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.drill_start(p_system text, p_kind text, p_subject text, p_scope text, p_actor text, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.drill_start(p_system text, p_kind text, p_subject text, p_scope text, p_actor text, p_reason text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.drill_start(p_system text, p_kind text, p_subject text, p_scope text, p_actor text, p_reason text) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -3380,11 +3657,28 @@ GRANT ALL ON FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_ter
 
 
 --
+-- Name: FUNCTION freeze_add(p_system text, p_scope text, p_until timestamp with time zone); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.freeze_add(p_system text, p_scope text, p_until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.freeze_add(p_system text, p_scope text, p_until timestamp with time zone) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.freeze_add(p_system text, p_scope text, p_until timestamp with time zone) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION freeze_clear(p_ids bigint[]); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.freeze_clear(p_ids bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.freeze_clear(p_ids bigint[]) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.freeze_clear(p_ids bigint[]) TO flagctl_operator;
+
+
+--
 -- Name: TABLE "freeze"; Type: ACL; Schema: flagctl; Owner: -
 --
 
 GRANT SELECT ON TABLE flagctl."freeze" TO flagctl_viewer;
-GRANT INSERT,UPDATE ON TABLE flagctl."freeze" TO flagctl_ops;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl."freeze" TO flagctl_operator;
 
 
@@ -3396,12 +3690,30 @@ GRANT ALL ON FUNCTION flagctl.hash_version() TO flagctl_viewer;
 
 
 --
+-- Name: FUNCTION hold_engaged(p_system text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.hold_engaged(p_system text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.hold_engaged(p_system text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.hold_engaged(p_system text) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION hold_flags(p_system text, p_flags text[]); Type: ACL; Schema: flagctl; Owner: -
 --
 
 REVOKE ALL ON FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) TO flagctl_viewer;
 GRANT ALL ON FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION hold_rollback_state(p_system text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.hold_rollback_state(p_system text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.hold_rollback_state(p_system text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.hold_rollback_state(p_system text) TO flagctl_operator;
 
 
 --
@@ -3568,6 +3880,15 @@ GRANT ALL ON FUNCTION flagctl.mark_forced() TO flagctl_operator;
 
 
 --
+-- Name: FUNCTION move_base(p_system text, p_switch text, p_prior jsonb, p_applied jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.move_base(p_system text, p_switch text, p_prior jsonb, p_applied jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.move_base(p_system text, p_switch text, p_prior jsonb, p_applied jsonb) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.move_base(p_system text, p_switch text, p_prior jsonb, p_applied jsonb) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION narrows_base(p_system text, before jsonb, after jsonb); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -3602,12 +3923,64 @@ GRANT ALL ON FUNCTION flagctl.published(p_system text) TO flagctl_operator;
 
 
 --
+-- Name: FUNCTION record_baseline(p_system text, p_window_seconds numeric, p_rates jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.record_baseline(p_system text, p_window_seconds numeric, p_rates jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.record_baseline(p_system text, p_window_seconds numeric, p_rates jsonb) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.record_baseline(p_system text, p_window_seconds numeric, p_rates jsonb) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION record_declared(p_what text, p_actions text[]); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.record_declared(p_what text, p_actions text[]) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION record_exemption(p_system text, p_flag text, p_scope text, p_effect text, p_note text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.record_exemption(p_system text, p_flag text, p_scope text, p_effect text, p_note text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.record_exemption(p_system text, p_flag text, p_scope text, p_effect text, p_note text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.record_exemption(p_system text, p_flag text, p_scope text, p_effect text, p_note text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION record_review(p_audit_seq bigint, p_system text, p_note text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.record_review(p_audit_seq bigint, p_system text, p_note text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.record_review(p_audit_seq bigint, p_system text, p_note text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.record_review(p_audit_seq bigint, p_system text, p_note text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION record_safe_point(p_system text, p_name text, p_kind text, p_state jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.record_safe_point(p_system text, p_name text, p_kind text, p_state jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.record_safe_point(p_system text, p_name text, p_kind text, p_state jsonb) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.record_safe_point(p_system text, p_name text, p_kind text, p_state jsonb) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION release(p_system text, p_switch text, p_reason text, p_scope text, p_force boolean, p_actor text); Type: ACL; Schema: flagctl; Owner: -
 --
 
 REVOKE ALL ON FUNCTION flagctl.release(p_system text, p_switch text, p_reason text, p_scope text, p_force boolean, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION flagctl.release(p_system text, p_switch text, p_reason text, p_scope text, p_force boolean, p_actor text) TO flagctl_viewer;
 GRANT ALL ON FUNCTION flagctl.release(p_system text, p_switch text, p_reason text, p_scope text, p_force boolean, p_actor text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION store_rollback_state(p_system text, p_state text, p_since timestamp with time zone, p_green_since timestamp with time zone, p_detail jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.store_rollback_state(p_system text, p_state text, p_since timestamp with time zone, p_green_since timestamp with time zone, p_detail jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.store_rollback_state(p_system text, p_state text, p_since timestamp with time zone, p_green_since timestamp with time zone, p_detail jsonb) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.store_rollback_state(p_system text, p_state text, p_since timestamp with time zone, p_green_since timestamp with time zone, p_detail jsonb) TO flagctl_operator;
 
 
 --
@@ -3663,9 +4036,6 @@ GRANT SELECT ON TABLE flagctl.audit_seal TO flagctl_viewer;
 
 GRANT SELECT,INSERT ON TABLE flagctl.audit_signature TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.audit_signature TO flagctl_viewer;
-GRANT INSERT ON TABLE flagctl.audit_signature TO flagctl_release;
-GRANT INSERT ON TABLE flagctl.audit_signature TO flagctl_security;
-GRANT INSERT ON TABLE flagctl.audit_signature TO flagctl_ops;
 
 
 --
@@ -3697,8 +4067,6 @@ GRANT SELECT ON TABLE flagctl.clients TO flagctl_operator;
 
 GRANT SELECT,INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.drills TO flagctl_viewer;
-GRANT INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_release;
-GRANT INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_security;
 
 
 --
@@ -3707,7 +4075,6 @@ GRANT INSERT,UPDATE ON TABLE flagctl.drills TO flagctl_security;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.exemption TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.exemption TO flagctl_viewer;
-GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.exemption TO flagctl_release;
 
 
 --
@@ -3724,7 +4091,6 @@ GRANT SELECT ON TABLE flagctl.flag_state TO flagctl_viewer;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.proof_baseline TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.proof_baseline TO flagctl_viewer;
-GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.proof_baseline TO flagctl_release;
 
 
 --
@@ -3740,9 +4106,6 @@ GRANT SELECT ON TABLE flagctl.requests TO flagctl_operator;
 --
 
 GRANT SELECT ON TABLE flagctl.reviews TO flagctl_viewer;
-GRANT INSERT ON TABLE flagctl.reviews TO flagctl_release;
-GRANT INSERT ON TABLE flagctl.reviews TO flagctl_security;
-GRANT INSERT ON TABLE flagctl.reviews TO flagctl_ops;
 GRANT SELECT,INSERT,UPDATE ON TABLE flagctl.reviews TO flagctl_operator;
 
 
@@ -3752,7 +4115,6 @@ GRANT SELECT,INSERT,UPDATE ON TABLE flagctl.reviews TO flagctl_operator;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.rollback_state TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.rollback_state TO flagctl_viewer;
-GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.rollback_state TO flagctl_release;
 
 
 --
@@ -3761,7 +4123,6 @@ GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.rollback_state TO flagctl_release;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.safe_point TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.safe_point TO flagctl_viewer;
-GRANT INSERT,DELETE,UPDATE ON TABLE flagctl.safe_point TO flagctl_release;
 
 
 --

@@ -27,10 +27,8 @@ from flagctl.store.switches import list_engaged
 if TYPE_CHECKING:
     import psycopg
 
-INSERT_SAFE_POINT = """
-INSERT INTO flagctl.safe_point (system, name, kind, state, actor, reason)
-VALUES (%s, %s, %s, %s, current_setting('flagctl.actor', true), current_setting('flagctl.reason', true))
-"""
+# Who and why come from the declared change (routines/96_records.sql).
+INSERT_SAFE_POINT = "SELECT flagctl.record_safe_point(%s, %s, %s, %s)"
 
 LAST_SAFE_POINT = """
 SELECT name, kind, state, at FROM flagctl.safe_point WHERE system = %s ORDER BY id DESC LIMIT 1

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from flagctl.verify.guardrails import GuardrailResult
 
 READ_STATE = "SELECT state, since, green_since FROM flagctl.rollback_state WHERE system = %s"
-LOCK_STATE = "SELECT 1 FROM flagctl.rollback_state WHERE system = %s FOR UPDATE"
+LOCK_STATE = "SELECT flagctl.hold_rollback_state(%s)"  # for the declared change (routines/95_writes.sql)
 
 
 @dataclass
@@ -76,12 +76,8 @@ def read_state(conn: psycopg.Connection[Any], manifest: Manifest) -> MachineStat
     return MachineState("NORMAL", None, None) if row is None else MachineState(*row)
 
 
-STORE_STATE = """
-INSERT INTO flagctl.rollback_state (system, state, since, green_since, detail)
-VALUES (%s, %s, least(%s::timestamptz, now()), least(%s::timestamptz, now()), %s)
-    ON CONFLICT (system) DO UPDATE SET state = excluded.state, since = excluded.since,
-       green_since = excluded.green_since, detail = excluded.detail
-"""
+# Never dated in the future; only inside a declared rollback.* change (routines/96_records.sql).
+STORE_STATE = "SELECT flagctl.store_rollback_state(%s, %s, %s, %s, %s)"
 
 
 def store_state(

@@ -336,10 +336,8 @@ class AuditKey:
         return f"AuditKey(id={self.key_id})"
 
 
-SIGN = """
-INSERT INTO flagctl.audit_signature (pos, hash, mac, key_id) VALUES (%s, %s, %s, %s)
-    ON CONFLICT (pos) DO NOTHING
-"""
+# Only a sealed head, with the hash its seal holds (routines/96_records.sql).
+SIGN = "SELECT flagctl.audit_sign(%s, %s, %s, %s)"
 SIGNATURES = """
 SELECT g.pos, g.hash, g.mac, g.key_id, g.signed_at, s.hash
   FROM flagctl.audit_signature g LEFT JOIN flagctl.audit_seal s ON s.pos = g.pos

@@ -12,14 +12,10 @@ if TYPE_CHECKING:
 
     from flagctl.store.db import AuditContext
 
-INSERT_DRILL = """
-INSERT INTO flagctl.drills (system, kind, subject, scope, actor, reason)
-VALUES (%s, %s, %s, %s, %s, %s) RETURNING id, started_at
-"""
-FINISH_DRILL = """
-UPDATE flagctl.drills SET finished_at = now(), verdict = %s, steps = %s, restored = %s, report = %s
- WHERE id = %s
-"""
+# A drill's record is the database's to write (routines/96_records.sql): run by the session's
+# own user, finished only by that user, once.
+INSERT_DRILL = "SELECT id, started_at FROM flagctl.drill_start(%s, %s, %s, %s, %s, %s)"
+FINISH_DRILL = "SELECT flagctl.drill_finish(%s, %s, %s, %s, %s)"
 DRILLS = """
 SELECT id, kind, subject, scope, started_at, finished_at, db_user, actor, reason, verdict, steps, restored
   FROM flagctl.drills WHERE system = %s ORDER BY id DESC LIMIT %s
@@ -59,7 +55,7 @@ def finish(
     from psycopg.types.json import Jsonb
 
     with conn.transaction():
-        conn.execute(FINISH_DRILL, (verdict, Jsonb(steps), restored, report, drill_id))
+        conn.execute(FINISH_DRILL, (drill_id, verdict, Jsonb(steps), restored, report))
 
 
 def recent(conn: psycopg.Connection[Any], manifest: Manifest, limit: int) -> list[tuple[Any, ...]]:

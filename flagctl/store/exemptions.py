@@ -16,13 +16,9 @@ SELECT flag, scope, effect, note, created_at, actor FROM flagctl.exemption
  WHERE system = %s AND (%s::text IS NULL OR flag = %s) ORDER BY flag, scope
 """
 OF_SYSTEM = "SELECT flag, scope, effect FROM flagctl.exemption WHERE system = %s"
-DELETE = "DELETE FROM flagctl.exemption WHERE system = %s AND flag = %s AND scope = %s"
-UPSERT = """
-INSERT INTO flagctl.exemption (system, flag, scope, effect, note, actor)
-VALUES (%s, %s, %s, %s, %s, current_setting('flagctl.actor', true))
-    ON CONFLICT (system, flag, scope) DO UPDATE SET effect = excluded.effect, note = excluded.note,
-       actor = excluded.actor, created_at = now()
-"""
+# Set or removed inside the declared `exempt` change (routines/96_records.sql).
+DELETE = "SELECT flagctl.record_exemption(%s, %s, %s, NULL, NULL)"
+UPSERT = "SELECT flagctl.record_exemption(%s, %s, %s, %s, %s)"
 
 
 def exemption(

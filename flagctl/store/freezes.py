@@ -18,17 +18,12 @@ SELECT id, scope, until, reason, actor, db_user, created_at FROM flagctl.freeze
 """
 # The same, after waiting for a freeze being set or cleared: what a widening change checks.
 IN_FORCE = "SELECT id, scope, until, reason, actor, db_user, created_at FROM flagctl.freezes_in_force(%s)"
-ADD = """
-INSERT INTO flagctl.freeze (system, scope, until, reason, actor)
-VALUES (%s, %s, %s, current_setting('flagctl.reason', true), current_setting('flagctl.actor', true))
-"""
+# Why and who from the declared freeze.set / freeze.clear (routines/96_records.sql).
+ADD = "SELECT flagctl.freeze_add(%s, %s, %s)"
 # Setting or clearing a freeze takes this lock exclusively; a change that checks the freezes
 # takes it shared first, so a freeze and a widening change never pass each other unseen.
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('flagctl.freeze:' || %s, 0))"
-CLEAR = """
-UPDATE flagctl.freeze SET cleared_at = now(), cleared_by = current_setting('flagctl.actor', true)
- WHERE id = ANY(%s) AND cleared_at IS NULL
-"""
+CLEAR = "SELECT flagctl.freeze_clear(%s)"
 
 
 def active_freezes(

@@ -131,7 +131,8 @@ SELECT e.seq, e.at, e.db_user, e.actor, e.action, e.reason, e.flags, r.reviewed_
   LEFT JOIN flagctl.reviews r ON r.audit_seq = e.seq
  ORDER BY e.seq
 """
-REVIEW = "INSERT INTO flagctl.reviews (audit_seq, system, actor, note) VALUES (%s, %s, current_setting('flagctl.actor', true), %s)"
+# Reviewed by the session's own user, the actor as declared (routines/96_records.sql).
+REVIEW = "SELECT flagctl.record_review(%s, %s, %s)"
 
 
 @dataclass(frozen=True)

@@ -20,25 +20,22 @@ SELECT_ENGAGED = (
 )
 
 ENGAGED_LOCKERS = "SELECT xmax FROM flagctl.engaged_switch WHERE system = %s"
+HOLD_ENGAGED = "SELECT flagctl.hold_engaged(%s)"
 
-UPDATE_BASE = (
-    "UPDATE flagctl.engaged_switch SET prior = %s, applied = %s"
-    " WHERE system = %s AND switch = %s AND scope = 'global'"
-)
+# The base beneath a global kill, moved by a backward stage move (routines/96_records.sql).
+UPDATE_BASE = "SELECT flagctl.move_base(%s, %s, %s, %s)"
 
 
 def list_engaged(conn: psycopg.Connection[Any], manifest: Manifest, lock: bool = False) -> list[Engaged]:
     """Every engaged switch of the system; ``lock``: and lock those rows."""
     from psycopg import sql
 
-    if lock:
-        query = sql.SQL(SELECT_ENGAGED + " FOR UPDATE")
-        rows = lock_rows(
-            conn, query, (manifest.system,), "flagctl.engaged_switch", "the engaged kill switches",
+    if lock:  # the database locks them for the declared change (no role holds UPDATE to)
+        lock_rows(
+            conn, sql.SQL(HOLD_ENGAGED), (manifest.system,), "flagctl.engaged_switch", "the engaged kill switches",
             (ENGAGED_LOCKERS, (manifest.system,)),
         )  # fmt: skip
-    else:
-        rows = conn.execute(SELECT_ENGAGED, (manifest.system,)).fetchall()
+    rows = conn.execute(SELECT_ENGAGED, (manifest.system,)).fetchall()
     return [_engaged(manifest, r) for r in rows]
 
 
@@ -78,7 +75,7 @@ def move_base(
     def as_json(values: dict[str, Any]) -> Jsonb:
         return Jsonb({f: _to_db(manifest, f, v) for f, v in values.items()})
 
-    conn.execute(UPDATE_BASE, (as_json(prior), as_json(applied), manifest.system, switch))
+    conn.execute(UPDATE_BASE, (manifest.system, switch, as_json(prior), as_json(applied)))
 
 
 def _to_db(manifest: Manifest, flag: str, value: Any) -> Any:

@@ -364,7 +364,7 @@ def _record_baseline(
 
     rates = {t: d / seconds for t, d in deltas.items()}
     conn.execute(
-        "INSERT INTO flagctl.proof_baseline (system, window_seconds, rates) VALUES (%s, %s, %s)",
+        "SELECT flagctl.record_baseline(%s, %s::numeric, %s)",
         (manifest.system, seconds, Jsonb(rates)),
     )
 

@@ -127,12 +127,14 @@ CANARY_FN = (
     "SELECT count(*) FROM flagctl.write_bound('phase3',"
     """ '[{"flag": "p3_advisory", "set": {"enabled": true, "rollout_percent": 1}}]')"""
 )
-UNDER_KILL = "stage move back under a kill (the stage beneath it)"
+UNDER_KILL = "stage move back under a kill (the stage beneath it; in psql: `flagctl.move_base`)"
 KILL = "kill (in psql: `flagctl.kill`)"
 KILL_BY_HAND = "kill by hand: `UPDATE` of the flag, declared as a kill"
 BASE_TO_DARK = (
-    """UPDATE flagctl.engaged_switch SET prior = '{"p3_advisory": {"enabled": false, "percent": 0}}'"""
+    "SELECT flagctl.move_base('phase3', 'p3-off', '{\"p3_advisory\": {\"enabled\": false, \"percent\": 0}}',"
+    ' \'{"p3_advisory": {"enabled": false, "percent": 0}}\')'
 )
+RECORD_BY_HAND = "INSERT INTO flagctl.freeze (system, reason) VALUES ('phase3', 'm')"
 PUBLISH_AGAIN = (
     "SELECT flagctl.publish_manifest(system, source || E'\\n# again\\n', catalogue, 'matrix', 'matrix', NULL)"
     " FROM flagctl.catalogue WHERE system = 'phase3' ORDER BY version DESC LIMIT 1"
@@ -159,9 +161,13 @@ TRIES: dict[str, tuple[FlagctlTry | None, tuple[str, ...]]] = {
         _break_locks,
         ("SELECT * FROM flagctl.blockers_of(pg_backend_pid())",),
     ),
-    "freeze": (
+    "freeze (in psql: `flagctl.freeze_add`)": (
         _freeze,
-        (declared("freeze.set"), "INSERT INTO flagctl.freeze (system, reason) VALUES ('phase3', 'm')"),
+        (declared("freeze.set"), "SELECT flagctl.freeze_add('phase3', NULL, NULL)"),
+    ),
+    "write flagctl's records by hand (`INSERT INTO flagctl.freeze`, declared)": (
+        None,
+        (declared("freeze.set"), RECORD_BY_HAND),
     ),
     "publish the manifest": (_publish, (PUBLISH_AGAIN,)),
     "register a gate (its own row)": (_gate, ("SELECT flagctl.client_register('phase3', 'h', 1, 'matrix')",)),

@@ -368,6 +368,10 @@ BASE_TO_100 = (
 )
 BASE_TO_1 = """UPDATE flagctl.engaged_switch SET prior = '{"p3_advisory": {"enabled": true, "percent": 1}}',
                applied = '{"p3_advisory": {"enabled": false, "percent": 0}}'"""
+# The same moves as a member can make them since schema 30: through flagctl.move_base.
+OFF_JSON = '{"p3_advisory": {"enabled": false, "percent": 0}}'
+MOVE_TO_100 = f"""SELECT flagctl.move_base('phase3', 'p3-off', '{{"p3_advisory": {{"enabled": true, "percent": 100}}}}', '{OFF_JSON}')"""
+MOVE_TO_1 = f"""SELECT flagctl.move_base('phase3', 'p3-off', '{{"p3_advisory": {{"enabled": true, "percent": 1}}}}', '{OFF_JSON}')"""
 
 
 @pytest.mark.parametrize("roles", [("release",), ("security",), ("release", "security"), ("admin",)])
@@ -381,11 +385,14 @@ def test_the_base_beneath_a_kill_only_narrows_in_psql(ws8: Cli, roles: tuple[str
     with member(ws8, *roles) as (_, dsn):
         for action in ("stage.set", "rollback.auto", "kill", "release", "set"):
             assert denied(dsn, declared(action), BASE_TO_100)
+            assert denied(dsn, declared(action), MOVE_TO_100)
         assert denied(dsn, BASE_TO_100)
+        assert denied(dsn, MOVE_TO_100)
         assert denied(dsn, declared("stage.set"), BASE_TO_1 + ", level = 1")  # nothing but the base
         assert denied(dsn, declared("stage.set"), "UPDATE flagctl.engaged_switch SET prior = '{}'")
         assert denied(dsn, declared("stage.set"), "DELETE FROM flagctl.engaged_switch")
-        narrowed = not denied(dsn, declared("stage.set"), BASE_TO_1)
+        assert denied(dsn, declared("stage.set"), BASE_TO_1)  # by hand: no privilege (schema 30)
+        narrowed = not denied(dsn, declared("stage.set"), MOVE_TO_1)
         assert narrowed == ("release" in roles or "admin" in roles)
     prior = ws8.sql("SELECT prior->'p3_advisory'->>'percent' FROM flagctl.engaged_switch")
     assert prior == [("1" if narrowed else "5",)]
@@ -551,10 +558,13 @@ FREEZE = "INSERT INTO flagctl.freeze (system, reason, actor) VALUES ('phase3', '
 def test_exemptions_change_only_as_declared(ws8: Cli) -> None:
     """A release member wrote exemptions in psql undeclared, under any actor: now only in a
     change declared as `exempt`, and the actor is the declaration's."""
+    exempt = "SELECT flagctl.record_exemption('phase3', 'p3_advisory', 'tenant:acme', 'allow', 'n')"
     with member(ws8, "release") as (_, dsn):
         assert denied(dsn, EXEMPT)
-        assert denied(dsn, declared("set"), EXEMPT)
-        assert not denied(dsn, declared("exempt"), EXEMPT)
+        assert denied(dsn, declared("exempt"), EXEMPT)  # by hand: no privilege (schema 30)
+        assert denied(dsn, exempt)
+        assert denied(dsn, declared("set"), exempt)
+        assert not denied(dsn, declared("exempt"), exempt)
         assert denied(dsn, "DELETE FROM flagctl.exemption")
     assert ws8.sql("SELECT effect, actor FROM flagctl.exemption") == [("allow", "bob")]
 
@@ -570,7 +580,10 @@ def test_a_freeze_is_only_set_or_cleared_as_declared(ws8: Cli) -> None:
             dsn, declared("freeze.set"), "UPDATE flagctl.freeze SET until = now() - interval '1 day'"
         )
         assert denied(dsn, declared("freeze.clear"), "DELETE FROM flagctl.freeze")
-        assert not denied(dsn, declared("freeze.set"), FREEZE)
+        assert denied(dsn, declared("freeze.set"), FREEZE)  # by hand: no privilege (schema 30)
+        assert denied(dsn, "SELECT flagctl.freeze_add('phase3', NULL, NULL)")
+        assert denied(dsn, declared("freeze.clear"), "SELECT flagctl.freeze_add('phase3', NULL, NULL)")
+        assert not denied(dsn, declared("freeze.set"), "SELECT flagctl.freeze_add('phase3', NULL, NULL)")
     assert ws8.sql("SELECT reason, actor FROM flagctl.freeze ORDER BY id") == [
         ("INC-17", ws8.sql("SELECT actor FROM flagctl.freeze ORDER BY id LIMIT 1")[0][0]),
         ("approved request 1", "bob"),
@@ -659,3 +672,89 @@ def test_a_value_not_of_its_types_shape_counts_as_the_widest(
         except psycopg.errors.RaiseException as frozen:  # the freeze's own refusal
             refused = "frozen" in str(frozen)
         assert refused
+
+
+# ---------------------------------------------------------------- flagctl's records (schema 30)
+
+
+def test_a_review_is_recorded_only_as_its_own_reviewer(ws8: Cli) -> None:
+    """A member held INSERT on flagctl.reviews: in psql it recorded a post-action review as
+    `reviewed_by = 'bob'`. Now a review is flagctl.record_review's, inside a declared
+    `review`, by the session's own user."""
+    assert ws8("kill", "p3-off", *GO).exit_code == 0
+    (seq,) = ws8.sql("SELECT max(seq) FROM flagctl.audit")[0]
+    forged = f"INSERT INTO flagctl.reviews (audit_seq, system, reviewed_by, note) VALUES ({int(seq)}, 'phase3', 'bob', 'x')"  # noqa: S608
+    review = f"SELECT flagctl.record_review({seq}, 'phase3', 'looked at it')"
+    with member(ws8, "security") as (name, dsn):
+        assert denied(dsn, forged)
+        assert denied(dsn, declared("review"), forged)
+        assert denied(dsn, review)  # undeclared
+        assert denied(dsn, declared("kill"), review)  # declared as something else
+        assert not denied(dsn, declared("review"), review)
+    assert ws8.sql("SELECT reviewed_by, actor, note FROM flagctl.reviews") == [(name, "bob", "looked at it")]
+
+
+def test_a_drill_record_is_written_only_by_the_drill_that_ran(ws8: Cli) -> None:
+    """A member held INSERT and UPDATE on flagctl.drills: it could record a passed drill it
+    never ran, under any db_user, or rewrite another's verdict. Now drills start and finish
+    through flagctl.drill_start / drill_finish: run by the session's own user, finished
+    only by it, once."""
+    forged = (
+        "INSERT INTO flagctl.drills (system, kind, subject, reason, verdict, db_user)"
+        " VALUES ('phase3', 'kill', 'p3-off', 'r', 'passed', 'alice')"
+    )
+    start = "SELECT id FROM flagctl.drill_start('phase3', 'kill', 'p3-off', 'global', 'me', 'drill')"
+    with (
+        member(ws8, "security") as (alice, a),
+        member(ws8, "security") as (_, b),
+        psycopg.connect(a, autocommit=True) as conn,
+    ):
+        assert denied(a, forged)
+        (drill,) = conn.execute(start).fetchone()
+        finish = f"SELECT flagctl.drill_finish({drill}, 'passed', '[]', true, 'ok')"
+        assert denied(b, finish)  # not theirs
+        assert denied(a, f"UPDATE flagctl.drills SET verdict = 'passed' WHERE id = {int(drill)}")  # noqa: S608
+        assert not denied(a, finish)
+        assert denied(a, finish)  # finished already
+    assert ws8.sql("SELECT db_user, verdict FROM flagctl.drills") == [(alice, "passed")]
+
+
+def test_only_a_sealed_head_is_signed(ws8: Cli) -> None:
+    """A member held INSERT on flagctl.audit_signature: a row for a position not sealed yet
+    (ON CONFLICT DO NOTHING) blocked the real signature of that position for good."""
+    assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
+    ws8.sql("SELECT flagctl.audit_seal(true, 0)")
+    pos, head = ws8.sql("SELECT pos, hash FROM flagctl.audit_seal ORDER BY pos DESC LIMIT 1")[0]
+    with member(ws8, "release") as (_, dsn):
+        assert denied(
+            dsn,
+            f"INSERT INTO flagctl.audit_signature (pos, hash, mac, key_id) VALUES ({int(pos) + 1}, 'x', 'y', 'k')",  # noqa: S608
+        )
+        with (
+            pytest.raises(psycopg.errors.InvalidParameterValue, match="only a sealed head"),
+            psycopg.connect(dsn) as conn,
+        ):
+            conn.execute(f"SELECT flagctl.audit_sign({pos + 1}, 'x', 'y', 'k')")
+        assert not denied(dsn, f"SELECT flagctl.audit_sign({pos}, '{head}', 'mac', 'k')")
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "INSERT INTO flagctl.safe_point (system, name, kind, state, actor) VALUES ('phase3', 'x', 'profile', '{}', 'bob')",
+        "INSERT INTO flagctl.rollback_state (system, state, since) VALUES ('phase3', 'ROLLED_BACK', now())",
+        "INSERT INTO flagctl.proof_baseline (system, window_seconds, rates) VALUES ('phase3', 1, '{}')",
+        "SELECT flagctl.record_safe_point('phase3', 'x', 'profile', '{}')",
+        "SELECT flagctl.store_rollback_state('phase3', 'ROLLED_BACK', now(), NULL, '{}')",
+    ],
+)
+def test_safe_points_and_machine_state_are_written_only_through_declared_changes(
+    ws8: Cli, forged: str
+) -> None:
+    """A release member wrote any safe point (under any actor), the rollback machine's state
+    and the proofs' baseline by hand. Now only flagctl's functions write them, inside the
+    change they belong to (a profile or snapshot, the rollback machine)."""
+    with member(ws8, "release") as (_, dsn):
+        assert denied(dsn, forged)
+        assert denied(dsn, declared("stage.set"), forged)
+    assert ws8.sql("SELECT count(*) FROM flagctl.safe_point") == [(0,)]

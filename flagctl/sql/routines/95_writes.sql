@@ -39,6 +39,34 @@ BEGIN
 END
 $$;
 
+-- Lock the system's engaged kill switches for the declared change (a stage move reads them
+-- to move the base beneath a kill), in seq order as a kill locks them.
+CREATE OR REPLACE FUNCTION flagctl.hold_engaged(p_system text) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+BEGIN
+    PERFORM flagctl.write_declared('flagctl.hold_engaged locks');
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
+    PERFORM 1 FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq FOR UPDATE;
+END
+$$;
+
+-- Lock the system's rollback state for the declared change (the manual override).
+CREATE OR REPLACE FUNCTION flagctl.hold_rollback_state(p_system text) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+BEGIN
+    PERFORM flagctl.write_declared('flagctl.hold_rollback_state locks');
+    PERFORM 1 FROM flagctl.rollback_state r WHERE r.system = p_system FOR UPDATE;
+END
+$$;
+
 -- flagctl's own flags: remove the overrides (p_del_*) and upsert the values (p_flags,
 -- p_scopes, p_values) in one statement; returns which overrides to remove existed, which
 -- were removed, and what each written row holds once the table's own triggers had their say.
@@ -144,16 +172,19 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION flagctl.write_declared(text), flagctl.hold_flags(text, text[]),
+    flagctl.hold_engaged(text), flagctl.hold_rollback_state(text),
     flagctl.write_own(text, text[], text[], text[], text[], jsonb[]), flagctl.write_bound(text, jsonb) FROM PUBLIC;
 DO $$
 BEGIN
     IF to_regrole('flagctl_viewer') IS NOT NULL THEN
-        GRANT EXECUTE ON FUNCTION flagctl.hold_flags(text, text[]),
+        GRANT EXECUTE ON FUNCTION flagctl.hold_flags(text, text[]), flagctl.hold_engaged(text),
+            flagctl.hold_rollback_state(text),
             flagctl.write_own(text, text[], text[], text[], text[], jsonb[]), flagctl.write_bound(text, jsonb)
             TO flagctl_viewer;
     END IF;
     IF to_regrole('flagctl_operator') IS NOT NULL THEN
-        GRANT EXECUTE ON FUNCTION flagctl.hold_flags(text, text[]),
+        GRANT EXECUTE ON FUNCTION flagctl.hold_flags(text, text[]), flagctl.hold_engaged(text),
+            flagctl.hold_rollback_state(text),
             flagctl.write_own(text, text[], text[], text[], text[], jsonb[]), flagctl.write_bound(text, jsonb)
             TO flagctl_operator;
     END IF;
