@@ -758,3 +758,30 @@ def test_safe_points_and_machine_state_are_written_only_through_declared_changes
         assert denied(dsn, forged)
         assert denied(dsn, declared("stage.set"), forged)
     assert ws8.sql("SELECT count(*) FROM flagctl.safe_point") == [(0,)]
+
+
+@pytest.mark.parametrize("example", ["ws8", "orca", "groups"])
+def test_no_flagctl_role_holds_a_write_on_flagctls_tables_or_a_bound_table(
+    request: pytest.FixtureRequest, example: str
+) -> None:
+    """Every privileged write is one of flagctl's functions: the catalogue holds no INSERT,
+    UPDATE (not even of one column), DELETE or TRUNCATE for any role `flagctl db grant`
+    gives, directly or through the roles it holds, on flagctl's tables or the bound ones."""
+    cli: Cli = request.getfixturevalue(example)
+    held = cli.sql(
+        """
+        SELECT r.rolname, c.oid::regclass::text, p.privilege
+          FROM pg_roles r, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+               unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) AS p(privilege)
+         WHERE r.rolname = ANY(ARRAY['flagctl_viewer', 'flagctl_release', 'flagctl_security', 'flagctl_ops',
+                                     'flagctl_admin'])
+           AND c.relkind IN ('r', 'p', 'v')
+           AND (n.nspname = 'flagctl'
+                OR c.oid IN (SELECT format('%I.%I', b.table_schema, b.table_name)::regclass FROM flagctl.binding b))
+           AND (has_table_privilege(r.oid, c.oid, p.privilege)
+                OR (p.privilege IN ('INSERT', 'UPDATE') AND has_any_column_privilege(r.oid, c.oid, p.privilege)))
+         ORDER BY 1, 2, 3
+        """
+    )
+    assert held == []
+    assert cli.sql("SELECT count(*) FROM flagctl.binding") != [(0,)] or example == "groups"
