@@ -1459,6 +1459,9 @@ BEGIN
         UPDATE flagctl.engaged_switch e SET below = rec.below || v_below
          WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
     END IF;
+    IF cardinality(changes) > 0 THEN  -- the state it leaves keeps every published constraint
+        PERFORM flagctl.kill_check_constraints(p_system, cat);
+    END IF;
     RETURN QUERY SELECT c2->>'flag', c2->>'scope', nullif(c2->'before', 'null'::jsonb), nullif(c2->'after', 'null'::jsonb)
                    FROM unnest(changes) AS c2;
 END
@@ -1475,6 +1478,50 @@ CREATE FUNCTION flagctl.kill_base_at(p_holders flagctl.engaged_switch[], p_flag 
     AS $$
     SELECT flagctl.kill_recorded(h, 'prior', p_flag, p_scope)
       FROM unnest(p_holders) AS h ORDER BY h.seq LIMIT 1
+$$;
+
+
+--
+-- Name: kill_check_constraints(text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_check_constraints(p_system text, p_cat jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    flags text[];
+    st    jsonb;
+    glob  jsonb;
+    sc    text;
+    bad   text[];
+BEGIN
+    flags := ARRAY(SELECT DISTINCT f FROM jsonb_array_elements(coalesce(p_cat->'constraints', '[]')) AS r,
+                   LATERAL (SELECT r->'range'->>'flag' UNION ALL SELECT r->'one_of'->>'flag'
+                            UNION ALL SELECT jsonb_array_elements_text(CASE WHEN r ? 'exclusive' THEN r->'exclusive' ELSE '[]' END)
+                            UNION ALL SELECT jsonb_object_keys(CASE WHEN r ? 'implies' THEN r->'implies'->'if' ELSE '{}' END)
+                            UNION ALL SELECT jsonb_object_keys(CASE WHEN r ? 'implies' THEN r->'implies'->'then' ELSE '{}' END)) AS x(f)
+                    WHERE f IS NOT NULL);
+    IF cardinality(flags) = 0 THEN
+        RETURN;
+    END IF;
+    st := flagctl.kill_state(p_system, p_cat, flags);
+    SELECT jsonb_object_agg(k, st->k->'global') INTO glob FROM jsonb_object_keys(st) AS k;
+    bad := flagctl.kill_violations(p_cat, glob, 'global');
+    FOR sc IN SELECT DISTINCT o.key FROM jsonb_object_keys(st) AS k, jsonb_each(coalesce(st->k->'overrides', '{}')) AS o
+               ORDER BY 1 LOOP
+        bad := bad || flagctl.kill_violations(p_cat,
+                   glob || (SELECT coalesce(jsonb_object_agg(k, st->k->'overrides'->sc), '{}') FROM jsonb_object_keys(st) AS k
+                             WHERE st->k->'overrides' ? sc), sc);
+    END LOOP;
+    IF cardinality(bad) > 0 THEN
+        RAISE EXCEPTION 'flagctl: constraint %; nothing was changed', bad[1] || CASE WHEN cardinality(bad) > 1
+                                                                             THEN format(' (+%s more)', cardinality(bad) - 1) ELSE '' END
+            USING ERRCODE = 'check_violation',
+                  DETAIL = array_to_string(bad, '; '),
+                  HINT = 'change the values so every constraint in the manifest holds (flagctl status shows the current ones)';
+    END IF;
+END
 $$;
 
 
@@ -1538,6 +1585,23 @@ BEGIN
     RETURN cat;
 END
 $_$;
+
+
+--
+-- Name: kill_equal(jsonb, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_equal(p_value jsonb, p_expected jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(p_value) = 'object' AND p_value ? 'enabled' AND jsonb_typeof(p_expected) = 'boolean'
+            THEN flagctl.kill_truthy(p_value) = p_expected::text::boolean
+        WHEN jsonb_typeof(p_value) = 'object' AND p_value ? 'enabled'
+            THEN (p_value->'percent') = p_expected
+        ELSE coalesce(p_value = p_expected, false) END
+$$;
 
 
 --
@@ -1847,6 +1911,80 @@ BEGIN
     RETURN coalesce(own, '{}') || bound;
 END
 $_$;
+
+
+--
+-- Name: kill_truthy(jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_truthy(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT CASE jsonb_typeof(p_value)
+        WHEN 'object' THEN CASE WHEN p_value ? 'enabled'
+                                THEN coalesce((p_value->>'enabled')::boolean, false)
+                                     AND (coalesce((p_value->>'percent')::numeric, 0) > 0
+                                          OR coalesce((p_value->>'internal')::boolean, false))
+                                ELSE p_value <> '{}'::jsonb END
+        WHEN 'boolean' THEN p_value::text::boolean
+        WHEN 'number' THEN (p_value #>> '{}')::numeric <> 0
+        WHEN 'string' THEN (p_value #>> '{}') <> ''
+        WHEN 'array' THEN jsonb_array_length(p_value) > 0
+        ELSE false END
+$$;
+
+
+--
+-- Name: kill_violations(jsonb, jsonb, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_violations(p_cat jsonb, p_state jsonb, p_scope text) RETURNS text[]
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    rule  jsonb;
+    v     jsonb;
+    n     numeric;
+    found text[] := '{}';
+    ons   text[];
+BEGIN
+    FOR rule IN SELECT * FROM jsonb_array_elements(coalesce(p_cat->'constraints', '[]')) LOOP
+        IF rule ? 'range' THEN
+            v := p_state->(rule->'range'->>'flag');
+            n := CASE WHEN jsonb_typeof(v) = 'object' THEN (v->>'percent')::numeric ELSE (v #>> '{}')::numeric END;
+            IF n < (rule->'range'->>'min')::numeric OR n > (rule->'range'->>'max')::numeric THEN
+                found := found || format('%s would be violated at %s: %s = %s is outside %s..%s', rule->>'name', p_scope, rule->'range'->>'flag', n,
+                                         coalesce(rule->'range'->>'min', ''), coalesce(rule->'range'->>'max', ''));
+            END IF;
+        ELSIF rule ? 'one_of' THEN
+            v := p_state->(rule->'one_of'->>'flag');
+            IF NOT (rule->'one_of'->'values') @> jsonb_build_array(v) THEN
+                found := found || format('%s would be violated at %s: %s = %s is not one of %s', rule->>'name', p_scope, rule->'one_of'->>'flag', v,
+                                         rule->'one_of'->'values');
+            END IF;
+        ELSIF rule ? 'exclusive' THEN
+            ons := ARRAY(SELECT f FROM jsonb_array_elements_text(rule->'exclusive') AS f
+                          WHERE flagctl.kill_truthy(p_state->f));
+            IF cardinality(ons) > 1 THEN
+                found := found || format('%s would be violated at %s: %s are all true; at most one may be', rule->>'name', p_scope, array_to_string(ons, ' and '));
+            END IF;
+        ELSIF rule ? 'implies' THEN
+            IF NOT EXISTS (SELECT 1 FROM jsonb_each(rule->'implies'->'if') AS c
+                            WHERE NOT flagctl.kill_equal(p_state->c.key, c.value)) THEN
+                ons := ARRAY(SELECT format('%s = %s (is %s)', c.key, c.value, coalesce(p_state->c.key, 'null'::jsonb))
+                               FROM jsonb_each(rule->'implies'->'then') AS c
+                              WHERE NOT flagctl.kill_equal(p_state->c.key, c.value) ORDER BY c.key);
+                IF cardinality(ons) > 0 THEN
+                    found := found || format('%s would be violated at %s: when %s, %s', rule->>'name', p_scope, rule->'implies'->'if', array_to_string(ons, ', '));
+                END IF;
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN found;
+END
+$$;
 
 
 --
@@ -2409,6 +2547,9 @@ BEGIN
         PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
     END LOOP;
     DELETE FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
+    IF cardinality(changes) > 0 THEN  -- the state it leaves keeps every published constraint
+        PERFORM flagctl.kill_check_constraints(p_system, cat);
+    END IF;
     RETURN QUERY SELECT c2->>'flag', c2->>'scope', nullif(c2->'before', 'null'::jsonb), nullif(c2->'after', 'null'::jsonb)
                    FROM unnest(changes) AS c2;
 END
@@ -3740,6 +3881,13 @@ REVOKE ALL ON FUNCTION flagctl.kill_base_at(p_holders flagctl.engaged_switch[], 
 
 
 --
+-- Name: FUNCTION kill_check_constraints(p_system text, p_cat jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_check_constraints(p_system text, p_cat jsonb) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION kill_covers(e flagctl.engaged_switch, p_flag text, p_scope text); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -3751,6 +3899,13 @@ REVOKE ALL ON FUNCTION flagctl.kill_covers(e flagctl.engaged_switch, p_flag text
 --
 
 REVOKE ALL ON FUNCTION flagctl.kill_declare(p_action text, p_system text, p_switch text, p_scope text, p_reason text, p_actor text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION kill_equal(p_value jsonb, p_expected jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_equal(p_value jsonb, p_expected jsonb) FROM PUBLIC;
 
 
 --
@@ -3837,6 +3992,20 @@ REVOKE ALL ON FUNCTION flagctl.kill_slim(p_system text, p_flags text[]) FROM PUB
 --
 
 REVOKE ALL ON FUNCTION flagctl.kill_state(p_system text, p_cat jsonb, p_flags text[]) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION kill_truthy(p_value jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_truthy(p_value jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION kill_violations(p_cat jsonb, p_state jsonb, p_scope text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_violations(p_cat jsonb, p_state jsonb, p_scope text) FROM PUBLIC;
 
 
 --

@@ -3,7 +3,7 @@
 ``flagctl manifest publish`` stores the manifest's exact text in the database, and beside
 it this digest of it, as jsonb: every flag with its type, where it lives, its default and the scope kinds it takes;
 every kill switch with its level and the settings it writes (includes expanded); the
-approval policy. The database's own functions read it to judge what a write means (does
+cross-flag constraints; the approval policy. The database's own functions read it to judge what a write means (does
 it widen exposure? is it the kill's own set? does it need a second person?), so the rules
 hold in psql as in flagctl. Pure: no database here.
 """
@@ -45,6 +45,7 @@ def catalogue_of(manifest: Manifest) -> dict[str, Any]:
         "system": model.system,
         "flags": flags,
         "switches": switches,
+        "constraints": [_constraint(rule) for rule in model.constraints],
         "approvals": None
         if approvals is None
         else {
@@ -53,3 +54,17 @@ def catalogue_of(manifest: Manifest) -> dict[str, Any]:
             "expire_seconds": int(parse_duration(approvals.expire).total_seconds()),
         },
     }
+
+
+def _constraint(rule: Any) -> dict[str, Any]:
+    """A cross-flag constraint as flagctl.kill_violations reads it (literals as in YAML)."""
+    if rule.range is not None:
+        return {
+            "name": rule.name,
+            "range": {"flag": rule.range.flag, "min": rule.range.min, "max": rule.range.max},
+        }
+    if rule.one_of is not None:
+        return {"name": rule.name, "one_of": {"flag": rule.one_of.flag, "values": list(rule.one_of.values)}}
+    if rule.exclusive is not None:
+        return {"name": rule.name, "exclusive": list(rule.exclusive)}
+    return {"name": rule.name, "implies": {"if": dict(rule.implies.if_), "then": dict(rule.implies.then)}}

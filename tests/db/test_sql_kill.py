@@ -299,3 +299,27 @@ def test_sql_release_refuses_a_changed_flag_unless_forced(ws8: Cli) -> None:
     assert ws8.sql("SELECT forced FROM flagctl.audit WHERE action = 'release' ORDER BY seq DESC LIMIT 1") == [
         (True,)
     ]
+
+
+def test_sql_kill_keeps_the_published_constraints_as_flagctl_does(recsys: Cli) -> None:
+    """The recommender's constraints: at most one of disable_cf and disable_content, and
+    content_only needs disable_content off. With content disabled, cf-off (disable_cf,
+    content_only) would break both: `flagctl kill` refuses it (exit 2), and so does
+    flagctl.kill in psql, changing nothing; without it, both kill."""
+    assert recsys("set", "disable_content", "on", *GO).exit_code == 0
+    before = recsys.sql("SELECT flag, scope, value FROM flagctl.flag_state ORDER BY 1, 2")
+    refused = recsys("kill", "cf-off", *GO)
+    assert refused.exit_code == 2 and "constraint" in refused.stderr, refused.stderr
+    with (
+        pytest.raises(
+            psycopg.errors.CheckViolation, match="constraint cf_or_content would be violated at global"
+        ) as error,
+        psycopg.connect(recsys.dsn) as conn,
+    ):
+        conn.execute("SELECT * FROM flagctl.kill('recsys', 'cf-off', 'INC-SQL')")
+    assert "content_only_disables_cf" in (error.value.diag.message_detail or "")
+    assert recsys.sql("SELECT flag, scope, value FROM flagctl.flag_state ORDER BY 1, 2") == before
+    assert recsys.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(0,)]
+    assert recsys("set", "disable_content", "off", *GO).exit_code == 0
+    recsys.sql("SELECT count(*) FROM flagctl.kill('recsys', 'cf-off', 'INC-SQL')")
+    assert recsys.sql("SELECT switch FROM flagctl.engaged_switch") == [("cf-off",)]
