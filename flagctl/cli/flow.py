@@ -349,6 +349,11 @@ def failure_code(env: Environment | None, exc: Exception) -> int:
     from flagctl.errors import CheckFailed, ExitCode, InvalidFile
 
     debug = bool(env and env.debug)
+    if isinstance(exc, BrokenPipeError):  # output written past render (an export to stdout)
+        import sys
+
+        render.reader_gone(sys.stdout)
+        return 0  # the reader stopped reading; nothing failed
     error = _domain(exc)
     if error is None:
         traceback.print_exception(exc) if debug else None

@@ -14,8 +14,26 @@ def main() -> int:
         _end(code)
     from flagctl.cli.app import app
 
-    app(prog_name="flagctl")
+    try:
+        app(prog_name="flagctl")
+    except SystemExit as done:
+        if done.code == 1 and _reader_went_away():
+            raise SystemExit(0) from None  # `flagctl --help | head -1`: the reader stopped reading
+        raise
     return 0
+
+
+def _reader_went_away() -> bool:
+    """Whether the command line framework ended because stdout's reader went away: Click
+    answers EPIPE (while printing help, outside any command) by wrapping the streams in its
+    PacifyFlushWrapper and exiting 1. A command's own output never gets there: it goes
+    through render, which stops writing quietly and keeps the command's exit code."""
+    from flagctl.cli import render
+
+    if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+        return False
+    render.reader_gone(getattr(sys.stdout, "wrapped", sys.stdout))
+    return True
 
 
 def _end(code: int) -> None:

@@ -75,8 +75,26 @@ def _echo(text: str, stream: Any) -> None:
     Plain writes rather than Click's echo, so the kill's path never imports Click."""
     if stream is None:  # no console at all (pythonw): nothing to write to
         return
-    stream.write(text + "\n")
-    stream.flush()
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        reader_gone(stream)
+
+
+def reader_gone(stream: Any) -> None:
+    """The reader of this stream went away (``flagctl status | head -1``): write nothing
+    more there, as Unix tools do, and let the command finish with its own exit code (a
+    failed check still exits non-zero). The stream's file descriptor is pointed at the
+    null device, so the interpreter's last flush at exit has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's buffer): nothing to do
+        pass
 
 
 def color_on_stderr(environ: Mapping[str, str] | None = None, isatty: bool | None = None) -> bool:

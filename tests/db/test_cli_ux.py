@@ -100,3 +100,48 @@ def test_a_connection_error_keeps_libpq_s_first_line() -> None:
     first = result.stderr.splitlines()[0]
     assert first.startswith("flagctl: error: cannot connect to target host=/nonexistent-dir dbname=x (--dsn)")
     assert 'socket "/nonexistent-dir/.s.PGSQL.5432" failed: No such file or directory' in first
+
+
+def closed_reader(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run flagctl with its stdout a pipe whose reader has already gone, as after
+    `flagctl status | head -1` once head has its line: every write fails with EPIPE."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [FLAGCTL, *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("status",), 0),
+        (("stage", "show", "p3"), 0),
+        (("release", "p3-off", "-r", "INC-1", "-y"), 0),  # the release is made; only its report is cut
+        (("--help",), 0),
+        (("audit", "export"), 0),
+        (("verify", "guardrails"), 1),  # a failing check still says so by its exit code
+    ],
+)
+def test_a_reader_that_goes_away_ends_the_output_quietly(ws8: Cli, args: tuple[str, ...], code: int) -> None:
+    """`flagctl status | head -1` printed "internal error: BrokenPipeError … this is a bug in
+    flagctl" and exited 1, failing `set -o pipefail` scripts. Now the output just stops, as
+    a Unix tool's does, and the command ends with its own exit code."""
+    assert ws8("stage", "set", "p3", "canary", "-r", "go", "-y").exit_code == 0
+    assert ws8("kill", "p3-off", "-r", "INC-1", "-y").exit_code == 0
+    ws8.sql("INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')")  # a guardrail fails
+    result = closed_reader("--dsn", ws8.dsn, "--manifest", str(ws8.manifest), *args)
+    assert result.returncode == code, result.stderr
+    assert "BrokenPipe" not in result.stderr and "internal error" not in result.stderr
+    # stderr is still the command's own: nothing on it but a failed check's verdict
+    assert result.stderr == ("" if code == 0 else "flagctl: error: verification failed: no_contract_violations\n")
+    if args[0] == "release":
+        assert ws8.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(0,)]
