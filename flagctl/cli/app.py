@@ -92,15 +92,24 @@ def _parser_hint(exc: Any) -> str:
     return f"see: {path} --help"
 
 
+# Rich boxes for people at a terminal; plain text for scripts and pipes, which also spares
+# them importing rich's help renderer (a third of `flagctl --help`'s start-up).
+RICH_HELP = sys.stdout.isatty()
+
+
+def env_var(name: str) -> str:
+    """``[env: NAME]`` for an option's help, as either help renderer shows it (rich reads
+    an unescaped ``[...]`` as markup and drops it)."""
+    return rf"\[env: {name}]" if RICH_HELP else f"[env: {name}]"
+
+
 app = typer.Typer(
     cls=FlagctlGroup,
     name="flagctl",
     help="Progressive rollouts and kill switches whose state lives in PostgreSQL.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    # Rich boxes for people at a terminal; plain text for scripts and pipes, which also
-    # spares them importing rich's help renderer (a third of `flagctl --help`'s start-up).
-    rich_markup_mode="rich" if sys.stdout.isatty() else None,
+    rich_markup_mode="rich" if RICH_HELP else None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -116,26 +125,30 @@ def root(
     ctx: typer.Context,
     target: Annotated[
         str | None,
-        typer.Option("--target", "-t", help="Named target from the config file [env: FLAGCTL_TARGET]."),
+        typer.Option(
+            "--target", "-t", help="Named target from the config file " + env_var("FLAGCTL_TARGET") + "."
+        ),
     ] = None,
     dsn: Annotated[
         str | None,
-        typer.Option("--dsn", help="libpq DSN or URI of the control database [env: FLAGCTL_DSN]."),
+        typer.Option(
+            "--dsn", help="libpq DSN or URI of the control database " + env_var("FLAGCTL_DSN") + "."
+        ),
     ] = None,
     manifest: Annotated[
         str | None,
-        typer.Option("--manifest", help="Path to flagctl.yaml [env: FLAGCTL_MANIFEST]."),
+        typer.Option("--manifest", help="Path to flagctl.yaml " + env_var("FLAGCTL_MANIFEST") + "."),
     ] = None,
     config: Annotated[
         str | None,
-        typer.Option("--config", help="Path to the config file [env: FLAGCTL_CONFIG]."),
+        typer.Option("--config", help="Path to the config file " + env_var("FLAGCTL_CONFIG") + "."),
     ] = None,
     system: Annotated[
         str | None,
         typer.Option(
             "--system",
             help="Work from the manifest this system published in the database: no local file "
-            "needed (e.g. a kill from any machine) [env: FLAGCTL_SYSTEM].",
+            "needed (e.g. a kill from any machine) " + env_var("FLAGCTL_SYSTEM") + ".",
         ),
     ] = None,
     lock_timeout: Annotated[

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,45 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(ws8: Cli, args: tuple[s
     assert result.returncode == code, result.stderr
     assert "BrokenPipe" not in result.stderr and "internal error" not in result.stderr
     # stderr is still the command's own: nothing on it but a failed check's verdict
-    assert result.stderr == ("" if code == 0 else "flagctl: error: verification failed: no_contract_violations\n")
+    assert result.stderr == (
+        "" if code == 0 else "flagctl: error: verification failed: no_contract_violations\n"
+    )
     if args[0] == "release":
         assert ws8.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(0,)]
+
+
+def help_on_a_terminal(*args: str) -> str:
+    """Run flagctl with stdout on a pseudo-terminal (the rich help renderer), 200 columns."""
+    leader, follower = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"COLUMNS": "200", "TERM": "xterm"}
+    proc = subprocess.Popen([FLAGCTL, *args], stdout=follower, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, env=environ)  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode())
+
+
+@pytest.mark.parametrize(
+    "var", ["FLAGCTL_TARGET", "FLAGCTL_DSN", "FLAGCTL_MANIFEST", "FLAGCTL_CONFIG", "FLAGCTL_SYSTEM"]
+)
+def test_help_names_each_environment_variable_on_a_terminal_as_in_a_pipe(var: str) -> None:
+    """Rich took `[env: FLAGCTL_DSN]` for markup and dropped it: on a terminal `--help` said
+    "Named target from the config file ." Both renderers now show it."""
+    wide = {**os.environ, "COLUMNS": "200"}
+    piped = subprocess.run(
+        [FLAGCTL, "--help"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, env=wide
+    )
+    assert f"[env: {var}]" in " ".join(piped.stdout.split())
+    shown = help_on_a_terminal("--help")
+    assert "╭" in shown  # the rich renderer drew it
+    assert f"[env: {var}]" in shown and "file ." not in shown
