@@ -268,7 +268,7 @@ def _prompt(plan: Plan) -> bool:
 
 def plan_text(plan: Plan) -> str:
     lines = [plan.summary]
-    lines += [f"  {c.flag}: {c.describe()}" for c in plan.changes]
+    lines += [f"  {c.label}: {c.describe()}" for c in plan.changes]
     lines += plan.detail_lines()
     if plan.checks:
         lines.append("checks:")

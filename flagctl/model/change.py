@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flagctl.model.flagtypes import change_text, effective_value, to_json
+from flagctl.model.flagtypes import change_text, describe, effective_value, to_json
+from flagctl.model.scopes import GLOBAL
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,20 @@ class Change:
     before: Any
     after: Any
 
+    @property
+    def label(self) -> str:
+        """The flag, and its scope unless global: ``recs_widget at tenant:acme``."""
+        return self.flag if self.scope == GLOBAL else f"{self.flag} at {self.scope}"
+
     def describe(self) -> str:
-        return change_text(self.before, self.after)
+        """What changes: ``true → false``; a global row removed or created is the flag's
+        ``default``, a scoped one ``(no override)``."""
+        if self.before is not None and self.after is not None:
+            return change_text(self.before, self.after)
+        absent = "default" if self.scope == GLOBAL else "(no override)"
+        before = absent if self.before is None else describe(self.before)
+        after = absent if self.after is None else describe(self.after)
+        return f"{before} → {after}"
 
     def to_json(self) -> dict[str, Any]:
         return {

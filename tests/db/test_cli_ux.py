@@ -185,3 +185,22 @@ def test_help_names_each_environment_variable_on_a_terminal_as_in_a_pipe(var: st
     shown = help_on_a_terminal("--help")
     assert "╭" in shown  # the rich renderer drew it
     assert f"[env: {var}]" in shown and "file ." not in shown
+
+
+def test_kill_and_release_diffs_name_each_scope_and_the_default(groups: Cli) -> None:
+    """`kill` printed `groups_create: true → false` for a workspace override, and `release`
+    printed `groups_create: false → (unset)` for the global row the kill had created. Each
+    line now names its scope (as `audit log` does) and says "default" for a global value
+    that goes back to the manifest's default."""
+    go = ("-r", "INC-7", "-y")
+    assert groups("set", "groups_create", "on", "--scope", "workspace:42", *go).exit_code == 0
+    killed = groups("kill", "KS2", *go)
+    assert killed.exit_code == 0, killed.stderr
+    lines = killed.stdout.splitlines()
+    assert "  groups_create: true → false" in lines
+    assert "  groups_create at workspace:42: true → false" in lines
+    released = groups("release", "KS2", *go)
+    assert released.exit_code == 0, released.stderr
+    lines = released.stdout.splitlines()
+    assert "  groups_create: false → default" in lines
+    assert "  groups_create at workspace:42: false → true" in lines
