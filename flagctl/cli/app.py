@@ -38,6 +38,8 @@ class FlagctlGroup(TyperGroup):
                 "check the terminal's encoding; nothing was changed",
             )
             sys.exit(int(ExitCode.USAGE))
+        self.json_asked = _asks_for_json(raw)
+        args = self._output_after_command(raw)
         given = (args, prog_name, complete_var)
         if not standalone_mode:
             return super().main(
@@ -49,12 +51,43 @@ class FlagctlGroup(TyperGroup):
             )
         except typer.TyperException as exc:  # the parser's errors (typer bundles Click's)
             render.error(exc.format_message(), _parser_hint(exc))
-            if _asks_for_json(sys.argv[1:] if args is None else list(args)):
+            if self.json_asked:
                 render.error_json(type(exc).__name__, exc.format_message(), _parser_hint(exc), exc.exit_code)
             sys.exit(exc.exit_code)
         except (typer.Abort, EOFError, KeyboardInterrupt):
             sys.exit(aborted())
         sys.exit(code if isinstance(code, int) else 0)
+
+    def _output_after_command(self, args: list[str]) -> list[str]:
+        """``--output``/``-o`` is every command's option; given before the command
+        (``flagctl -o json status``) it is moved after it, where that command reads it."""
+        takes_value = {
+            name for p in self.params
+            if p.param_type_name == "option" and not getattr(p, "is_flag", False) and not getattr(p, "count", False)
+            for name in [*p.opts, *p.secondary_opts]
+        }  # fmt: skip
+        moved: list[str] = []
+        head: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg in ("-o", "--output") and i + 1 < len(args):
+                moved += args[i : i + 2]
+                i += 2
+            elif arg.startswith("--output=") or (arg.startswith("-o") and len(arg) > 2):
+                moved.append(arg)
+                i += 1
+            elif arg == "--" or not arg.startswith("-"):
+                break  # the command, from here on
+            else:
+                step = 2 if arg in takes_value else 1
+                head += args[i : i + step]
+                i += step
+        if not moved:
+            return args
+        rest = args[i:]
+        end = rest.index("--") if "--" in rest else len(rest)
+        return [*head, *rest[:end], *moved, *rest[end:]]
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else ""
@@ -70,9 +103,10 @@ class FlagctlGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # parser errors: printed by main, exit code 2
         except Exception as exc:  # the single place failures become exit codes
-            raise typer.Exit(
-                failure_code(ctx.obj if isinstance(ctx.obj, Environment) else None, exc)
-            ) from None
+            env = ctx.obj if isinstance(ctx.obj, Environment) else None
+            # also before any command parsed its --output (no such command): JSON if asked for
+            as_json = True if getattr(self, "json_asked", False) else None
+            raise typer.Exit(failure_code(env, exc, as_json)) from None
         finally:
             env = ctx.obj
             if isinstance(env, Environment):

@@ -341,14 +341,17 @@ def configure(
         raise UsageError(f"--lock-timeout {lock_timeout}: PostgreSQL waits for a lock at most 24d")
 
 
-def failure_code(env: Environment | None, exc: Exception) -> int:
+def failure_code(env: Environment | None, exc: Exception, as_json: bool | None = None) -> int:
     """The single place a failure becomes a message and an exit code: a domain or database
-    error its own (with its hint), anything else an internal error (traceback with --debug)."""
+    error its own (with its hint), anything else an internal error (traceback with --debug).
+    ``as_json``: also the error document on stdout (default: when the command's output is
+    JSON; a failure before any command ran passes what the command line asked for)."""
     import traceback
 
     from flagctl.errors import CheckFailed, ExitCode, InvalidFile
 
     debug = bool(env and env.debug)
+    json_out = bool(env and env.output == "json") if as_json is None else as_json
     if isinstance(exc, BrokenPipeError):  # output written past render (an export to stdout)
         import sys
 
@@ -361,7 +364,7 @@ def failure_code(env: Environment | None, exc: Exception) -> int:
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a bug in flagctl; re-run with --debug for the traceback",
         )
-        if env and env.output == "json":
+        if json_out:
             render.error_json("InternalError", f"{type(exc).__name__}: {exc}", None, int(ExitCode.FAILED))
         return int(ExitCode.FAILED)
     if debug:
@@ -370,7 +373,7 @@ def failure_code(env: Environment | None, exc: Exception) -> int:
     problems = error.problems if isinstance(error, InvalidFile) else []
     for problem in problems[1:]:
         render.note(f"  {problem}")
-    if env and env.output == "json" and not isinstance(error, CheckFailed):  # a report was the document
+    if json_out and not isinstance(error, CheckFailed):  # a report was the document
         render.error_json(type(error).__name__, error.message, error.hint, int(error.exit_code), problems)
     return int(error.exit_code)
 

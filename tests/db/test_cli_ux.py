@@ -204,3 +204,34 @@ def test_kill_and_release_diffs_name_each_scope_and_the_default(groups: Cli) -> 
     lines = released.stdout.splitlines()
     assert "  groups_create: false → default" in lines
     assert "  groups_create at workspace:42: false → true" in lines
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("-o", "json", "status"),
+        ("--output", "json", "status"),
+        ("--output=json", "stage", "show", "p3"),
+        ("--lock-timeout", "2s", "-o", "json", "stage", "show", "p3"),
+        ("status", "-o", "json"),
+    ],
+)
+def test_output_is_taken_before_the_command_as_after_it(ws8: Cli, args: tuple[str, ...]) -> None:
+    """`flagctl -o json status` said "No such option: -o", though every command takes
+    --output/-o: before the command it now means the same as after it."""
+    result = ws8(*args)
+    assert result.exit_code == 0, result.stderr
+    json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("args", [("nosuchcommand", "-o", "json"), ("-o", "json", "nosuchcommand")])
+def test_an_unknown_command_asked_for_json_answers_with_the_error_document(args: tuple[str, ...]) -> None:
+    """`flagctl nosuchcommand -o json` printed nothing on stdout, though a script asking for
+    JSON can always parse the answer (docs/json.md)."""
+    result = subprocess.run(
+        [FLAGCTL, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+    )
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert (error["kind"], error["exit_code"]) == ("UsageError", 2)
+    assert "nosuchcommand" in error["message"] and "nosuchcommand" in result.stderr
