@@ -11,6 +11,8 @@
 #   4  a lock was not free or a concurrent change won: retried, 3 tries in all
 #   5  permission denied: retrying cannot help — no retry
 #   3  the database cannot be reached: retried like 4
+# After the last try the script exits with that try's code (3 or 4), so alerting can tell
+# a database outage from lock contention.
 # The request id makes the retries idempotent: a try whose answer was lost and that did
 # apply is reported as "already applied" by the next one, never applied twice.
 set -uo pipefail
@@ -31,8 +33,13 @@ for attempt in 1 2 3; do
             echo "rolled back $ladder (request $request)" >&2
             exit 0 ;;
         3|4)
-            echo "attempt $attempt: exit $code (busy or unreachable); retrying in $((delay * attempt))s" >&2
-            sleep $((delay * attempt)) ;;
+            what=$([ "$code" = 3 ] && echo "database unreachable" || echo "busy")
+            if [ "$attempt" -lt 3 ]; then
+                echo "attempt $attempt: exit $code ($what); retrying in $((delay * attempt))s" >&2
+                sleep $((delay * attempt))
+            else
+                echo "attempt $attempt: exit $code ($what)" >&2
+            fi ;;
         1)
             echo "$result"
             echo "refused by policy (exit 1): not retrying; a person must look" >&2
@@ -45,5 +52,5 @@ for attempt in 1 2 3; do
             exit "$code" ;;
     esac
 done
-echo "gave up after 3 attempts" >&2
-exit 4
+echo "gave up after 3 attempts (last exit $code)" >&2
+exit "$code"

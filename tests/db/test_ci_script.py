@@ -54,8 +54,20 @@ def test_a_held_lock_is_retried_three_times_then_exit_4(ws8: Cli) -> None:
         result = rollback(ws8.dsn, FLAGCTL_LOCK_TIMEOUT="100ms")
         holder.rollback()
     assert result.returncode == 4, result.stderr
-    assert result.stderr.count("retrying") == 3 and "gave up after 3 attempts" in result.stderr
+    assert (
+        result.stderr.count("(busy)") == 3 and result.stderr.count("retrying") == 2
+    )  # no wait after the last
+    assert "gave up after 3 attempts (last exit 4)" in result.stderr
     assert p3_state(ws8) == (True, 1)
+
+
+def test_an_unreachable_database_is_retried_and_ends_with_exit_3(tmp_path: Path) -> None:
+    """Three tries against a database that cannot be reached ended in exit 4 ("busy"):
+    alerting could not tell an outage from lock contention. The last try's code is kept."""
+    result = rollback(f"host={tmp_path} dbname=nowhere connect_timeout=1")
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count("(database unreachable)") == 3
+    assert "gave up after 3 attempts (last exit 3)" in result.stderr
 
 
 HELD = """
