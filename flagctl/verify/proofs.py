@@ -50,9 +50,12 @@ class ProofResult:
     summary: str
     evidence: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    skipped: bool = False  # not run at all (the summary says why)
 
     @property
     def verdict(self) -> str:
+        if self.skipped:
+            return "skip"
         return "n/a" if self.passed is None else ("pass" if self.passed else "FAIL")
 
     def to_json(self) -> dict[str, Any]:
@@ -60,10 +63,16 @@ class ProofResult:
             "proof": self.name,
             "passed": self.passed,
             "verdict": self.verdict,
+            "skipped": self.skipped,
             "summary": self.summary,
             "evidence": self.evidence,
             "seconds": round(self.seconds, 3),
         }
+
+
+def skipped(name: str, why: str) -> ProofResult:
+    """A proof ``verify all`` did not run, and why (it neither passes nor fails)."""
+    return ProofResult(name, None, f"skipped: {why}", skipped=True)
 
 
 # ---------------------------------------------------------------- gating

@@ -270,3 +270,21 @@ def test_kill_proof_fails_on_an_open_transaction_that_wrote_a_phase_table(ws8: C
     proof = doc["proofs"][0]  # type: ignore[index]
     assert "open transaction" in proof["summary"]
     assert any("p3-worker" in line and "public.p3_advisories" in line for line in proof["evidence"])
+
+
+def test_verify_all_lists_the_proofs_it_could_not_run_and_why(groups: Cli) -> None:
+    """Without `proofs:` in the manifest, `verify all` left the kill and isolation proofs out
+    and said `"passed": true`, as if they had run. They are listed as skipped, with why, in
+    JSON and in the table."""
+    code, doc = report(groups, "all", "--window", "0s", "--stats-lag", "0s", "--sample", "100")
+    by_name = {p["proof"]: p for p in doc["proofs"]}  # type: ignore[union-attr]
+    for name in ("kill", "isolation"):
+        assert by_name[name]["verdict"] == "skip" and by_name[name]["skipped"] is True
+        assert by_name[name]["passed"] is None and "proofs.phase_tables" in by_name[name]["summary"]
+    assert by_name["gating F1"]["skipped"] is False
+    table = groups("verify", "all", "--window", "0s", "--stats-lag", "0s", "--sample", "100")
+    assert table.exit_code == code
+    assert any(
+        line.startswith("skip  kill: skipped: the manifest has no proofs.phase_tables")
+        for line in table.stdout.splitlines()
+    )

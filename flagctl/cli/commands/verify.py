@@ -167,11 +167,15 @@ def all_(
     env = env_of(ctx)
     loaded = manifest(env)
     conn = connect(env)
-    results = (
-        _gating(env, None, None, sample) if any(f.type == "rollout" for f in loaded.flags.values()) else []
-    )
+    if any(f.type == "rollout" for f in loaded.flags.values()):
+        results = _gating(env, None, None, sample)
+    else:
+        results = [proofs.skipped("gating", "the manifest has no rollout flag")]
     if loaded.model.proofs.phase_tables:
         observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.sleep)
         results.append(proofs.prove_kill(conn, loaded, observed, required=False))
         results.append(proofs.prove_isolation(conn, loaded, observed, tolerance=tolerance, slack=slack))
+    else:
+        why = "the manifest has no proofs.phase_tables (the tables a killed phase must stop writing)"
+        results += [proofs.skipped("kill", why), proofs.skipped("isolation", why)]
     _report(output, results, _guardrails(env, None))
