@@ -146,6 +146,11 @@ def test_ws8_watch_auto_kills_phase3_on_a_contract_violation(ws8: Cli) -> None:
     code, tick = watch_once(ws8, "--auto", *GO)
     assert code == 1 and tick["actions"] == ["engage kill switch p3-off"]
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+    # an emergency action like any kill: it waits for its post-action review (it did not)
+    pending = json.loads(ws8("review", "pending", "-o", "json").stdout)["pending"]
+    assert [(e["action"], e["flags"]) for e in pending] == [
+        ("rollback.auto", "kill_switch:p3-off, p3_advisory")
+    ]
 
 
 def test_watch_survives_a_dropped_connection(recsys: Cli) -> None:
