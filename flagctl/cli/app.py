@@ -89,6 +89,13 @@ class FlagctlGroup(TyperGroup):
         end = rest.index("--") if "--" in rest else len(rest)
         return [*head, *rest[:end], *moved, *rest[end:]]
 
+    def list_commands(self, ctx: Any) -> list[str]:
+        """The commands as an operator meets them (``--help``, completion): look, move, stop,
+        check, restore, govern, inspect, set up; any command not placed here comes last."""
+        names = super().list_commands(ctx)
+        place = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: (place.get(name, len(place)), name))
+
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
@@ -111,6 +118,13 @@ class FlagctlGroup(TyperGroup):
             env = ctx.obj
             if isinstance(env, Environment):
                 env.close()
+
+
+COMMAND_ORDER = (
+    "status", "stage", "set", "eval", "kill", "release", "watch", "verify", "drill",
+    "profile", "rollback", "restore", "freeze", "exempt", "requests", "approve", "review",
+    "audit", "clients", "flags", "manifest", "db", "local", "demo",
+)  # fmt: skip
 
 
 def _asks_for_json(args: list[str]) -> bool:

@@ -13,7 +13,7 @@ from flagctl.cli.render import Output
 from flagctl.errors import UsageError
 
 app = typer.Typer(
-    help="Allow or deny one scope (e.g. publisher:42) regardless of its bucket.", no_args_is_help=True
+    help="Allow or deny one scope, such as publisher:42, regardless of its bucket.", no_args_is_help=True
 )
 
 FlagArg = Annotated[str, typer.Argument(help="The flag.")]
