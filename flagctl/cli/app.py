@@ -38,6 +38,7 @@ class FlagctlGroup(TyperGroup):
                 "check the terminal's encoding; nothing was changed",
             )
             sys.exit(int(ExitCode.USAGE))
+        _no_flag_types(self)
         self.json_asked = _asks_for_json(raw)
         args = self._output_after_command(raw)
         given = (args, prog_name, complete_var)
@@ -120,6 +121,20 @@ class FlagctlGroup(TyperGroup):
                 env.close()
 
 
+def _no_flag_types(command: Any) -> None:
+    """An on/off option takes no value: rich help showed ``--debug <bool>`` as if it did.
+    An empty metavar leaves its type column blank (plain help never shows one for a flag)."""
+    from types import SimpleNamespace
+
+    # the help option is made on first use, from the context's names: make it now
+    helper = command.get_help_option(SimpleNamespace(help_option_names=HELP_NAMES))
+    for param in [*getattr(command, "params", []), *([helper] if helper is not None else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _no_flag_types(sub)
+
+
 COMMAND_ORDER = (
     "status", "stage", "set", "eval", "kill", "release", "watch", "verify", "drill",
     "profile", "rollback", "restore", "freeze", "exempt", "requests", "approve", "review",
@@ -140,6 +155,7 @@ def _parser_hint(exc: Any) -> str:
     return f"see: {path} --help"
 
 
+HELP_NAMES = ["-h", "--help"]
 # Rich boxes for people at a terminal; plain text for scripts and pipes, which also spares
 # them importing rich's help renderer (a third of `flagctl --help`'s start-up).
 RICH_HELP = sys.stdout.isatty()
@@ -158,7 +174,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich" if RICH_HELP else None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_NAMES},
 )
 
 

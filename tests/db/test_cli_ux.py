@@ -235,3 +235,12 @@ def test_an_unknown_command_asked_for_json_answers_with_the_error_document(args:
     error = json.loads(result.stdout)["error"]
     assert (error["kind"], error["exit_code"]) == ("UsageError", 2)
     assert "nosuchcommand" in error["message"] and "nosuchcommand" in result.stderr
+
+
+@pytest.mark.parametrize("command", [(), ("kill",), ("stage", "set")])
+def test_help_shows_no_value_type_for_an_on_off_option(command: tuple[str, ...]) -> None:
+    """Rich help listed `--debug <bool>`, `--version <bool>`, `--all-targets <bool>` as if
+    they took a value."""
+    shown = help_on_a_terminal(*command, "--help")
+    assert "╭" in shown and "--help" in shown
+    assert "<bool>" not in shown
