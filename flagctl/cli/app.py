@@ -51,6 +51,11 @@ class FlagctlGroup(TyperGroup):
                 *given, standalone_mode=False, windows_expand_args=windows_expand_args, **extra
             )
         except typer.TyperException as exc:  # the parser's errors (typer bundles Click's)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `flagctl verify`: which one? its help
+                help_text = exc.format_message()  # (rich help is printed as it is made)
+                if help_text:
+                    render.note(help_text.rstrip("\n"))
+                sys.exit(exc.exit_code)
             render.error(exc.format_message(), _parser_hint(exc))
             if self.json_asked:
                 render.error_json(type(exc).__name__, exc.format_message(), _parser_hint(exc), exc.exit_code)
@@ -143,7 +148,7 @@ COMMAND_ORDER = (
 
 
 def _asks_for_json(args: list[str]) -> bool:
-    pairs = zip(args, [*args[1:], ""], strict=True)
+    pairs = zip(args, [*args[1:], ""], strict=False)  # no arguments at all: no pairs
     return any(
         a in ("--output=json", "-ojson") or (a in ("-o", "--output") and b == "json") for a, b in pairs
     )

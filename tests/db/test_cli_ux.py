@@ -244,3 +244,16 @@ def test_help_shows_no_value_type_for_an_on_off_option(command: tuple[str, ...])
     shown = help_on_a_terminal(*command, "--help")
     assert "╭" in shown and "--help" in shown
     assert "<bool>" not in shown
+
+
+@pytest.mark.parametrize("command", [(), ("verify",), ("stage",), ("db",)])
+def test_a_group_without_its_command_shows_its_help_not_an_error(command: tuple[str, ...]) -> None:
+    """`flagctl verify` printed "flagctl: error: Usage: …": the help, dressed as an error.
+    It prints the help itself (on stderr: stdout is for results) and exits 2, a command
+    being missing."""
+    result = subprocess.run(
+        [FLAGCTL, *command], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"Usage: {' '.join(['flagctl', *command])} [OPTIONS] COMMAND")
+    assert "error" not in result.stderr.splitlines()[0] and result.stdout == ""
