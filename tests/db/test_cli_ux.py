@@ -257,3 +257,15 @@ def test_a_group_without_its_command_shows_its_help_not_an_error(command: tuple[
     assert result.returncode == 2
     assert result.stderr.startswith(f"Usage: {' '.join(['flagctl', *command])} [OPTIONS] COMMAND")
     assert "error" not in result.stderr.splitlines()[0] and result.stdout == ""
+
+
+def test_db_init_says_installed_then_up_to_date_and_db_status_prints_keys_as_text(ws8: Cli, make_cli) -> None:  # type: ignore[no-untyped-def]
+    """`db init` on an empty database said "upgraded"; `db status` printed a binding's key as
+    a Python dict (`{'feature_name': 'p3_advisory'}`)."""
+    fresh = make_cli(WS8_MANIFEST.read_text(), (WS8_MANIFEST.parent / "schema.sql").read_text())
+    first = fresh("db", "init")
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.splitlines()[0].startswith("schema flagctl installed at version ")
+    assert fresh("db", "init").stdout.splitlines()[0].startswith("schema flagctl is up to date")
+    status = ws8("db", "status")
+    assert "feature_name=p3_advisory" in status.stdout and "{'" not in status.stdout

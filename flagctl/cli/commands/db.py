@@ -54,8 +54,11 @@ def init(
             }
         )
         return
-    if result.applied:
-        render.out(f"schema flagctl upgraded to version {result.version} (applied {result.applied})")
+    if result.applied and result.applied[0] == 1:  # an empty database: every migration
+        render.out(f"schema flagctl installed at version {result.version}")
+    elif result.applied:
+        done = ", ".join(map(str, result.applied))
+        render.out(f"schema flagctl upgraded to version {result.version} (applied {done})")
     else:
         render.out(f"schema flagctl is up to date (version {result.version})")
     if result.routines:
@@ -136,7 +139,7 @@ def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
                         b.system,
                         b.flag,
                         b.table,
-                        b.key,
+                        ", ".join(f"{column}={value}" for column, value in b.key.items()),
                         "yes" if b.trigger else "MISSING",
                         "; ".join(b.in_the_way) or "-",
                     )
