@@ -208,14 +208,17 @@ def _wait_acks(env: Environment, loaded: Manifest, timeout: timedelta, live: tim
         names = "; ".join(f"{c.host} pid {c.pid} ({c.application}, at change {c.applied_seq})" for c in late)
         raise CheckFailed(
             f"{len(late)} of {len(clients)} live gate clients did not apply the kill within "
-            f"{format_duration(timeout)}: {names}",
+            if len(clients) > 1
+            else f"the live gate client did not apply the kill within {format_duration(timeout)}: {names}",
             "the kill is engaged in the database; those processes still decide on the old state — "
             "check them (flagctl clients)",
         )
     slowest = max(clients, key=lambda c: c.after_seconds)
+    after = f"{slowest.host} pid {slowest.pid}, {slowest.after_seconds * 1000:.0f} ms after the wait began"
     render.note(
-        f"confirmed: all {len(clients)} live gate clients applied the kill; the slowest, {slowest.host} "
-        f"pid {slowest.pid}, {slowest.after_seconds * 1000:.0f} ms after the wait began"
+        f"confirmed: all {len(clients)} live gate clients applied the kill; the slowest, {after}"
+        if len(clients) > 1
+        else f"confirmed: the live gate client applied the kill: {after}"
     )
 
 
