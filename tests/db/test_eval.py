@@ -152,3 +152,14 @@ def test_a_changed_hash_version_is_refused(canary: Cli) -> None:
     canary.sql("CREATE OR REPLACE FUNCTION flagctl.hash_version() RETURNS integer LANGUAGE sql AS 'SELECT 2'")
     result = canary("eval", "canary_feature", "--id", "1")
     assert result.exit_code == 2 and "hash_version mismatch" in result.stderr
+
+
+def test_the_table_says_each_thing_once_and_in_words(canary: Cli) -> None:
+    """`eval` printed "bucket 89 ≥ 40%, bucket 89" and "value (global): 40" for a rollout
+    (Python's True/False for a bool): the bucket once, the value as status shows it."""
+    assert canary("stage", "set", "canary", "internal", *GO).exit_code == 0
+    assert canary("stage", "set", "canary", "5pct", *GO).exit_code == 0
+    subject = subject_in_bucket(at_least=5)
+    lines = canary("eval", "canary_feature", "--id", subject).stdout.splitlines()
+    assert lines[0].count(f"bucket {bucket('canary_feature', subject)}") == 1
+    assert lines[1] == "value (global): on 5% + internal"

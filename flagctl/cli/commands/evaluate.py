@@ -52,7 +52,10 @@ def eval_flag(
     if output is Output.json:
         render.emit_json(decision.to_json())
         return
+    from flagctl.model.flagtypes import effective_text
+
     verdict = "eligible" if decision.eligible else "not eligible"
-    bucket = f", bucket {decision.bucket}" if decision.bucket is not None else ""
+    said = decision.bucket is None or "bucket" in decision.rule  # the rule names it already
+    bucket = "" if said else f", bucket {decision.bucket}"
     render.out(f"{flag} for {subject}: {verdict} — {decision.rule}{bucket}")
-    render.out(f"value ({decision.value_scope}): {decision.to_json()['effective']}")
+    render.out(f"value ({decision.value_scope}): {effective_text(decision.value)}")  # on 40%, off, …
