@@ -27,7 +27,7 @@ Config file: ``--config`` > ``FLAGCTL_CONFIG`` > ``<user config dir>/flagctl/con
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,17 @@ class Target:
     dsn: str | None
     source: str
     manifest: str | None = None
+    via: str | None = None  # how the operator chose it, when not as ``source`` says (a fan-out)
 
     @property
     def is_local(self) -> bool:
         return self.dsn is None
+
+    @property
+    def origin(self) -> str:
+        """Where the target came from, as the operator wrote it: ``--dsn``, ``--target``,
+        ``--all-targets`` (each fan-out child is given its target by name)."""
+        return self.via or self.source
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,10 @@ def load_config(path: Path, explicit: bool) -> dict[str, Any]:
     return data
 
 
+# Set by a fan-out for each child (flagctl.cli.fanout): the option the operator gave.
+FANOUT_VIA = "FLAGCTL_FANOUT_VIA"
+
+
 def resolve_target(options: Options, environ: Mapping[str, str]) -> Target:
     if options.dsn and options.target:
         raise UsageError("give --dsn or --target, not both", "--target names a DSN from the config file")
@@ -92,7 +103,8 @@ def resolve_target(options: Options, environ: Mapping[str, str]) -> Target:
         return Target(name=redact_dsn(options.dsn), dsn=options.dsn, source="--dsn")
     if options.target:
         targets, config_path, _ = _config(options, environ)
-        return _named(options.target, targets, config_path, "--target")
+        named = _named(options.target, targets, config_path, "--target")
+        return replace(named, via=environ.get(FANOUT_VIA) or None)
     # 2. the environment
     if environ.get("FLAGCTL_DSN"):
         return Target(

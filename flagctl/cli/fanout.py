@@ -91,15 +91,19 @@ def child_args(argv: list[str]) -> list[str]:
 
 def run(env: Environment, names: list[str], argv: list[str], timeout: float) -> int:
     """Run the command on every target in parallel; print one result each; the worst exit."""
+    from flagctl.config import FANOUT_VIA
+
     args = child_args(argv)
     output_json = "json" in _output(args)
+    via = "--all-targets" if "--all-targets" in argv else "--target " + ",".join(names)
+    environ = {**env.environ, FANOUT_VIA: via}
 
     def one(name: str) -> Result:
         started = time.monotonic()
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "flagctl", "--target", name, *args],
-                env=dict(env.environ), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                env=environ, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                 timeout=timeout, check=False,
             )  # fmt: skip
             return Result(name, done.returncode, time.monotonic() - started, done.stdout, done.stderr)

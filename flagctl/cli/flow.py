@@ -299,7 +299,7 @@ def show_outcome(outcome: Outcome, output: Output, target: Target) -> None:
         render.out(f"nothing to do: {plan.noop}")
         return
     render.out(plan_text(plan))
-    where = f"target {target.name} ({target.source})"
+    where = f"target {target.name} ({target.origin})"
     if outcome.dry_run:
         render.out(f"dry run: nothing was changed on {where}")
     else:

@@ -70,7 +70,7 @@ def connect(
         given = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         raise UsageError(
-            f"invalid DSN for target {target.name} ({target.source}): {str(exc).strip()}",
+            f"invalid DSN for target {target.name} ({target.origin}): {str(exc).strip()}",
             "a DSN is key=value pairs (host=db dbname=flags user=ops) or a postgresql:// URI",
         ) from None
     extra: dict[str, Any] = {"options": f"{SESSION_OPTIONS} {given.get('options') or ''}".strip()}
@@ -95,7 +95,7 @@ def connect(
                 continue
             tried = f" (tried {attempt} times)" if attempt > 1 else ""
             raise ConnectionFailed(
-                f"cannot connect to target {target.name} ({target.source}): {detail}{tried}",
+                f"cannot connect to target {target.name} ({target.origin}): {detail}{tried}",
                 "check the DSN, that the server is up, and your credentials (--dsn, FLAGCTL_DSN, PG*)",
             ) from None
     raise AssertionError("unreachable")

@@ -86,3 +86,28 @@ def test_a_multi_host_dsn_is_one_target(groups: Cli) -> None:
     result = ha("kill", "KS2", *GO)
     assert result.exit_code == 0, result.stderr
     assert groups.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(1,)]
+
+
+def test_each_target_says_how_it_was_chosen_and_status_sums_the_system_up(
+    fleet: tuple[Cli, list[str]], tmp_path: Path
+) -> None:
+    """A fan-out child's error said "(--target)" when the operator had typed --all-targets,
+    and a fan-out `status` read "system groups" for every target: each line now says how the
+    target was chosen, and status's first line sums the system up."""
+    cli, _ = fleet
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        config.read_text() + "  down: {dsn: 'host=/nonexistent-socket-dir dbname=x connect_timeout=1'}\n"
+    )
+    assert run(cli, config, "--target", "eu", "kill", "KS2", *GO).exit_code == 0
+    result = run(cli, config, "--all-targets", "status", "-o", "json")
+    by_target = {t["target"]: t for t in json.loads(result.stdout)["targets"]}
+    assert "(--all-targets)" in by_target["down"]["error"] and "(--target)" not in by_target["down"]["error"]
+    table = run(cli, config, "--target", "eu,us", "status").stdout
+    rows = {
+        line.split()[0]: line
+        for line in table.splitlines()
+        if line.split() and line.split()[0] in ("eu", "us")
+    }
+    assert "killed by KS2" in rows["eu"] and "no kill engaged" in rows["us"]
+    assert "groups: 7 flags" in rows["us"]

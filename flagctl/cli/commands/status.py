@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,6 +10,9 @@ from flagctl.cli import render
 from flagctl.cli.common import OutputOpt, env_of
 from flagctl.cli.flow import connect, manifest
 from flagctl.cli.render import Output
+
+if TYPE_CHECKING:
+    from flagctl.views.status import SystemStatus
 
 
 def status(
@@ -42,7 +45,7 @@ def status(
         ))  # fmt: skip
         for scope, value in flag.overrides.items():
             rows.append((f"  └ {scope}", describe(value), effective_text(value), "", "", ""))
-    render.out(f"system {result.system}")
+    render.out(f"system {result.system}: {_summary(result)}")
     render.out(render.table(rows, ["flag", "value", "effective", "stage", "killed by", "last change"]))
     for d in result.drift:
         render.error(
@@ -55,3 +58,16 @@ def status(
         )
     for f in result.freezes:
         render.out(f"frozen: {f.describe()}")
+
+
+def _summary(result: SystemStatus) -> str:
+    """The system at a glance (the line a fan-out shows per target): flags, what is engaged,
+    frozen or drifting."""
+    parts = [f"{len(result.flags)} flag{'s' if len(result.flags) != 1 else ''}"]
+    if result.engaged:
+        parts.append(f"killed by {', '.join(sorted({e.switch for e in result.engaged}))}")
+    if result.freezes:
+        parts.append("frozen")
+    if result.drift:
+        parts.append(f"{len(result.drift)} drifted")
+    return "; ".join(parts) if len(parts) > 1 else f"{parts[0]}; no kill engaged"
