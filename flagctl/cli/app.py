@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 from flagctl import __version__
 from flagctl.cli import render
 from flagctl.cli.env import Environment
+from flagctl.cli.fastkill import DEFAULTS, ROOT_ENVVARS
 from flagctl.cli.flow import aborted, configure, failure_code, not_utf8
 from flagctl.errors import ExitCode, UsageError
 
@@ -224,19 +225,19 @@ def root(
         str,
         typer.Option(
             "--lock-timeout",
-            envvar="FLAGCTL_LOCK_TIMEOUT",
+            envvar=ROOT_ENVVARS["lock_timeout"],
             help="How long to wait for a lock (0: do not wait); then exit 4 naming the holder.",
         ),
-    ] = "5s",
+    ] = DEFAULTS["lock_timeout"],
     request_id: Annotated[
         str | None,
         typer.Option(
             "--request-id",
-            envvar="FLAGCTL_REQUEST_ID",
+            envvar=ROOT_ENVVARS["request_id"],
             help="An id for this change, recorded with its audit rows: a retry with the same id "
             "is not applied twice (a kill always re-runs: it re-asserts). Default: a fresh UUID.",
         ),
-    ] = None,
+    ] = DEFAULTS["request_id"],
     all_targets: Annotated[
         bool,
         typer.Option(

@@ -49,6 +49,14 @@ KILL_FLAGS = {
     "--wait-ack": "wait_ack",
 }
 ROOT_ENVVARS = {"lock_timeout": "FLAGCTL_LOCK_TIMEOUT", "request_id": "FLAGCTL_REQUEST_ID"}
+# The defaults of the options above: the one declaration, which the typer commands read
+# too (app.py's global options, commands/kill.py); a test compares every default, choice
+# and environment variable of the two.
+DEFAULTS: dict[str, Any] = {
+    "lock_timeout": "5s", "request_id": None, "scope": "global", "output": "table",
+    "timeout": "5s", "live": "30s",
+}  # fmt: skip
+OUTPUTS = tuple(o.value for o in Output)  # --output's choices
 
 
 @dataclass
@@ -78,7 +86,7 @@ def read(args: list[str]) -> KillLine | None:
             switch, i = args[i], i + 1
             continue
         i = _option(args, i, KILL_VALUES, KILL_FLAGS, options)
-    if i < 0 or switch is None or options.get("output", "table") not in ("table", "json"):
+    if i < 0 or switch is None or options.get("output", DEFAULTS["output"]) not in OUTPUTS:
         return None
     return KillLine(switch, root, options)
 
@@ -125,21 +133,25 @@ def run(args: list[str], env: Environment | None = None) -> int | None:
             manifest=root.get("manifest"),
             config=root.get("config"),
             debug=bool(root.get("debug")),
-            lock_timeout=_given(root, "lock_timeout", env, "5s"),
-            request_id=_given(root, "request_id", env, None),
+            lock_timeout=_given(root, "lock_timeout", env, DEFAULTS["lock_timeout"]),
+            request_id=_given(root, "request_id", env, DEFAULTS["request_id"]),
             system=root.get("system"),
         )
-        output = Output(opts.get("output", "table"))
+        output = Output(opts.get("output", DEFAULTS["output"]))
         env.output = output
         mutation = Mutation(
             opts.get("reason"), bool(opts.get("yes")), opts.get("actor"), bool(opts.get("dry_run")), output
         )
-        waits = (opts.get("timeout", "5s"), opts.get("live", "30s")) if opts.get("wait_ack") else None
+        waits = (
+            (opts.get("timeout", DEFAULTS["timeout"]), opts.get("live", DEFAULTS["live"]))
+            if opts.get("wait_ack")
+            else None
+        )
         engage(
             env,
             manifest(env),
             line.switch,
-            opts.get("scope", "global"),
+            opts.get("scope", DEFAULTS["scope"]),
             mutation,
             bool(opts.get("break_locks")),
             waits,

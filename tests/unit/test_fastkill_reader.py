@@ -127,3 +127,28 @@ def test_its_tables_are_the_typer_declarations() -> None:
     assert flags >= set(fastkill.ROOT_FLAGS) | set(fastkill.KILL_FLAGS)
     envvars = {str(p.name): p.envvar for p in group.params if p.envvar}
     assert envvars == fastkill.ROOT_ENVVARS
+
+
+def test_its_defaults_choices_and_environment_are_the_typer_declarations() -> None:
+    """The names matched, but a default changed on one side only (typer's --lock-timeout 5s
+    → 7s, or kill --live 30s → 90s) passed every test. Both now read fastkill.DEFAULTS; this
+    holds each typer default, --output's choices and each environment variable to it."""
+    group = typer.main.get_command(app)
+    kill = group.commands["kill"]  # type: ignore[attr-defined]
+    declared = {str(p.name): p for p in [*group.params, *kill.params]}
+    for name, default in fastkill.DEFAULTS.items():
+        param = declared[name]
+        value = param.default.value if hasattr(param.default, "value") else param.default
+        assert value == default, name
+    for name, envvar in fastkill.ROOT_ENVVARS.items():
+        assert declared[name].envvar == envvar, name
+    choices = declared["output"].type_descriptor.choices  # type: ignore[attr-defined]
+    assert tuple(str(getattr(c, "value", c)) for c in choices) == fastkill.OUTPUTS
+    fast = {opt for opt in fastkill.KILL_VALUES} | set(fastkill.ROOT_VALUES)
+    for param in [*group.params, *kill.params]:  # a value the fast path reads has its default here
+        if (
+            any(opt in fast for opt in param.opts)
+            and param.default is not None
+            and param.name not in ("reason", "actor")
+        ):
+            assert str(param.name) in fastkill.DEFAULTS, param.name

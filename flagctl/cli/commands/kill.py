@@ -8,7 +8,7 @@ import typer
 
 from flagctl.cli import render
 from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, ScopeOpt, YesOpt, env_of
-from flagctl.cli.fastkill import engage
+from flagctl.cli.fastkill import DEFAULTS, engage
 from flagctl.cli.flow import Mutation, connect, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import UsageError
@@ -24,7 +24,7 @@ def kill(
     ctx: typer.Context,
     switch: SwitchArg = None,
     list_: Annotated[bool, typer.Option("--list", help="List kill switches and which are engaged.")] = False,
-    scope: ScopeOpt = "global",
+    scope: ScopeOpt = DEFAULTS["scope"],
     break_locks: Annotated[
         bool,
         typer.Option(
@@ -41,10 +41,12 @@ def kill(
             "exit 1 naming the ones that have not (the kill stays engaged).",
         ),
     ] = False,
-    timeout: Annotated[str, typer.Option("--timeout", help="--wait-ack: how long to wait.")] = "5s",
+    timeout: Annotated[str, typer.Option("--timeout", help="--wait-ack: how long to wait.")] = DEFAULTS[
+        "timeout"
+    ],
     live: Annotated[
         str, typer.Option("--live", help="--wait-ack: a client seen within this long counts as live.")
-    ] = "30s",
+    ] = DEFAULTS["live"],
     reason: ReasonOpt = None,
     yes: YesOpt = False,
     actor: ActorOpt = None,
