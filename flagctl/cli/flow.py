@@ -76,7 +76,6 @@ def manifest(env: Environment) -> Manifest:
     """The manifest a command works from: with --system (FLAGCTL_SYSTEM), the one published
     in the target's database; else the local file (--manifest, FLAGCTL_MANIFEST, the
     target's, ./flagctl.yaml)."""
-    from flagctl.config import resolve_manifest_path
     from flagctl.model.cache import ManifestCache
     from flagctl.model.manifest import load_manifest
 
@@ -85,8 +84,14 @@ def manifest(env: Environment) -> Manifest:
         from flagctl.store.catalogue import published_manifest
 
         return published_manifest(connect(env), env.system, cache)
-    path = resolve_manifest_path(_options(env), env.environ, _target(env))
-    return load_manifest(path, cache)
+    return load_manifest(manifest_path(env), cache)
+
+
+def manifest_path(env: Environment) -> str:
+    """The local manifest file's path: --manifest, FLAGCTL_MANIFEST, the target's, ./flagctl.yaml."""
+    from flagctl.config import resolve_manifest_path
+
+    return str(resolve_manifest_path(_options(env), env.environ, _target(env)))
 
 
 def connect(env: Environment) -> psycopg.Connection[Any]:

@@ -1,4 +1,5 @@
-"""flagctl manifest publish | show | diff | history — the catalogue in the database.
+"""flagctl manifest publish | show | diff | history — the catalogue in the database;
+flagctl manifest validate | schema — the file itself, offline.
 
 The published manifest is the one the database checks changes against, that gates read,
 and that kills and releases act on. A CLI whose local file differs from it refuses any
@@ -13,7 +14,7 @@ import typer
 
 from flagctl.cli import render
 from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, env_of
-from flagctl.cli.flow import Mutation, audit_context, connect, local_manifest, manifest
+from flagctl.cli.flow import Mutation, audit_context, connect, local_manifest, manifest, manifest_path
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
 
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
     from flagctl.cli.env import Environment
     from flagctl.store.catalogue import Published
 
-app = typer.Typer(help="Publish the manifest to the database; show, compare and list what is published.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(help="Publish the manifest to the database; show, compare and list what is published; "
+                       "check a manifest file offline.", no_args_is_help=True)  # fmt: skip
 
 VersionOpt = Annotated[
     int | None, typer.Option("--version", help="A published version (default: the newest).")
@@ -133,3 +134,52 @@ def _published(env: Environment, system: str, version: int | None) -> Published:
             f"{which} is not published in this database", "publish it: flagctl manifest publish -r …"
         )
     return found
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            help="The manifest file (default: --manifest, FLAGCTL_MANIFEST, the target's, ./flagctl.yaml)."
+        ),
+    ] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Check a manifest file without a database, as every command would: exit 0 if it is
+    valid, else exit 2 listing every problem with its path (for a PR check or an editor)."""
+    from flagctl.model.manifest import load_manifest
+
+    env = env_of(ctx)
+    env.output = output
+    path = file or manifest_path(env)
+    loaded = load_manifest(path)  # no cache: validated anew, always
+    model = loaded.model
+    counts = {
+        "flags": len(model.flags),
+        "ladders": len(model.ladders),
+        "kill_switches": len(model.kill_switches),
+    }
+    if output is Output.json:
+        render.emit_json({"file": path, "valid": True, "system": model.system, **counts})
+        return
+    words = {"flags": ("flag", "flags"), "ladders": ("ladder", "ladders"),
+             "kill_switches": ("kill switch", "kill switches")}  # fmt: skip
+    shown = ", ".join(f"{n} {words[what][n != 1]}" for what, n in counts.items())
+    render.out(f"{path}: valid — system {model.system}: {shown}")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print a JSON Schema of the manifest, generated from flagctl's own validator (for an
+    editor's completion, or a check before flagctl is installed). What it cannot express —
+    references between flags, ladders and switches — `manifest validate` checks."""
+    from pydantic import TypeAdapter
+
+    from flagctl.model.manifest import ManifestModel
+
+    document = TypeAdapter(ManifestModel).json_schema()
+    render.emit_json(
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", **document, "title": "flagctl manifest"}
+    )
