@@ -28,11 +28,11 @@ test: test-embedded test-system
 PARALLEL ?= -n auto --maxprocesses 4
 
 test-embedded: install
-	$(PY) -m pytest -q -m "not slow" $(PARALLEL)
+	$(PY) -m pytest -q -m "not slow" --durations=10 $(PARALLEL)
 
 test-system: install
 ifneq ($(SYSTEM_PG),)
-	FLAGCTL_TEST_SERVER=system $(PY) -m pytest -q -m "db and not slow" $(PARALLEL)
+	FLAGCTL_TEST_SERVER=system $(PY) -m pytest -q -m "db and not slow" --durations=10 $(PARALLEL)
 else
 	@echo "no system PostgreSQL (pg_ctl) on this machine: DB suite ran on the embedded server only"
 endif
