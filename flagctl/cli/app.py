@@ -40,6 +40,7 @@ class FlagctlGroup(TyperGroup):
             )
             sys.exit(int(ExitCode.USAGE))
         _no_flag_types(self)
+        _examples(self, [])
         self.json_asked = _asks_for_json(raw)
         args = self._output_after_command(raw)
         given = (args, prog_name, complete_var)
@@ -139,6 +140,18 @@ def _no_flag_types(command: Any) -> None:
             param.metavar = ""
     for sub in getattr(command, "commands", {}).values():
         _no_flag_types(sub)
+
+
+def _examples(command: Any, path: list[str]) -> None:
+    """Every command's help ends with its examples (flagctl.cli.examples)."""
+    from flagctl.cli.examples import epilog
+
+    subs = getattr(command, "commands", None)
+    if subs:
+        for name, sub in subs.items():
+            _examples(sub, [*path, name])
+    elif command.epilog is None:
+        command.epilog = epilog(" ".join(path))
 
 
 COMMAND_ORDER = (

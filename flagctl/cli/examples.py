@@ -1,0 +1,101 @@
+"""One to three real examples for every command, shown at the end of its ``--help`` (as
+kubectl and gh do). ``tests/unit/test_help.py`` parses every line here against the command
+line it documents, so an example cannot name an option that does not exist."""
+
+from __future__ import annotations
+
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "status": ("flagctl status", "flagctl status -o json", "flagctl --all-targets status"),
+    "stage show": ("flagctl stage show p3", "flagctl stage show p3 -o json"),
+    "stage set": (
+        "flagctl stage set p3 canary -r 'CHG-7: canary' -y",
+        "flagctl stage set p3 limited --dry-run",
+    ),
+    "stage next": ("flagctl stage next p3 -r 'CHG-7: widen after the bake' -y",),
+    "stage rollback": ("flagctl stage rollback p3 -r 'deploy 41 failed' -y",),
+    "stage history": ("flagctl stage history p3", "flagctl stage history p3 -o json"),
+    "set": (
+        "flagctl set p3_advisory off -r 'INC-9: off for now' -y",
+        "flagctl set F3 on --scope workspace:42 -r 'pilot for ws 42' -y",
+    ),
+    "eval": (
+        "flagctl eval canary_feature --id 1234 --scope publisher:42",
+        "flagctl eval canary_feature --subjects-sql 'select id from users' --percent 50",
+    ),
+    "kill": (
+        "flagctl kill p3-off -r 'INC-42: errors' -y",
+        "flagctl kill KS1 --scope workspace:42 -r 'INC-7: adapter errors' -y",
+        "flagctl kill --list",
+    ),
+    "release": (
+        "flagctl release p3-off -r 'INC-42 mitigated' -y",
+        "flagctl release p3-off --dry-run",
+    ),
+    "watch": ("flagctl watch --once", "flagctl watch --auto -r 'watchdog' -y"),
+    "verify gating": ("flagctl verify gating", "flagctl verify gating --flag p3_advisory -o json"),
+    "verify kill": ("flagctl verify kill --window 30s",),
+    "verify isolation": ("flagctl verify isolation --window 30s",),
+    "verify guardrails": ("flagctl verify guardrails", "flagctl verify guardrails -o json"),
+    "verify all": ("flagctl verify all", "flagctl verify all -o json"),
+    "drill kill": ("flagctl drill kill p3-off -r 'quarterly drill' -y",),
+    "drill rollback": ("flagctl drill rollback p3 -r 'quarterly drill' -y",),
+    "drill list": ("flagctl drill list", "flagctl drill list -n 5 -o json"),
+    "drill show": ("flagctl drill show 12",),
+    "profile list": ("flagctl profile list",),
+    "profile show": ("flagctl profile show emergency",),
+    "profile diff": ("flagctl profile diff emergency",),
+    "profile apply": (
+        "flagctl profile apply emergency -r 'INC-9' -y",
+        "flagctl profile apply normal --mark-safe -r 'the week baseline' -y",
+    ),
+    "profile snapshot": ("flagctl profile snapshot known-good --mark-safe -r 'before the deploy' -y",),
+    "profile validate": ("flagctl profile validate emergency",),
+    "profile schema": ("flagctl profile schema",),
+    "rollback": ("flagctl rollback --to-last-safe -r 'INC-12: back to the baseline' -y",),
+    "restore": ("flagctl restore --as-of 2026-11-21T09:00Z -r 'INC-3: undo the morning' -y",),
+    "freeze set": ("flagctl freeze set --until 24h -r 'INC-77: no widening until the review' -y",),
+    "freeze clear": ("flagctl freeze clear -r 'INC-77 review done' -y",),
+    "freeze list": ("flagctl freeze list",),
+    "exempt add": ("flagctl exempt add canary_feature publisher:42 --allow -r 'launch partner' -y",),
+    "exempt remove": ("flagctl exempt remove canary_feature publisher:42 -r 'partner launched' -y",),
+    "exempt list": ("flagctl exempt list",),
+    "requests": ("flagctl requests", "flagctl requests -o json"),
+    "approve": ("flagctl approve 3 -r 'second pair of eyes' -y",),
+    "review pending": ("flagctl review pending",),
+    "review ack": ("flagctl review ack 481 --note 'kill was right; root cause in INC-42'",),
+    "audit log": (
+        "flagctl audit log --flag p3_advisory --limit 5",
+        "flagctl audit log --since 1d --format orca",
+    ),
+    "audit export": ("flagctl audit export --since 30d --file audit.jsonl",),
+    "audit verify": ("flagctl audit verify",),
+    "audit checkpoint": ("flagctl audit checkpoint",),
+    "clients": ("flagctl clients", "flagctl clients -o json"),
+    "flags stale": ("flagctl flags stale",),
+    "manifest publish": ("flagctl manifest publish -r 'adds the ladder for p4' -y",),
+    "manifest show": ("flagctl manifest show", "flagctl manifest show --version 3"),
+    "manifest diff": ("flagctl manifest diff",),
+    "manifest history": ("flagctl manifest history",),
+    "manifest validate": (
+        "flagctl manifest validate",
+        "flagctl manifest validate other/flagctl.yaml -o json",
+    ),
+    "manifest schema": ("flagctl manifest schema",),
+    "db init": ("flagctl db init", "flagctl --dsn postgresql://admin@db/app db init"),
+    "db status": ("flagctl db status",),
+    "db grant": ("flagctl db grant security oncall_alice",),
+    "db revoke": ("flagctl db revoke security oncall_alice",),
+    "local start": ("flagctl local start",),
+    "local stop": ("flagctl local stop",),
+    "local status": ("flagctl local status",),
+    "demo": ("flagctl demo", "flagctl demo recsys"),
+}
+
+
+def epilog(path: str) -> str | None:
+    """The examples of one command (``"stage set"``) as its help's last section. Click
+    rewraps an epilog's paragraphs unless the paragraph starts with a ``\\b`` line."""
+    lines = EXAMPLES.get(path)
+    if not lines:
+        return None
+    return "\b\nExamples:\n" + "\n".join(f"  $ {line}" for line in lines)
