@@ -218,10 +218,11 @@ def _wait_acks(env: Environment, loaded: Manifest, timeout: timedelta, live: tim
     late = [c for c in clients if not c.acked]
     if late:
         names = "; ".join(f"{c.host} pid {c.pid} ({c.application}, at change {c.applied_seq})" for c in late)
+        who = (
+            f"{len(late)} of {len(clients)} live gate clients" if len(clients) > 1 else "the live gate client"
+        )
         raise CheckFailed(
-            f"{len(late)} of {len(clients)} live gate clients did not apply the kill within "
-            if len(clients) > 1
-            else f"the live gate client did not apply the kill within {format_duration(timeout)}: {names}",
+            f"{who} did not apply the kill within {format_duration(timeout)}: {names}",
             "the kill is engaged in the database; those processes still decide on the old state — "
             "check them (flagctl clients)",
         )

@@ -67,3 +67,34 @@ def test_wait_ack_with_no_live_client_says_so(ws8: Cli) -> None:
     )
     result = ws8("kill", "p3-off", "--wait-ack", *GO)
     assert result.exit_code == 0 and "no live gate client" in result.stderr
+
+
+def test_one_stopped_client_of_two_is_named_with_the_timeout(ws8: Cli) -> None:
+    """With more than one gate client the refusal ended at "did not apply the kill within ":
+    no timeout, no names. It says how many of how many, for how long, and which."""
+    ws8("stage", "set", "p3", "canary", *GO)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", GATE_PROCESS, ws8.dsn, str(WS8_MANIFEST)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        os.kill(procs[0].pid, signal.SIGSTOP)
+        result = ws8("kill", "p3-off", "--wait-ack", "--timeout", "1s", *GO)
+        assert result.exit_code == 1, result.stderr
+        assert "1 of 2 live gate clients did not apply the kill within 1s: " in result.stderr
+        assert (
+            f"pid {procs[0].pid} (checkout-api" in result.stderr
+            and f"pid {procs[1].pid}" not in result.stderr
+        )
+    finally:
+        os.kill(procs[0].pid, signal.SIGCONT)
+        for proc in procs:
+            proc.kill()
+            proc.wait()
