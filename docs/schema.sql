@@ -835,6 +835,27 @@ $$;
 
 
 --
+-- Name: flag_change_declared(text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.flag_change_declared(p_what text) RETURNS flagctl.change_context
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.write_declared(p_what);
+BEGIN
+    IF flagctl.role_for(ctx.action) = 'flagctl_ops' OR ctx.action = 'review'
+       OR ctx.action LIKE '%.refused' OR ctx.action LIKE 'kill.break_lock%' THEN
+        RAISE EXCEPTION 'flagctl: % flags is not part of a % (it writes no flag)', p_what, ctx.action
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN ctx;
+END
+$$;
+
+
+--
 -- Name: flagctl_member(); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -1133,7 +1154,7 @@ CREATE FUNCTION flagctl.hold_engaged(p_system text) RETURNS void
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.hold_engaged locks');
+    PERFORM flagctl.flag_change_declared('flagctl.hold_engaged locks');
     IF current_setting('lock_timeout') = '0' THEN
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
@@ -1151,7 +1172,7 @@ CREATE FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) RETURNS void
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.hold_flags locks');
+    PERFORM flagctl.flag_change_declared('flagctl.hold_flags locks');
     IF current_setting('lock_timeout') = '0' THEN  -- never wait unbounded behind a blocker
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
@@ -1169,7 +1190,10 @@ CREATE FUNCTION flagctl.hold_rollback_state(p_system text) RETURNS void
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.hold_rollback_state locks');
+    PERFORM flagctl.record_declared('flagctl.hold_rollback_state locks', ARRAY['rollback.']);
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
     PERFORM 1 FROM flagctl.rollback_state r WHERE r.system = p_system FOR UPDATE;
 END
 $$;
@@ -2720,7 +2744,7 @@ DECLARE
     bad     text;
     t_name  regclass;
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.write_bound writes');
+    PERFORM flagctl.flag_change_declared('flagctl.write_bound writes');
     SELECT coalesce(r->>'flag', 'NULL') INTO bad FROM jsonb_array_elements(p_rows) AS r
      WHERE NOT EXISTS (SELECT 1 FROM flagctl.binding b WHERE b.system = p_system AND b.flag = r->>'flag')
      LIMIT 1;
@@ -2801,7 +2825,7 @@ DECLARE
     bound text := (SELECT min(b.flag) FROM flagctl.binding b
                     WHERE b.system = p_system AND b.flag = ANY(p_del_flags || p_flags));
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.write_own writes');
+    PERFORM flagctl.flag_change_declared('flagctl.write_own writes');
     IF bound IS NOT NULL THEN
         RAISE EXCEPTION 'flagctl: flag % of system % lives in an application table, not in flagctl.flag_state', bound, p_system
             USING ERRCODE = 'invalid_parameter_value', HINT = 'write it with flagctl.write_bound';
@@ -3795,6 +3819,13 @@ REVOKE ALL ON FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_te
 GRANT ALL ON FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text) TO flagctl_security;
 GRANT ALL ON FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text) TO flagctl_admin;
 GRANT ALL ON FUNCTION flagctl.end_blocker(p_waiter integer, p_pid integer, p_terminate boolean, p_system text, p_actor text, p_reason text, p_command text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION flag_change_declared(p_what text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.flag_change_declared(p_what text) FROM PUBLIC;
 
 
 --

@@ -234,6 +234,27 @@ def test_the_kills_locks_are_taken_only_for_a_declared_kill(ws8: Cli, roles: tup
             assert not denied(dsn, declared("release"), hold)
 
 
+@pytest.mark.parametrize(
+    "hold",
+    [
+        "SELECT flagctl.hold_flags('phase3', ARRAY['p3_advisory'])",
+        "SELECT flagctl.hold_engaged('phase3')",
+        "SELECT flagctl.hold_rollback_state('phase3')",
+    ],
+)
+def test_a_declaration_that_writes_no_flag_takes_no_flag_lock(ws8: Cli, hold: str) -> None:
+    """The hold functions took a flag's locks under any declared change: an ops member,
+    declared as setting a freeze, could sit on the rows a kill needs in an open transaction
+    (the kill then failed with exit 4). Only a change that writes flags may take them."""
+    with member(ws8, "ops") as (_, dsn):
+        assert denied(dsn, "SELECT flagctl.begin_change('freeze.set', 'm', 'r', NULL, NULL)", hold)
+    with member(ws8, "release") as (_, dsn):
+        assert denied(dsn, declared("review"), hold)
+        assert not denied(
+            dsn, declared("rollback.override" if "rollback_state" in hold else "stage.set"), hold
+        )
+
+
 def test_the_database_and_flagctl_agree_on_the_role_of_every_action(ws8: Cli) -> None:
     from flagctl.store.roles import role_for
 

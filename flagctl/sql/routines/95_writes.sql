@@ -24,6 +24,25 @@ BEGIN
 END
 $$;
 
+-- Refuse a flag's lock or write under a declaration that writes no flag: a freeze (the ops
+-- role's only changes), a review, a refusal's record. Without it an ops member could hold a
+-- kill's rows in an open transaction.
+CREATE OR REPLACE FUNCTION flagctl.flag_change_declared(p_what text) RETURNS flagctl.change_context
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.write_declared(p_what);
+BEGIN
+    IF flagctl.role_for(ctx.action) = 'flagctl_ops' OR ctx.action = 'review'
+       OR ctx.action LIKE '%.refused' OR ctx.action LIKE 'kill.break_lock%' THEN
+        RAISE EXCEPTION 'flagctl: % flags is not part of a % (it writes no flag)', p_what, ctx.action
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN ctx;
+END
+$$;
+
 -- Lock these flags for the declared change, in flagctl's one lock order (kill_lock_flags).
 CREATE OR REPLACE FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) RETURNS void
 LANGUAGE plpgsql
@@ -31,7 +50,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, flagctl
 AS $$
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.hold_flags locks');
+    PERFORM flagctl.flag_change_declared('flagctl.hold_flags locks');
     IF current_setting('lock_timeout') = '0' THEN  -- never wait unbounded behind a blocker
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
@@ -47,7 +66,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, flagctl
 AS $$
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.hold_engaged locks');
+    PERFORM flagctl.flag_change_declared('flagctl.hold_engaged locks');
     IF current_setting('lock_timeout') = '0' THEN
         PERFORM set_config('lock_timeout', '5s', true);
     END IF;
@@ -62,7 +81,10 @@ SECURITY DEFINER
 SET search_path = pg_catalog, flagctl
 AS $$
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.hold_rollback_state locks');
+    PERFORM flagctl.record_declared('flagctl.hold_rollback_state locks', ARRAY['rollback.']);
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
     PERFORM 1 FROM flagctl.rollback_state r WHERE r.system = p_system FOR UPDATE;
 END
 $$;
@@ -82,7 +104,7 @@ DECLARE
     bound text := (SELECT min(b.flag) FROM flagctl.binding b
                     WHERE b.system = p_system AND b.flag = ANY(p_del_flags || p_flags));
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.write_own writes');
+    PERFORM flagctl.flag_change_declared('flagctl.write_own writes');
     IF bound IS NOT NULL THEN
         RAISE EXCEPTION 'flagctl: flag % of system % lives in an application table, not in flagctl.flag_state', bound, p_system
             USING ERRCODE = 'invalid_parameter_value', HINT = 'write it with flagctl.write_bound';
@@ -126,7 +148,7 @@ DECLARE
     bad     text;
     t_name  regclass;
 BEGIN
-    PERFORM flagctl.write_declared('flagctl.write_bound writes');
+    PERFORM flagctl.flag_change_declared('flagctl.write_bound writes');
     SELECT coalesce(r->>'flag', 'NULL') INTO bad FROM jsonb_array_elements(p_rows) AS r
      WHERE NOT EXISTS (SELECT 1 FROM flagctl.binding b WHERE b.system = p_system AND b.flag = r->>'flag')
      LIMIT 1;
@@ -171,7 +193,7 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION flagctl.write_declared(text), flagctl.hold_flags(text, text[]),
+REVOKE ALL ON FUNCTION flagctl.write_declared(text), flagctl.flag_change_declared(text), flagctl.hold_flags(text, text[]),
     flagctl.hold_engaged(text), flagctl.hold_rollback_state(text),
     flagctl.write_own(text, text[], text[], text[], text[], jsonb[]), flagctl.write_bound(text, jsonb) FROM PUBLIC;
 DO $$
