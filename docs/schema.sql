@@ -381,8 +381,9 @@ CREATE FUNCTION flagctl.audit_sign(p_pos bigint, p_hash text, p_mac text, p_key_
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
 BEGIN
-    IF NOT flagctl.flagctl_member() THEN
-        RAISE EXCEPTION 'flagctl: % may not sign the audit trail', session_user USING ERRCODE = 'insufficient_privilege';
+    IF NOT (flagctl.may('set') OR flagctl.may('kill') OR flagctl.may('freeze.set')) THEN
+        RAISE EXCEPTION 'flagctl: % may not sign the audit trail: only a role that changes flags signs it', session_user
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM flagctl.audit_seal s WHERE s.pos = p_pos AND s.hash = p_hash) THEN
         RAISE EXCEPTION 'flagctl: no seal % with hash %: only a sealed head is signed', p_pos, p_hash

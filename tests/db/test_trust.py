@@ -746,6 +746,8 @@ def test_only_a_sealed_head_is_signed(ws8: Cli) -> None:
     assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
     ws8.sql("SELECT flagctl.audit_seal(true, 0)")
     pos, head = ws8.sql("SELECT pos, hash FROM flagctl.audit_seal ORDER BY pos DESC LIMIT 1")[0]
+    with member(ws8, "viewer") as (_, dsn):  # a viewer only reads: no signature, not even of the head
+        assert denied(dsn, f"SELECT flagctl.audit_sign({int(pos)}, '{head}', 'junk', 'k')")
     with member(ws8, "release") as (_, dsn):
         assert denied(
             dsn,

@@ -163,16 +163,18 @@ BEGIN
 END
 $$;
 
--- A signature of the audit chain's head: only of a seal that exists, with the hash it
--- holds (a signature made for a position not sealed yet would block the real one).
+-- A signature of the audit chain's head, by a member who may change something (a viewer
+-- only reads: a junk signature would take the seal's place): only of a seal that exists,
+-- with the hash it holds (one made for a position not sealed yet would block the real one).
 CREATE OR REPLACE FUNCTION flagctl.audit_sign(p_pos bigint, p_hash text, p_mac text, p_key_id text) RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, flagctl
 AS $$
 BEGIN
-    IF NOT flagctl.flagctl_member() THEN
-        RAISE EXCEPTION 'flagctl: % may not sign the audit trail', session_user USING ERRCODE = 'insufficient_privilege';
+    IF NOT (flagctl.may('set') OR flagctl.may('kill') OR flagctl.may('freeze.set')) THEN
+        RAISE EXCEPTION 'flagctl: % may not sign the audit trail: only a role that changes flags signs it', session_user
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM flagctl.audit_seal s WHERE s.pos = p_pos AND s.hash = p_hash) THEN
         RAISE EXCEPTION 'flagctl: no seal % with hash %: only a sealed head is signed', p_pos, p_hash
