@@ -68,7 +68,8 @@ class FlagctlGroup(TyperGroup):
 
     def _output_after_command(self, args: list[str]) -> list[str]:
         """``--output``/``-o`` is every command's option; given before the command
-        (``flagctl -o json status``) it is moved after it, where that command reads it."""
+        (``flagctl -o json status``) it is moved after it, where that command reads it (an
+        ``-o`` given after the command too wins, as the later one always does)."""
         takes_value = {
             name for p in self.params
             if p.param_type_name == "option" and not getattr(p, "is_flag", False) and not getattr(p, "count", False)
@@ -93,8 +94,10 @@ class FlagctlGroup(TyperGroup):
                 i += step
         if not moved:
             return args
+        # after the command's words and arguments, before its first option: where no other
+        # option's value can take it (`set FLAG --reason` stays a missing reason)
         rest = args[i:]
-        end = rest.index("--") if "--" in rest else len(rest)
+        end = next((k for k, arg in enumerate(rest) if arg.startswith("-")), len(rest))
         return [*head, *rest[:end], *moved, *rest[end:]]
 
     def list_commands(self, ctx: Any) -> list[str]:

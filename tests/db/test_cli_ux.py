@@ -269,3 +269,12 @@ def test_db_init_says_installed_then_up_to_date_and_db_status_prints_keys_as_tex
     assert fresh("db", "init").stdout.splitlines()[0].startswith("schema flagctl is up to date")
     status = ws8("db", "status")
     assert "feature_name=p3_advisory" in status.stdout and "{'" not in status.stdout
+
+
+def test_output_before_the_command_never_becomes_another_options_value(ws8: Cli) -> None:
+    """Moved to the end, `flagctl -o json set FLAG off --reason` (the reason forgotten) read
+    `--reason -o` and a stray `json`: a set attempt instead of a usage error."""
+    result = ws8("-o", "json", "set", "p3_advisory", "off", "--reason")
+    assert result.exit_code == 2 and "--reason" in result.stderr
+    assert json.loads(result.stdout)["error"]["exit_code"] == 2
+    assert ws8.sql("SELECT count(*) FROM flagctl.audit WHERE action = 'set'") == [(0,)]
