@@ -1004,11 +1004,12 @@ BEGIN
     IF pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER') THEN
         RETURN coalesce(NEW, OLD);
     END IF;
-    IF act = 'kill' AND TG_OP = 'INSERT' THEN
+    -- a kill, or the manifest's kill run by the rollback machine (watch --auto)
+    IF act IN ('kill', 'rollback.auto') AND TG_OP = 'INSERT' THEN
         PERFORM flagctl.check_bases(NEW, NULL);
         RETURN NEW;
     END IF;
-    IF act = 'kill' AND TG_OP = 'UPDATE' AND to_jsonb(NEW) - 'below' = to_jsonb(OLD) - 'below' THEN
+    IF act IN ('kill', 'rollback.auto') AND TG_OP = 'UPDATE' AND to_jsonb(NEW) - 'below' = to_jsonb(OLD) - 'below' THEN
         PERFORM flagctl.check_bases(NEW, coalesce(OLD.below, '{}'::jsonb));
         RETURN NEW;
     END IF;

@@ -204,3 +204,21 @@ def test_a_blind_watch_does_not_count_the_gap_as_green(recsys: Cli) -> None:
     recsys.sleeper.hooks.clear()
     recsys.clock.advance(minutes=16)  # 15 minutes of green, watched this time
     assert watch_once(recsys)[1]["state"] == "NORMAL"
+
+
+def test_the_watchdog_kills_as_a_release_member_not_only_as_the_owner(ws8: Cli) -> None:
+    """watch --auto's kill ran only as the schema's owner: for a release member (the role
+    the rollback machine needs) the engagement guard took only a `kill`, not the declared
+    `rollback.auto`, and the automatic kill failed with exit 5."""
+    from tests.db.test_trust import member
+
+    ws8("stage", "set", "p3", "canary", "-r", "go", "-y")
+    ws8.sql("INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')")
+    with member(ws8, "release") as (name, dsn):
+        ws8.sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {name}")
+        watchdog = Cli(dsn, ws8.manifest, clock=ws8.clock, admin_dsn=ws8.dsn)
+        code, tick = watch_once(watchdog, "--auto", *GO)
+        assert tick.get("errors") in (None, []), tick
+        assert code == 1 and tick["actions"] == ["engage kill switch p3-off"]
+    assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
+    assert ws8.sql("SELECT switch FROM flagctl.engaged_switch") == [("p3-off",)]
