@@ -712,6 +712,13 @@ CREATE FUNCTION flagctl.drill_finish(p_id bigint, p_verdict text, p_steps jsonb,
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
 BEGIN
+    IF p_verdict = 'passed' AND NOT EXISTS (
+        SELECT 1 FROM flagctl.drills d JOIN flagctl.change_context c
+            ON c.action LIKE 'drill.%' AND c.db_user = session_user AND c.begun_at >= d.started_at
+         WHERE d.id = p_id) THEN
+        RAISE EXCEPTION 'flagctl: drill % ran no drill step: it cannot have passed', p_id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     UPDATE flagctl.drills SET finished_at = now(), verdict = p_verdict, steps = p_steps, restored = p_restored,
            report = p_report
      WHERE id = p_id AND db_user = session_user AND finished_at IS NULL;
@@ -733,9 +740,10 @@ CREATE FUNCTION flagctl.drill_start(p_system text, p_kind text, p_subject text, 
     AS $$
 #variable_conflict use_column
 BEGIN
-    IF NOT (flagctl.may('drill.kill') OR flagctl.may('drill.stage')) THEN
-        RAISE EXCEPTION 'flagctl: % may not run a drill: it needs the role flagctl_security or flagctl_release', session_user
-            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl db grant security ' || session_user;
+    IF NOT flagctl.may(CASE WHEN p_kind = 'kill' THEN 'drill.kill' ELSE 'drill.stage' END) THEN
+        RAISE EXCEPTION 'flagctl: % may not run a % drill: it needs the role %', session_user, p_kind,
+            flagctl.role_for(CASE WHEN p_kind = 'kill' THEN 'drill.kill' ELSE 'drill.stage' END)
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF nullif(btrim(coalesce(p_reason, '')), '') IS NULL THEN
         RAISE EXCEPTION 'flagctl: a drill needs a reason' USING ERRCODE = 'invalid_parameter_value';

@@ -725,6 +725,7 @@ def test_a_drill_record_is_written_only_by_the_drill_that_ran(ws8: Cli) -> None:
         " VALUES ('phase3', 'kill', 'p3-off', 'r', 'passed', 'alice')"
     )
     start = "SELECT id FROM flagctl.drill_start('phase3', 'kill', 'p3-off', 'global', 'me', 'drill')"
+    assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0  # something for the drill to kill
     with (
         member(ws8, "security") as (alice, a),
         member(ws8, "security") as (_, b),
@@ -735,9 +736,15 @@ def test_a_drill_record_is_written_only_by_the_drill_that_ran(ws8: Cli) -> None:
         finish = f"SELECT flagctl.drill_finish({drill}, 'passed', '[]', true, 'ok')"
         assert denied(b, finish)  # not theirs
         assert denied(a, f"UPDATE flagctl.drills SET verdict = 'passed' WHERE id = {int(drill)}")  # noqa: S608
+        assert denied(a, finish)  # nothing done: it cannot have passed
+        with conn.transaction():  # the drill's kill
+            conn.execute("SELECT flagctl.begin_change('drill.kill', 'me', 'drill', NULL, NULL)")
+            conn.execute("SELECT count(*) FROM flagctl.kill('phase3', 'p3-off', 'drill')")
         assert not denied(a, finish)
         assert denied(a, finish)  # finished already
     assert ws8.sql("SELECT db_user, verdict FROM flagctl.drills") == [(alice, "passed")]
+    with member(ws8, "release") as (_, dsn):  # a kill drill needs the security role
+        assert denied(dsn, start)
 
 
 def test_only_a_sealed_head_is_signed(ws8: Cli) -> None:

@@ -72,7 +72,8 @@ END
 $$;
 
 -- A drill starts (its own transaction, before its steps): run by the session's own user,
--- who must hold a role that may make the drill's changes.
+-- who must hold the role its changes need (a kill drill: security; a rollback drill:
+-- release).
 CREATE OR REPLACE FUNCTION flagctl.drill_start(p_system text, p_kind text, p_subject text, p_scope text,
                                                p_actor text, p_reason text)
 RETURNS TABLE(id bigint, started_at timestamptz)
@@ -82,9 +83,10 @@ SET search_path = pg_catalog, flagctl
 AS $$
 #variable_conflict use_column
 BEGIN
-    IF NOT (flagctl.may('drill.kill') OR flagctl.may('drill.stage')) THEN
-        RAISE EXCEPTION 'flagctl: % may not run a drill: it needs the role flagctl_security or flagctl_release', session_user
-            USING ERRCODE = 'insufficient_privilege', HINT = 'flagctl db grant security ' || session_user;
+    IF NOT flagctl.may(CASE WHEN p_kind = 'kill' THEN 'drill.kill' ELSE 'drill.stage' END) THEN
+        RAISE EXCEPTION 'flagctl: % may not run a % drill: it needs the role %', session_user, p_kind,
+            flagctl.role_for(CASE WHEN p_kind = 'kill' THEN 'drill.kill' ELSE 'drill.stage' END)
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF nullif(btrim(coalesce(p_reason, '')), '') IS NULL THEN
         RAISE EXCEPTION 'flagctl: a drill needs a reason' USING ERRCODE = 'invalid_parameter_value';
@@ -96,7 +98,10 @@ BEGIN
 END
 $$;
 
--- A running drill ends, with its verdict: only by the user who started it, only once.
+-- A running drill ends, with its verdict: only by the user who started it, only once; a
+-- drill that passed declared its changes (drill.* changes by that user since it started,
+-- each declared through begin_change, which checked the role; a step with nothing to
+-- change still declares), so a "passed" with no drill step at all is refused.
 CREATE OR REPLACE FUNCTION flagctl.drill_finish(p_id bigint, p_verdict text, p_steps jsonb, p_restored boolean,
                                                 p_report text) RETURNS void
 LANGUAGE plpgsql
@@ -104,6 +109,13 @@ SECURITY DEFINER
 SET search_path = pg_catalog, flagctl
 AS $$
 BEGIN
+    IF p_verdict = 'passed' AND NOT EXISTS (
+        SELECT 1 FROM flagctl.drills d JOIN flagctl.change_context c
+            ON c.action LIKE 'drill.%' AND c.db_user = session_user AND c.begun_at >= d.started_at
+         WHERE d.id = p_id) THEN
+        RAISE EXCEPTION 'flagctl: drill % ran no drill step: it cannot have passed', p_id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     UPDATE flagctl.drills SET finished_at = now(), verdict = p_verdict, steps = p_steps, restored = p_restored,
            report = p_report
      WHERE id = p_id AND db_user = session_user AND finished_at IS NULL;
