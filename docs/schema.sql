@@ -2756,6 +2756,17 @@ DECLARE
 BEGIN
     PERFORM flagctl.flag_change_declared('flagctl.write_bound writes');
     SELECT coalesce(r->>'flag', 'NULL') INTO bad FROM jsonb_array_elements(p_rows) AS r
+     WHERE jsonb_typeof(r->'set') IS DISTINCT FROM 'object' OR r->'set' = '{}'::jsonb LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'flagctl: flag %: nothing to write (give "set": {column: value, …})', bad
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT r->>'flag' INTO bad FROM jsonb_array_elements(p_rows) AS r GROUP BY r->>'flag' HAVING count(*) > 1 LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'flagctl: flag % is written twice in one call', bad
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'one entry per flag';
+    END IF;
+    SELECT coalesce(r->>'flag', 'NULL') INTO bad FROM jsonb_array_elements(p_rows) AS r
      WHERE NOT EXISTS (SELECT 1 FROM flagctl.binding b WHERE b.system = p_system AND b.flag = r->>'flag')
      LIMIT 1;
     IF bad IS NOT NULL THEN

@@ -212,6 +212,17 @@ def test_a_release_member_writes_flags_only_through_flagctls_functions(
         ):
             conn.execute(declared("stage.set"))
             conn.execute(through("phase3", "resumes", enabled=True))
+        twice = json.dumps([{"flag": "p3_advisory", "set": {"enabled": False}}] * 2)
+        for rows, says in (
+            ('[{"flag": "p3_advisory", "set": {}}]', "nothing to write"),
+            (twice, "written twice"),
+        ):
+            with (
+                pytest.raises(psycopg.errors.InvalidParameterValue, match=says),
+                psycopg.connect(dsn) as conn,
+            ):
+                conn.execute(declared("stage.set"))
+                conn.execute("SELECT count(*) FROM flagctl.write_bound('phase3', %s)", (rows,))
         assert not denied(dsn, declared("stage.set"), canary)
         assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(True, 1)]
         assert Cli(dsn, WS8_MANIFEST, admin_dsn=ws8.dsn)("stage", "set", "p3", "dark", *GO).exit_code == 0
