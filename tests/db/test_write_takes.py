@@ -118,3 +118,43 @@ def test_db_init_and_db_status_name_a_foreign_trigger(ws8: Cli) -> None:
     assert "keep_flags" in init.stderr and "ignore_updates" in init.stderr
     status = json.loads(ws8("db", "status", "-o", "json").stdout)
     assert any("keep_flags" in w for w in status["bindings"][0]["in_the_way"])
+
+
+@pytest.mark.parametrize(
+    ("blocker", "named"), [(KEEP_OLD, "keep_flags"), (INSTEAD_NOTHING, "ignore_updates")]
+)
+def test_the_application_in_the_way_stops_each_role_through_flagctl_and_in_psql(
+    ws8: Cli, blocker: str, named: str
+) -> None:
+    """The same hostile trigger or rule, met by the users who really make these changes: a
+    security member's kill and a release member's stage move, through flagctl (exit 1,
+    naming it) and in psql (flagctl.kill refuses with FL001; write_bound shows the row as
+    the table kept it), each leaving the flag where it was."""
+    import psycopg
+
+    from tests.db.test_trust import declared, member
+
+    assert ws8("stage", "set", "p3", "canary", *GO).exit_code == 0
+    ws8.sql(blocker)
+    with member(ws8, "security") as (_, dsn):
+        killed = Cli(dsn, ws8.manifest, admin_dsn=ws8.dsn)("kill", "p3-off", *GO)
+        assert killed.exit_code == 1 and named in killed.stderr, killed.stderr
+        with pytest.raises(psycopg.Error) as refused, psycopg.connect(dsn) as conn:
+            conn.execute("SELECT * FROM flagctl.kill('phase3', 'p3-off', 'INC-1')")
+        assert refused.value.sqlstate == "FL001" and named in str(refused.value)
+    with member(ws8, "release") as (_, dsn):
+        moved = Cli(dsn, ws8.manifest, admin_dsn=ws8.dsn)("stage", "set", "p3", "dark", *GO)
+        assert moved.exit_code == 1 and named in moved.stderr, moved.stderr
+        with psycopg.connect(dsn) as conn:
+            conn.execute(declared("stage.set"))
+            try:  # a rule: refused outright; a trigger: the row as it kept it, for the caller to see
+                held = conn.execute(
+                    "SELECT held FROM flagctl.write_bound('phase3', %s)",
+                    ('[{"flag": "p3_advisory", "set": {"enabled": false, "rollout_percent": 0}}]',),
+                ).fetchall()
+                assert held == [({"feature_name": "p3_advisory", "enabled": True, "rollout_percent": 1},)]
+            except psycopg.Error as error:
+                assert error.sqlstate == "FL001" and named in str(error)
+            conn.rollback()
+    assert p3_state(ws8) == (True, 1)
+    assert ws8.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(0,)]
