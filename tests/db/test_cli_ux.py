@@ -65,12 +65,13 @@ def test_parser_errors_are_one_plain_line_and_a_hint(args: list[str], first: str
     assert "release" not in result.stderr
 
 
-def on_a_terminal(*args: str, **env: str) -> str:
-    """Run flagctl with stderr on a pseudo-terminal; what it wrote there."""
+def on_a_terminal(*args: str, stream: str = "stderr", **env: str) -> str:
+    """Run flagctl with one stream (stderr, or stdout) on a pseudo-terminal and the other
+    one discarded; what it wrote there."""
     leader, follower = pty.openpty()
     environ = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | env
-    proc = subprocess.Popen([FLAGCTL, *args], stderr=follower, stdout=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, env=environ)  # fmt: skip
+    streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: follower}
+    proc = subprocess.Popen([FLAGCTL, *args], stdin=subprocess.DEVNULL, env=environ, **streams)
     os.close(follower)
     chunks = []
     while True:
@@ -151,24 +152,10 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(ws8: Cli, args: tuple[s
 
 
 def help_on_a_terminal(*args: str) -> str:
-    """Run flagctl with stdout on a pseudo-terminal (the rich help renderer), 200 columns."""
-    leader, follower = pty.openpty()
-    environ = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"COLUMNS": "200", "TERM": "xterm"}
-    proc = subprocess.Popen([FLAGCTL, *args], stdout=follower, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, env=environ)  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    proc.wait(timeout=60)
-    os.close(leader)
-    return re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode())
+    """Run flagctl with stdout on a pseudo-terminal (the rich help renderer), 200 columns,
+    colours taken out."""
+    shown = on_a_terminal(*args, stream="stdout", COLUMNS="200", TERM="xterm")
+    return re.sub(r"\x1b\[[0-9;]*m", "", shown)
 
 
 @pytest.mark.parametrize(
