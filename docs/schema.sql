@@ -510,6 +510,22 @@ $$;
 
 
 --
+-- Name: bounded_lock_wait(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.bounded_lock_wait() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
+END
+$$;
+
+
+--
 -- Name: bucket(text, text); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -1165,9 +1181,7 @@ CREATE FUNCTION flagctl.hold_engaged(p_system text) RETURNS void
     AS $$
 BEGIN
     PERFORM flagctl.flag_change_declared('flagctl.hold_engaged locks');
-    IF current_setting('lock_timeout') = '0' THEN
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     PERFORM 1 FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq FOR UPDATE;
 END
 $$;
@@ -1183,9 +1197,7 @@ CREATE FUNCTION flagctl.hold_flags(p_system text, p_flags text[]) RETURNS void
     AS $$
 BEGIN
     PERFORM flagctl.flag_change_declared('flagctl.hold_flags locks');
-    IF current_setting('lock_timeout') = '0' THEN  -- never wait unbounded behind a blocker
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     PERFORM flagctl.kill_lock_flags(p_system, p_flags);
 END
 $$;
@@ -1201,9 +1213,7 @@ CREATE FUNCTION flagctl.hold_rollback_state(p_system text) RETURNS void
     AS $$
 BEGIN
     PERFORM flagctl.record_declared('flagctl.hold_rollback_state locks', ARRAY['rollback.']);
-    IF current_setting('lock_timeout') = '0' THEN
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     PERFORM 1 FROM flagctl.rollback_state r WHERE r.system = p_system FOR UPDATE;
 END
 $$;
@@ -1613,9 +1623,7 @@ BEGIN
         RAISE EXCEPTION 'flagctl: invalid scope %', coalesce(p_scope, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'use global, or KIND:VALUE such as workspace:42';
     END IF;
-    IF current_setting('lock_timeout') = '0' THEN  -- never wait unbounded behind a blocker
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     RETURN cat;
 END
 $_$;
@@ -1657,9 +1665,7 @@ BEGIN
                   HINT = format('SELECT * FROM flagctl.kill(%L, %L, ''INC-123: why'') takes its own', p_system, p_switch);
     END IF;
     PERFORM flagctl.kill_role(ctx.action, ctx.action);
-    IF current_setting('lock_timeout') = '0' THEN
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     PERFORM flagctl.kill_lock(p_system, ARRAY(
         SELECT DISTINCT k FROM (SELECT jsonb_object_keys(coalesce(cat->'switches'->p_switch->'settings', '{}')) AS k
                                 UNION ALL
@@ -3742,6 +3748,13 @@ REVOKE ALL ON FUNCTION flagctl.blockers_of(p_waiter integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION flagctl.blockers_of(p_waiter integer) TO flagctl_security;
 GRANT ALL ON FUNCTION flagctl.blockers_of(p_waiter integer) TO flagctl_admin;
 GRANT ALL ON FUNCTION flagctl.blockers_of(p_waiter integer) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION bounded_lock_wait(); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.bounded_lock_wait() FROM PUBLIC;
 
 
 --

@@ -228,6 +228,20 @@ BEGIN
 END
 $$;
 
+-- A session's lock_timeout of 0 means "wait forever" to PostgreSQL: a kill's or a change's
+-- locks never wait unbounded behind a blocker, so such a wait is bounded to 5 s for this
+-- transaction (flagctl's own callers set their --lock-timeout first).
+CREATE OR REPLACE FUNCTION flagctl.bounded_lock_wait() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '5s', true);
+    END IF;
+END
+$$;
+
 -- Lock the flags a kill or a release writes (kill_lock_flags), then the system's engaged
 -- switches.
 CREATE OR REPLACE FUNCTION flagctl.kill_lock(p_system text, p_flags text[]) RETURNS void
@@ -592,9 +606,7 @@ BEGIN
         RAISE EXCEPTION 'flagctl: invalid scope %', coalesce(p_scope, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'use global, or KIND:VALUE such as workspace:42';
     END IF;
-    IF current_setting('lock_timeout') = '0' THEN  -- never wait unbounded behind a blocker
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     RETURN cat;
 END
 $$;
@@ -853,9 +865,7 @@ BEGIN
                   HINT = format('SELECT * FROM flagctl.kill(%L, %L, ''INC-123: why'') takes its own', p_system, p_switch);
     END IF;
     PERFORM flagctl.kill_role(ctx.action, ctx.action);
-    IF current_setting('lock_timeout') = '0' THEN
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     PERFORM flagctl.kill_lock(p_system, ARRAY(
         SELECT DISTINCT k FROM (SELECT jsonb_object_keys(coalesce(cat->'switches'->p_switch->'settings', '{}')) AS k
                                 UNION ALL
@@ -877,7 +887,7 @@ REVOKE ALL ON FUNCTION flagctl.kill_norm(text, jsonb), flagctl.kill_overlay(text
     flagctl.kill_left_at(text, flagctl.engaged_switch[], text, text, jsonb, jsonb),
     flagctl.kill_with(text, flagctl.engaged_switch[], flagctl.engaged_switch, text, text, jsonb, jsonb, jsonb),
     flagctl.kill_without(text, flagctl.engaged_switch[], flagctl.engaged_switch, text, text, jsonb, jsonb),
-    flagctl.kill_not_taken(regclass, text), flagctl.kill_lock(text, text[]), flagctl.kill_lock_flags(text, text[]),
+    flagctl.kill_not_taken(regclass, text), flagctl.kill_lock(text, text[]), flagctl.kill_lock_flags(text, text[]), flagctl.bounded_lock_wait(),
     flagctl.kill_state(text, jsonb, text[]), flagctl.kill_slim(text, text[]), flagctl.kill_write(text, text, text, text, jsonb),
     flagctl.kill_declare(text, text, text, text, text, text), flagctl.kill_role(text, text),
     flagctl.kill_violations(jsonb, jsonb, text), flagctl.kill_truthy(jsonb), flagctl.kill_equal(jsonb, jsonb),

@@ -51,9 +51,7 @@ SET search_path = pg_catalog, flagctl
 AS $$
 BEGIN
     PERFORM flagctl.flag_change_declared('flagctl.hold_flags locks');
-    IF current_setting('lock_timeout') = '0' THEN  -- never wait unbounded behind a blocker
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     PERFORM flagctl.kill_lock_flags(p_system, p_flags);
 END
 $$;
@@ -67,9 +65,7 @@ SET search_path = pg_catalog, flagctl
 AS $$
 BEGIN
     PERFORM flagctl.flag_change_declared('flagctl.hold_engaged locks');
-    IF current_setting('lock_timeout') = '0' THEN
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     PERFORM 1 FROM flagctl.engaged_switch e WHERE e.system = p_system ORDER BY e.seq FOR UPDATE;
 END
 $$;
@@ -82,9 +78,7 @@ SET search_path = pg_catalog, flagctl
 AS $$
 BEGIN
     PERFORM flagctl.record_declared('flagctl.hold_rollback_state locks', ARRAY['rollback.']);
-    IF current_setting('lock_timeout') = '0' THEN
-        PERFORM set_config('lock_timeout', '5s', true);
-    END IF;
+    PERFORM flagctl.bounded_lock_wait();
     PERFORM 1 FROM flagctl.rollback_state r WHERE r.system = p_system FOR UPDATE;
 END
 $$;
