@@ -6,7 +6,6 @@ the clock and the sleeper, or pretend to be on a terminal; real runs build one f
 
 from __future__ import annotations
 
-import getpass
 import os
 import shlex
 import sys
@@ -19,13 +18,6 @@ from typing import Any
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
 
 
 @dataclass

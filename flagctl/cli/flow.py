@@ -7,13 +7,12 @@ any failure into its message and exit code, once for every command.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flagctl.cli import render
-from flagctl.cli.env import Environment, os_user
+from flagctl.cli.env import Environment
 from flagctl.cli.render import Output
 from flagctl.errors import FlagctlError, PermissionDenied, UsageError
 
@@ -171,28 +170,23 @@ def role_hint(action: str, user: str) -> str:
 
 
 def audit_context(env: Environment, opts: Mutation, action: str) -> AuditContext:
-    """The shared rules of every change, checked before anything connects: a plain
-    --reason and --actor, --yes without a terminal, a usable audit key. Returns who acts
-    and why, as the audit trail records it."""
+    """The shared rules of every change, checked before anything connects: a usable audit
+    key, ``--yes`` without a terminal, and (``AuditContext.given``, the library's one
+    constructor) a plain, bounded --reason and --actor. Returns who acts and why, as the
+    audit trail records it."""
     from flagctl.store.db import AuditContext
 
     audit_key(env)  # a bad key: before anything changes
-    reason = _plain_text("--reason", (opts.reason or "").strip(), 2000)
-    _plain_text("--actor", opts.actor or "", 200)
-    if not reason and not opts.dry_run:
-        raise UsageError(f"{action} needs --reason", "say why, e.g. --reason 'INC-123: error spike'")
+    context = AuditContext.given(
+        action, reason=opts.reason, actor=opts.actor, command=env.command_line(),
+        request_id=env.request_id, required=not opts.dry_run,
+    )  # fmt: skip
     if not opts.yes and not opts.dry_run and not env.is_interactive():
         raise UsageError(
             "refusing to change anything without --yes: there is no terminal to confirm on",
             "re-run with --yes (and --dry-run first to see the plan)",
         )
-    return AuditContext(
-        actor=opts.actor or os_user(),
-        reason=reason,
-        action=action,
-        command=env.command_line(),
-        request_id=env.request_id or str(uuid.uuid4()),
-    )
+    return context
 
 
 def audit_key(env: Environment) -> AuditKey | None:
@@ -245,20 +239,6 @@ def _report(
     except (pg.Error, FlagctlError) as exc:
         why = exc.message if isinstance(exc, FlagctlError) else (exc.diag.message_primary or str(exc))
         render.note(f"the change is made, but what follows it failed: {why}")
-
-
-def _plain_text(option: str, text: str, longest: int) -> str:
-    """Text recorded in the audit trail: one line of printable characters, bounded — so no
-    one writes escape sequences or forged lines into what an operator reads later."""
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
-        raise UsageError(
-            f"{option} has a control character (a newline, a tab or an escape)", "give it as one plain line"
-        )
-    if len(text) > longest:
-        raise UsageError(
-            f"{option} is {len(text)} characters long; at most {longest}", "say it shorter; link the ticket"
-        )
-    return text
 
 
 def _prompt(plan: Plan) -> bool:

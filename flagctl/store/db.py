@@ -30,15 +30,83 @@ if TYPE_CHECKING:
 APPLICATION_NAME = "flagctl"
 
 
+REASON_LONGEST = 2000
+ACTOR_LONGEST = 200
+
+
 @dataclass(frozen=True)
 class AuditContext:
-    """What the audit trigger records beside each change."""
+    """What the audit trigger records beside each change: who acts, why, as which action and
+    command. Every caller builds it through here (``given`` for a command's options), so
+    every change is held to the same rules: an actor and a reason of one plain line each,
+    bounded — no one writes escape sequences or forged lines into what an operator reads
+    later in ``audit log``."""
 
     actor: str
     reason: str
     action: str
     command: str
     request_id: str = ""  # ties the command's rows together; given by the caller, it makes a retry idempotent
+
+    def __post_init__(self) -> None:
+        # Whoever builds it: no control character reaches the trail. (The length bounds are
+        # ``given``'s, for what a person typed; a drill prefixes its step to the reason.)
+        plain_text("--reason", self.reason)
+        plain_text("--actor", self.actor)
+
+    @classmethod
+    def given(
+        cls,
+        action: str,
+        *,
+        reason: str | None,
+        actor: str | None,
+        command: str,
+        request_id: str | None = None,
+        required: bool = True,
+    ) -> AuditContext:
+        """The context of a change from what its caller gave: the reason stripped (and
+        required, unless ``required`` is false: a dry run changes nothing), the actor
+        defaulting to the OS user, a fresh request id unless the caller names one."""
+        import uuid
+
+        text = (reason or "").strip()
+        plain_text("--reason", text, REASON_LONGEST)  # the wrong reason named before the missing one
+        plain_text("--actor", actor or "", ACTOR_LONGEST)
+        if required and not text:
+            raise UsageError(f"{action} needs --reason", "say why, e.g. --reason 'INC-123: error spike'")
+        return cls(
+            actor=actor or os_user(),
+            reason=text,
+            action=action,
+            command=command,
+            request_id=request_id or str(uuid.uuid4()),
+        )
+
+
+def plain_text(option: str, text: str, longest: int | None = None) -> str:
+    """Text recorded in the audit trail: one line of printable characters (at most
+    ``longest`` long, if given); else a UsageError naming ``option``."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise UsageError(
+            f"{option} has a control character (a newline, a tab or an escape)", "give it as one plain line"
+        )
+    if longest is not None and len(text) > longest:
+        raise UsageError(
+            f"{option} is {len(text)} characters long; at most {longest}", "say it shorter; link the ticket"
+        )
+    return text
+
+
+def os_user() -> str:
+    """Who runs this process, as the OS says (the default actor of a change)."""
+    import getpass
+    import os
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
 
 
 # A transient failure to connect (the server restarting, a failover) is retried this many

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import Cli, values
+import pytest
+
+from tests.conftest import Cli, audit_count, values
 
 GO = ("-r", "watch", "-y")
 
@@ -222,3 +224,20 @@ def test_the_watchdog_kills_as_a_release_member_not_only_as_the_owner(ws8: Cli) 
         assert code == 1 and tick["actions"] == ["engage kill switch p3-off"]
     assert ws8.sql("SELECT enabled, rollout_percent FROM p3_feature_state") == [(False, 0)]
     assert ws8.sql("SELECT switch FROM flagctl.engaged_switch") == [("p3-off",)]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--reason", "x\x1b[2K\ny"), ("--actor", "alice\r\nbob"), ("--reason", "x" * 2001)],
+)
+def test_watch_holds_its_reason_and_actor_to_the_rules_of_every_change(
+    recsys: Cli, option: str, value: str
+) -> None:
+    # The watchdog records what it does under this reason and actor, as `kill` does: the
+    # same refusal (exit 2, naming the option), before it evaluates or rolls back anything.
+    traffic(recsys, errors=50)  # a P1 breach: an --auto watch would roll back
+    args = ["--reason", "watch"] if option != "--reason" else []
+    result = recsys("watch", "--once", "--auto", "--yes", option, value, *args)
+    assert result.exit_code == 2 and option in result.stderr, result.stderr
+    assert audit_count(recsys) == 0
+    assert state(recsys) == "NORMAL"

@@ -10,7 +10,6 @@ import typer
 
 from flagctl.cli import render
 from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, env_of
-from flagctl.cli.env import os_user
 from flagctl.cli.flow import connect, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, ConnectionFailed, NotConfirmed, UsageError
@@ -64,7 +63,9 @@ def watch(
             "watch will apply the rollback actions by itself. Continue?", default=False, err=True
         ):
             raise NotConfirmed("not confirmed; nothing was changed")
-    audit = AuditContext(actor or os_user(), (reason or "").strip() or "watch", "watch", env.command_line())
+    audit = AuditContext.given(
+        "watch", reason=(reason or "").strip() or "watch", actor=actor, command=env.command_line()
+    )
     conn = connect(env)
     live = _live_display(output)
     needed = False
