@@ -13,21 +13,16 @@ error of its own, so the two cannot disagree about what a command line means.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flagctl.cli import render
 from flagctl.cli.env import Environment
 from flagctl.cli.flow import Mutation, aborted, configure, connect, failure_code, manifest, mutate, not_utf8
 from flagctl.cli.render import Output
-from flagctl.errors import CheckFailed, UsageError
-from flagctl.model.durations import format_duration
 
 if TYPE_CHECKING:
-    import psycopg
-
-    from flagctl.actions.base import Outcome
     from flagctl.model.manifest import Manifest
+    from flagctl.views.drift import Drift
 
 # What the fast path reads: option → its parameter (the typer command's names; a test
 # checks these against the typer declarations, so the two cannot drift apart).
@@ -182,70 +177,31 @@ def engage(
     break_locks: bool,
     waits: tuple[str, str] | None,
 ) -> None:
-    """The kill: engage, report drift after the COMMIT, then (``waits``: --timeout and
-    --live) wait for the gate clients to apply it."""
+    """The kill (``flagctl.actions.engage``, the library's), rendered: the drift it wrote
+    over after the COMMIT, then (``waits``: --timeout and --live) the gate clients'
+    acknowledgement, exit 1 if one did not apply it."""
+    from flagctl.actions.engage import AckWait, await_acks, overwritten_drift
     from flagctl.actions.kill import Kill
 
-    bounds = _ack_bounds(*waits) if waits is not None else None
+    wait = AckWait.parse(*waits) if waits is not None else None
     outcome = mutate(
         env,
         opts,
         Kill(loaded, switch, scope),
         break_locks=break_locks,
-        after=lambda conn, outcome: _report_drift(conn, loaded, outcome),
+        after=lambda conn, outcome: _report_drift(overwritten_drift(conn, loaded, outcome)),
     )
-    if bounds is not None and not outcome.dry_run:
-        _wait_acks(env, loaded, *bounds)
-
-
-def _ack_bounds(timeout: str, live: str) -> tuple[timedelta, timedelta]:
-    from flagctl.model.durations import parse_duration
-
-    try:
-        return parse_duration(timeout), parse_duration(live)
-    except ValueError as exc:
-        raise UsageError(f"--timeout/--live: {exc}") from None
-
-
-def _wait_acks(env: Environment, loaded: Manifest, timeout: timedelta, live: timedelta) -> None:
-    """Wait (on the server) until every live gate client applied the newest change."""
-    from flagctl.store.clients import wait_acks
-
-    clients = wait_acks(connect(env), loaded, timeout, live)
-    if not clients:
-        render.note("no live gate client to confirm the kill (flagctl clients lists them)")
+    if wait is None or outcome.dry_run:
         return
-    late = [c for c in clients if not c.acked]
-    if late:
-        names = "; ".join(f"{c.host} pid {c.pid} ({c.application}, at change {c.applied_seq})" for c in late)
-        who = (
-            f"{len(late)} of {len(clients)} live gate clients" if len(clients) > 1 else "the live gate client"
-        )
-        raise CheckFailed(
-            f"{who} did not apply the kill within {format_duration(timeout)}: {names}",
-            "the kill is engaged in the database; those processes still decide on the old state — "
-            "check them (flagctl clients)",
-        )
-    slowest = max(clients, key=lambda c: c.after_seconds)
-    after = f"{slowest.host} pid {slowest.pid}, {slowest.after_seconds * 1000:.0f} ms after the wait began"
-    render.note(
-        f"confirmed: all {len(clients)} live gate clients applied the kill; the slowest, {after}"
-        if len(clients) > 1
-        else f"confirmed: the live gate client applied the kill: {after}"
-    )
+    acks = await_acks(connect(env), loaded, wait)
+    failure = acks.failure()
+    if failure is not None:
+        raise failure
+    render.note(acks.summary())
 
 
-def _report_drift(conn: psycopg.Connection[Any], loaded: Manifest, outcome: Outcome) -> None:
-    """After the kill committed (so it never waits for this): the values it replaced that
-    had been changed around the audit trigger — someone bypassed the trail, and the kill
-    wrote over what they did."""
-    from flagctl.views.drift import drift
-
-    plan = outcome.plan
-    if not outcome.applied or plan.snapshot is None or outcome.txid is None:
-        return
-    flags = sorted(plan.snapshot.globals)
-    for found in drift(conn, loaded, plan.snapshot, flags, before_txid=outcome.txid):
+def _report_drift(found: list[Drift]) -> None:
+    for one in found:
         render.note(
-            f"drift before the kill: {found.describe()} (changed around the audit trigger; the kill wrote over it)"
+            f"drift before the kill: {one.describe()} (changed around the audit trigger; the kill wrote over it)"
         )
