@@ -72,3 +72,17 @@ def parse_since(text: str, now: datetime) -> datetime:
             f"not a time: {text!r}; use an ISO timestamp (2026-11-21T09:00Z) or a duration (2h)"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_until(text: str, now: datetime) -> datetime:
+    """When something ends: an ISO time ("2026-12-01T18:00Z"; UTC if it names no zone) or
+    a duration from ``now`` ("4h"); raise ValueError with both forms."""
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a time nor a duration") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flagctl.errors import UsageError
-from flagctl.model.durations import format_duration, parse_duration, parse_since
+from flagctl.model.durations import format_duration, parse_duration, parse_since, parse_until
 from flagctl.model.manifest import load_manifest
 from flagctl.model.values import DARK, Rollout, parse_rollout
 from tests.conftest import WS8_MANIFEST
@@ -61,3 +61,12 @@ def test_since_accepts_durations_and_iso_times() -> None:
     assert parse_since("2026-11-21T09:00", now) == datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="not a time"):
         parse_since("yesterday-ish", now)
+
+
+def test_parse_until_takes_a_time_or_a_duration_from_now() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert parse_until("4h", now) == datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    assert parse_until("2026-12-01T18:00Z", now) == datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+    assert parse_until("2026-12-01T18:00", now) == datetime(2026, 12, 1, 18, 0, tzinfo=UTC)  # UTC if no zone
+    with pytest.raises(ValueError, match="neither a time nor a duration"):
+        parse_until("tomorrow", now)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -93,17 +93,9 @@ def freeze_list(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
 
 
 def _until(text: str, now: datetime) -> datetime:
-    from flagctl.model.durations import parse_duration
+    from flagctl.model.durations import parse_until
 
     try:
-        return now + parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"--until {text!r} is neither a time nor a duration",
-            "e.g. --until 2026-12-01T18:00Z or --until 4h",
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+        return parse_until(text, now)
+    except ValueError as exc:
+        raise UsageError(f"--until {exc}", "e.g. --until 2026-12-01T18:00Z or --until 4h") from None

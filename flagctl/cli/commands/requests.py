@@ -8,7 +8,7 @@ other than the database user who acted."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -16,13 +16,7 @@ from flagctl.cli import render
 from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
 from flagctl.cli.flow import Mutation, audit_context, connect, manifest, mutate
 from flagctl.cli.render import Output
-from flagctl.errors import CheckFailed, PolicyRefused, UsageError
-
-if TYPE_CHECKING:
-    from flagctl.actions.base import Action
-    from flagctl.cli.env import Environment
-    from flagctl.model.manifest import Manifest
-    from flagctl.store.requests import Request
+from flagctl.errors import CheckFailed, UsageError
 
 review_app = typer.Typer(
     help="Post-action review of emergency actions (kills, forced changes, broken locks).",
@@ -72,38 +66,18 @@ def approve(
 ) -> None:
     """Apply a pending request as a second person, checked again now (bake, guardrails,
     freezes). The database refuses the user who asked for it."""
-    from flagctl.store.requests import request
+    from flagctl.actions.approve import approval_reason, pending, rebuild
 
     env = env_of(ctx)
     loaded = manifest(env)
-    found = request(connect(env), loaded, request_id)
-    if found.status != "pending":
-        raise PolicyRefused(
-            f"request {request_id} is {found.status} (by {found.approved_by})", system=loaded.system
-        )
-    why = f"approve request {request_id} ({found.requested_actor or found.requested_by}: {found.reason})"
-    text = f"{reason.strip()} — {why}" if reason and reason.strip() else None
+    found = pending(connect(env), loaded, request_id)
+    text = approval_reason(found, reason)
     mutate(
-        env, Mutation(text, yes, actor, dry_run, output), _rebuild(env, loaded, found), approving=request_id
+        env,
+        Mutation(text, yes, actor, dry_run, output),
+        rebuild(loaded, found, env.clock),
+        approving=request_id,
     )
-
-
-def _rebuild(env: Environment, loaded: Manifest, found: Request) -> Action[Any]:
-    """The requested change, built again from what the request recorded."""
-    from flagctl.actions.set import SetFlag
-    from flagctl.actions.stage import StageSet
-
-    spec = found.spec
-    if spec.get("kind") == "stage.set":
-        return StageSet(
-            loaded, spec["ladder"], stage=spec["stage"], percent=spec.get("percent"), force=bool(spec.get("force")),
-            clock=env.clock,
-        )  # fmt: skip
-    if spec.get("kind") == "set":
-        flag = loaded.flag(spec["flag"])
-        value = None if spec.get("value") is None else flag.from_db(spec["value"])
-        return SetFlag(loaded, spec["flag"], value, scope=spec["scope"], force=bool(spec.get("force")))
-    raise UsageError(f"request {found.id} holds a change this flagctl cannot build: {spec!r}")
 
 
 @review_app.command("pending")
