@@ -241,3 +241,43 @@ def test_watch_holds_its_reason_and_actor_to_the_rules_of_every_change(
     assert result.exit_code == 2 and option in result.stderr, result.stderr
     assert audit_count(recsys) == 0
     assert state(recsys) == "NORMAL"
+
+
+def test_the_library_watchdog_yields_each_evaluation_loss_retry_and_reconnection(recsys: Cli) -> None:
+    """flagctl.actions.watchdog.watch, as a library caller runs it: the loop's events as data
+    (the CLI only renders them), through a lost connection and two failed reconnections."""
+    import psycopg
+
+    from flagctl.actions.rollback import Tick
+    from flagctl.actions.watchdog import Lost, Reconnected, StillDown, watch
+    from flagctl.errors import ConnectionFailed
+    from flagctl.model.manifest import load_manifest
+    from flagctl.store.db import AuditContext
+
+    traffic(recsys)
+    attempts: list[int] = []
+    slept: list[float] = []
+
+    def connect() -> psycopg.Connection[tuple[object, ...]]:
+        attempts.append(1)
+        if len(attempts) in (2, 3):  # the database is still down for two retries
+            raise ConnectionFailed("connection refused")
+        return psycopg.connect(recsys.dsn, autocommit=True, application_name="watchdog-test")
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 1:  # after the first evaluation
+            recsys.sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'watchdog-test'"
+            )
+
+    audit = AuditContext.given("watch", reason="watch", actor="bot", command="watchdog.py")
+    events = list(
+        watch(connect, load_manifest(str(recsys.manifest)), audit, clock=recsys.clock, sleep=sleep,
+              interval=30.0, ticks=2)
+    )  # fmt: skip
+    kinds = [type(e) for e in events]
+    assert kinds == [Tick, Lost, StillDown, StillDown, Reconnected, Tick], kinds
+    assert [e.next_delay for e in events if isinstance(e, StillDown)] == [2.0, 4.0]
+    assert slept == [30.0, 1.0, 2.0, 4.0]  # the interval, then the back-off; nothing after the last tick
+    assert all(e.after == "NORMAL" for e in events if isinstance(e, Tick))

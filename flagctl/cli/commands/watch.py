@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,7 +11,7 @@ from flagctl.cli import render
 from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, env_of
 from flagctl.cli.flow import connect, manifest
 from flagctl.cli.render import Output
-from flagctl.errors import CheckFailed, ConnectionFailed, NotConfirmed, UsageError
+from flagctl.errors import CheckFailed, NotConfirmed, UsageError
 
 if TYPE_CHECKING:
     from flagctl.actions.rollback import Tick
@@ -40,9 +39,10 @@ def watch(
     """Evaluate the guardrails every --interval and advance the rollback state machine
     (NORMAL → DEGRADED → ROLLBACK_PENDING → ROLLED_BACK → RECOVERY_VERIFY → NORMAL);
     with --auto, apply the manifest's rollback actions. Every transition is audited."""
-    import psycopg
-
-    from flagctl.model.durations import parse_duration
+    from flagctl.actions.rollback import Tick
+    from flagctl.actions.watchdog import Lost, StillDown
+    from flagctl.actions.watchdog import watch as watchdog
+    from flagctl.model.durations import format_duration, parse_duration
     from flagctl.store.db import AuditContext
 
     env = env_of(ctx)
@@ -64,42 +64,34 @@ def watch(
         ):
             raise NotConfirmed("not confirmed; nothing was changed")
     audit = AuditContext.given(
-        "watch", reason=(reason or "").strip() or "watch", actor=actor, command=env.command_line()
-    )
-    conn = connect(env)
+        "watch", reason=(reason or "").strip() or "watch", actor=actor, command=env.command_line(),
+        request_id=env.request_id,
+    )  # fmt: skip
+    events = watchdog(
+        lambda: connect(env), loaded, audit, clock=env.clock, sleep=env.sleep, interval=pause,
+        ticks=1 if once else count, auto=auto, lock_timeout=env.lock_timeout, reconnect=not once,
+    )  # fmt: skip
     live = _live_display(output)
     needed = False
-    ticks = 1 if once else count
-    done = 0
-    watched_since = None
+    result = None
     try:
-        while True:
-            from flagctl.actions.rollback import tick
-
-            try:
-                result = tick(
-                    conn, loaded, env.clock, audit, auto=auto, lock_timeout=env.lock_timeout,
-                    watched_since=watched_since,
-                )  # fmt: skip
-            except (psycopg.OperationalError, ConnectionFailed) as exc:
-                lost = isinstance(exc, ConnectionFailed) or conn.broken
-                if once or not lost:  # --once reports it (exit 3); other errors are not ours to retry
-                    raise
-                conn = _reconnect(env, conn, exc)
-                watched_since = env.clock()  # what happened while blind was not seen green
-                continue
-            needed |= result.rollback_needed
-            _show(result, output, live, loaded, env)
-            done += 1
-            if ticks is not None and done >= ticks:
-                break
-            env.sleep(pause)
+        for event in events:
+            if isinstance(event, Tick):
+                result = event
+                needed |= result.rollback_needed
+                _show(result, output, live, loaded, env)
+            elif isinstance(event, Lost):
+                render.error(f"watch lost the connection to the database: {event.reason}; reconnecting")
+            elif isinstance(event, StillDown):
+                render.error(f"still no database: {event.message}; next try in {event.next_delay:g}s")
+            else:
+                render.note(f"watch reconnected to the database after {format_duration(event.blind)} blind")
     except KeyboardInterrupt:
         pass
     finally:
         if live is not None:
             live.stop()
-    if once and needed:
+    if once and needed and result is not None:
         if result.actions:
             raise CheckFailed(
                 f"rollback needed and done: state {result.after}",
@@ -108,30 +100,6 @@ def watch(
         raise CheckFailed(
             f"rollback needed: state {result.after}", "run with --auto to roll back, or act by hand"
         )
-
-
-def _reconnect(env: Environment, lost: Any, why: Exception) -> Any:
-    """Reconnect after the connection was lost, backing off (1 s, 2 s, … 30 s) until the
-    database answers again: a watchdog keeps watching. A recovery window in progress
-    restarts: the blind time is not counted as green."""
-    from flagctl.model.durations import format_duration
-
-    reason = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
-    render.error(f"watch lost the connection to the database: {reason}; reconnecting")
-    lost_at = env.clock()
-    with contextlib.suppress(Exception):
-        lost.close()
-    delay = 1.0
-    while True:
-        env.sleep(delay)
-        try:
-            conn = connect(env)
-        except ConnectionFailed as exc:
-            render.error(f"still no database: {exc.message}; next try in {min(delay * 2, 30):g}s")
-            delay = min(delay * 2, 30.0)
-            continue
-        render.note(f"watch reconnected to the database after {format_duration(env.clock() - lost_at)} blind")
-        return conn
 
 
 def _live_display(output: Output) -> Any:
