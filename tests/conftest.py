@@ -31,7 +31,7 @@ from typer.testing import CliRunner, Result
 
 from flagctl.cli import fastkill
 from flagctl.cli.app import app
-from flagctl.cli.env import Environment
+from flagctl.cli.env import Capabilities, Environment
 
 # The commands under test read their manifests through the manifest cache, as they do in
 # production — a cache of this test run's own, never the user's.
@@ -195,11 +195,13 @@ class Cli:
         everything else (and every kill it does not read) by typer."""
         environ = {"FLAGCTL_DSN": self.dsn, "FLAGCTL_MANIFEST": str(self.manifest), **env}
         obj = Environment(
-            environ={**os.environ, **environ},
-            clock=self.clock,
-            sleep=self.sleeper,
-            stdin_isatty=self.tty,
-            argv=["flagctl", *args],
+            Capabilities(
+                environ={**os.environ, **environ},
+                clock=self.clock,
+                sleep=self.sleeper,
+                stdin_isatty=self.tty,
+                argv=["flagctl", *args],
+            )
         )
         runner = CliRunner()
         if not self.parser_only:

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flagctl.cli.app import app
-from flagctl.cli.env import Environment
+from flagctl.cli.env import Capabilities, Environment
 from tests.conftest import FakeClock, FakeSleeper
 
 FLAGCTL = str(Path(sys.executable).parent / "flagctl")
@@ -54,7 +54,7 @@ def flagctl(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def in_process(data_dir: Path, *args: str) -> Any:
     env = _env(data_dir)
     sleeper = FakeSleeper(FakeClock())
-    obj = Environment(environ=env, sleep=sleeper, stdin_isatty=False, argv=["flagctl", *args])
+    obj = Environment(Capabilities(environ=env, sleep=sleeper, stdin_isatty=False, argv=["flagctl", *args]))
     result = CliRunner().invoke(app, list(args), env=env, obj=obj)
     return result
 

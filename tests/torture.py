@@ -17,7 +17,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from flagctl.cli.app import app
-from flagctl.cli.env import Environment
+from flagctl.cli.env import Capabilities, Environment
 
 TENANTS = ["global", "tenant:1", "tenant:2", "tenant:3"]
 SWITCHES = ["k1", "k2", "k3"]
@@ -105,7 +105,7 @@ def main(dsn: str, manifest: str, worker: int, ops: int, seed: int) -> None:
             continue
         actor = f"w{worker}-{op}"
         args = ["--lock-timeout", "3s", *command(rng), "-r", "torture", "-y", "--actor", actor, "-o", "json"]
-        env = Environment(environ=environ, stdin_isatty=False, argv=["flagctl", *args])
+        env = Environment(Capabilities(environ=environ, stdin_isatty=False, argv=["flagctl", *args]))
         result = runner.invoke(app, args, env=environ, obj=env)
         applied = None
         if result.exit_code == 0:

@@ -272,6 +272,7 @@ def root(
     """Control rollouts (stage set), kill switches (kill/release) and verify them."""
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     ctx.obj = env
+    env.activate()
     configure(
         env, target=target, dsn=dsn, manifest=manifest, config=config, debug=debug,
         lock_timeout=lock_timeout, request_id=request_id, system=system,
@@ -288,21 +289,21 @@ def _fan_out(ctx: typer.Context, env: Environment, target: str | None, every: bo
     name = ctx.invoked_subcommand or ""
     command: tuple[str, ...] = (name,)
     if name == "stage":  # stage show: the word after it
-        rest = env.argv[env.argv.index("stage") + 1 :] if "stage" in env.argv else []
+        rest = env.caps.argv[env.caps.argv.index("stage") + 1 :] if "stage" in env.caps.argv else []
         command = (name, next((a for a in rest if not a.startswith("-")), ""))
     if command not in fanout.COMMANDS:
         raise UsageError(
             f"{' '.join(command) or 'this command'} does not fan out over targets",
             "fan-out works for kill, release, status, verify and stage show",
         )
-    if env.dsn:
+    if env.options.dsn:
         raise UsageError("give --dsn or --target/--all-targets, not both")
     try:
         seconds = parse_duration(timeout).total_seconds()
     except ValueError as exc:
         raise UsageError(f"--per-target-timeout: {exc}") from None
     names = fanout.targets_of(env, target, every)
-    raise typer.Exit(fanout.run(env, names, env.argv[1:], seconds))
+    raise typer.Exit(fanout.run(env, names, env.caps.argv[1:], seconds))
 
 
 def _register() -> None:

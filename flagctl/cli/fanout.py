@@ -59,7 +59,7 @@ def targets_of(env: Environment, spec: str | None, every: bool) -> list[str]:
     """The target names a fan-out runs over (checked against the config file)."""
     from flagctl.config import Options, _config
 
-    targets, path, _ = _config(Options(config=env.config), env.environ)
+    targets, path, _ = _config(Options(config=env.options.config), env.caps.environ)
     names = list(targets) if every else [n.strip() for n in (spec or "").split(",") if n.strip()]
     if not names:
         raise UsageError(f"no targets to fan out over in {path}", "define targets: in the config file")
@@ -96,7 +96,7 @@ def run(env: Environment, names: list[str], argv: list[str], timeout: float) -> 
     args = child_args(argv)
     output_json = "json" in _output(args)
     via = "--all-targets" if "--all-targets" in argv else "--target " + ",".join(names)
-    environ = {**env.environ, FANOUT_VIA: via}
+    environ = {**env.caps.environ, FANOUT_VIA: via}
 
     def one(name: str) -> Result:
         started = time.monotonic()

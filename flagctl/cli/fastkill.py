@@ -119,6 +119,7 @@ def run(args: list[str], env: Environment | None = None) -> int | None:
     if line is None or any(not_utf8(arg) for arg in args) or "," in line.root.get("target", ""):
         return None
     env = env if env is not None else Environment()
+    env.activate()
     root, opts = line.root, line.options
     try:
         configure(
@@ -133,7 +134,7 @@ def run(args: list[str], env: Environment | None = None) -> int | None:
             system=root.get("system"),
         )
         output = Output(opts.get("output", DEFAULTS["output"]))
-        env.output = output
+        env.options.output = output
         mutation = Mutation(
             opts.get("reason"), bool(opts.get("yes")), opts.get("actor"), bool(opts.get("dry_run")), output
         )
@@ -165,7 +166,7 @@ def _given(root: dict[str, Any], name: str, env: Environment, default: Any) -> A
     environment variable if that is set and not empty, else the default."""
     if name in root:
         return str(root[name])
-    return env.environ.get(ROOT_ENVVARS[name]) or default
+    return env.caps.environ.get(ROOT_ENVVARS[name]) or default
 
 
 def engage(

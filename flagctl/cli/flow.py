@@ -49,10 +49,10 @@ def _system(env: Environment, system: str | None, manifest: str | None) -> str |
         )
     if system is not None:
         return system
-    from_env = env.environ.get("FLAGCTL_SYSTEM") or None
+    from_env = env.caps.environ.get("FLAGCTL_SYSTEM") or None
     if from_env is None or manifest is not None:
         return None  # --manifest on the command line beats FLAGCTL_SYSTEM
-    if env.environ.get("FLAGCTL_MANIFEST"):
+    if env.caps.environ.get("FLAGCTL_MANIFEST"):
         raise UsageError(
             "FLAGCTL_SYSTEM and FLAGCTL_MANIFEST are both set: a published manifest or a local file?",
             "unset one, or say which on the command line: --system NAME or --manifest PATH",
@@ -63,7 +63,7 @@ def _system(env: Environment, system: str | None, manifest: str | None) -> str |
 def local_manifest(env: Environment, command: str) -> Manifest:
     """The local manifest file, for the commands that compare or publish it (never the
     published one: --system would make them compare the published text with itself)."""
-    if env.system is not None:
+    if env.options.system is not None:
         raise UsageError(
             f"{command} works on a local manifest file, not the published one (--system / FLAGCTL_SYSTEM)",
             "give --manifest PATH (or FLAGCTL_MANIFEST) instead",
@@ -78,11 +78,11 @@ def manifest(env: Environment) -> Manifest:
     from flagctl.model.cache import ManifestCache
     from flagctl.model.manifest import load_manifest
 
-    cache = ManifestCache.from_environ(env.environ)
-    if env.system is not None:
+    cache = ManifestCache.from_environ(env.caps.environ)
+    if env.options.system is not None:
         from flagctl.store.catalogue import published_manifest
 
-        return published_manifest(connect(env), env.system, cache)
+        return published_manifest(connect(env), env.options.system, cache)
     return load_manifest(manifest_path(env), cache)
 
 
@@ -90,28 +90,33 @@ def manifest_path(env: Environment) -> str:
     """The local manifest file's path: --manifest, FLAGCTL_MANIFEST, the target's, ./flagctl.yaml."""
     from flagctl.config import resolve_manifest_path
 
-    return str(resolve_manifest_path(_options(env), env.environ, _target(env)))
+    return str(resolve_manifest_path(_options(env), env.caps.environ, _target(env)))
 
 
 def connect(env: Environment) -> psycopg.Connection[Any]:
     from flagctl.store.db import connect as db_connect
 
-    conn = db_connect(_target(env), sleep=env.sleep)
-    env.resources.append(conn)
+    conn = db_connect(_target(env), sleep=env.caps.sleep)
+    env.own(conn)
     return conn
 
 
 def _options(env: Environment) -> Any:
     from flagctl.config import Options
 
-    return Options(target=env.target, dsn=env.dsn, manifest=env.manifest, config=env.config)
+    return Options(
+        target=env.options.target,
+        dsn=env.options.dsn,
+        manifest=env.options.manifest,
+        config=env.options.config,
+    )
 
 
 def _target(env: Environment) -> Target:
     from flagctl.config import resolve_target
 
     if env.resolved_target is None:
-        env.resolved_target = resolve_target(_options(env), env.environ)
+        env.resolved_target = resolve_target(_options(env), env.caps.environ)
     target: Target = env.resolved_target
     return target
 
@@ -139,9 +144,9 @@ def mutate(
     conn = connect(env)
     try:
         outcome = execute(
-            conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.lock_timeout,
+            conn, action, audit, confirm=confirm, dry_run=opts.dry_run, lock_timeout=env.options.lock_timeout,
             reconnect=lambda: connect(env), break_locks=break_locks,
-            idempotent=env.request_id is not None, approving=approving,
+            idempotent=env.options.request_id is not None, approving=approving,
         )  # fmt: skip
     except pg_errors.InsufficientPrivilege as refused:
         # flagctl's own guards (four eyes, the security role's limits) say what to do themselves
@@ -179,7 +184,7 @@ def audit_context(env: Environment, opts: Mutation, action: str) -> AuditContext
     audit_key(env)  # a bad key: before anything changes
     context = AuditContext.given(
         action, reason=opts.reason, actor=opts.actor, command=env.command_line(),
-        request_id=env.request_id, required=not opts.dry_run,
+        request_id=env.options.request_id, required=not opts.dry_run,
     )  # fmt: skip
     if not opts.yes and not opts.dry_run and not env.is_interactive():
         raise UsageError(
@@ -196,9 +201,9 @@ def audit_key(env: Environment) -> AuditKey | None:
 
     from flagctl.store.audit import AuditKey
 
-    text = env.environ.get("FLAGCTL_AUDIT_KEY")
+    text = env.caps.environ.get("FLAGCTL_AUDIT_KEY")
     source = "FLAGCTL_AUDIT_KEY"
-    path = env.environ.get("FLAGCTL_AUDIT_KEY_FILE")
+    path = env.caps.environ.get("FLAGCTL_AUDIT_KEY_FILE")
     if text is None and path:
         source = f"FLAGCTL_AUDIT_KEY_FILE ({path})"
         try:
@@ -309,20 +314,27 @@ def configure(
     """The global options, checked and set on the Environment before any command runs."""
     from flagctl.model.durations import parse_duration
 
-    env.target, env.dsn, env.manifest, env.config, env.debug = target, dsn, manifest, config, debug
-    env.system = _system(env, system, manifest)
+    options = env.options
+    options.target, options.dsn, options.manifest, options.config, options.debug = (
+        target,
+        dsn,
+        manifest,
+        config,
+        debug,
+    )
+    env.options.system = _system(env, system, manifest)
     if request_id is not None:
         text = request_id.strip()
         if not text or len(text) > 200 or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
             raise UsageError(
                 "--request-id must be 1 to 200 plain characters", "e.g. --request-id deploy-841-rollback"
             )
-        env.request_id = text
+        env.options.request_id = text
     try:
-        env.lock_timeout = parse_duration(lock_timeout)
+        env.options.lock_timeout = parse_duration(lock_timeout)
     except ValueError as exc:
         raise UsageError(f"--lock-timeout: {exc}") from None
-    if env.lock_timeout > MAX_LOCK_TIMEOUT:
+    if env.options.lock_timeout > MAX_LOCK_TIMEOUT:
         raise UsageError(f"--lock-timeout {lock_timeout}: PostgreSQL waits for a lock at most 24d")
 
 
@@ -335,16 +347,14 @@ def failure_code(env: Environment | None, exc: Exception, as_json: bool | None =
 
     from flagctl.errors import CheckFailed, ExitCode, InvalidFile
 
-    debug = bool(env and env.debug)
-    json_out = bool(env and env.output == "json") if as_json is None else as_json
+    debug = bool(env and env.options.debug)
+    json_out = bool(env and env.options.output == "json") if as_json is None else as_json
     if isinstance(exc, BrokenPipeError):  # output written past render (an export to stdout)
-        import sys
-
-        render.reader_gone(sys.stdout)
+        render.reader_gone(render.console().out())
         return 0  # the reader stopped reading; nothing failed
     error = _domain(exc)
     if error is None:
-        traceback.print_exception(exc) if debug else None
+        traceback.print_exception(exc, file=render.console().err()) if debug else None
         render.error(
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a bug in flagctl; re-run with --debug for the traceback",
@@ -353,7 +363,7 @@ def failure_code(env: Environment | None, exc: Exception, as_json: bool | None =
             render.error_json("InternalError", f"{type(exc).__name__}: {exc}", None, int(ExitCode.FAILED))
         return int(ExitCode.FAILED)
     if debug:
-        traceback.print_exception(exc)
+        traceback.print_exception(exc, file=render.console().err())
     render.error(error.message, error.hint, color=env.color() if env else None)
     problems = error.problems if isinstance(error, InvalidFile) else []
     for problem in problems[1:]:

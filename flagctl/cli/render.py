@@ -1,5 +1,10 @@
 """The one renderer: data on stdout (a table for people, one JSON document for scripts),
 messages and errors on stderr. Colour only when stderr is a terminal.
+
+Where it writes is the command's ``Console`` (``Environment.console()``, bound for the
+command's run by ``Environment.activate``): its streams, its terminals, its OS environment
+(``NO_COLOR``) — never the process's behind the Environment's back. Before any command's
+Environment exists (an argument that is not UTF-8), the process's own.
 """
 
 from __future__ import annotations
@@ -8,14 +13,68 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TextIO
 
 
 class Output(StrEnum):
     table = "table"
     json = "json"
+
+
+@dataclass(frozen=True)
+class Console:
+    """The streams render writes to, which of them are terminals, and the OS environment
+    that decides colour. A stream (or a terminal answer) left None is the process's, asked
+    at each write: a test's runner swaps sys.stdout while a command runs."""
+
+    environ: Mapping[str, str]
+    stdout: TextIO | None = None
+    stderr: TextIO | None = None
+    stdout_isatty: bool | None = None
+    stderr_isatty: bool | None = None
+
+    def out(self) -> Any:
+        return self.stdout if self.stdout is not None else sys.stdout
+
+    def err(self) -> Any:
+        return self.stderr if self.stderr is not None else sys.stderr
+
+    def stdout_is_terminal(self) -> bool:
+        return _isatty(self.out()) if self.stdout_isatty is None else self.stdout_isatty
+
+    def color(self) -> bool:
+        """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
+        on_terminal = _isatty(self.err()) if self.stderr_isatty is None else self.stderr_isatty
+        return on_terminal and not self.environ.get("NO_COLOR")
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):  # closed, or not a file
+        return False
+
+
+_CONSOLE: ContextVar[Console | None] = ContextVar("flagctl_console", default=None)
+
+
+def bind(console: Console) -> Token[Console | None]:
+    """Write through ``console`` until ``unbind`` (a command's run)."""
+    return _CONSOLE.set(console)
+
+
+def unbind(token: Token[Console | None]) -> None:
+    _CONSOLE.reset(token)
+
+
+def console() -> Console:
+    """The command's console; before any command has one, the process's own."""
+    bound = _CONSOLE.get()
+    return bound if bound is not None else Console(os.environ)
 
 
 def emit_json(document: Any) -> None:
@@ -62,12 +121,12 @@ def safe(text: str) -> str:
 
 
 def out(text: str = "") -> None:
-    _echo(safe(text), sys.stdout)
+    _echo(safe(text), console().out())
 
 
 def note(text: str) -> None:
     """A message for the operator (stderr, so stdout stays data)."""
-    _echo(safe(text), sys.stderr)
+    _echo(safe(text), console().err())
 
 
 def _echo(text: str, stream: Any) -> None:
@@ -97,19 +156,12 @@ def reader_gone(stream: Any) -> None:
         pass
 
 
-def color_on_stderr(environ: Mapping[str, str] | None = None, isatty: bool | None = None) -> bool:
-    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
-    environ = os.environ if environ is None else environ
-    on_terminal = sys.stderr.isatty() if isatty is None else isatty
-    return on_terminal and not environ.get("NO_COLOR")
-
-
 def error(message: str, hint: str | None = None, color: bool | None = None) -> None:
     """``flagctl: error: what failed`` and, indented, what to do: plain lines on stderr."""
     label = "flagctl: error:"
-    colored = color_on_stderr() if color is None else color
+    colored = console().color() if color is None else color
     prefix = f"\x1b[31m\x1b[1m{label}\x1b[0m" if colored else label  # red, bold
-    _echo(f"{prefix} {safe(message)}", sys.stderr)  # the colour is flagctl's own; the text is escaped
+    _echo(f"{prefix} {safe(message)}", console().err())  # the colour is flagctl's own; the text is escaped
     if hint:
         note(f"  {hint}")
 

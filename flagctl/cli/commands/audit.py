@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -115,7 +114,7 @@ def export(
     rows = audit.iter_log(connect(env), where, limit=None, oldest_first=True)
     count = 0
     with contextlib.ExitStack() as stack:
-        sink = stack.enter_context(Path(file).open("w", encoding="utf-8")) if file else sys.stdout
+        sink = stack.enter_context(Path(file).open("w", encoding="utf-8")) if file else render.console().out()
         for row in rows:
             sink.write(json.dumps(row.to_json(), default=str) + "\n")
             count += 1
@@ -141,7 +140,7 @@ def _filter(
     bounds = []
     for option, text in (("--since", since), ("--until", until)):
         try:
-            bounds.append(parse_since(text, env.clock()) if text else None)
+            bounds.append(parse_since(text, env.caps.clock()) if text else None)
         except ValueError as exc:
             raise UsageError(f"{option}: {exc}") from None
     return LogFilter(
@@ -213,7 +212,7 @@ def verify(
     env = env_of(ctx)
     checkpoint = _checkpoint(against) if against else None
     conn = connect(env)
-    report = verify_chain(conn, against=checkpoint, key=audit_key(env), lock_timeout=env.lock_timeout)
+    report = verify_chain(conn, against=checkpoint, key=audit_key(env), lock_timeout=env.options.lock_timeout)
     drifted = _drift(env, conn)
     problems = report.problems + [f"drift: {d.describe()}" for d in drifted]
     signatures = {"checked": report.signed, "unchecked": report.unchecked}

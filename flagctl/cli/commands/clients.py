@@ -17,7 +17,7 @@ def list_clients(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
 
     env = env_of(ctx)
     found = clients(connect(env), manifest(env))
-    now = env.clock()
+    now = env.caps.clock()
     if output is Output.json:
         render.emit_json({"clients": [c.to_json(now) for c in found]})
         return

@@ -16,7 +16,7 @@ import typer
 
 from flagctl.cli import render
 from flagctl.cli.common import env_of
-from flagctl.cli.env import Environment, utc_now
+from flagctl.cli.env import Capabilities, Environment, utc_now
 from flagctl.errors import CheckFailed
 
 DATABASE = "flagctl_demo"
@@ -158,7 +158,7 @@ def demo(
         raise UsageError(f"no demo {system!r}", f"demos: {', '.join(WALKTHROUGHS)}")
     walk = WALKTHROUGHS[system]
     env = env_of(ctx)
-    server = local.ensure_running(local.data_dir(dict(env.environ)))
+    server = local.ensure_running(local.data_dir(dict(env.caps.environ)))
     dsn = server.dsn(walk.database)
     example = resources.files("flagctl").joinpath("examples", walk.example)
     manifest_path = str(example.joinpath("flagctl.yaml"))
@@ -183,11 +183,13 @@ def demo(
                 ctx.find_root().command,
                 step.argv,
                 Environment(
-                    environ={**env.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": manifest_path},
-                    clock=clock,
-                    sleep=env.sleep,
-                    stdin_isatty=False,
-                    argv=["flagctl", *step.argv],
+                    Capabilities(
+                        environ={**env.caps.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": manifest_path},
+                        clock=clock,
+                        sleep=env.caps.sleep,
+                        stdin_isatty=False,
+                        argv=["flagctl", *step.argv],
+                    )
                 ),
             )
             if code != step.expect:

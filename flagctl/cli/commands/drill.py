@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, ScopeOpt, YesOpt, env_of
+from flagctl.cli.common import OutputOpt, ScopeOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, audit_context, connect, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, NotConfirmed, UsageError
@@ -40,6 +40,7 @@ LagOpt = Annotated[
 
 
 @app.command("kill")
+@mutating(dry_run=False)
 def drill_kill(
     ctx: typer.Context,
     switch: Annotated[str, typer.Argument(help="The kill switch to drill.")],
@@ -48,36 +49,33 @@ def drill_kill(
     force: ForceOpt = False,
     window: WindowOpt = "10s",
     stats_lag: LagOpt = "11s",
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Engage SWITCH, prove its effect (the manifest's kill proof, or every flag it sets
     holding its kill value), release it, and prove the flag tables are back row for row."""
     env = env_of(ctx)
-    drill = _drill(ctx, reason, yes, actor, output, force, window, stats_lag, f"drill kill {switch}")
+    drill = _drill(ctx, mutation, force, window, stats_lag, f"drill kill {switch}")
     drill.manifest.switch(switch)
-    _run(env, drill, lambda: drill.kill(switch, scope), report, output)
+    _run(env, drill, lambda: drill.kill(switch, scope), report, mutation.output)
 
 
 @app.command("rollback")
+@mutating(dry_run=False)
 def drill_rollback(
     ctx: typer.Context,
     ladder: Annotated[str, typer.Argument(help="The ladder to drill.")],
     report: ReportOpt = None,
     force: ForceOpt = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Step LADDER back one stage at a time to its first, checking each, then return it to
     where it started — exactly."""
     env = env_of(ctx)
-    drill = _drill(ctx, reason, yes, actor, output, force, "0s", "0s", f"drill rollback {ladder}")
+    drill = _drill(ctx, mutation, force, "0s", "0s", f"drill rollback {ladder}")
     drill.manifest.ladder(ladder)
-    _run(env, drill, lambda: drill.rollback(ladder), report, output)
+    _run(env, drill, lambda: drill.rollback(ladder), report, mutation.output)
 
 
 @app.command("list")
@@ -128,10 +126,7 @@ def drill_show(
 
 def _drill(
     ctx: typer.Context,
-    reason: str | None,
-    yes: bool,
-    actor: str | None,
-    output: Output,
+    mutation: Mutation,
     force: bool,
     window: str,
     stats_lag: str,
@@ -146,14 +141,14 @@ def _drill(
         observe, lag = parse_duration(window), parse_duration(stats_lag)
     except ValueError as exc:
         raise UsageError(f"--window/--stats-lag: {exc}") from None
-    audit = audit_context(env, Mutation(reason, yes, actor, False, output), "drill")
-    if not yes and not typer.confirm(
+    audit = audit_context(env, mutation, "drill")
+    if not mutation.yes and not typer.confirm(
         f"{what} changes the live state for real (and restores it). Continue?", default=False, err=True
     ):
         raise NotConfirmed("not confirmed; nothing was changed")
     return Drill(
-        connect(env), loaded, audit, env.clock, sleep=env.sleep, lock_timeout=env.lock_timeout, force=force,
-        window=observe, stats_lag=lag, progress=_progress(env, output),
+        connect(env), loaded, audit, env.caps.clock, sleep=env.caps.sleep, lock_timeout=env.options.lock_timeout, force=force,
+        window=observe, stats_lag=lag, progress=_progress(env, mutation.output),
     )  # fmt: skip
 
 
@@ -237,4 +232,4 @@ class _Progress:
 
 
 def _progress(env: Environment, output: Output) -> _Progress:
-    return _Progress(output is Output.table and bool(env.stderr_isatty))
+    return _Progress(output is Output.table and bool(env.caps.stderr_isatty))

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.common import OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
 from flagctl.errors import UsageError
@@ -21,6 +21,7 @@ ScopeArg = Annotated[str, typer.Argument(help="The exempted scope, KIND:VALUE (e
 
 
 @app.command("add")
+@mutating()
 def add(
     ctx: typer.Context,
     flag: FlagArg,
@@ -30,31 +31,26 @@ def add(
     ] = False,
     deny: Annotated[bool, typer.Option("--deny", help="Never eligible (beats --allow).")] = False,
     note: Annotated[str | None, typer.Option("--note", help="Kept with the exemption.")] = None,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Exempt a scope from a flag's bucketing: --allow or --deny."""
     if allow == deny:
         raise UsageError("give exactly one of --allow and --deny")
-    _run(ctx, flag, scope, "allow" if allow else "deny", note, Mutation(reason, yes, actor, dry_run, output))
+    _run(ctx, flag, scope, "allow" if allow else "deny", note, mutation)
 
 
 @app.command("remove")
+@mutating()
 def remove(
     ctx: typer.Context,
     flag: FlagArg,
     scope: ScopeArg,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Remove a scope's exemption: its bucket decides again."""
-    _run(ctx, flag, scope, None, None, Mutation(reason, yes, actor, dry_run, output))
+    _run(ctx, flag, scope, None, None, mutation)
 
 
 def _run(

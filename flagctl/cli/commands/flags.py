@@ -18,7 +18,7 @@ def _show(ctx: typer.Context, output: Output, stale_only: bool) -> None:
     from flagctl.views.lifecycle import flags
 
     env = env_of(ctx)
-    found = flags(connect(env), manifest(env), env.clock())
+    found = flags(connect(env), manifest(env), env.caps.clock())
     if stale_only:
         found = [f for f in found if f.stale]
     if output is Output.json:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.common import OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
 from flagctl.errors import UsageError
@@ -23,6 +23,7 @@ FreezeScopeOpt = Annotated[str, typer.Option("--scope", help="global, or KIND:VA
 
 
 @app.command("set")
+@mutating()
 def freeze_set(
     ctx: typer.Context,
     scope: FreezeScopeOpt = "global",
@@ -30,39 +31,34 @@ def freeze_set(
         str | None,
         typer.Option("--until", help="When it ends: a time (2026-12-01T18:00Z) or a duration from now (4h)."),
     ] = None,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Freeze SCOPE: nothing may widen exposure there until --until (or until cleared)."""
     from flagctl.actions.freeze import FreezeSet
 
     env = env_of(ctx)
-    now = env.clock()
+    now = env.caps.clock()
     ends = _until(until, now) if until else None
-    mutate(env, Mutation(reason, yes, actor, dry_run, output), FreezeSet(manifest(env), scope, ends, now))
+    mutate(env, mutation, FreezeSet(manifest(env), scope, ends, now))
 
 
 @app.command("clear")
+@mutating()
 def freeze_clear(
     ctx: typer.Context,
     scope: FreezeScopeOpt = "global",
     freeze_id: Annotated[
         int | None, typer.Option("--id", help="Clear this freeze (see freeze list).")
     ] = None,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Clear the freezes in force at --scope (or the one given by --id)."""
     from flagctl.actions.freeze import FreezeClear
 
     env = env_of(ctx)
-    mutate(env, Mutation(reason, yes, actor, dry_run, output), FreezeClear(manifest(env), scope, freeze_id))
+    mutate(env, mutation, FreezeClear(manifest(env), scope, freeze_id))
 
 
 @app.command("list")
@@ -71,7 +67,7 @@ def freeze_list(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     from flagctl.store.freezes import active_freezes
 
     env = env_of(ctx)
-    found = active_freezes(connect(env), manifest(env), env.clock())
+    found = active_freezes(connect(env), manifest(env), env.caps.clock())
     if output is Output.json:
         render.emit_json({"freezes": [f.to_json() for f in found]})
         return

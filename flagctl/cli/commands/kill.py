@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, ScopeOpt, YesOpt, env_of
+from flagctl.cli.common import ScopeOpt, env_of, mutating
 from flagctl.cli.fastkill import DEFAULTS, engage
 from flagctl.cli.flow import Mutation, connect, manifest
 from flagctl.cli.render import Output
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 SwitchArg = Annotated[str | None, typer.Argument(help="The kill switch (see the manifest's kill_switches:).")]
 
 
+@mutating()
 def kill(
     ctx: typer.Context,
     switch: SwitchArg = None,
@@ -47,23 +48,20 @@ def kill(
     live: Annotated[
         str, typer.Option("--live", help="--wait-ack: a client seen within this long counts as live.")
     ] = DEFAULTS["live"],
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Engage a kill switch now: one transaction, no bake, no guardrail, exact prior
     values recorded so `flagctl release` restores them."""
     env = env_of(ctx)
     loaded = manifest(env)
     if list_:
-        _list(env, loaded, output)
+        _list(env, loaded, mutation.output)
         return
     if switch is None:
         raise UsageError("kill needs a SWITCH (or --list)", "flagctl kill --list shows them")
     waits = (timeout, live) if wait_ack else None
-    engage(env, loaded, switch, scope, Mutation(reason, yes, actor, dry_run, output), break_locks, waits)
+    engage(env, loaded, switch, scope, mutation, break_locks, waits)
 
 
 def _list(env: Environment, loaded: Manifest, output: Output) -> None:

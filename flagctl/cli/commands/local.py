@@ -39,7 +39,7 @@ def start(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """Start the embedded PostgreSQL (it is also started on first use)."""
     from flagctl import local
 
-    _show(local.ensure_running(local.data_dir(dict(env_of(ctx).environ))), output)
+    _show(local.ensure_running(local.data_dir(dict(env_of(ctx).caps.environ))), output)
 
 
 @app.command("stop")
@@ -47,7 +47,7 @@ def stop(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """Stop the embedded PostgreSQL."""
     from flagctl import local
 
-    _show(local.stop(local.data_dir(dict(env_of(ctx).environ))), output)
+    _show(local.stop(local.data_dir(dict(env_of(ctx).caps.environ))), output)
 
 
 @app.command("status")
@@ -55,4 +55,4 @@ def status(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """Show whether the embedded PostgreSQL runs, and how to connect to it."""
     from flagctl import local
 
-    _show(local.status(local.data_dir(dict(env_of(ctx).environ))), output)
+    _show(local.status(local.data_dir(dict(env_of(ctx).caps.environ))), output)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.common import OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, audit_context, connect, local_manifest, manifest, manifest_path
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
@@ -31,12 +31,11 @@ VersionOpt = Annotated[
 
 
 @app.command("publish")
+@mutating(dry_run=False)
 def publish(
     ctx: typer.Context,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Publish the local manifest as the system's catalogue (release and admin members).
 
@@ -46,10 +45,10 @@ def publish(
 
     env = env_of(ctx)
     loaded = local_manifest(env, "manifest publish")
-    audit = audit_context(env, Mutation(reason, yes, actor, False, output), "manifest.publish")
+    audit = audit_context(env, mutation, "manifest.publish")
     conn = connect(env)
     version, digest, new = store_publish(conn, loaded, audit)
-    if output is Output.json:
+    if mutation.output is Output.json:
         render.emit_json({"system": loaded.system, "version": version, "sha256": digest, "published": new})
     elif new:
         render.out(f"published {loaded.path} as version {version} of {loaded.system} (sha256 {digest[:12]})")
@@ -152,7 +151,7 @@ def validate(
     from flagctl.model.manifest import load_manifest
 
     env = env_of(ctx)
-    env.output = output
+    env.options.output = output
     path = file or manifest_path(env)
     loaded = load_manifest(path)  # no cache: validated anew, always
     model = loaded.model

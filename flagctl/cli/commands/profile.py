@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.common import OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
@@ -90,16 +90,14 @@ def diff(ctx: typer.Context, name: NameArg, output: OutputOpt = Output.table) ->
 
 
 @app.command("apply")
+@mutating()
 def apply(
     ctx: typer.Context,
     name: NameArg,
     mark_safe: Annotated[bool, typer.Option("--mark-safe", help="Record it as the last safe state.")] = False,
     force: ForceOpt = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Apply a profile: the diff against the live state, then every change in one transaction."""
     from flagctl.actions.profile import profile_state
@@ -107,10 +105,11 @@ def apply(
     env = env_of(ctx)
     loaded = manifest(env)
     desired = profile_state(loaded, name, mark_safe=mark_safe)
-    apply_desired(env, loaded, desired, force, Mutation(reason, yes, actor, dry_run, output))
+    apply_desired(env, loaded, desired, force, mutation)
 
 
 @app.command("snapshot")
+@mutating(dry_run=False, output=False)
 def snapshot(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The new profile's name.")],
@@ -121,9 +120,8 @@ def snapshot(
     mark_safe: Annotated[
         bool, typer.Option("--mark-safe", help="Also record the live state as safe.")
     ] = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Write the live state as a profile file (and, with --mark-safe, record it as safe)."""
     from pathlib import Path
@@ -141,10 +139,12 @@ def snapshot(
     if mark_safe:
         desired = DesiredState(f"snapshot:{name}", f"mark the live state safe as snapshot {name}", state,
                                mark_safe="snapshot", name=name)  # fmt: skip
-        apply_desired(env, loaded, desired, False, Mutation(reason, yes, actor, False, Output.table))
+        apply_desired(env, loaded, desired, False, mutation)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        dump_profile(loaded, name, state, f"snapshot of the live state ({env.clock():%Y-%m-%d %H:%M %Z})")
+        dump_profile(
+            loaded, name, state, f"snapshot of the live state ({env.caps.clock():%Y-%m-%d %H:%M %Z})"
+        )
     )
     render.note(f"wrote {path}")
 

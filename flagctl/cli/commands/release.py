@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, ScopeOpt, YesOpt, env_of
+from flagctl.cli.common import ScopeOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, manifest, mutate
-from flagctl.cli.render import Output
 
 
+@mutating()
 def release(
     ctx: typer.Context,
     switch: Annotated[str, typer.Argument(help="The engaged kill switch to release.")],
@@ -19,15 +19,12 @@ def release(
         bool,
         typer.Option("--force", help="Restore the prior values even if the flags changed since the kill."),
     ] = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Release a kill switch: restore exactly the values it replaced. Refused (exit 4)
     if someone changed those flags in between, unless --force."""
     from flagctl.actions.kill import Release
 
     env = env_of(ctx)
-    mutate(env, Mutation(reason, yes, actor, dry_run, output), Release(manifest(env), switch, scope, force))
+    mutate(env, mutation, Release(manifest(env), switch, scope, force))

@@ -8,12 +8,13 @@ other than the database user who acted."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.common import ActorOpt, OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, audit_context, connect, manifest, mutate
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, UsageError
@@ -55,14 +56,12 @@ def list_requests(
     render.out(render.table(rows, ["id", "status", "change", "by", "expires", "why", "reason"]))
 
 
+@mutating()
 def approve(
     ctx: typer.Context,
     request_id: Annotated[int, typer.Argument(help="The request (flagctl requests).")],
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Apply a pending request as a second person, checked again now (bake, guardrails,
     freezes). The database refuses the user who asked for it."""
@@ -71,11 +70,11 @@ def approve(
     env = env_of(ctx)
     loaded = manifest(env)
     found = pending(connect(env), loaded, request_id)
-    text = approval_reason(found, reason)
+    text = approval_reason(found, mutation.reason)
     mutate(
         env,
-        Mutation(text, yes, actor, dry_run, output),
-        rebuild(loaded, found, env.clock),
+        replace(mutation, reason=text),
+        rebuild(loaded, found, env.caps.clock),
         approving=request_id,
     )
 

@@ -7,25 +7,22 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flagctl.cli.commands.profile import ForceOpt, apply_desired
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.common import env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest
-from flagctl.cli.render import Output
 from flagctl.errors import UsageError
 
 if TYPE_CHECKING:
     pass
 
 
+@mutating()
 def restore(
     ctx: typer.Context,
     as_of: Annotated[str, typer.Option("--as-of", help="ISO time, or a duration ago such as 2h.")],
     flag: Annotated[list[str] | None, typer.Option("--flag", help="Only this flag (repeatable).")] = None,
     force: ForceOpt = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Restore the values of a past moment, rebuilt from the audit trail, like a profile."""
     from flagctl.actions.profile import state_as_of
@@ -34,8 +31,8 @@ def restore(
     env = env_of(ctx)
     loaded = manifest(env)
     try:
-        when = parse_since(as_of, env.clock())
+        when = parse_since(as_of, env.caps.clock())
     except ValueError as exc:
         raise UsageError(f"--as-of: {exc}") from None
     desired = state_as_of(connect(env), loaded, when, flag)
-    apply_desired(env, loaded, desired, force, Mutation(reason, yes, actor, dry_run, output))
+    apply_desired(env, loaded, desired, force, mutation)

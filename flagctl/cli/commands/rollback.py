@@ -8,7 +8,7 @@ import typer
 
 from flagctl.cli import render
 from flagctl.cli.commands.profile import ForceOpt, apply_desired
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.common import env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
 from flagctl.errors import UsageError
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from flagctl.model.manifest import Manifest
 
 
+@mutating()
 def rollback(
     ctx: typer.Context,
     to_last_safe: Annotated[
@@ -30,11 +31,8 @@ def rollback(
         bool, typer.Option("--override-normal", help="Manual override: set the state machine back to NORMAL.")
     ] = False,
     force: ForceOpt = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Roll back to the most recent profile or snapshot marked safe (--to-last-safe); show
     the rollback state machine (--status); or override it back to NORMAL."""
@@ -45,10 +43,10 @@ def rollback(
     env = env_of(ctx)
     loaded = manifest(env)
     if status or override_normal:
-        _machine(env, loaded, override_normal, Mutation(reason, yes, actor, dry_run, output))
+        _machine(env, loaded, override_normal, mutation)
         return
     desired = last_safe(connect(env), loaded)
-    apply_desired(env, loaded, desired, force, Mutation(reason, yes, actor, dry_run, output))
+    apply_desired(env, loaded, desired, force, mutation)
 
 
 def _machine(env: Environment, loaded: Manifest, override: bool, opts: Mutation) -> None:
@@ -57,9 +55,9 @@ def _machine(env: Environment, loaded: Manifest, override: bool, opts: Mutation)
     from flagctl.rules.rollback import describe
 
     if override:
-        mutate(env, opts, OverrideNormal(loaded, env.clock))
+        mutate(env, opts, OverrideNormal(loaded, env.caps.clock))
         return
-    now = env.clock()
+    now = env.caps.clock()
     state = read_state(connect(env), loaded)
     recovery = parse_duration(spec_of(loaded).recovery)
     if opts.output is Output.json:

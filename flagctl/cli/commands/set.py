@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, ScopeOpt, YesOpt, env_of
+from flagctl.cli.common import ScopeOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, manifest, mutate
-from flagctl.cli.render import Output
 from flagctl.errors import UsageError
 
 
+@mutating()
 def set_flag(
     ctx: typer.Context,
     flag: Annotated[str, typer.Argument(help="The flag to set.")],
@@ -27,11 +27,8 @@ def set_flag(
     force: Annotated[
         bool, typer.Option("--force", help="Raise exposure of a ladder's flag outside the ladder.")
     ] = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Set one flag, globally or for one scope. Refused while a kill switch holds it; on
     a ladder's flag only lowering exposure is allowed without --force (use `stage set`)."""
@@ -50,4 +47,4 @@ def set_flag(
         new_value = None if value is None else spec.parse(value)
     except ValueError as exc:
         raise UsageError(f"{flag} ({spec.type}): {exc}") from None
-    mutate(env, Mutation(reason, yes, actor, dry_run, output), SetFlag(loaded, flag, new_value, scope, force))
+    mutate(env, mutation, SetFlag(loaded, flag, new_value, scope, force))

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, DryRunOpt, OutputOpt, ReasonOpt, YesOpt, env_of
+from flagctl.cli.common import OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
 
@@ -27,7 +27,7 @@ def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table
     loaded = manifest(env)
     resolved = loaded.ladder(ladder)
     pos = position(connect(env), loaded, resolved)
-    now = env.clock()
+    now = env.caps.clock()
     if output is Output.json:
         render.emit_json(pos.to_json())
         return
@@ -63,6 +63,7 @@ def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table
 
 
 @app.command("set")
+@mutating()
 def set_stage(
     ctx: typer.Context,
     ladder: LadderArg,
@@ -80,58 +81,51 @@ def set_stage(
             help="Skip a stage or the bake time (marked in the audit). Never skips guardrails.",
         ),
     ] = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Move a ladder to STAGE: forward one stage at a time after the bake, with the
     required guardrails passing; backward any distance, always."""
     from flagctl.actions.stage import StageSet
 
     env = env_of(ctx)
-    action = StageSet(manifest(env), ladder, stage, percent=percent, force=force, clock=env.clock)
-    mutate(env, Mutation(reason, yes, actor, dry_run, output), action)
+    action = StageSet(manifest(env), ladder, stage, percent=percent, force=force, clock=env.caps.clock)
+    mutate(env, mutation, action)
 
 
 @app.command("next")
+@mutating()
 def next_stage(
     ctx: typer.Context,
     ladder: LadderArg,
     force: Annotated[bool, typer.Option("--force", help="Skip the bake time (marked in the audit).")] = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Move a ladder one stage forward from where it stands (bake and guardrails as for
     `stage set`)."""
     from flagctl.actions.stage import StageStep
 
     env = env_of(ctx)
-    action = StageStep(manifest(env), ladder, +1, force=force, clock=env.clock)
-    mutate(env, Mutation(reason, yes, actor, dry_run, output), action)
+    action = StageStep(manifest(env), ladder, +1, force=force, clock=env.caps.clock)
+    mutate(env, mutation, action)
 
 
 @app.command("rollback")
+@mutating()
 def rollback_stage(
     ctx: typer.Context,
     ladder: LadderArg,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Move a ladder one stage back from where it stands (always allowed; what the
     watchdog's step_back does)."""
     from flagctl.actions.stage import StageStep
 
     env = env_of(ctx)
-    action = StageStep(manifest(env), ladder, -1, clock=env.clock)
-    mutate(env, Mutation(reason, yes, actor, dry_run, output), action)
+    action = StageStep(manifest(env), ladder, -1, clock=env.caps.clock)
+    mutate(env, mutation, action)
 
 
 @app.command("history")

@@ -112,7 +112,7 @@ def kill(
     loaded = manifest(env)
     conn = connect(env)
     killed, _ = proofs.phase_state(conn, loaded)
-    observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.sleep) if killed else None
+    observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.caps.sleep) if killed else None
     _report(output, [proofs.prove_kill(conn, loaded, observed, required=True)], [])
 
 
@@ -128,7 +128,7 @@ def isolation(
     env = env_of(ctx)
     loaded = manifest(env)
     conn = connect(env)
-    observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.sleep)
+    observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.caps.sleep)
     _report(output, [proofs.prove_isolation(conn, loaded, observed, tolerance=tolerance, slack=slack)], [])
 
 
@@ -172,7 +172,7 @@ def all_(
     else:
         results = [proofs.skipped("gating", "the manifest has no rollout flag")]
     if loaded.model.proofs.phase_tables:
-        observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.sleep)
+        observed = proofs.observe(conn, *_durations(window, stats_lag), sleep=env.caps.sleep)
         results.append(proofs.prove_kill(conn, loaded, observed, required=False))
         results.append(proofs.prove_isolation(conn, loaded, observed, tolerance=tolerance, slack=slack))
     else:

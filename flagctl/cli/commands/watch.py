@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flagctl.cli import render
-from flagctl.cli.common import ActorOpt, OutputOpt, ReasonOpt, YesOpt, env_of
-from flagctl.cli.flow import connect, manifest
+from flagctl.cli.common import env_of, mutating
+from flagctl.cli.flow import Mutation, connect, manifest
 from flagctl.cli.render import Output
 from flagctl.errors import CheckFailed, NotConfirmed, UsageError
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from flagctl.model.manifest import Manifest
 
 
+@mutating(dry_run=False)
 def watch(
     ctx: typer.Context,
     interval: Annotated[str, typer.Option("--interval", help="Time between evaluations.")] = "30s",
@@ -31,10 +32,8 @@ def watch(
     auto: Annotated[
         bool, typer.Option("--auto", help="Run the rollback actions when a rollback is pending.")
     ] = False,
-    reason: ReasonOpt = None,
-    yes: YesOpt = False,
-    actor: ActorOpt = None,
-    output: OutputOpt = Output.table,
+    *,
+    mutation: Mutation,
 ) -> None:
     """Evaluate the guardrails every --interval and advance the rollback state machine
     (NORMAL → DEGRADED → ROLLBACK_PENDING → ROLLED_BACK → RECOVERY_VERIFY → NORMAL);
@@ -56,7 +55,7 @@ def watch(
             f"--interval {interval} would evaluate in a tight loop against the database",
             "give a positive interval, e.g. --interval 30s (or --once for a single evaluation)",
         )
-    if auto and not yes:
+    if auto and not mutation.yes:
         if not env.is_interactive():
             raise UsageError("watch --auto changes flags by itself: it needs --yes without a terminal")
         if not typer.confirm(
@@ -64,14 +63,14 @@ def watch(
         ):
             raise NotConfirmed("not confirmed; nothing was changed")
     audit = AuditContext.given(
-        "watch", reason=(reason or "").strip() or "watch", actor=actor, command=env.command_line(),
-        request_id=env.request_id,
+        "watch", reason=(mutation.reason or "").strip() or "watch", actor=mutation.actor, command=env.command_line(),
+        request_id=env.options.request_id,
     )  # fmt: skip
     events = watchdog(
-        lambda: connect(env), loaded, audit, clock=env.clock, sleep=env.sleep, interval=pause,
-        ticks=1 if once else count, auto=auto, lock_timeout=env.lock_timeout, reconnect=not once,
+        lambda: connect(env), loaded, audit, clock=env.caps.clock, sleep=env.caps.sleep, interval=pause,
+        ticks=1 if once else count, auto=auto, lock_timeout=env.options.lock_timeout, reconnect=not once,
     )  # fmt: skip
-    live = _live_display(output)
+    live = _live_display(mutation.output)
     needed = False
     result = None
     try:
@@ -79,7 +78,7 @@ def watch(
             if isinstance(event, Tick):
                 result = event
                 needed |= result.rollback_needed
-                _show(result, output, live, loaded, env)
+                _show(result, mutation.output, live, loaded, env)
             elif isinstance(event, Lost):
                 render.error(f"watch lost the connection to the database: {event.reason}; reconnecting")
             elif isinstance(event, StillDown):
@@ -103,13 +102,12 @@ def watch(
 
 
 def _live_display(output: Output) -> Any:
-    import sys
-
-    if output is not Output.table or not sys.stdout.isatty():
+    if output is not Output.table or not render.console().stdout_is_terminal():
         return None
+    from rich.console import Console
     from rich.live import Live
 
-    live = Live(refresh_per_second=4, transient=False)
+    live = Live(console=Console(file=render.console().out()), refresh_per_second=4, transient=False)
     live.start()
     return live
 
