@@ -138,7 +138,7 @@ def _scopes(kinds: Sequence[str], attributes: Mapping[str, Any]) -> list[str]:
 
 
 def _reason(rule: str) -> str:
-    if rule.startswith(("kill switch", "priority flag", "stage off")):
+    if rule == "off" or rule.startswith(("kill switch", "priority flag", "stage off")):
         return Reason.DISABLED
     if "exemption" in rule or rule.startswith("internal audience"):
         return Reason.TARGETING_MATCH

@@ -45,8 +45,9 @@ def decide(
         switch, scope = killed_by[-1]
         return Verdict(False, f"kill switch {switch} (scope {scope})")
     if not on:
-        dark = isinstance(value, Rollout) and value.enabled
-        return Verdict(False, "stage off (dark: enabled at 0%)" if dark else "stage off")
+        if not isinstance(value, Rollout):  # a plain on/off flag: no stage to speak of
+            return Verdict(False, "off")
+        return Verdict(False, "stage off (dark: enabled at 0%)" if value.enabled else "stage off")
     if not killed_by:
         for scope in scopes:
             if exemptions.get(scope) == "deny":

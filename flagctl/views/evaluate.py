@@ -4,7 +4,8 @@ Precedence, first match wins:
   0. priority     a priority flag of the manifest (e.g. a global kill_switch toggle) is on
   1. kill         a kill switch holds the flag (globally or at one of the subject's scopes)
                   and leaves it off; exemptions never reopen a killed flag
-  2. stage off    the flag is off (rollout: disabled, or enabled at 0% with no audience)
+  2. stage off    the flag is off (rollout: disabled, or enabled at 0% with no audience;
+                  a plain on/off flag that is off: rule "off")
   3. deny         a deny exemption for one of the subject's scopes
   4. allow        an allow exemption (it never turns on a flag whose stage is off: rule 2 first)
   5. internal     the stage's internal audience, for a subject marked internal

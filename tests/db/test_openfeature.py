@@ -28,6 +28,8 @@ def test_boolean_flags_through_the_sdk(groups: Cli) -> None:
         details = client.get_boolean_details("F3", False, in_42)
         assert (details.value, details.variant, details.reason) == (True, "on", Reason.STATIC)
         assert client.get_boolean_value("F3", True, EvaluationContext("user-1")) is False  # global: off
+        plain_off = client.get_boolean_details("F3", True, EvaluationContext("user-1"))
+        assert (plain_off.reason, plain_off.flag_metadata["rule"]) == (Reason.DISABLED, "off")  # no stage
         public = client.get_boolean_details("F1", False, EvaluationContext("user-1"))
         assert (public.value, public.reason, public.variant) == (
             False,

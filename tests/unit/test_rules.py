@@ -163,6 +163,7 @@ def test_precedence_in_order() -> None:
     assert verdict(Rollout(True, 0), scopes=["publisher:1"], exemptions={"publisher:1": "allow"})[0] is False
     assert verdict(Rollout(True, 0, internal=True), internal=True) == (True, "internal audience")
     assert verdict(True) == (True, "on")
+    assert verdict(False) == (False, "off")  # a plain on/off flag has no stage: not "stage off"
 
 
 SCOPES = st.lists(st.sampled_from(["publisher:1", "publisher:2", "workspace:9"]), unique=True)
