@@ -117,3 +117,34 @@ def test_no_private_imports_from_libraries() -> None:
         and any(part.startswith("_") and part != "__future__" for part in target.split("."))
     ]
     assert not wrong, "\n".join(wrong)
+
+
+# Behaviour the CLI only renders: the library owns it, so a Python caller gets the same
+# kill, watchdog and approvals (they lived in cli/: fastkill, commands/watch, requests).
+LIBRARY_ONLY = {
+    ("flagctl.store.clients", "wait_acks"): "the kill's acknowledgement wait is actions.engage.await_acks",
+    ("flagctl.actions.rollback", "tick"): "the watchdog's loop is actions.watchdog.watch",
+    ("flagctl.store.requests", "request"): "a request to approve is actions.approve.pending",
+}
+
+KILL = {"flagctl.cli.fastkill", "flagctl.cli.commands.kill"}  # (audit verify reads drift as a view)
+
+
+def test_the_cli_renders_what_the_library_decides() -> None:
+    wrong = []
+    for name, path in modules().items():
+        if layer(name) != "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    why = LIBRARY_ONLY.get((node.module or "", alias.name))
+                    if name in KILL and (node.module, alias.name) == ("flagctl.views.drift", "drift"):
+                        why = "the kill's drift report is actions.engage.overwritten_drift"
+                    if why:
+                        wrong.append(f"{name}:{node.lineno} imports {node.module}.{alias.name}: {why}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "AuditContext":
+                wrong.append(
+                    f"{name}:{node.lineno} builds AuditContext(...) unchecked: use AuditContext.given"
+                )
+    assert not wrong, "\n".join(wrong)
