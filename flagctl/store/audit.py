@@ -199,6 +199,25 @@ def _plain(manifest: Manifest, flag: str, value: Any) -> Any:
     return None if value is None else manifest.flags[flag].to_db(value)
 
 
+# The last audit row of every flag and scope of a system (refusals and events excluded).
+LAST_AUDITED = (
+    f"SELECT DISTINCT ON (flag, coalesce(scope, 'global')) {COLUMNS} FROM flagctl.audit"  # noqa: S608 - constant columns
+    " WHERE system = %s AND flag IS NOT NULL AND action NOT LIKE '%%.refused'"
+    " AND target NOT IN ('flagctl.exemption', 'flagctl.engaged_switch') AND target NOT LIKE '%%:%%'"
+    " AND (%s::text[] IS NULL OR flag = ANY(%s::text[])) AND txid IS DISTINCT FROM %s"
+    " ORDER BY flag, coalesce(scope, 'global'), seq DESC"
+)
+
+
+def last_audited(
+    conn: psycopg.Connection[Any], system: str, flags: list[str] | None, before_txid: int | None
+) -> list[AuditRow]:
+    """The last audit row of every flag and scope of a system that changed a flag value
+    (``flags``: only those; ``before_txid``: leaving that transaction's own rows out)."""
+    rows = conn.execute(LAST_AUDITED, (system, flags, flags, before_txid)).fetchall()
+    return [AuditRow(*row) for row in rows]
+
+
 def last_changes(conn: psycopg.Connection[Any], system: str) -> dict[str, AuditRow]:
     """The most recent row that changed each flag of the system."""
     rows = conn.execute(
