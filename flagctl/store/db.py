@@ -7,7 +7,7 @@ Every mutation runs in one transaction that first declares who is acting and why
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -168,6 +168,8 @@ SELECT set_config('lock_timeout', %s, true), b.txid, b.published, b.same
   FROM flagctl.begin_change(%s, %s, %s, %s, %s, %s, %s) AS b
 """
 TXID_STATUS = "SELECT txid_status(%s)"
+# The declared change overrides a rule (--force): recorded on each of its audit rows.
+MARK_FORCED = "SELECT flagctl.mark_forced()"
 
 
 @contextmanager
@@ -212,6 +214,17 @@ def transaction(
             if published is not None:
                 published.append((row[2], row[3]))
         yield conn
+
+
+def txid_status(conn: psycopg.Connection[Any], txid: int) -> str | None:
+    """committed / aborted / in progress (None: the server no longer knows)."""
+    row = conn.execute(TXID_STATUS, (txid,)).fetchone()
+    return None if row is None else row[0]
+
+
+def mark_forced(conn: psycopg.Connection[Any]) -> None:
+    """Mark the declared change as forced (inside its transaction)."""
+    conn.execute(MARK_FORCED)
 
 
 @contextmanager
@@ -269,6 +282,16 @@ def _blockers(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
         {"pid": pid, "user": user, "application": app, "state": state, "query": query, "xact_seconds": age}
         for pid, user, app, state, query, age, _ in rows
     ]
+
+
+def table_writers(conn: psycopg.Connection[Any], tables: Iterable[str]) -> list[dict[str, Any]]:
+    """The other sessions of this database holding a write lock on any of these tables,
+    each once (in the order the tables are given)."""
+    found: dict[int, dict[str, Any]] = {}
+    for table in tables:
+        for blocker in _blockers(conn.execute(TABLE_WRITERS, (table,)).fetchall()):
+            found.setdefault(blocker["pid"], blocker)
+    return list(found.values())
 
 
 def lock_conflict(what: str, blockers: list[dict[str, Any]]) -> ConflictError:
