@@ -15,7 +15,7 @@ PostgreSQL keeps current.
 - **A missed notification is detected, and so is a change around the audit trail.** The
   snapshot carries its change sequence (the newest audit seq of the system) and a digest of
   the rows it was built from, both read with it; every ``check`` interval the gate reads
-  both again in one statement (``flagctl.gate.check``) and reloads if either moved. A reconnect
+  both again in one statement (``flagctl.store.gate``) and reloads if either moved. A reconnect
   always reloads. A full ``resync`` runs as a fallback too.
 - **Fail closed.** When the last successful read is older than ``staleness`` (the database
   is gone), every decision is off (``enabled`` is False, ``value`` the flag's off value)
@@ -42,23 +42,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flagctl.gate.check import Check, check_for
 from flagctl.model.manifest import Manifest, load_manifest
 from flagctl.model.values import Rollout
 from flagctl.rules.kills import Engaged
-from flagctl.store.clients import ACK, REGISTER, UNREGISTER
+from flagctl.store import clients
+from flagctl.store import gate as store
 from flagctl.store.exemptions import all_exemptions
 from flagctl.store.flags import FlagStore, Snapshot
+from flagctl.store.gate import CHANNEL as CHANNEL
+from flagctl.store.gate import Check, check_for
 from flagctl.store.switches import list_engaged
 from flagctl.views.evaluate import Decision, decide_from
 
 log = logging.getLogger("flagctl.gate")
-
-CHANNEL = "flagctl"
-PUBLISHED_VERSION = (
-    "SELECT max(version) FROM flagctl.catalogue WHERE system = %s HAVING max(version) IS NOT NULL"
-)
-PUBLISHED_SOURCE = "SELECT source FROM flagctl.catalogue WHERE system = %s AND version = %s"
 
 
 @dataclass(frozen=True)
@@ -260,12 +256,12 @@ class Gate:
         while not self._stop.is_set():
             try:
                 with self._open() as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    store.listen(conn)
                     self.reload(conn)  # after LISTEN: nothing committed since can be missed
                     delay = 0.5
                     self._listen(conn)
                     if self._client is not None:  # stopping: no longer a live client
-                        conn.execute(UNREGISTER, (self._client,))
+                        clients.unregister(conn, self._client)
             except Exception as exc:  # the database is gone: back off, then reconnect
                 self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
                 log.warning("flagctl gate lost the database (%s); retrying in %.1fs", exc, delay)
@@ -325,8 +321,7 @@ class Gate:
 
     def reload(self, conn: Any) -> None:
         """Read the whole state of the system in one repeatable-read transaction."""
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
+        with store.snapshot(conn):
             manifest = self._fixed or self._published(conn)
             state = self._state
             check = state.check if state is not None and state.manifest is manifest else None
@@ -335,8 +330,6 @@ class Gate:
             snapshot = FlagStore(conn, manifest).snapshot()
             engaged = list_engaged(conn, manifest)
             exemptions = all_exemptions(conn, manifest)
-        finally:
-            conn.execute("COMMIT")
         with self._reloaded:
             before = self._state
             self._reloaded_at = self.clock()
@@ -360,17 +353,17 @@ class Gate:
         from flagctl.model.cache import ManifestCache
         from flagctl.model.manifest import parse_manifest
 
-        row = conn.execute(PUBLISHED_VERSION, (self.system,)).fetchone()
-        if row is None:
+        version = store.published_version(conn, self.system)
+        if version is None:
             raise LookupError(f"no manifest of system {self.system} is published (flagctl manifest publish)")
         state = self._state
-        if state is not None and self._version == row[0]:
+        if state is not None and self._version == version:
             return state.manifest
-        source = conn.execute(PUBLISHED_SOURCE, (self.system, row[0])).fetchone()[0]
+        source = store.published_source(conn, self.system, version)
         cache = ManifestCache.from_environ(os.environ)
-        where = f"published manifest {self.system} v{row[0]}"
+        where = f"published manifest {self.system} v{version}"
         manifest = (cache.get(source, where) if cache is not None else None) or parse_manifest(source, where)
-        self._version = int(row[0])
+        self._version = int(version)
         return manifest
 
     def _ack(self, conn: Any, seq: int) -> None:
@@ -390,8 +383,9 @@ class Gate:
             )
 
     def _register_and_ack(self, conn: Any, seq: int) -> None:
-        if self._client is not None and conn.execute(ACK, {"seq": seq, "id": self._client}).fetchone()[0]:
+        if self._client is not None and clients.ack(conn, self._client, seq):
             return  # acknowledged; else it is a new backend (a reconnect) and registers again
-        row = conn.execute(REGISTER, (self.system, socket.gethostname(), os.getpid(), self.application))
-        self._client = int(row.fetchone()[0])
-        conn.execute(ACK, {"seq": seq, "id": self._client})
+        self._client = clients.register(
+            conn, self.system, socket.gethostname(), os.getpid(), self.application
+        )
+        clients.ack(conn, self._client, seq)
