@@ -8,8 +8,8 @@ and an optional hint (what to do).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -149,16 +149,27 @@ class ConnectionFailed(FlagctlError):
     exit_code = ExitCode.UNREACHABLE
 
 
+@dataclass(frozen=True)
+class Blocker:
+    """A session holding a lock flagctl waited for, as ``pg_stat_activity`` showed it then
+    ("?" where it showed nothing)."""
+
+    pid: int
+    user: str
+    application: str
+    state: str
+    query: str  # the first 120 characters, whitespace collapsed
+    xact_seconds: int  # how long its transaction had been open (0: not known)
+
+
 class ConflictError(FlagctlError):
-    """A concurrent change won, or a row lock was not obtained within lock_timeout."""
+    """A concurrent change won, or a lock was not obtained within lock_timeout."""
 
     exit_code = ExitCode.CONFLICT
 
-    def __init__(
-        self, message: str, hint: str | None = None, blockers: list[dict[str, Any]] | None = None
-    ) -> None:
+    def __init__(self, message: str, hint: str | None = None, blockers: list[Blocker] | None = None) -> None:
         super().__init__(message, hint)
-        self.blockers = blockers or []  # who held the lock (pid, user, application, query, …)
+        self.blockers = blockers or []  # who held the lock, first the one named in the message
 
 
 class PermissionDenied(FlagctlError):

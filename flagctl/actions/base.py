@@ -35,7 +35,7 @@ from flagctl.errors import (
 from flagctl.model.change import Change
 from flagctl.rules.constraints import constrained_flags, violations_after
 from flagctl.store.audit import applied_request, lock_request, record_event
-from flagctl.store.breaker import Blocker, LockBreaker, describe
+from flagctl.store.breaker import KillBlocker, LockBreaker, describe
 from flagctl.store.db import AuditContext, mark_forced, transaction
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class Outcome:
     dry_run: bool
     note: str | None = None  # something the operator should know about how it went
     txid: int | None = None  # the transaction that applied it
-    broken: list[Blocker] = field(default_factory=list)  # sessions --break-locks acted on
+    broken: list[KillBlocker] = field(default_factory=list)  # sessions --break-locks acted on
 
 
 Confirm = Callable[[Plan], bool]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.config import Target, redact_dsn
 from flagctl.errors import (
+    Blocker,
     ConflictError,
     ConnectionFailed,
     DatabaseError,
@@ -277,30 +278,27 @@ ADVISORY_HOLDERS = (
 )
 
 
-def _blockers(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    return [
-        {"pid": pid, "user": user, "application": app, "state": state, "query": query, "xact_seconds": age}
-        for pid, user, app, state, query, age, _ in rows
-    ]
+def _blockers(rows: Sequence[tuple[Any, ...]]) -> list[Blocker]:
+    return [Blocker(pid, user, app, state, query, age) for pid, user, app, state, query, age, _ in rows]
 
 
-def table_writers(conn: psycopg.Connection[Any], tables: Iterable[str]) -> list[dict[str, Any]]:
+def table_writers(conn: psycopg.Connection[Any], tables: Iterable[str]) -> list[Blocker]:
     """The other sessions of this database holding a write lock on any of these tables,
     each once (in the order the tables are given)."""
-    found: dict[int, dict[str, Any]] = {}
+    found: dict[int, Blocker] = {}
     for table in tables:
         for blocker in _blockers(conn.execute(TABLE_WRITERS, (table,)).fetchall()):
-            found.setdefault(blocker["pid"], blocker)
+            found.setdefault(blocker.pid, blocker)
     return list(found.values())
 
 
-def lock_conflict(what: str, blockers: list[dict[str, Any]]) -> ConflictError:
+def lock_conflict(what: str, blockers: list[Blocker]) -> ConflictError:
     """The error of a lock not obtained in time, naming who holds it (kept on the error, for
     --break-locks)."""
     if blockers:
         first = blockers[0]
         more = f" (+{len(blockers) - 1} more)" if len(blockers) > 1 else ""
-        holder = f"pid {first['pid']} (application_name {first['application']}, {first['state']}): {first['query']}{more}"
+        holder = f"pid {first.pid} (application_name {first.application}, {first.state}): {first.query}{more}"
     else:
         holder = "another transaction (it has finished since)"
     return ConflictError(
@@ -374,7 +372,7 @@ def lock_keys(conn: psycopg.Connection[Any], keys: list[str], what: str, group: 
 
 def row_lockers(
     conn: psycopg.Connection[Any], query: str | sql.Composed | sql.SQL, params: Sequence[Any]
-) -> list[dict[str, Any]]:
+) -> list[Blocker]:
     """The transactions that hold the rows ``query`` selects the ``xmax`` of (a row locked or
     changed by an open transaction carries that transaction's id there)."""
     xids = [str(row[0]) for row in conn.execute(query, params).fetchall() if row[0] is not None]
