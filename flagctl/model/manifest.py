@@ -274,7 +274,7 @@ def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(path, ["the top level must be a mapping (version, system, flags, …)"])
     try:
-        model: ManifestModel = validate(ManifestModel, data)
+        model = validate(ManifestModel, data)
     except Invalid as exc:
         raise ManifestError(path, [_describe(err) for err in exc.errors]) from None
     problems = list(_check_references(model))

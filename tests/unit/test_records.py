@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from flagctl.errors import Blocker, ConflictError
+from flagctl.model.shape import Invalid, Name, Percent, Record, validate
 from flagctl.store.db import _blockers, lock_conflict
 
 
@@ -33,3 +34,17 @@ def test_a_lock_conflict_names_its_first_blocker_and_keeps_them_all() -> None:
 def test_a_lock_conflict_without_a_blocker_says_it_finished() -> None:
     error = lock_conflict("flag p3", [])
     assert error.blockers == [] and "held by another transaction (it has finished since)" in error.message
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Point(Record):
+    name: Name
+    percent: Percent = 0
+
+
+def test_validate_builds_the_record_type_it_is_given() -> None:
+    point = validate(Point, {"name": "p3", "percent": 5})  # typed Point: validate(type[T], …) -> T
+    assert type(point) is Point and point == Point(name="p3", percent=5)
+    with pytest.raises(Invalid) as refused:
+        validate(Point, {"name": "p3", "percent": 101, "colour": "red"})
+    assert {e["type"] for e in refused.value.errors} == {"less_than_equal", "extra_forbidden"}
