@@ -184,3 +184,19 @@ def test_the_sql_check_sees_sql() -> None:
     assert not [name for name in SQL_ELSEWHERE if not sql_in(mods[name])], (
         "no SQL left: drop it from SQL_ELSEWHERE"
     )
+
+
+def test_the_gate_package_only_re_exports_its_client() -> None:
+    """``flagctl/gate/__init__.py`` is the package's documentation and its names; the gate's
+    class lives in ``gate/client.py``."""
+    import flagctl.gate as gate
+
+    tree = ast.parse((ROOT / "gate" / "__init__.py").read_text())
+    body = tree.body[1:] if ast.get_docstring(tree) else tree.body
+    for node in body:
+        reexport = isinstance(node, ast.ImportFrom) and (node.module or "").startswith("flagctl.gate.")
+        listed = isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["__all__"]
+        assert reexport or listed, f"gate/__init__.py line {node.lineno}: {ast.unparse(node)[:60]}"
+    assert gate.Gate.__module__ == "flagctl.gate.client"
+    assert {"Gate", "State", "Stats", "CHANNEL"} <= set(gate.__all__)
+    assert all(hasattr(gate, name) for name in gate.__all__)
