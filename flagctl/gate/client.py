@@ -41,7 +41,7 @@ class State:
     engaged: list[Engaged]
     exemptions: dict[str, dict[str, str]]
     seq: int  # the newest audit row of the system when it was read
-    digest: str  # of the rows it was built from (flagctl.gate.check), read with them
+    digest: str  # of the rows it was built from (flagctl.store.gate), read with them
     check: Check  # the statement that reads both again, for this manifest
     read_at: float  # the gate's clock: the last reload, or the last check that found no change
 
