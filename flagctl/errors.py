@@ -1,20 +1,21 @@
-"""Domain exceptions and the exit codes of CONTRACT.md §3.
+"""Domain exceptions and the exit codes of CONTRACT.md §3 (the README's "Exit codes").
 
 Every failure a user can cause or meet is one of these, all under ``FlagctlError``, each
-class carrying its exit code; the CLI maps them to exit codes in exactly one place
-(``flagctl.cli.app``). Each carries a message (what failed)
-and an optional hint (what to do).
+class carrying its exit code. A database error becomes one in ``store.db.translate``; the
+CLI turns any of them into its message and exit code in exactly one place
+(``flagctl.cli.flow.failure_code``). Each carries a message (what failed) and an optional
+hint (what to do); a ``ConflictError`` also the ``Blocker``s that held the lock it waited for.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 
 class ExitCode(IntEnum):
     OK = 0
-    FAILED = 1  # a check, guardrail or proof failed, or policy refused the action
+    FAILED = 1  # a check, guardrail or proof failed, policy refused the action, or the prompt was declined
     USAGE = 2  # bad argument, unknown flag/stage/switch, invalid manifest or profile
     UNREACHABLE = 3  # cannot reach or authenticate to the database
     CONFLICT = 4  # a concurrent change won, or a lock could not be taken in time
@@ -70,7 +71,9 @@ class ConfigError(InvalidFile):
 
 
 class PolicyRefused(FlagctlError):
-    """A rule (bake time, skipped stage, guardrail, engaged kill switch) refused the action."""
+    """A rule refused the action (bake time, skipped stage, guardrail, engaged kill switch,
+    freeze, four eyes, a write the table did not take); ``system``, ``target`` and
+    ``detail`` are what the audit trail records of the refusal."""
 
     exit_code = ExitCode.FAILED
 
@@ -149,16 +152,27 @@ class ConnectionFailed(FlagctlError):
     exit_code = ExitCode.UNREACHABLE
 
 
+@dataclass(frozen=True)
+class Blocker:
+    """A session holding a lock flagctl waited for, as ``pg_stat_activity`` showed it then
+    ("?" where it showed nothing)."""
+
+    pid: int
+    user: str
+    application: str
+    state: str
+    query: str  # the first 120 characters, whitespace collapsed
+    xact_seconds: int  # how long its transaction had been open (0: not known)
+
+
 class ConflictError(FlagctlError):
-    """A concurrent change won, or a row lock was not obtained within lock_timeout."""
+    """A concurrent change won, or a lock was not obtained within lock_timeout."""
 
     exit_code = ExitCode.CONFLICT
 
-    def __init__(
-        self, message: str, hint: str | None = None, blockers: list[dict[str, Any]] | None = None
-    ) -> None:
+    def __init__(self, message: str, hint: str | None = None, blockers: list[Blocker] | None = None) -> None:
         super().__init__(message, hint)
-        self.blockers = blockers or []  # who held the lock (pid, user, application, query, …)
+        self.blockers = blockers or []  # who held the lock, first the one named in the message
 
 
 class PermissionDenied(FlagctlError):

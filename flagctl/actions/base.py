@@ -34,8 +34,9 @@ from flagctl.errors import (
 )
 from flagctl.model.change import Change
 from flagctl.rules.constraints import constrained_flags, violations_after
-from flagctl.store.breaker import Blocker, LockBreaker, describe
-from flagctl.store.db import AuditContext, transaction
+from flagctl.store.audit import applied_request, lock_request, record_event
+from flagctl.store.breaker import KillBlocker, LockBreaker, describe
+from flagctl.store.db import AuditContext, mark_forced, transaction
 
 if TYPE_CHECKING:
     from flagctl.model.manifest import Manifest
@@ -134,7 +135,7 @@ class Outcome:
     dry_run: bool
     note: str | None = None  # something the operator should know about how it went
     txid: int | None = None  # the transaction that applied it
-    broken: list[Blocker] = field(default_factory=list)  # sessions --break-locks acted on
+    broken: list[KillBlocker] = field(default_factory=list)  # sessions --break-locks acted on
 
 
 Confirm = Callable[[Plan], bool]
@@ -254,14 +255,11 @@ def _breaker(
 def _table_conflict(conn: psycopg.Connection[Any], manifest: Manifest) -> ConflictError:
     """A lock wait that timed out: the sessions holding a lock on the system's bound tables
     or on flagctl's, in this database, named."""
-    from flagctl.store.db import TABLE_WRITERS, _blockers, lock_conflict
+    from flagctl.store.db import lock_conflict, table_writers
 
     tables = sorted({f"{spec.table}" for spec in manifest.model.flags.values() if spec.table})
-    found: dict[int, dict[str, Any]] = {}
-    for table in [*tables, "flagctl.flag_state", "flagctl.engaged_switch"]:
-        for blocker in _blockers(conn.execute(TABLE_WRITERS, (table,)).fetchall()):
-            found.setdefault(blocker["pid"], blocker)
-    return lock_conflict(f"the tables of system {manifest.system}", list(found.values()))
+    found = table_writers(conn, [*tables, "flagctl.flag_state", "flagctl.engaged_switch"])
+    return lock_conflict(f"the tables of system {manifest.system}", found)
 
 
 def _unbroken(conflict: ConflictError, breaker: LockBreaker) -> FlagctlError:
@@ -337,7 +335,7 @@ def _apply_locked(
 
             mark_approved(tx, action.manifest, approving)
         if plan.forced:
-            tx.execute("SELECT flagctl.mark_forced()")
+            mark_forced(tx)
         action.apply(tx, plan)
     note = "; ".join(notes) or None
     return Outcome(plan, applied=True, dry_run=False, note=note, txid=txid[0] if txid else None)
@@ -365,20 +363,14 @@ def _on_published(conn: psycopg.Connection[Any], action: Action[P], version: int
     return rebuilt(action, manifest=current)  # type: ignore[type-var]
 
 
-APPLIED_BEFORE = """
-SELECT min(seq), min(txid) FROM flagctl.audit WHERE request_id = %s AND action NOT LIKE '%%.refused'
-"""
-LOCK_REQUEST = "SELECT pg_advisory_xact_lock(hashtextextended('flagctl.request:' || %s, 0))"
-
-
 def _applied_before(conn: psycopg.Connection[Any], request: str, lock: bool) -> Outcome | None:
     """The outcome of a request id already applied (None: it was not)."""
     if lock:
-        conn.execute(LOCK_REQUEST, (request,))
-    row = conn.execute(APPLIED_BEFORE, (request,)).fetchone()
-    if row is None or row[0] is None:
+        lock_request(conn, request)
+    applied = applied_request(conn, request)
+    if applied is None:
         return None
-    seq, txid = row
+    seq, txid = applied
     plan = Plan("request", f"request {request}", noop=f"request {request} was already applied "
                 f"(audit row {seq}, transaction {txid}); nothing was done again")  # fmt: skip
     return Outcome(plan, applied=False, dry_run=False)
@@ -386,14 +378,13 @@ def _applied_before(conn: psycopg.Connection[Any], request: str, lock: bool) -> 
 
 def _outcome_of(reconnect: Callable[[], psycopg.Connection[Any]], txid: int) -> str | None:
     """committed / aborted / in progress (None: unknown, or no way to ask)."""
-    from flagctl.store.db import TXID_STATUS
+    from flagctl.store.db import txid_status
 
     try:
         with reconnect() as conn:
-            row = conn.execute(TXID_STATUS, (txid,)).fetchone()
+            return txid_status(conn, txid)
     except (psycopg.Error, FlagctlError):
         return None
-    return None if row is None else row[0]
 
 
 def check_freezes(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan) -> None:
@@ -485,20 +476,13 @@ def _record_refusal(conn: psycopg.Connection[Any], audit: AuditContext, refusal:
     """Record a refusal in the audit trail, in its own transaction. A role that may not
     write audit events (EXECUTE on flagctl.audit_event) still gets the refusal itself."""
     from psycopg import errors
-    from psycopg.types.json import Jsonb
 
     detail = {"refused": refusal.message, "hint": refusal.hint, **refusal.detail}
     refused = replace(audit, action=audit.action + ".refused")
     try:
         with transaction(conn, refused) as tx:
-            tx.execute(
-                RECORD_REFUSAL,
-                (refused.action, refusal.system, None, refusal.target or audit.action, Jsonb(detail)),
-            )
+            record_event(tx, refused.action, refusal.system, None, refusal.target or audit.action, detail)
     except errors.InsufficientPrivilege:
         refusal.hint = (
             f"{refusal.hint or ''} (this refusal was not recorded: no EXECUTE on flagctl.audit_event)".strip()
         )
-
-
-RECORD_REFUSAL = "SELECT flagctl.audit_event(%s, %s, %s, %s, %s)"

@@ -21,18 +21,12 @@ from flagctl.model.scopes import GLOBAL
 from flagctl.rules.kills import holding
 from flagctl.rules.ladder import outside_ladder
 from flagctl.store import audit as audit_mod
+from flagctl.store import safe_points
 from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
 
 if TYPE_CHECKING:
     import psycopg
-
-# Who and why come from the declared change (routines/96_records.sql).
-INSERT_SAFE_POINT = "SELECT flagctl.record_safe_point(%s, %s, %s, %s)"
-
-LAST_SAFE_POINT = """
-SELECT name, kind, state, at FROM flagctl.safe_point WHERE system = %s ORDER BY id DESC LIMIT 1
-"""
 
 
 @dataclass
@@ -75,13 +69,9 @@ class ApplyState(Action[StatePlan]):
         return plan_state(conn, self.manifest, self.desired, force=self.force, locked=locked)
 
     def apply(self, conn: psycopg.Connection[Any], plan: StatePlan) -> None:
-        from psycopg.types.json import Jsonb
-
         FlagStore(conn, self.manifest).write(plan.changes)
         if plan.safe_point:
-            conn.execute(
-                INSERT_SAFE_POINT, (self.manifest.system, plan.name, plan.safe_point, Jsonb(plan.state))
-            )
+            safe_points.record(conn, self.manifest.system, plan.name, plan.safe_point, plan.state)
 
 
 def profile_state(manifest: Manifest, name: str, action: str = "", mark_safe: bool = False) -> DesiredState:
@@ -148,19 +138,17 @@ def _state_from_json(manifest: Manifest, data: dict[str, Any]) -> tuple[State, l
 
 
 def last_safe(conn: psycopg.Connection[Any], manifest: Manifest) -> DesiredState:
-    row = conn.execute(
-        "SELECT name, kind, state, at, coalesce(actor, db_user) FROM flagctl.safe_point"
-        " WHERE system = %s ORDER BY id DESC LIMIT 1",
-        (manifest.system,),
-    ).fetchone()
-    if row is None:
+    point = safe_points.last(conn, manifest.system)
+    if point is None:
         raise UsageError(
             f"no safe point recorded for system {manifest.system}",
             "mark one: flagctl profile apply NAME --mark-safe, or flagctl profile snapshot NAME --mark-safe",
         )
-    name, kind, data, at, who = row
-    state, skipped = _state_from_json(manifest, data)
-    summary = f"roll back to the last safe point: {kind} {name} (marked {at:%Y-%m-%d %H:%M:%S %Z} by {who})"
+    state, skipped = _state_from_json(manifest, point.state)
+    summary = (
+        f"roll back to the last safe point: {point.kind} {point.name} "
+        f"(marked {point.at:%Y-%m-%d %H:%M:%S %Z} by {point.who})"
+    )
     return DesiredState("rollback", summary, state, skipped)
 
 

@@ -31,15 +31,15 @@ from flagctl.model.durations import parse_duration
 from flagctl.model.manifest import Manifest, RollbackAction, RollbackSpec
 from flagctl.rules.rollback import MachineState, next_state
 from flagctl.store.db import AuditContext, transaction
+from flagctl.store.rollback_state import hold_state
+from flagctl.store.rollback_state import read_state as read_state
+from flagctl.store.rollback_state import store_state as store_state
 from flagctl.verify import guardrails as guard_mod
 
 if TYPE_CHECKING:
     import psycopg
 
     from flagctl.verify.guardrails import GuardrailResult
-
-READ_STATE = "SELECT state, since, green_since FROM flagctl.rollback_state WHERE system = %s"
-LOCK_STATE = "SELECT flagctl.hold_rollback_state(%s)"  # for the declared change (routines/95_writes.sql)
 
 
 @dataclass
@@ -69,24 +69,6 @@ class Tick:
 
 def spec_of(manifest: Manifest) -> RollbackSpec:
     return manifest.model.rollback or RollbackSpec()
-
-
-def read_state(conn: psycopg.Connection[Any], manifest: Manifest) -> MachineState:
-    row = conn.execute(READ_STATE, (manifest.system,)).fetchone()
-    return MachineState("NORMAL", None, None) if row is None else MachineState(*row)
-
-
-# Never dated in the future; only inside a declared rollback.* change (routines/96_records.sql).
-STORE_STATE = "SELECT flagctl.store_rollback_state(%s, %s, %s, %s, %s)"
-
-
-def store_state(
-    conn: psycopg.Connection[Any], manifest: Manifest, state: MachineState, detail: dict[str, Any]
-) -> None:
-    """Write the machine's state (inside the caller's audited transaction)."""
-    from psycopg.types.json import Jsonb
-
-    conn.execute(STORE_STATE, (manifest.system, state.state, state.since, state.green_since, Jsonb(detail)))
 
 
 def rollback_action(manifest: Manifest, spec: RollbackAction, clock: Clock) -> Action[Any]:
@@ -187,7 +169,7 @@ class OverrideNormal(Action[OverridePlan]):
 
     def plan(self, conn: psycopg.Connection[Any], locked: bool) -> OverridePlan:
         if locked:
-            conn.execute(LOCK_STATE, (self.manifest.system,))
+            hold_state(conn, self.manifest)
         current = read_state(conn, self.manifest).state
         summary = f"rollback state of {self.manifest.system}: {current} → NORMAL (manual override)"
         if current == "NORMAL":

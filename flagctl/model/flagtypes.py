@@ -403,7 +403,7 @@ StageValue = RolloutStage | LiteralStage
 def stage_value(flag: AnyFlag, raw: Any) -> StageValue:
     if isinstance(flag, RolloutFlag):
         try:
-            stage: RolloutStage = validate(RolloutStage, raw)
+            stage = validate(RolloutStage, raw)
         except Invalid as exc:
             raise ValueError(str(exc)) from None
         return stage

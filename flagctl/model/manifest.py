@@ -1,9 +1,18 @@
-"""The manifest (``flagctl.yaml``): flags, ladders, kill switches, guardrails, proofs.
+"""The manifest (``flagctl.yaml``): flags, ladders, kill switches, guardrails, proofs,
+constraints and priority flags, rollback, approvals.
 
-Loading is two passes, both before anything touches a database:
-1. shape: pydantic models with ``extra="forbid"`` catch unknown keys and wrong types;
-2. references: ladders, kill switches and guardrail names must point at things that exist.
-Every problem is reported with the file, the key path and what was expected.
+Its records are frozen dataclasses (``model.shape.Record``). Loading is two passes, both
+before anything touches a database:
+1. shape: ``model.shape.validate`` (pydantic, whose validator is built on first use)
+   catches unknown keys, missing keys and wrong types;
+2. references and sense: every name a ladder, kill switch, constraint, rollback action or
+   ``require`` uses must exist, and what the shape cannot say must hold (a bound flag's key
+   and columns, a valid default and min not above max, stage and kill values of their
+   flag's type, durations, a switch including only lower levels, a bound on every guardrail).
+Every problem is reported with the file, the key path and what was expected. Then the
+ladders are resolved (``ResolvedLadder``) and each kill switch flattened with what it
+includes. A manifest validated before comes back from the manifest cache (``model.cache``)
+with neither pass, and without importing pydantic.
 """
 
 from __future__ import annotations
@@ -274,7 +283,7 @@ def parse_manifest(text: str, path: str = "<manifest>") -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(path, ["the top level must be a mapping (version, system, flags, …)"])
     try:
-        model: ManifestModel = validate(ManifestModel, data)
+        model = validate(ManifestModel, data)
     except Invalid as exc:
         raise ManifestError(path, [_describe(err) for err in exc.errors]) from None
     problems = list(_check_references(model))

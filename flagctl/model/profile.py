@@ -85,7 +85,7 @@ def load_profile(manifest: Manifest, name: str) -> Profile:
     if not isinstance(data, dict):
         raise ProfileError(shown, ["a profile is a mapping: system, values, scopes"])
     try:
-        model: ProfileModel = validate(ProfileModel, data)
+        model = validate(ProfileModel, data)
     except Invalid as exc:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg'].lower()}" for e in exc.errors]
         raise ProfileError(shown, problems) from None

@@ -15,7 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
-    from pydantic import GetCoreSchemaHandler
+    from pydantic import GetCoreSchemaHandler, TypeAdapter
     from pydantic_core import CoreSchema
 
 T = TypeVar("T")
@@ -61,13 +61,15 @@ class Invalid(ValueError):
         self.errors = errors
 
 
-def validate(kind: Any, data: Any) -> Any:
+def validate(kind: type[T], data: Any) -> T:
     """``data`` (from YAML or JSON) checked against a record type and built into it; raises
     ``Invalid`` listing every problem."""
     from pydantic import ValidationError
 
+    key: object = kind  # a class is hashable, as the cache needs; mypy does not see it in type[T]
+    validator: TypeAdapter[T] = _validator(key)
     try:
-        return _validator(kind).validate_python(data)
+        return validator.validate_python(data)
     except ValidationError as exc:
         raise Invalid([_as_key_error(dict(err)) for err in exc.errors()]) from None
 
@@ -80,7 +82,7 @@ def _as_key_error(err: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
-def _validator(kind: Any) -> Any:
+def _validator(kind: Any) -> TypeAdapter[Any]:
     from pydantic import TypeAdapter
 
     return TypeAdapter(kind)

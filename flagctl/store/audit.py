@@ -199,6 +199,62 @@ def _plain(manifest: Manifest, flag: str, value: Any) -> Any:
     return None if value is None else manifest.flags[flag].to_db(value)
 
 
+# A request id (``--request-id``) already applied: its first audit row and transaction.
+APPLIED_REQUEST = """
+SELECT min(seq), min(txid) FROM flagctl.audit WHERE request_id = %s AND action NOT LIKE '%%.refused'
+"""
+# Two retries of one request id apply it once: the second waits here, then finds it applied.
+LOCK_REQUEST = "SELECT pg_advisory_xact_lock(hashtextextended('flagctl.request:' || %s, 0))"
+# An event of its own (a refusal), with who and why from the declared change.
+RECORD_EVENT = "SELECT flagctl.audit_event(%s, %s, %s, %s, %s)"
+
+
+def lock_request(conn: psycopg.Connection[Any], request: str) -> None:
+    """Hold a request id until the caller's transaction ends."""
+    conn.execute(LOCK_REQUEST, (request,))
+
+
+def applied_request(conn: psycopg.Connection[Any], request: str) -> tuple[int, int] | None:
+    """(audit seq, txid) of the first change applied with this request id (None: none was)."""
+    row = conn.execute(APPLIED_REQUEST, (request,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return row[0], row[1]
+
+
+def record_event(
+    conn: psycopg.Connection[Any],
+    action: str,
+    system: str | None,
+    flag: str | None,
+    target: str,
+    detail: dict[str, Any],
+) -> None:
+    """Write an audit event (inside the caller's declared change; ``flagctl.audit_event``)."""
+    from psycopg.types.json import Jsonb
+
+    conn.execute(RECORD_EVENT, (action, system, flag, target, Jsonb(detail)))
+
+
+# The last audit row of every flag and scope of a system (refusals and events excluded).
+LAST_AUDITED = (
+    f"SELECT DISTINCT ON (flag, coalesce(scope, 'global')) {COLUMNS} FROM flagctl.audit"  # noqa: S608 - constant columns
+    " WHERE system = %s AND flag IS NOT NULL AND action NOT LIKE '%%.refused'"
+    " AND target NOT IN ('flagctl.exemption', 'flagctl.engaged_switch') AND target NOT LIKE '%%:%%'"
+    " AND (%s::text[] IS NULL OR flag = ANY(%s::text[])) AND txid IS DISTINCT FROM %s"
+    " ORDER BY flag, coalesce(scope, 'global'), seq DESC"
+)
+
+
+def last_audited(
+    conn: psycopg.Connection[Any], system: str, flags: list[str] | None, before_txid: int | None
+) -> list[AuditRow]:
+    """The last audit row of every flag and scope of a system that changed a flag value
+    (``flags``: only those; ``before_txid``: leaving that transaction's own rows out)."""
+    rows = conn.execute(LAST_AUDITED, (system, flags, flags, before_txid)).fetchall()
+    return [AuditRow(*row) for row in rows]
+
+
 def last_changes(conn: psycopg.Connection[Any], system: str) -> dict[str, AuditRow]:
     """The most recent row that changed each flag of the system."""
     rows = conn.execute(

@@ -38,7 +38,7 @@ SLACK = timedelta(seconds=2)  # beyond patience and grace, before the kill itsel
 
 
 @dataclass
-class Blocker:
+class KillBlocker:
     """A session that blocked the kill, as the database saw it, and what was done to it."""
 
     pid: int
@@ -93,7 +93,7 @@ class LockBreaker:
     grace: float = GRACE
     poll: float = POLL
     clock: Callable[[], float] = time.monotonic
-    seen: dict[int, Blocker] = field(default_factory=dict)
+    seen: dict[int, KillBlocker] = field(default_factory=dict)
     error: BaseException | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -130,7 +130,7 @@ class LockBreaker:
         while not self._stop.wait(self.poll):
             now = self.clock()
             for row in conn.execute(BLOCKERS_OF, (self.waiter,)).fetchall():
-                blocker = Blocker(*row)
+                blocker = KillBlocker(*row)
                 pid = blocker.pid
                 known = self.seen.setdefault(pid, blocker)
                 since = first.setdefault(pid, now)
@@ -155,10 +155,10 @@ class LockBreaker:
         ).fetchone()
         return str(row[0]) if row else "not ended"
 
-    def ended(self) -> list[Blocker]:
+    def ended(self) -> list[KillBlocker]:
         """The blockers flagctl acted on (ended, or found it could not), in pid order."""
         return [b for _, b in sorted(self.seen.items()) if b.ended is not None]
 
 
-def describe(blockers: list[Blocker]) -> str:
+def describe(blockers: list[KillBlocker]) -> str:
     return "; ".join(b.describe() for b in blockers)

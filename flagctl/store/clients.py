@@ -78,5 +78,24 @@ def wait_acks(
     return [Ack(*r) for r in conn.execute(WAIT, (manifest.system, seq, timeout, live)).fetchall()]
 
 
+def register(conn: psycopg.Connection[Any], system: str, host: str, pid: int, application: str) -> int:
+    """Register this backend as a gate client of the system; its client id."""
+    row = conn.execute(REGISTER, (system, host, pid, application)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def ack(conn: psycopg.Connection[Any], client: int, seq: int) -> bool:
+    """The client applies the system's changes up to audit row ``seq`` (and is alive);
+    False: no such client of this backend (a reconnect: it registers again)."""
+    row = conn.execute(ACK, {"seq": seq, "id": client}).fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+def unregister(conn: psycopg.Connection[Any], client: int) -> None:
+    conn.execute(UNREGISTER, (client,))
+
+
 def clients(conn: psycopg.Connection[Any], manifest: Manifest) -> list[Client]:
     return [Client(*r) for r in conn.execute(CLIENTS, (manifest.system, manifest.system)).fetchall()]

@@ -7,7 +7,7 @@ Every mutation runs in one transaction that first declares who is acting and why
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.config import Target, redact_dsn
 from flagctl.errors import (
+    Blocker,
     ConflictError,
     ConnectionFailed,
     DatabaseError,
@@ -236,6 +237,8 @@ SELECT set_config('lock_timeout', %s, true), b.txid, b.published, b.same
   FROM flagctl.begin_change(%s, %s, %s, %s, %s, %s, %s) AS b
 """
 TXID_STATUS = "SELECT txid_status(%s)"
+# The declared change overrides a rule (--force): recorded on each of its audit rows.
+MARK_FORCED = "SELECT flagctl.mark_forced()"
 
 
 @contextmanager
@@ -280,6 +283,17 @@ def transaction(
             if published is not None:
                 published.append((row[2], row[3]))
         yield conn
+
+
+def txid_status(conn: psycopg.Connection[Any], txid: int) -> str | None:
+    """committed / aborted / in progress (None: the server no longer knows)."""
+    row = conn.execute(TXID_STATUS, (txid,)).fetchone()
+    return None if row is None else row[0]
+
+
+def mark_forced(conn: psycopg.Connection[Any]) -> None:
+    """Mark the declared change as forced (inside its transaction)."""
+    conn.execute(MARK_FORCED)
 
 
 @contextmanager
@@ -332,20 +346,27 @@ ADVISORY_HOLDERS = (
 )
 
 
-def _blockers(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    return [
-        {"pid": pid, "user": user, "application": app, "state": state, "query": query, "xact_seconds": age}
-        for pid, user, app, state, query, age, _ in rows
-    ]
+def _blockers(rows: Sequence[tuple[Any, ...]]) -> list[Blocker]:
+    return [Blocker(pid, user, app, state, query, age) for pid, user, app, state, query, age, _ in rows]
 
 
-def lock_conflict(what: str, blockers: list[dict[str, Any]]) -> ConflictError:
+def table_writers(conn: psycopg.Connection[Any], tables: Iterable[str]) -> list[Blocker]:
+    """The other sessions of this database holding a write lock on any of these tables,
+    each once (in the order the tables are given)."""
+    found: dict[int, Blocker] = {}
+    for table in tables:
+        for blocker in _blockers(conn.execute(TABLE_WRITERS, (table,)).fetchall()):
+            found.setdefault(blocker.pid, blocker)
+    return list(found.values())
+
+
+def lock_conflict(what: str, blockers: list[Blocker]) -> ConflictError:
     """The error of a lock not obtained in time, naming who holds it (kept on the error, for
     --break-locks)."""
     if blockers:
         first = blockers[0]
         more = f" (+{len(blockers) - 1} more)" if len(blockers) > 1 else ""
-        holder = f"pid {first['pid']} (application_name {first['application']}, {first['state']}): {first['query']}{more}"
+        holder = f"pid {first.pid} (application_name {first.application}, {first.state}): {first.query}{more}"
     else:
         holder = "another transaction (it has finished since)"
     return ConflictError(
@@ -419,7 +440,7 @@ def lock_keys(conn: psycopg.Connection[Any], keys: list[str], what: str, group: 
 
 def row_lockers(
     conn: psycopg.Connection[Any], query: str | sql.Composed | sql.SQL, params: Sequence[Any]
-) -> list[dict[str, Any]]:
+) -> list[Blocker]:
     """The transactions that hold the rows ``query`` selects the ``xmax`` of (a row locked or
     changed by an open transaction carries that transaction's id there)."""
     xids = [str(row[0]) for row in conn.execute(query, params).fetchall() if row[0] is not None]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flagctl.errors import UsageError, WriteNotTaken
+from flagctl.errors import Blocker, UsageError, WriteNotTaken
 from flagctl.model.flagtypes import AnyFlag, describe
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL
@@ -104,7 +104,7 @@ class Storage(Protocol):
         """The statement (and its parameters) that ``read`` sends for these flags, unlocked:
         the rows their values are built from, for a digest of them (the gate's check)."""
 
-    def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[dict[str, Any]]:
+    def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[Blocker]:
         """The sessions holding a lock on these flags (their rows, or flagctl's keys for them)."""
 
 
@@ -114,7 +114,7 @@ class OwnTable:
 
     manifest: Manifest
 
-    def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[dict[str, Any]]:
+    def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[Blocker]:
         system = self.manifest.system
         keys = [f"{system}/*", *(f"{system}/{name}" for name in names)]
         advisory = _blockers(conn.execute(ADVISORY_HOLDERS, (keys,)).fetchall())
@@ -185,7 +185,7 @@ class BoundTable:
     def reading(self, names: list[str]) -> tuple[sql.Composed | sql.SQL, list[Any]]:
         return self._query(names)
 
-    def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[dict[str, Any]]:
+    def holders(self, conn: psycopg.Connection[Any], names: list[str]) -> list[Blocker]:
         return row_lockers(conn, *self._lockers(names))
 
     def _lockers(self, names: list[str]) -> tuple[sql.Composed, list[Any]]:
@@ -351,12 +351,12 @@ class FlagStore:
         wanted = set(names)
         return self.snapshot(wanted | constrained_flags(self.manifest), lock=wanted if locked else ())
 
-    def holders(self, names: Iterable[str]) -> list[dict[str, Any]]:
+    def holders(self, names: Iterable[str]) -> list[Blocker]:
         """The sessions holding a lock on these flags, each once, in lock order."""
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, Blocker] = {}
         for storage, group in self._groups(names):
             for blocker in storage.holders(self.conn, group):
-                found.setdefault(blocker["pid"], blocker)
+                found.setdefault(blocker.pid, blocker)
         return list(found.values())
 
     def lock(self, names: Iterable[str]) -> None:
@@ -372,7 +372,7 @@ class FlagStore:
         except e.LockNotAvailable:
             raise lock_conflict(_flags_text(flags), self.blockers(flags)) from None
 
-    def blockers(self, names: Iterable[str]) -> list[dict[str, Any]]:
+    def blockers(self, names: Iterable[str]) -> list[Blocker]:
         """Who holds a lock a change of these flags waits for: the holders of their rows and
         of flagctl's keys for them; failing those (finished since, or a table lock), whoever
         holds a write lock on one of their tables."""
@@ -382,9 +382,9 @@ class FlagStore:
             tables = [storage.table for storage, _ in self._groups(flags) if isinstance(storage, BoundTable)]
             for table in [*tables, "flagctl.flag_state"]:
                 found += _blockers(self.conn.execute(TABLE_WRITERS, (table,)).fetchall())
-        once: dict[int, dict[str, Any]] = {}
+        once: dict[int, Blocker] = {}
         for blocker in found:
-            once.setdefault(blocker["pid"], blocker)
+            once.setdefault(blocker.pid, blocker)
         return list(once.values())
 
     def reading(self) -> list[tuple[sql.Composed | sql.SQL, list[Any]]]:

@@ -291,6 +291,28 @@ def register_bindings(conn: psycopg.Connection[Any], manifest: Manifest) -> list
     return registered
 
 
+INSTALLED_AT = "SELECT min(applied_at) FROM flagctl.schema_migrations"
+# Since when flagctl has watched some flags of a system: their bindings' first registration,
+# else the schema's installation.
+WATCHED_SINCE = """
+SELECT coalesce((SELECT min(registered_at) FROM flagctl.binding WHERE system = %s AND flag = ANY(%s)),
+                (SELECT min(applied_at) FROM flagctl.schema_migrations))
+"""
+
+
+def installed_at(conn: psycopg.Connection[Any]) -> datetime | None:
+    """When the schema's first migration was applied (None: never)."""
+    row = conn.execute(INSTALLED_AT).fetchone()
+    return row[0] if row else None
+
+
+def watched_since(conn: psycopg.Connection[Any], system: str, flags: list[str]) -> datetime | None:
+    """Since when flagctl has watched these flags: the earliest registration of their
+    bindings, else the schema's installation."""
+    row = conn.execute(WATCHED_SINCE, (system, flags)).fetchone()
+    return row[0] if row else None
+
+
 def quote(name: str) -> str:
     """An identifier as SQL writes it (for to_regclass)."""
     return '"' + name.replace('"', '""') + '"'

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flagctl.errors import Blocker
 from flagctl.model.change import Change
 from flagctl.model.flagtypes import kill_setting
 from flagctl.model.manifest import Manifest
@@ -101,7 +102,7 @@ def hold(
         raise lock_conflict(f"kill switch {switch}'s flags", _holders(conn, manifest, flags)) from None
 
 
-def _holders(conn: psycopg.Connection[Any], manifest: Manifest, flags: list[str]) -> list[dict[str, Any]]:
+def _holders(conn: psycopg.Connection[Any], manifest: Manifest, flags: list[str]) -> list[Blocker]:
     """Who holds a lock the kill of these flags waits for: the flags' rows and flagctl's
     keys for them, and the engaged switches' rows; failing those, whoever holds a write lock
     on one of the tables."""
@@ -112,9 +113,9 @@ def _holders(conn: psycopg.Connection[Any], manifest: Manifest, flags: list[str]
     if not found:
         engaged = _blockers(conn.execute(TABLE_WRITERS, ("flagctl.engaged_switch",)).fetchall())
         found = store.blockers(flags) + engaged
-    once: dict[int, dict[str, Any]] = {}
+    once: dict[int, Blocker] = {}
     for blocker in found:
-        once.setdefault(blocker["pid"], blocker)
+        once.setdefault(blocker.pid, blocker)
     return list(once.values())
 
 

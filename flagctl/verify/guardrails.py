@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flagctl.model.durations import parse_duration
 from flagctl.model.manifest import Guardrail
-from flagctl.store.db import read_only
+from flagctl.store.guardrails import first_row
 
 if TYPE_CHECKING:
     import psycopg
@@ -73,10 +73,7 @@ def evaluate(conn: psycopg.Connection[Any], name: str, guard: Guardrail) -> Guar
     error: str | None = None
     sqlstate: str | None = None
     try:
-        with read_only(conn, f"{timeout_ms}ms"):
-            # prepare=True: the extended protocol, one statement only — a guardrail cannot
-            # end its read-only transaction ("select 0; rollback; insert …") and write.
-            row = conn.execute(guard.sql.encode(), prepare=True).fetchone()
+        row = first_row(conn, guard.sql, f"{timeout_ms}ms")  # read-only, one statement only
         if row is None or row[0] is None:
             error = "the query returned no value (fails closed)"
         else:

@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flagctl.errors import UsageError
@@ -32,7 +32,8 @@ from flagctl.model.flagtypes import RolloutFlag
 from flagctl.model.manifest import Manifest
 from flagctl.rules.bucketing import bucket, eligible
 from flagctl.rules.kills import holding
-from flagctl.store.db import read_only, subjects_from
+from flagctl.store import bucketing
+from flagctl.store import proofs as store
 from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged
 
@@ -89,10 +90,8 @@ def subjects(
         return [f"subject-{i}" for i in range(sample)], f"{sample} generated ids"
     import psycopg as pg
 
-    query = "SELECT s.id::text FROM " + subjects_from(sql_text) + " LIMIT %s"  # noqa: S608 - the operator's read-only query
     try:
-        with read_only(conn, "30s"):
-            ids = [row[0] for row in conn.execute(query.encode(), (sample,))]
+        ids = bucketing.subject_ids(conn, sql_text, sample, "30s")
     except pg.Error as exc:
         message = (exc.diag.message_primary or str(exc)).strip()
         raise UsageError(f"the subjects query failed: {message} (SQLSTATE {exc.sqlstate})") from None
@@ -114,11 +113,7 @@ def prove_gating(
         return ProofResult(f"gating {flag}", False, "no subjects to prove on", evidence)
 
     def sql_buckets() -> list[int]:
-        rows = conn.execute(
-            "SELECT flagctl.bucket(%s, i) FROM unnest(%s::text[]) WITH ORDINALITY AS u(i, n) ORDER BY n",
-            (salt, ids),
-        ).fetchall()
-        return [r[0] for r in rows]
+        return bucketing.buckets(conn, salt, ids)
 
     python_first = [bucket(salt, i) for i in ids]
     sql_first = sql_buckets()
@@ -174,12 +169,7 @@ class Counters:
 
 
 def counters(conn: psycopg.Connection[Any]) -> Counters:
-    conn.execute("SELECT pg_stat_clear_snapshot()")
-    rows = conn.execute(
-        "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
-        " WHERE schemaname <> 'flagctl'"
-    ).fetchall()
-    return Counters({name: int(total) for name, total in rows}, time.monotonic())
+    return Counters(store.counters(conn), time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -261,7 +251,7 @@ def prove_kill(
         return ProofResult(
             "kill", False, f"phase tables were written while killed: {', '.join(sorted(moved))}", evidence
         )
-    open_writers = conn.execute(OPEN_WRITERS, (pattern,)).fetchall()
+    open_writers = store.open_writers(conn, pattern)
     if open_writers:
         evidence += [
             f"open transaction pid {pid} (application_name {app}, since {start:%Y-%m-%d %H:%M:%S %Z}) "
@@ -276,38 +266,14 @@ def prove_kill(
     return ProofResult("kill", True, "no phase table was written while killed", evidence)
 
 
-# Transactions still open that hold a write lock on a phase table: they wrote it (or are
-# writing it) and their rows reach the counters only when they commit.
-OPEN_WRITERS = """
-SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.xact_start,
-       n.nspname || '.' || c.relname
-  FROM pg_locks l
-  JOIN pg_class c ON c.oid = l.relation
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  JOIN pg_stat_activity a ON a.pid = l.pid
- WHERE l.locktype = 'relation' AND l.granted AND a.pid <> pg_backend_pid()
-   AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
-   AND c.relkind IN ('r', 'p') AND c.relname LIKE %s
-   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
- ORDER BY 1
-"""
-
-
 # ---------------------------------------------------------------- isolation
 
 
 def privilege_leaks(conn: psycopg.Connection[Any], role: str, pattern: str) -> list[str] | None:
     """Tables outside the pattern that the role may write (None: no such role)."""
-    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+    if not store.role_exists(conn, role):
         return None
-    rows = conn.execute(
-        "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'flagctl')"
-        " AND n.nspname NOT LIKE 'pg_toast%%' AND NOT c.relname LIKE %s"
-        " AND has_table_privilege(%s, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') ORDER BY 1",
-        (pattern, role),
-    ).fetchall()
-    return [r[0] for r in rows]
+    return store.writable_outside(conn, role, pattern)
 
 
 def prove_isolation(
@@ -369,20 +335,11 @@ def prove_isolation(
 def _record_baseline(
     conn: psycopg.Connection[Any], manifest: Manifest, deltas: dict[str, int], seconds: float
 ) -> None:
-    from psycopg.types.json import Jsonb
-
     rates = {t: d / seconds for t, d in deltas.items()}
-    conn.execute(
-        "SELECT flagctl.record_baseline(%s, %s::numeric, %s)",
-        (manifest.system, seconds, Jsonb(rates)),
-    )
+    store.record_baseline(conn, manifest.system, seconds, rates)
 
 
 def _baseline(
     conn: psycopg.Connection[Any], manifest: Manifest
-) -> tuple[dict[str, float], float, Any] | None:
-    row = conn.execute(
-        "SELECT rates, window_seconds, measured_at FROM flagctl.proof_baseline WHERE system = %s ORDER BY id DESC LIMIT 1",
-        (manifest.system,),
-    ).fetchone()
-    return None if row is None else (row[0], float(row[1]), row[2])
+) -> tuple[dict[str, float], float, datetime] | None:
+    return store.baseline(conn, manifest.system)

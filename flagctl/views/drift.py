@@ -15,20 +15,11 @@ from typing import TYPE_CHECKING, Any
 from flagctl.model.flagtypes import describe
 from flagctl.model.manifest import Manifest
 from flagctl.model.scopes import GLOBAL
-from flagctl.store.audit import COLUMNS, AuditRow, value_from_row
+from flagctl.store.audit import AuditRow, last_audited, value_from_row
 from flagctl.store.flags import FlagStore, Snapshot
 
 if TYPE_CHECKING:
     import psycopg
-
-# The last audit row of every flag and scope of a system (refusals and events excluded).
-LAST_AUDITED = (
-    f"SELECT DISTINCT ON (flag, coalesce(scope, 'global')) {COLUMNS} FROM flagctl.audit"  # noqa: S608 - constant columns
-    " WHERE system = %s AND flag IS NOT NULL AND action NOT LIKE '%%.refused'"
-    " AND target NOT IN ('flagctl.exemption', 'flagctl.engaged_switch') AND target NOT LIKE '%%:%%'"
-    " AND (%s::text[] IS NULL OR flag = ANY(%s::text[])) AND txid IS DISTINCT FROM %s"
-    " ORDER BY flag, coalesce(scope, 'global'), seq DESC"
-)
 
 
 @dataclass(frozen=True)
@@ -72,9 +63,7 @@ def drift(
     that transaction (the snapshot is the one it read), leaving its own rows out."""
     snapshot = snapshot or FlagStore(conn, manifest).snapshot(flags)
     last: dict[tuple[str, str], AuditRow] = {}
-    params = (manifest.system, flags, flags, before_txid)
-    for row in conn.execute(LAST_AUDITED, params).fetchall():
-        audit_row = AuditRow(*row)
+    for audit_row in last_audited(conn, manifest.system, flags, before_txid):
         if audit_row.flag in manifest.flags and _same_storage(manifest, audit_row):
             last[(audit_row.flag or "", audit_row.scope or GLOBAL)] = audit_row
     audited_scopes: dict[str, set[str]] = {}

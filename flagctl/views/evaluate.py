@@ -28,7 +28,7 @@ from flagctl.rules.bucketing import HASH_VERSION
 from flagctl.rules.constraints import overriding
 from flagctl.rules.evaluation import decide
 from flagctl.rules.kills import Engaged, holding, overlay
-from flagctl.store.db import read_only, subjects_from
+from flagctl.store import bucketing
 from flagctl.store.exemptions import exemptions_of
 from flagctl.store.flags import FlagStore, Snapshot
 from flagctl.store.switches import list_engaged
@@ -65,8 +65,7 @@ class Decision:
 
 
 def check_hash_version(conn: psycopg.Connection[Any], spec: RolloutFlag) -> None:
-    row = conn.execute("SELECT flagctl.hash_version()").fetchone()
-    installed = row[0] if row else None
+    installed = bucketing.hash_version(conn)
     if installed != spec.hash_version or spec.hash_version != HASH_VERSION:
         raise UsageError(
             f"bucketing hash_version mismatch: manifest {spec.hash_version}, database {installed}, "
@@ -189,19 +188,11 @@ def blast_radius(
         raise UsageError(f"a blast radius needs a rollout flag; {name} is {spec.type}")
     current = now_value if now_value is not None else FlagStore(conn, manifest).values([name])[name]
     now_pct = current.exposure
-    query = (
-        "SELECT count(*), count(*) FILTER (WHERE flagctl.bucket(%(salt)s, s.id::text) < %(now)s),"  # noqa: S608 - the operator's read-only query
-        " count(*) FILTER (WHERE flagctl.bucket(%(salt)s, s.id::text) < %(at)s) FROM "
-        + subjects_from(subjects_sql)
-    )
     try:
-        with read_only(conn, timeout):
-            row = conn.execute(
-                query.encode(), {"salt": spec.salt_for(name), "now": now_pct, "at": percent or 0}
-            ).fetchone()
+        total, eligible_now, eligible_at = bucketing.eligible_counts(
+            conn, subjects_sql, spec.salt_for(name), now_pct, percent or 0, timeout
+        )
     except pg.Error as exc:
         message = (exc.diag.message_primary or str(exc)).strip()
         raise UsageError(f"the subjects query failed: {message} (SQLSTATE {exc.sqlstate})") from None
-    assert row is not None
-    total, eligible_now, eligible_at = row
     return BlastRadius(total, eligible_now, now_pct, eligible_at if percent is not None else None, percent)

@@ -15,6 +15,7 @@ from flagctl.model.flagtypes import RolloutFlag, effective_value, to_json
 from flagctl.model.manifest import Manifest
 from flagctl.store import audit as audit_mod
 from flagctl.store.flags import FlagStore
+from flagctl.store.schema import installed_at
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,7 +48,7 @@ class FlagInfo:
 def flags(conn: psycopg.Connection[Any], manifest: Manifest, now: datetime) -> list[FlagInfo]:
     values = FlagStore(conn, manifest).values()
     last = audit_mod.last_changes(conn, manifest.system)
-    installed = conn.execute("SELECT min(applied_at) FROM flagctl.schema_migrations").fetchone()
+    installed = installed_at(conn)
     found = []
     for name, spec in manifest.flags.items():
         value = values[name]
@@ -55,7 +56,7 @@ def flags(conn: psycopg.Connection[Any], manifest: Manifest, now: datetime) -> l
         if spec.remove_by is not None and now.date() > spec.remove_by:
             reasons.append(f"past its removal date {spec.remove_by.isoformat()}")
         if isinstance(spec, RolloutFlag) and value.exposure == 100:
-            since = last[name].at if name in last else (installed[0] if installed else None)
+            since = last[name].at if name in last else installed
             if since is not None and now - since > FULL_ROLLOUT_GRACE:
                 reasons.append(f"at 100% since {since:%Y-%m-%d} ({(now - since).days} days; remove its code)")
         found.append(FlagInfo(

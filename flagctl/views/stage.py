@@ -179,8 +179,9 @@ def entered_at(
     for move in history(conn, manifest, ladder, current):
         if move.to_stage == stage.name and move.from_stage != stage.name:
             return move.at
-    row = conn.execute(WATCHED_SINCE, (manifest.system, list(ladder.flags))).fetchone()
-    return row[0] if row else None
+    from flagctl.store.schema import watched_since
+
+    return watched_since(conn, manifest.system, list(ladder.flags))
 
 
 def position(conn: psycopg.Connection[Any], manifest: Manifest, ladder: ResolvedLadder) -> Position:
@@ -191,9 +192,3 @@ def position(conn: psycopg.Connection[Any], manifest: Manifest, ladder: Resolved
         ladder, values, ladder.position(values), entered_at(conn, manifest, ladder, values), holders,
         under if holders else None, ladder.position(under) if holders else None,
     )  # fmt: skip
-
-
-WATCHED_SINCE = """
-SELECT coalesce((SELECT min(registered_at) FROM flagctl.binding WHERE system = %s AND flag = ANY(%s)),
-                (SELECT min(applied_at) FROM flagctl.schema_migrations))
-"""

@@ -1,9 +1,11 @@
 """The layers of docs/architecture.md, enforced: which package may import which, no import
-cycles between modules (lazy imports included), and no UI library outside the CLI."""
+cycles between modules (lazy imports included), no UI library outside the CLI, and no SQL
+outside the store."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "flagctl"
@@ -148,3 +150,84 @@ def test_the_cli_renders_what_the_library_decides() -> None:
                     f"{name}:{node.lineno} builds AuditContext(...) unchecked: use AuditContext.given"
                 )
     assert not wrong, "\n".join(wrong)
+
+
+# Every statement flagctl sends lives in flagctl/store/ (docs/architecture.md, "New SQL").
+# Outside it, only these modules hold SQL of their own, each for its reason:
+SQL_ELSEWHERE = {
+    "flagctl.local": "creates the embedded server's database; it is below the store, which imports it",
+    "flagctl.cli.commands.demo": "the demo's walk-through runs the example application's own SQL, as its user would",
+}
+# A string that starts a statement (SQL is written in capitals here; prose never starts so).
+SQL_TEXT = re.compile(
+    r"\s*\(?\s*(SELECT|INSERT|UPDATE|DELETE|MERGE|WITH|VALUES|TABLE|LISTEN|UNLISTEN|NOTIFY|SET|RESET|SHOW"
+    r"|BEGIN|START TRANSACTION|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|CREATE|DROP|ALTER|GRANT|REVOKE"
+    r"|TRUNCATE|LOCK|COPY|CALL|DO|PREPARE|EXECUTE|DECLARE|FETCH|EXPLAIN|ANALYZE|VACUUM)(?=\s|\(|;|$)"
+)
+# What sends SQL on a psycopg connection or cursor (``copy`` only with a statement: a
+# dict's copy() takes none).
+SENDING = {"execute", "executemany", "cursor", "stream"}
+
+
+def sql_in(path: Path) -> list[str]:
+    """Where a module sends SQL or holds a statement: each as ``line: what``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = node.func.attr
+            if name in SENDING or (name == "copy" and node.args):
+                found.append(f"{node.lineno}: .{name}(…)")
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "psycopg"
+            and any(alias.name == "sql" for alias in node.names)
+        ):
+            found.append(f"{node.lineno}: from psycopg import sql")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("psycopg.sql"):
+            found.append(f"{node.lineno}: from {node.module} import …")
+        elif isinstance(node, ast.Import) and any(a.name.startswith("psycopg.sql") for a in node.names):
+            found.append(f"{node.lineno}: import psycopg.sql")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL_TEXT.match(node.value):
+            found.append(f"{node.lineno}: {node.value.strip()[:50]!r}")
+    return sorted(found, key=lambda line: int(line.split(":")[0]))
+
+
+def test_sql_lives_only_in_the_store() -> None:
+    wrong = [
+        f"{name} line {line}"
+        for name, path in sorted(modules().items())
+        if layer(name) != "store" and name not in SQL_ELSEWHERE
+        for line in sql_in(path)
+    ]
+    assert not wrong, (
+        "SQL outside flagctl/store/ (move it into the store module of its concern):\n" + "\n".join(wrong)
+    )
+
+
+def test_the_sql_check_sees_sql() -> None:
+    """The check finds the store's statements, and each module let off still holds SQL (so
+    the list shrinks when one stops needing it)."""
+    mods = modules()
+    store = [name for name in mods if layer(name) == "store" and sql_in(mods[name])]
+    assert {"flagctl.store.db", "flagctl.store.flags", "flagctl.store.gate", "flagctl.store.proofs"} <= set(
+        store
+    )
+    assert not [name for name in SQL_ELSEWHERE if not sql_in(mods[name])], (
+        "no SQL left: drop it from SQL_ELSEWHERE"
+    )
+
+
+def test_the_gate_package_only_re_exports_its_client() -> None:
+    """``flagctl/gate/__init__.py`` is the package's documentation and its names; the gate's
+    class lives in ``gate/client.py``."""
+    import flagctl.gate as gate
+
+    tree = ast.parse((ROOT / "gate" / "__init__.py").read_text())
+    body = tree.body[1:] if ast.get_docstring(tree) else tree.body
+    for node in body:
+        reexport = isinstance(node, ast.ImportFrom) and (node.module or "").startswith("flagctl.gate.")
+        listed = isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["__all__"]
+        assert reexport or listed, f"gate/__init__.py line {node.lineno}: {ast.unparse(node)[:60]}"
+    assert gate.Gate.__module__ == "flagctl.gate.client"
+    assert {"Gate", "State", "Stats", "CHANNEL"} <= set(gate.__all__)
+    assert all(hasattr(gate, name) for name in gate.__all__)

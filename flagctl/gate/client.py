@@ -1,0 +1,366 @@
+"""The gate's class, ``flagctl.gate.Gate``: the snapshot it decides from, the thread that
+keeps it current, and its registration as a client. What it guarantees, and how, is the
+package's docstring (``flagctl.gate``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flagctl.model.manifest import Manifest, load_manifest
+from flagctl.model.values import Rollout
+from flagctl.rules.kills import Engaged
+from flagctl.store import clients
+from flagctl.store import gate as store
+from flagctl.store.exemptions import all_exemptions
+from flagctl.store.flags import FlagStore, Snapshot
+from flagctl.store.gate import CHANNEL as CHANNEL
+from flagctl.store.gate import Check, check_for
+from flagctl.store.switches import list_engaged
+from flagctl.views.evaluate import Decision, decide_from
+
+log = logging.getLogger("flagctl.gate")
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything a decision needs, read in one transaction, with its change sequence."""
+
+    manifest: Manifest  # the definitions the snapshot was read by
+    snapshot: Snapshot
+    engaged: list[Engaged]
+    exemptions: dict[str, dict[str, str]]
+    seq: int  # the newest audit row of the system when it was read
+    digest: str  # of the rows it was built from (flagctl.store.gate), read with them
+    check: Check  # the statement that reads both again, for this manifest
+    read_at: float  # the gate's clock: the last reload, or the last check that found no change
+
+
+@dataclass
+class Stats:
+    reloads: int = 0
+    notifications: int = 0
+    missed: int = 0  # reloads because the change sequence moved without a notification
+    drift: int = 0  # reloads because the rows changed with no audit row (the digest moved)
+    checks: int = 0  # checks that found nothing new (no reload)
+    reconnects: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Gate:
+    """Flag decisions for an application, kept current by PostgreSQL (see ``flagctl.gate``)."""
+
+    # How long the listening thread waits for a notification before it looks at the clock
+    # (the check and resync intervals) and at close(). A notification ends the wait at once.
+    wake: float = 0.25
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        manifest: str | Path | Manifest | None = None,
+        system: str | None = None,
+        staleness: timedelta = timedelta(seconds=30),
+        check: timedelta = timedelta(seconds=5),
+        resync: timedelta | None = timedelta(minutes=5),
+        backoff: timedelta = timedelta(seconds=30),
+        clock: Callable[[], float] = time.monotonic,
+        connect: Callable[..., Any] | None = None,
+        application: str | None = None,
+        register: bool = True,
+        start: bool = True,
+    ) -> None:
+        # Without a manifest file the gate reads the system's published catalogue (flagctl
+        # manifest publish), and reloads it whenever a new version is published.
+        if manifest is None:
+            if system is None:
+                raise ValueError("give system= (the published catalogue) or manifest=")
+            self._fixed: Manifest | None = None
+        else:
+            self._fixed = manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))
+            if system is not None and system != self._fixed.system:
+                raise ValueError(f"the manifest is for system {self._fixed.system!r}, not {system!r}")
+        self.system = system if system is not None else self._fixed.system  # type: ignore[union-attr]
+        self.dsn = dsn
+        self.staleness = staleness.total_seconds()
+        self.check = check.total_seconds()
+        self.resync = resync.total_seconds() if resync is not None else None
+        self.backoff = backoff.total_seconds()  # the longest wait between reconnects
+        self.clock = clock
+        self.stats = Stats()
+        self._connect = connect
+        self.application = application or Path(sys.argv[0] or "python").name
+        self.register = register  # in flagctl.clients, for `flagctl kill --wait-ack` and `flagctl clients`
+        self._client: int | None = None
+        self._version: int | None = None  # the published catalogue version in use
+        self._listeners: list[Callable[[int], None]] = []
+        self._state: State | None = None
+        self._reloaded_at = 0.0  # the gate's clock at the last full read (for the resync)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._reloaded = threading.Condition()
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    # ------------------------------------------------------------------ decisions
+
+    @property
+    def manifest(self) -> Manifest:
+        """The definitions decisions are made by: the manifest given, or the published one
+        the current snapshot was read with."""
+        if self._fixed is not None:
+            return self._fixed
+        state = self._state
+        if state is None:
+            raise RuntimeError(f"the gate has not read the published catalogue of {self.system} yet")
+        return state.manifest
+
+    def enabled(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
+                internal: bool = False) -> bool:  # fmt: skip
+        """Is the flag on for this subject (in these scopes)? Off when the gate is stale."""
+        decision = self.decide(flag, subject_id, scopes, internal=internal)
+        return decision is not None and decision.eligible
+
+    def decide(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
+               internal: bool = False) -> Decision | None:  # fmt: skip
+        """The full decision with the rule that made it (None: stale, so off)."""
+        state = self._current()
+        if state is None:
+            return None
+        return decide_from(
+            state.manifest, state.snapshot, state.engaged, state.exemptions, flag, str(subject_id), list(scopes),
+            internal,
+        )  # fmt: skip
+
+    def value(self, flag: str, scopes: list[str] | tuple[str, ...] = ()) -> Any:
+        """The flag's value in these scopes (a kill holding them applied). When stale: the
+        flag's off value — a rollout disabled, a bool False, otherwise its default."""
+        from flagctl.rules.kills import holding, overlay
+        from flagctl.views.evaluate import subject_value
+
+        state = self._current()
+        known = self._fixed or (self._state.manifest if self._state is not None else None)
+        if known is None:
+            return False  # nothing read yet, not even the definitions: off
+        spec = known.flag(flag)
+        if state is None:
+            default = spec.default_value()
+            if isinstance(default, Rollout):
+                return Rollout(False, 0)
+            return False if isinstance(default, bool) else default
+        value, _ = subject_value(state.manifest, state.snapshot, flag, list(scopes))
+        return overlay(value, holding(state.engaged, flag, *scopes), flag)
+
+    def on_change(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(seq)`` (on the gate's thread) whenever a reload brings changes."""
+        self._listeners.append(callback)
+
+    @property
+    def seq(self) -> int | None:
+        """The change sequence of the snapshot in use (None: none yet)."""
+        state = self._state
+        return None if state is None else state.seq
+
+    def fresh(self) -> bool:
+        return self._current() is not None
+
+    def _current(self) -> State | None:
+        state = self._state
+        if state is None or self.clock() - state.read_at > self.staleness:
+            return None
+        return state
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="flagctl-gate", daemon=True)
+            self._thread.start()
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait for the first snapshot (True once there is one)."""
+        return self._ready.wait(timeout)
+
+    def wait_fresh(self, timeout: float = 10.0) -> bool:
+        """Wait until the gate is current (a read within the staleness bound)."""
+        return self.wait_until(lambda gate: gate.fresh(), timeout)
+
+    def wait_for_seq(self, seq: int, timeout: float = 10.0) -> bool:
+        """Wait until the gate has applied every change up to audit row ``seq`` (True), or
+        the timeout passed (False) — how a caller knows a kill reached this process."""
+        return self.wait_until(lambda gate: (gate.seq or 0) >= seq, timeout)
+
+    def wait_until(self, condition: Callable[[Gate], bool], timeout: float = 10.0) -> bool:
+        """Wait until ``condition(gate)`` holds, looking again after every reload (True), or
+        the timeout passed (False)."""
+        with self._reloaded:
+            return self._reloaded.wait_for(lambda: condition(self), timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Gate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the listener
+
+    def _open(self) -> Any:
+        import psycopg
+
+        connect = self._connect or psycopg.connect
+        return connect(self.dsn, autocommit=True, application_name="flagctl-gate")
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with self._open() as conn:
+                    store.listen(conn)
+                    self.reload(conn)  # after LISTEN: nothing committed since can be missed
+                    delay = 0.5
+                    self._listen(conn)
+                    if self._client is not None:  # stopping: no longer a live client
+                        clients.unregister(conn, self._client)
+            except Exception as exc:  # the database is gone: back off, then reconnect
+                self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                log.warning("flagctl gate lost the database (%s); retrying in %.1fs", exc, delay)
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, self.backoff)
+                self.stats.reconnects += 1
+
+    def _listen(self, conn: Any) -> None:
+        while not self._stop.is_set():
+            self.step(conn)
+
+    def step(self, conn: Any) -> None:
+        """One turn of the listener on its connection (LISTENing, after a reload): wait up
+        to ``wake`` for a notification and reload on one; else, by the gate's clock, resync
+        or check. A test drives a gate made with ``start=False`` through it, on its own
+        connection and clock, without the thread."""
+        notified = False
+        for note in conn.notifies(timeout=min(self.check, self.wake) or 0.05, stop_after=100):
+            if self._mine(note.payload):
+                self.stats.notifications += 1
+                notified = True
+                break  # reload now, not when the wait ends (the rest are read next time)
+        now = self.clock()
+        state = self._state
+        resync = self.resync is not None and now - self._reloaded_at >= self.resync
+        if notified or resync or state is None:
+            self.reload(conn)
+        elif now - state.read_at >= self.check:
+            self.check_now(conn)
+
+    def check_now(self, conn: Any) -> None:
+        """Read the change sequence and the digest (one statement); reload if either moved,
+        else confirm the snapshot current and heartbeat (one more)."""
+        state = self._state
+        if state is None:
+            self.reload(conn)
+            return
+        seq, digest = state.check.run(conn)
+        if seq != state.seq:
+            self.stats.missed += 1
+            self.reload(conn)
+        elif digest != state.digest:  # changed with no audit row: a trigger was disabled
+            self.stats.drift += 1
+            log.warning("flagctl gate: the state of %s changed without an audit row; reloading", self.system)
+            self.reload(conn)
+        else:  # nothing new: the snapshot is confirmed current
+            self.stats.checks += 1
+            self._state = replace(state, read_at=self.clock())
+            self._ack(conn, state.seq)
+
+    def _mine(self, payload: str) -> bool:
+        try:
+            return bool(json.loads(payload).get("system") == self.system)
+        except ValueError:
+            return False
+
+    def reload(self, conn: Any) -> None:
+        """Read the whole state of the system in one repeatable-read transaction."""
+        with store.snapshot(conn):
+            manifest = self._fixed or self._published(conn)
+            state = self._state
+            check = state.check if state is not None and state.manifest is manifest else None
+            check = check or check_for(conn, manifest, catalogue=self._fixed is None)
+            seq, digest = check.run(conn)  # in the snapshot the rows below are read in
+            snapshot = FlagStore(conn, manifest).snapshot()
+            engaged = list_engaged(conn, manifest)
+            exemptions = all_exemptions(conn, manifest)
+        with self._reloaded:
+            before = self._state
+            self._reloaded_at = self.clock()
+            self._state = State(
+                manifest, snapshot, engaged, exemptions, seq, digest, check, self._reloaded_at
+            )
+            self.stats.reloads += 1
+            self._reloaded.notify_all()
+        self._ack(conn, seq)
+        self._ready.set()
+        if before is not None and (before.seq, before.digest) != (seq, digest):
+            for callback in list(self._listeners):
+                try:
+                    callback(seq)
+                except Exception:  # a listener's bug must not stop the gate
+                    log.exception("flagctl gate: a change listener failed")
+
+    def _published(self, conn: Any) -> Manifest:
+        """The published manifest of the system: the one in use while its version stands,
+        else read and validated anew (through the manifest cache)."""
+        from flagctl.model.cache import ManifestCache
+        from flagctl.model.manifest import parse_manifest
+
+        version = store.published_version(conn, self.system)
+        if version is None:
+            raise LookupError(f"no manifest of system {self.system} is published (flagctl manifest publish)")
+        state = self._state
+        if state is not None and self._version == version:
+            return state.manifest
+        source = store.published_source(conn, self.system, version)
+        cache = ManifestCache.from_environ(os.environ)
+        where = f"published manifest {self.system} v{version}"
+        manifest = (cache.get(source, where) if cache is not None else None) or parse_manifest(source, where)
+        self._version = int(version)
+        return manifest
+
+    def _ack(self, conn: Any, seq: int) -> None:
+        """Say that this process applies the state up to audit row ``seq`` (and is alive).
+        A database user that may not register (no INSERT on flagctl.clients) still gets a
+        working gate: it only goes unseen by `kill --wait-ack`."""
+        if not self.register:
+            return
+        import psycopg
+
+        try:
+            self._register_and_ack(conn, seq)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            self.register = False
+            log.warning(
+                "flagctl gate cannot register in flagctl.clients (%s); kill --wait-ack will not see it", exc
+            )
+
+    def _register_and_ack(self, conn: Any, seq: int) -> None:
+        if self._client is not None and clients.ack(conn, self._client, seq):
+            return  # acknowledged; else it is a new backend (a reconnect) and registers again
+        self._client = clients.register(
+            conn, self.system, socket.gethostname(), os.getpid(), self.application
+        )
+        clients.ack(conn, self._client, seq)
