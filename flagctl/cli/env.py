@@ -33,6 +33,9 @@ class Environment:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep  # tests pass a fake: no test waits for real
+    # status --watch: how it hears of changes, given its connection and the system (None: a
+    # store.changes.Listener, LISTEN on that connection); tests wrap it to change things first
+    listen: Callable[[Any, str], Any] | None = None
     stdin_isatty: bool | None = None  # None: ask the real stdin
     stderr_isatty: bool | None = None  # None: ask the real stderr (colour only on a terminal)
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
