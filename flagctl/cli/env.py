@@ -36,6 +36,9 @@ class Environment:
     # status --watch: how it hears of changes, given its connection and the system (None: a
     # store.changes.Listener, LISTEN on that connection); tests wrap it to change things first
     listen: Callable[[Any, str], Any] | None = None
+    # called with every connection a command opens (the demo shows the database's times on
+    # its simulated clock); None: nothing
+    connected: Callable[[Any], None] | None = None
     stdin_isatty: bool | None = None  # None: ask the real stdin
     stderr_isatty: bool | None = None  # None: ask the real stderr (colour only on a terminal)
     argv: list[str] = field(default_factory=lambda: list(sys.argv))

@@ -99,6 +99,8 @@ def connect(env: Environment) -> psycopg.Connection[Any]:
 
     conn = db_connect(_target(env), sleep=env.sleep)
     env.resources.append(conn)
+    if env.connected is not None:
+        env.connected(conn)
     return conn
 
 
