@@ -296,6 +296,8 @@ def _fan_out(ctx: typer.Context, env: Environment, target: str | None, every: bo
             f"{' '.join(command) or 'this command'} does not fan out over targets",
             "fan-out works for kill, release, status, verify and stage show",
         )
+    if command == ("status",) and {"--watch", "-w"} & set(env.caps.argv[env.caps.argv.index("status") + 1 :]):
+        raise UsageError("status --watch watches one target", "give one --target; run a watch per target")
     if env.options.dsn:
         raise UsageError("give --dsn or --target/--all-targets, not both")
     try:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
     from flagctl.cli.render import Console
@@ -37,6 +37,12 @@ class Capabilities:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep  # tests pass a fake: no test waits for real
+    # status --watch: how it hears of changes, given its connection and the system (None: a
+    # store.changes.Listener, LISTEN on that connection); tests wrap it to change things first
+    listen: Callable[[Any, str], Any] | None = None
+    # called with every connection a command opens (the demo shows the database's times on
+    # its simulated clock); None: nothing
+    connected: Callable[[Any], None] | None = None
     stdin_isatty: bool | None = None  # None: ask the real stdin
     stdout_isatty: bool | None = None  # None: ask the real stdout (a live display only on a terminal)
     stderr_isatty: bool | None = None  # None: ask the real stderr (colour only on a terminal)

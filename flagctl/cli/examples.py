@@ -5,7 +5,11 @@ line it documents, so an example cannot name an option that does not exist."""
 from __future__ import annotations
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
-    "status": ("flagctl status", "flagctl status -o json", "flagctl --all-targets status"),
+    "status": (
+        "flagctl status -o json",
+        "flagctl status --watch",
+        "flagctl status p3_advisory -w -o json --count 1 --timeout 10m",
+    ),
     "stage show": ("flagctl stage show p3", "flagctl stage show p3 -o json"),
     "stage set": (
         "flagctl stage set p3 canary -r 'CHG-7: canary' -y",

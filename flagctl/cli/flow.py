@@ -98,6 +98,8 @@ def connect(env: Environment) -> psycopg.Connection[Any]:
 
     conn = db_connect(_target(env), sleep=env.caps.sleep)
     env.own(conn)
+    if env.caps.connected is not None:
+        env.caps.connected(conn)
     return conn
 
 

@@ -2,6 +2,14 @@
 
 Every step is a real flagctl command, run in-process against a fresh demo database; the
 only pretence is the clock, fast-forwarded past a bake time or a recovery period.
+
+The database cannot be fast-forwarded: it stamps every audit row, kill and state with its
+own ``now()``. So the demo shows the database on its simulated clock too: each connection a
+step opens reads a timestamp as the simulated clock read it when the database wrote it (a
+row written after "31 minutes pass" shows 31 minutes later) and writes one back as the
+wall-clock time it stands for. One timeline: a promotion is recorded after the time its
+refusal said it was allowed from, and a state entered just now is "for 0s". The database
+itself keeps the true times (``audit verify`` passes; `try it yourself` shows them).
 """
 
 from __future__ import annotations
@@ -24,10 +32,67 @@ DATABASE = "flagctl_demo"
 
 @dataclass
 class SimulatedClock:
-    offset: timedelta = field(default_factory=timedelta)
+    """The wall clock, fast-forwarded by ``advance`` — and the map between the two."""
+
+    jumps: list[tuple[datetime, timedelta]] = field(default_factory=list)  # (wall clock, forward by)
+
+    @property
+    def offset(self) -> timedelta:
+        return sum((by for _, by in self.jumps), timedelta())
 
     def __call__(self) -> datetime:
         return utc_now() + self.offset
+
+    def advance(self, by: timedelta) -> None:
+        self.jumps.append((utc_now(), by))
+
+    def shown(self, real: datetime) -> datetime:
+        """A wall-clock time (the database's) as this clock read it then."""
+        return real + sum((by for at, by in self.jumps if real >= at), timedelta())
+
+    def real(self, shown: datetime) -> datetime:
+        """The wall-clock time this clock's reading stands for (the skipped time: its start)."""
+        offset = timedelta()
+        for at, by in self.jumps:
+            if shown < at + offset:
+                break
+            if shown < at + offset + by:
+                return at
+            offset += by
+        return shown - offset
+
+    def lens(self, conn: Any) -> None:
+        """Make ``conn`` read and write timestamps on this clock (see the module)."""
+        from psycopg.adapt import Loader
+        from psycopg.pq import Format
+        from psycopg.types.datetime import DatetimeDumper
+
+        clock = self
+
+        class Real(DatetimeDumper):
+            def dump(self, obj: datetime) -> Any:
+                return super().dump(clock.real(obj) if obj.tzinfo is not None else obj)
+
+        conn.adapters.register_dumper(datetime, Real)
+        oid = conn.adapters.types["timestamptz"].oid
+        for fmt in (Format.TEXT, Format.BINARY):
+            base = conn.adapters.get_loader(oid, fmt)
+            if base is None:
+                continue
+
+            class Shown(Loader):
+                format = fmt
+                wrapped = base
+
+                def __init__(self, oid: int, context: Any = None) -> None:
+                    super().__init__(oid, context)
+                    self.inner = self.wrapped(oid, context)
+
+                def load(self, data: Any) -> Any:
+                    value = self.inner.load(data)
+                    return clock.shown(value) if isinstance(value, datetime) else value
+
+            conn.adapters.register_loader(oid, Shown)
 
 
 @dataclass(frozen=True)
@@ -49,7 +114,8 @@ def ws8_steps() -> list[Step]:
              ["stage", "set", "p3", "canary", "-r", "WS8 stage 1: internal validation", *why]),
         Step("Straight on to limited? The canary must bake 30 minutes first: refused (exit 1).",
              ["stage", "set", "p3", "limited", "-r", "expand", *why], expect=1),
-        Step("[simulated clock: 31 minutes pass]", advance=timedelta(minutes=31)),
+        Step("[simulated clock: 31 minutes pass — every time shown from here on, the database's too, is "
+             "31 minutes ahead of the wall clock]", advance=timedelta(minutes=31)),
         Step("A contract violation is logged by Phase 3 …",
              sql="INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')"),
         Step("… so the required guardrail fails and the promotion is refused (exit 1).",
@@ -110,7 +176,8 @@ def recsys_steps() -> list[Step]:
         Step("The cause is fixed; the slow requests age out of the window.",
              sql="DELETE FROM ranking_events WHERE request_id LIKE 'slow-%'"),
         Step("Green again: RECOVERY_VERIFY starts its 15 minutes.", ["watch", "--once"]),
-        Step("[simulated clock: 16 minutes pass]", advance=timedelta(minutes=16)),
+        Step("[simulated clock: 16 minutes pass — every time shown from here on, the database's too, is "
+             "16 minutes ahead of the wall clock]", advance=timedelta(minutes=16)),
         Step("Green for 15 minutes: NORMAL.", ["watch", "--once"]),
         Step("Back to normal operation, deliberately.", ["profile", "apply", "normal", "-r", "INC-77 resolved", *why]),
         Step("The trail: every transition and change, with its reason.", ["audit", "log", "--limit", "12"]),
@@ -173,7 +240,7 @@ def demo(
         render.out("")
         render.out(f"── {number}. {step.say}")
         if step.advance:
-            clock.offset += step.advance
+            clock.advance(step.advance)
         if step.sql:
             render.out(f'$ psql -c "{step.sql}"')
             _sql(dsn, step.sql)
@@ -186,6 +253,7 @@ def demo(
                     Capabilities(
                         environ={**env.caps.environ, "FLAGCTL_DSN": dsn, "FLAGCTL_MANIFEST": manifest_path},
                         clock=clock,
+                        connected=clock.lens,  # the database's times on the same clock
                         sleep=env.caps.sleep,
                         stdin_isatty=False,
                         argv=["flagctl", *step.argv],
