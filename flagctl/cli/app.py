@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from flagctl import __version__
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.env import Environment
 from flagctl.cli.fastkill import DEFAULTS, ROOT_ENVVARS
 from flagctl.cli.flow import aborted, configure, failure_code, not_utf8
@@ -212,7 +212,10 @@ def root(
     target: Annotated[
         str | None,
         typer.Option(
-            "--target", "-t", help="Named target from the config file " + env_var("FLAGCTL_TARGET") + "."
+            "--target",
+            "-t",
+            help="Named target from the config file " + env_var("FLAGCTL_TARGET") + ".",
+            autocompletion=complete.targets,
         ),
     ] = None,
     dsn: Annotated[

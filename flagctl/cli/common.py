@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from flagctl.cli import complete
 from flagctl.cli.env import Environment
 from flagctl.cli.flow import Mutation
 from flagctl.cli.render import Output
@@ -49,7 +50,9 @@ ActorOpt = Annotated[
     typer.Option("--actor", help="Who, as recorded in the audit (default: the OS user)."),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the plan and the diff; change nothing.")]
-ScopeOpt = Annotated[str, typer.Option("--scope", help="global, or KIND:VALUE.")]
+ScopeOpt = Annotated[
+    str, typer.Option("--scope", help="global, or KIND:VALUE.", autocompletion=complete.scopes)
+]
 
 # The options of every change, in the order help lists them (after the command's own),
 # with their defaults; --dry-run only where the command can show a plan without applying.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.common import OutputOpt, ScopeOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, audit_context, connect, manifest
 from flagctl.cli.render import Output
@@ -43,7 +43,9 @@ LagOpt = Annotated[
 @mutating(dry_run=False)
 def drill_kill(
     ctx: typer.Context,
-    switch: Annotated[str, typer.Argument(help="The kill switch to drill.")],
+    switch: Annotated[
+        str, typer.Argument(help="The kill switch to drill.", autocompletion=complete.switches)
+    ],
     scope: ScopeOpt = "global",
     report: ReportOpt = None,
     force: ForceOpt = False,
@@ -64,7 +66,7 @@ def drill_kill(
 @mutating(dry_run=False)
 def drill_rollback(
     ctx: typer.Context,
-    ladder: Annotated[str, typer.Argument(help="The ladder to drill.")],
+    ladder: Annotated[str, typer.Argument(help="The ladder to drill.", autocompletion=complete.ladders)],
     report: ReportOpt = None,
     force: ForceOpt = False,
     *,

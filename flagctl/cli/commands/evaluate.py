@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.common import OutputOpt, env_of
 from flagctl.cli.flow import connect, manifest
 from flagctl.cli.render import Output
@@ -15,10 +15,15 @@ from flagctl.errors import UsageError
 
 def eval_flag(
     ctx: typer.Context,
-    flag: Annotated[str, typer.Argument(help="A rollout or bool flag.")],
+    flag: Annotated[str, typer.Argument(help="A rollout or bool flag.", autocompletion=complete.flags)],
     subject: Annotated[str | None, typer.Option("--id", help="The subject's id (e.g. a resume_id).")] = None,
     scope: Annotated[
-        list[str] | None, typer.Option("--scope", help="A scope the subject is in, KIND:VALUE (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="A scope the subject is in, KIND:VALUE (repeatable).",
+            autocompletion=complete.scopes,
+        ),
     ] = None,
     internal: Annotated[bool, typer.Option("--internal", help="The subject is marked internal.")] = False,
     subjects_sql: Annotated[

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.common import OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
@@ -16,8 +16,13 @@ app = typer.Typer(
     help="Allow or deny one scope, such as publisher:42, regardless of its bucket.", no_args_is_help=True
 )
 
-FlagArg = Annotated[str, typer.Argument(help="The flag.")]
-ScopeArg = Annotated[str, typer.Argument(help="The exempted scope, KIND:VALUE (e.g. publisher:42).")]
+FlagArg = Annotated[str, typer.Argument(help="The flag.", autocompletion=complete.flags)]
+ScopeArg = Annotated[
+    str,
+    typer.Argument(
+        help="The exempted scope, KIND:VALUE (e.g. publisher:42).", autocompletion=complete.scopes
+    ),
+]
 
 
 @app.command("add")
@@ -65,7 +70,7 @@ def _run(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    flag: Annotated[str | None, typer.Argument(help="Only this flag.")] = None,
+    flag: Annotated[str | None, typer.Argument(help="Only this flag.", autocompletion=complete.flags)] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """List exemptions."""

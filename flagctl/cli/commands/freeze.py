@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.common import OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
@@ -19,7 +19,12 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FreezeScopeOpt = Annotated[str, typer.Option("--scope", help="global, or KIND:VALUE (e.g. workspace:42).")]
+FreezeScopeOpt = Annotated[
+    str,
+    typer.Option(
+        "--scope", help="global, or KIND:VALUE (e.g. workspace:42).", autocompletion=complete.scopes
+    ),
+]
 
 
 @app.command("set")

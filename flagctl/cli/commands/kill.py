@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.common import ScopeOpt, env_of, mutating
 from flagctl.cli.fastkill import DEFAULTS, engage
 from flagctl.cli.flow import Mutation, connect, manifest
@@ -17,7 +17,12 @@ if TYPE_CHECKING:
     from flagctl.cli.env import Environment
     from flagctl.model.manifest import Manifest
 
-SwitchArg = Annotated[str | None, typer.Argument(help="The kill switch (see the manifest's kill_switches:).")]
+SwitchArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="The kill switch (see the manifest's kill_switches:).", autocompletion=complete.switches
+    ),
+]
 
 
 @mutating()

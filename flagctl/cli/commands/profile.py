@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.common import OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
@@ -21,7 +21,12 @@ app = typer.Typer(
     help="Safe-baseline profiles: named sets of flag values, applied atomically.", no_args_is_help=True
 )
 
-NameArg = Annotated[str, typer.Argument(help="A profile name (in the profiles folder) or a path to one.")]
+NameArg = Annotated[
+    str,
+    typer.Argument(
+        help="A profile name (in the profiles folder) or a path to one.", autocompletion=complete.profiles
+    ),
+]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Raise a ladder flag's exposure (marked in the audit).")
 ]

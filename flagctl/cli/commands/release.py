@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from flagctl.cli import complete
 from flagctl.cli.common import ScopeOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, manifest, mutate
 
@@ -13,7 +14,9 @@ from flagctl.cli.flow import Mutation, manifest, mutate
 @mutating()
 def release(
     ctx: typer.Context,
-    switch: Annotated[str, typer.Argument(help="The engaged kill switch to release.")],
+    switch: Annotated[
+        str, typer.Argument(help="The engaged kill switch to release.", autocompletion=complete.switches)
+    ],
     scope: ScopeOpt = "global",
     force: Annotated[
         bool,

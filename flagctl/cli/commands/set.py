@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from flagctl.cli import complete
 from flagctl.cli.common import ScopeOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, manifest, mutate
 from flagctl.errors import UsageError
@@ -14,7 +15,7 @@ from flagctl.errors import UsageError
 @mutating()
 def set_flag(
     ctx: typer.Context,
-    flag: Annotated[str, typer.Argument(help="The flag to set.")],
+    flag: Annotated[str, typer.Argument(help="The flag to set.", autocompletion=complete.flags)],
     value: Annotated[
         str | None,
         typer.Argument(

@@ -6,14 +6,16 @@ from typing import Annotated
 
 import typer
 
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.common import OutputOpt, env_of, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
 
 app = typer.Typer(help="Show and move a ladder's stage.", no_args_is_help=True)
 
-LadderArg = Annotated[str, typer.Argument(help="The ladder (see the manifest's ladders:).")]
+LadderArg = Annotated[
+    str, typer.Argument(help="The ladder (see the manifest's ladders:).", autocompletion=complete.ladders)
+]
 
 
 @app.command("show")
@@ -67,7 +69,7 @@ def show(ctx: typer.Context, ladder: LadderArg, output: OutputOpt = Output.table
 def set_stage(
     ctx: typer.Context,
     ladder: LadderArg,
-    stage: Annotated[str, typer.Argument(help="The stage to move to.")],
+    stage: Annotated[str, typer.Argument(help="The stage to move to.", autocompletion=complete.stages)],
     percent: Annotated[
         int | None,
         typer.Option(

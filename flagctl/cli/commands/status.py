@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.common import OutputOpt, env_of
 from flagctl.cli.flow import connect, manifest
 from flagctl.cli.render import Output
@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 def status(
     ctx: typer.Context,
-    flags: Annotated[list[str] | None, typer.Argument(help="Flags to show (default: all).")] = None,
+    flags: Annotated[
+        list[str] | None, typer.Argument(help="Flags to show (default: all).", autocompletion=complete.flags)
+    ] = None,
     output: OutputOpt = Output.table,
     watch: Annotated[
         bool,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flagctl.cli import render
+from flagctl.cli import complete, render
 from flagctl.cli.common import OutputOpt, env_of
 from flagctl.cli.flow import connect, manifest
 from flagctl.cli.render import Output
@@ -135,7 +135,9 @@ def isolation(
 @app.command("guardrails")
 def guardrails(
     ctx: typer.Context,
-    name: Annotated[list[str] | None, typer.Argument(help="Only these guardrails.")] = None,
+    name: Annotated[
+        list[str] | None, typer.Argument(help="Only these guardrails.", autocompletion=complete.guardrails)
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Run each guardrail (read-only, with its timeout): value, bound, pass/fail, time taken."""
