@@ -59,6 +59,7 @@ def log(
 ) -> None:
     """Show the audit trail, newest first: who changed what, when, and why."""
     from flagctl.store import audit
+    from flagctl.views.audit import orca_record
 
     env = env_of(ctx)
     loaded = manifest(env)
@@ -67,7 +68,7 @@ def log(
     chosen = log_format or LogFormat(output.value)
     if chosen is LogFormat.orca:
         for row in rows:
-            record = audit.orca_record(loaded, row)
+            record = orca_record(loaded, row)
             if record is not None:
                 render.out(json.dumps(record, default=str))
         return
