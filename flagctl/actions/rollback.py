@@ -119,7 +119,8 @@ def tick(
     if not names:
         raise UsageError("watch needs guardrails: the manifest has none (or rollback.guardrails is empty)")
     results = [guard_mod.evaluate(conn, name, manifest.model.guardrails[name]) for name in names]
-    failed = [r for r in results if not r.passed]
+    failed = [r for r in results if r.failed]
+    unsure = [r for r in results if r.inconclusive]
     worst = "P1" if any(r.severity == "P1" for r in failed) else ("P2" if failed else None)
     current = read_state(conn, manifest)
     new = next_state(
@@ -129,6 +130,7 @@ def tick(
         now,
         parse_duration(spec.recovery),
         watched_since,
+        unsure=bool(unsure),
     )
     result = Tick(now, current.state, new.state, results)
     if new.state == "ROLLBACK_PENDING" and auto:
@@ -141,7 +143,7 @@ def tick(
         except FlagctlError as exc:
             result.errors.append(exc.message)
     if new != current or current.since is None:
-        reason = "; ".join(r.describe() for r in failed) or "all guardrails green"
+        reason = "; ".join(r.describe() for r in failed + unsure) or "all guardrails green"
         context = replace(audit, reason=f"{current.state} → {new.state}: {reason}", action="rollback.state")
         with transaction(conn, context) as tx:
             store_state(tx, manifest, new, result.to_json())

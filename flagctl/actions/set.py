@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flagctl.actions.base import Plan, Requestable
-from flagctl.actions.stage import check_guardrails, refuser
+from flagctl.actions.stage import check_guardrails, record_verdicts, refuser
 from flagctl.errors import PolicyRefused
 from flagctl.model.change import Change
 from flagctl.model.flagtypes import describe, effective_text
@@ -79,6 +79,8 @@ class SetFlag(Requestable[Plan]):
 
     def apply(self, conn: psycopg.Connection[Any], plan: Plan) -> None:
         FlagStore(conn, self.manifest).write(plan.changes)
+        for ladder in self.manifest.ladders_of(self.flag) if self.evidence else ():
+            record_verdicts(conn, self.manifest, ladder.name, self.evidence)
 
     def approval(self, plan: Plan) -> str | None:
         return needs_approval(self.manifest, plan.changes, plan.forced)

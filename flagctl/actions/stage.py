@@ -26,6 +26,7 @@ from flagctl.model.manifest import Manifest, ResolvedLadder, ResolvedStage
 from flagctl.model.scopes import GLOBAL
 from flagctl.rules.kills import Engaged, beneath, engaged_at, overlay
 from flagctl.rules.ladder import check_percent, describe_values, exposure_increases, label, needs_approval
+from flagctl.store.audit import record_event
 from flagctl.store.flags import FlagStore
 from flagctl.store.switches import list_engaged, move_base
 from flagctl.verify import guardrails
@@ -89,6 +90,7 @@ class LadderMove(Requestable[StagePlan]):
         FlagStore(conn, self.manifest).write(plan.changes)
         for move in plan.moves:
             move_base(conn, self.manifest, move.switch, move.prior, move.applied)
+        record_verdicts(conn, self.manifest, self.ladder, self.evidence)
 
     def approval(self, plan: StagePlan) -> str | None:
         return needs_approval(self.manifest, plan.changes, plan.forced)
@@ -372,11 +374,27 @@ def check_guardrails(
         if not result.passed:
             failed.append(result)
     if failed:
+        what = "failed" if any(r.failed for r in failed) else "inconclusive"
         raise refuse(
-            "required guardrail failed: " + "; ".join(r.describe() for r in failed),
-            "forward moves need every required guardrail to pass (--force does not skip them)",
+            f"required guardrail {what}: " + "; ".join(r.describe() for r in failed),
+            "forward moves need every required guardrail to pass (--force does not skip them)"
+            + (
+                "; an inconclusive one needs more samples: wait, and try again"
+                if what == "inconclusive"
+                else ""
+            ),
             detail={"guardrails": [r.to_json() for r in failed]},
         )
+
+
+def record_verdicts(
+    conn: psycopg.Connection[Any], manifest: Manifest, ladder: str, evidence: dict[str, GuardrailResult]
+) -> None:
+    """The guardrail verdicts a move was allowed on, as an event of the move's own audited
+    transaction (target ``ladder:NAME``); a refused move records them in its refusal."""
+    if evidence:
+        results = [result.to_json() for result in evidence.values()]
+        record_event(conn, "guardrails", manifest.system, None, f"ladder:{ladder}", {"guardrails": results})
 
 
 def refuser(manifest: Manifest, ladder: ResolvedLadder) -> Callable[..., PolicyRefused]:

@@ -106,6 +106,13 @@ class RollbackSpec(Record):
     recovery: str = "15m"
 
 
+# How a guardrail's NoData or Error result counts (``verify.guardrails.Verdict``): as a
+# failure (the default: a broken metrics pipeline must not look healthy), as Inconclusive
+# (a runner pauses, a forward move waits), or, for NoData only, as a pass.
+NoDataCounts = Literal["fail", "inconclusive", "pass"]
+ErrorCounts = Literal["fail", "inconclusive"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Guardrail(Record):
     sql: str
@@ -115,6 +122,10 @@ class Guardrail(Record):
     severity: Literal["P1", "P2"] = "P1"
     timeout: str = "5s"
     description: str | None = None
+    # Fewer samples than this (the query's second column) is Inconclusive, not a pass.
+    min_samples: Annotated[int, Rule(ge=1, strict=True)] | None = None
+    on_no_data: NoDataCounts = "fail"
+    on_error: ErrorCounts = "fail"
 
     def __post_init__(self) -> None:
         for bound in (self.max, self.min):

@@ -8,6 +8,9 @@
 - ROLLED_BACK moves to RECOVERY_VERIFY once all are green, and RECOVERY_VERIFY to NORMAL
   after ``rollback.recovery`` of continuous green; a breach sends it back to ROLLED_BACK.
   Time a watcher spent blind (its connection lost) is not green: the window restarts.
+- an inconclusive guardrail (too few samples, or no data where the guardrail says so) is
+  neither a breach nor green: the machine stays where it is, and a recovery window
+  restarts once all are green again.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ def next_state(
     now: datetime,
     recovery: timedelta,
     watched_since: datetime | None = None,
+    unsure: bool = False,
 ) -> MachineState:
     """The machine's transition function (no side effects). ``watched_since``: the watcher
     was blind (no connection) until then, so green before it was never seen and does not
-    count towards the recovery window."""
+    count towards the recovery window. ``unsure``: a guardrail was inconclusive, so the
+    others' green is not all green."""
     state = current.state
     target = on.get(worst) if worst else None
     if target == "ROLLBACK_PENDING":
@@ -52,6 +57,8 @@ def next_state(
         if state == "RECOVERY_VERIFY":
             return MachineState("ROLLED_BACK", now, None)
         return MachineState(state, current.since, None)
+    if unsure:  # no breach, but not all green either: hold, and see again
+        return MachineState(state, current.since or now, None)
     # all green (or a breach whose severity maps to nothing)
     if state == "DEGRADED":
         return MachineState("NORMAL", now, None)

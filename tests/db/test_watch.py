@@ -52,7 +52,8 @@ def test_no_traffic_fails_closed(recsys: Cli) -> None:
     code, tick = watch_once(recsys)
     assert code == 1 and tick["state"] == "ROLLBACK_PENDING"
     coverage = next(g for g in tick["guardrails"] if g["name"] == "coverage_p1")  # type: ignore[union-attr]
-    assert "no value" in coverage["error"]
+    assert coverage["verdict"] == "no_data" and coverage["counts_as"] == "fail"
+    assert "NULL" in coverage["error"]
 
 
 def test_p2_breach_degrades_and_recovers(recsys: Cli) -> None:

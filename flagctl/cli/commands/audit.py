@@ -168,6 +168,16 @@ def _change(loaded: Manifest, row: AuditRow) -> str:
     if after is not None or before is not None:
         text = change_text(before, after)
         return text if row.scope in (None, "global") else f"[{row.scope}] {text}"
+    if (
+        isinstance(row.after, dict)
+        and isinstance(row.after.get("guardrails"), list)
+        and "refused" not in row.after
+    ):
+        verdicts = [
+            f"{g.get('name')} {g.get('verdict')}" for g in row.after["guardrails"] if isinstance(g, dict)
+        ]
+        text = "guardrails: " + ", ".join(verdicts)
+        return text if len(text) <= 70 else text[:69] + "…"
     if isinstance(row.after, dict) and "refused" in row.after:
         refused = str(row.after["refused"])
         return "refused: " + (refused if len(refused) <= 70 else refused[:69] + "…")

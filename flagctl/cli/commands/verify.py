@@ -49,9 +49,9 @@ def _durations(window: str, lag: str) -> tuple[timedelta, timedelta]:
 
 
 def _report(output: Output, proofs: list[ProofResult], guards: list[GuardrailResult]) -> None:
-    from flagctl.verify.guardrails import format_value
-
-    failed = [p.name for p in proofs if p.passed is False] + [g.name for g in guards if not g.passed]
+    failed = [p.name for p in proofs if p.passed is False] + [
+        g.name + ("" if g.failed else f" ({g.verdict.value})") for g in guards if not g.passed
+    ]
     if output is Output.json:
         render.emit_json({
             "passed": not failed,
@@ -65,12 +65,21 @@ def _report(output: Output, proofs: list[ProofResult], guards: list[GuardrailRes
                 render.out(f"        {line}")
         if guards:
             render.out(render.table(
-                [(g.name, g.severity, "error" if g.error else format_value(g.value), g.bound, "pass" if g.passed else "FAIL",
-                  f"{g.seconds * 1000:.0f} ms", g.error or "") for g in guards],
-                ["guardrail", "sev", "value", "bound", "result", "took", "error"],
+                [(g.name, g.severity, g.value_text(), g.samples_text(), g.bound, g.shown(),
+                  f"{g.seconds * 1000:.0f} ms", _why(g)) for g in guards],
+                ["guardrail", "sev", "value", "samples", "bound", "verdict", "took", "why"],
             ))  # fmt: skip
     if failed:
         raise CheckFailed(f"verification failed: {', '.join(failed)}")
+
+
+def _why(guard: GuardrailResult) -> str:
+    """Why a guardrail did not simply pass or fail."""
+    if guard.error:
+        return guard.error
+    if guard.inconclusive and guard.samples is not None:
+        return f"{guard.samples:,} samples < min_samples {guard.min_samples:,}"
+    return ""
 
 
 def _gating(

@@ -122,7 +122,7 @@ def _show(result: Tick, output: Output, live: Any, loaded: Manifest, env: Enviro
     moved = f"{result.before} → {result.after}" if result.before != result.after else result.after
     render.out(f"{result.at:%Y-%m-%d %H:%M:%S %Z}  state {moved}")
     for guard in result.results:
-        render.out(f"  {'pass' if guard.passed else 'FAIL'}  [{guard.severity}] {guard.describe()}")
+        render.out(f"  {guard.shown():<12}  [{guard.severity}] {guard.describe()}")
     for action in result.actions:
         render.out(f"  rolled back: {action}")
     for error in result.errors:
@@ -130,18 +130,16 @@ def _show(result: Tick, output: Output, live: Any, loaded: Manifest, env: Enviro
 
 
 def _rich_table(result: Tick, loaded: Manifest) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
-    from flagctl.verify.guardrails import format_value
-
     table = Table(title=f"flagctl watch — {loaded.system}: {result.after}  ({result.at:%H:%M:%S %Z})")
-    for column in ("guardrail", "severity", "value", "bound", "result"):
+    for column in ("guardrail", "severity", "value", "bound", "verdict"):
         table.add_column(column)
     for guard in result.results:
-        value = "error" if guard.error else format_value(guard.value)
-        table.add_row(
-            guard.name, guard.severity, value, guard.bound, "pass" if guard.passed else "[red]FAIL[/red]"
-        )
+        shown = escape(guard.shown())
+        verdict = shown if guard.passed else f"[{'red' if guard.failed else 'yellow'}]{shown}[/]"
+        table.add_row(guard.name, guard.severity, guard.value_text(), guard.bound, verdict)
     for action in result.actions:
         table.add_row("rolled back", "", action, "", "")
     return table
