@@ -2613,6 +2613,108 @@ $_$;
 
 
 --
+-- Name: rollout_analysed(bigint, text, text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('a rollout''s analysis', ARRAY['rollout.']);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM flagctl.rollout WHERE id = p_id AND state IN ('running', 'paused')) THEN
+        RAISE EXCEPTION 'flagctl: rollout % is not in flight', p_id USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO flagctl.rollout_analysis (rollout, stage, verdict, results) VALUES (p_id, p_stage, p_verdict, p_results);
+END
+$$;
+
+
+--
+-- Name: rollout_start(text, text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.rollout_start(p_system text, p_ladder text, p_target text, p_origin text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('a rollout', ARRAY['rollout.start']);
+    new_id bigint;
+BEGIN
+    INSERT INTO flagctl.rollout (system, ladder, target, origin, state, stage, stage_since, started_by, note)
+    VALUES (p_system, p_ladder, p_target, p_origin, 'running', p_origin, now(), coalesce(ctx.actor, session_user),
+            'started: the runner analyses ' || coalesce(p_origin, 'the current stage') || ' next')
+    RETURNING id INTO new_id;
+    RETURN new_id;
+END
+$$;
+
+
+--
+-- Name: rollout_update(bigint, text, text, timestamp with time zone, integer, integer, timestamp with time zone, text, timestamp with time zone, text, bigint); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.rollout_update(p_id bigint, p_state text, p_stage text, p_stage_since timestamp with time zone, p_passes integer, p_failures integer, p_analysed_at timestamp with time zone, p_verdict text, p_next_at timestamp with time zone, p_note text, p_request bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('a rollout''s state', ARRAY['rollout.']);
+BEGIN
+    UPDATE flagctl.rollout
+       SET state = p_state, stage = p_stage, stage_since = p_stage_since, passes = p_passes,
+           failures = p_failures, analysed_at = p_analysed_at, verdict = p_verdict,
+           next_at = p_next_at, note = p_note, request = p_request, updated_at = now()
+     WHERE id = p_id AND state IN ('running', 'paused');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'flagctl: rollout % is not in flight', p_id USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+
+
+--
+-- Name: runner_beat(text, text, integer, interval); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.runner_beat(p_system text, p_host text, p_pid integer, p_every interval) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    found_id bigint;
+BEGIN
+    IF NOT flagctl.may('rollout.run') THEN
+        RAISE EXCEPTION 'flagctl: % may not run rollouts: it needs the role %', session_user,
+            flagctl.role_for('rollout.run') USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    UPDATE flagctl.runners SET seen_at = clock_timestamp(), every = p_every
+     WHERE system = p_system AND backend = pg_backend_pid() AND db_user = session_user
+    RETURNING id INTO found_id;
+    IF found_id IS NULL THEN
+        INSERT INTO flagctl.runners (system, host, pid, every) VALUES (p_system, p_host, p_pid, p_every)
+        RETURNING id INTO found_id;
+    END IF;
+    RETURN found_id;
+END
+$$;
+
+
+--
+-- Name: runner_gone(bigint); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.runner_gone(p_id bigint) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    DELETE FROM flagctl.runners WHERE id = p_id AND db_user = session_user;
+$$;
+
+
+--
 -- Name: same_value(text, jsonb, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -2628,6 +2730,56 @@ CREATE FUNCTION flagctl.same_value(p_type text, a jsonb, b jsonb) RETURNS boolea
             AND coalesce((a->>'internal')::boolean, false) = coalesce((b->>'internal')::boolean, false)
         ELSE a = b
     END
+$$;
+
+
+--
+-- Name: schedule_add(text, text, jsonb, text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.schedule_add(p_system text, p_kind text, p_spec jsonb, p_summary text, p_planned_on jsonb, p_at timestamp with time zone) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('a scheduled change', ARRAY['schedule.add']);
+    new_id bigint;
+BEGIN
+    IF NOT flagctl.may(p_kind) THEN
+        RAISE EXCEPTION 'flagctl: % may not schedule a %: it needs the role %', session_user, p_kind,
+            flagctl.role_for(p_kind) USING ERRCODE = 'insufficient_privilege',
+            HINT = format('flagctl db grant %s %s', substr(flagctl.role_for(p_kind), 9), session_user);
+    END IF;
+    INSERT INTO flagctl.schedule (system, kind, spec, summary, planned_on, at, scheduled_by, reason)
+    VALUES (p_system, p_kind, p_spec, p_summary, p_planned_on, p_at, coalesce(ctx.actor, session_user), ctx.reason)
+    RETURNING id INTO new_id;
+    RETURN new_id;
+END
+$$;
+
+
+--
+-- Name: schedule_settle(bigint, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.schedule_settle(p_id bigint, p_state text, p_outcome text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('settling a scheduled change', ARRAY['schedule.']);
+BEGIN
+    IF p_state NOT IN ('applied', 'refused', 'cancelled') THEN
+        RAISE EXCEPTION 'flagctl: a schedule settles as applied, refused or cancelled, not %', p_state
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE flagctl.schedule
+       SET state = p_state, outcome = p_outcome, settled_at = now(), settled_by = coalesce(ctx.actor, session_user)
+     WHERE id = p_id AND state = 'pending';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'flagctl: schedule % is not pending', p_id USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
 $$;
 
 
@@ -3170,6 +3322,110 @@ CREATE TABLE flagctl.rollback_state (
 
 
 --
+-- Name: rollout; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.rollout (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    ladder text NOT NULL,
+    target text NOT NULL,
+    origin text,
+    state text NOT NULL,
+    stage text,
+    stage_since timestamp with time zone,
+    passes integer DEFAULT 0 NOT NULL,
+    failures integer DEFAULT 0 NOT NULL,
+    analysed_at timestamp with time zone,
+    verdict text,
+    next_at timestamp with time zone,
+    note text,
+    request bigint,
+    started_by text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT rollout_failures_check CHECK ((failures >= 0)),
+    CONSTRAINT rollout_passes_check CHECK ((passes >= 0)),
+    CONSTRAINT rollout_state_check CHECK ((state = ANY (ARRAY['running'::text, 'paused'::text, 'done'::text, 'aborted'::text, 'rolled_back'::text]))),
+    CONSTRAINT rollout_verdict_check CHECK ((verdict = ANY (ARRAY['pass'::text, 'fail'::text, 'inconclusive'::text])))
+);
+
+
+--
+-- Name: rollout_analysis; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.rollout_analysis (
+    id bigint NOT NULL,
+    rollout bigint NOT NULL,
+    stage text NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    verdict text NOT NULL,
+    results jsonb NOT NULL,
+    CONSTRAINT rollout_analysis_verdict_check CHECK ((verdict = ANY (ARRAY['pass'::text, 'fail'::text, 'inconclusive'::text])))
+);
+
+
+--
+-- Name: rollout_analysis_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.rollout_analysis ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.rollout_analysis_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: rollout_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.rollout ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.rollout_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: runners; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.runners (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    backend integer DEFAULT pg_backend_pid() NOT NULL,
+    every interval NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    seen_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+
+--
+-- Name: runners_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.runners ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.runners_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
 -- Name: safe_point; Type: TABLE; Schema: flagctl; Owner: -
 --
 
@@ -3193,6 +3449,44 @@ CREATE TABLE flagctl.safe_point (
 
 ALTER TABLE flagctl.safe_point ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME flagctl.safe_point_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: schedule; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.schedule (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    kind text NOT NULL,
+    spec jsonb NOT NULL,
+    summary text NOT NULL,
+    planned_on jsonb NOT NULL,
+    at timestamp with time zone NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    scheduled_by text NOT NULL,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    settled_at timestamp with time zone,
+    settled_by text,
+    outcome text,
+    CONSTRAINT schedule_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'applied'::text, 'refused'::text, 'cancelled'::text])))
+);
+
+
+--
+-- Name: schedule_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.schedule ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.schedule_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -3369,11 +3663,43 @@ ALTER TABLE ONLY flagctl.rollback_state
 
 
 --
+-- Name: rollout_analysis rollout_analysis_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.rollout_analysis
+    ADD CONSTRAINT rollout_analysis_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: rollout rollout_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.rollout
+    ADD CONSTRAINT rollout_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: runners runners_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.runners
+    ADD CONSTRAINT runners_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: safe_point safe_point_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
 --
 
 ALTER TABLE ONLY flagctl.safe_point
     ADD CONSTRAINT safe_point_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: schedule schedule_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.schedule
+    ADD CONSTRAINT schedule_pkey PRIMARY KEY (id);
 
 
 --
@@ -3449,10 +3775,38 @@ CREATE INDEX requests_pending ON flagctl.requests USING btree (system) WHERE (st
 
 
 --
+-- Name: rollout_analysis_by_rollout; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX rollout_analysis_by_rollout ON flagctl.rollout_analysis USING btree (rollout, id);
+
+
+--
+-- Name: rollout_in_flight; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE UNIQUE INDEX rollout_in_flight ON flagctl.rollout USING btree (system, ladder) WHERE (state = ANY (ARRAY['running'::text, 'paused'::text]));
+
+
+--
+-- Name: runners_by_system; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX runners_by_system ON flagctl.runners USING btree (system, seen_at);
+
+
+--
 -- Name: safe_point_system_idx; Type: INDEX; Schema: flagctl; Owner: -
 --
 
 CREATE INDEX safe_point_system_idx ON flagctl.safe_point USING btree (system, id DESC);
+
+
+--
+-- Name: schedule_due; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX schedule_due ON flagctl.schedule USING btree (system, at) WHERE (state = 'pending'::text);
 
 
 --
@@ -3582,10 +3936,24 @@ CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.rollbac
 
 
 --
+-- Name: rollout flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.rollout FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
 -- Name: safe_point flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
 --
 
 CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.safe_point FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
+-- Name: schedule flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.schedule FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
 
 
 --
@@ -3649,6 +4017,14 @@ CREATE TRIGGER flagctl_no_delete BEFORE DELETE OR TRUNCATE ON flagctl.requests F
 --
 
 CREATE TRIGGER flagctl_no_truncate BEFORE TRUNCATE ON flagctl.catalogue FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: rollout_analysis rollout_analysis_rollout_fkey; Type: FK CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.rollout_analysis
+    ADD CONSTRAINT rollout_analysis_rollout_fkey FOREIGN KEY (rollout) REFERENCES flagctl.rollout(id);
 
 
 --
@@ -4209,6 +4585,69 @@ GRANT ALL ON FUNCTION flagctl.release(p_system text, p_switch text, p_reason tex
 
 
 --
+-- Name: FUNCTION rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION rollout_start(p_system text, p_ladder text, p_target text, p_origin text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.rollout_start(p_system text, p_ladder text, p_target text, p_origin text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.rollout_start(p_system text, p_ladder text, p_target text, p_origin text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.rollout_start(p_system text, p_ladder text, p_target text, p_origin text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION rollout_update(p_id bigint, p_state text, p_stage text, p_stage_since timestamp with time zone, p_passes integer, p_failures integer, p_analysed_at timestamp with time zone, p_verdict text, p_next_at timestamp with time zone, p_note text, p_request bigint); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.rollout_update(p_id bigint, p_state text, p_stage text, p_stage_since timestamp with time zone, p_passes integer, p_failures integer, p_analysed_at timestamp with time zone, p_verdict text, p_next_at timestamp with time zone, p_note text, p_request bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.rollout_update(p_id bigint, p_state text, p_stage text, p_stage_since timestamp with time zone, p_passes integer, p_failures integer, p_analysed_at timestamp with time zone, p_verdict text, p_next_at timestamp with time zone, p_note text, p_request bigint) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.rollout_update(p_id bigint, p_state text, p_stage text, p_stage_since timestamp with time zone, p_passes integer, p_failures integer, p_analysed_at timestamp with time zone, p_verdict text, p_next_at timestamp with time zone, p_note text, p_request bigint) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION runner_beat(p_system text, p_host text, p_pid integer, p_every interval); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.runner_beat(p_system text, p_host text, p_pid integer, p_every interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.runner_beat(p_system text, p_host text, p_pid integer, p_every interval) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.runner_beat(p_system text, p_host text, p_pid integer, p_every interval) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION runner_gone(p_id bigint); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.runner_gone(p_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.runner_gone(p_id bigint) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.runner_gone(p_id bigint) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION schedule_add(p_system text, p_kind text, p_spec jsonb, p_summary text, p_planned_on jsonb, p_at timestamp with time zone); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.schedule_add(p_system text, p_kind text, p_spec jsonb, p_summary text, p_planned_on jsonb, p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.schedule_add(p_system text, p_kind text, p_spec jsonb, p_summary text, p_planned_on jsonb, p_at timestamp with time zone) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.schedule_add(p_system text, p_kind text, p_spec jsonb, p_summary text, p_planned_on jsonb, p_at timestamp with time zone) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION schedule_settle(p_id bigint, p_state text, p_outcome text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.schedule_settle(p_id bigint, p_state text, p_outcome text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.schedule_settle(p_id bigint, p_state text, p_outcome text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.schedule_settle(p_id bigint, p_state text, p_outcome text) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION store_rollback_state(p_system text, p_state text, p_since timestamp with time zone, p_green_since timestamp with time zone, p_detail jsonb); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -4352,11 +4791,43 @@ GRANT SELECT ON TABLE flagctl.rollback_state TO flagctl_viewer;
 
 
 --
+-- Name: TABLE rollout; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.rollout TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.rollout TO flagctl_operator;
+
+
+--
+-- Name: TABLE rollout_analysis; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.rollout_analysis TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.rollout_analysis TO flagctl_operator;
+
+
+--
+-- Name: TABLE runners; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.runners TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.runners TO flagctl_operator;
+
+
+--
 -- Name: TABLE safe_point; Type: ACL; Schema: flagctl; Owner: -
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.safe_point TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.safe_point TO flagctl_viewer;
+
+
+--
+-- Name: TABLE schedule; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.schedule TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.schedule TO flagctl_operator;
 
 
 --

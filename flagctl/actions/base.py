@@ -141,6 +141,12 @@ class Outcome:
 Confirm = Callable[[Plan], bool]
 
 
+def one_line(text: str, limit: int = 480) -> str:
+    """Text fit for an audit reason a program composed: one line, bounded."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def execute(
     conn: psycopg.Connection[Any],
     action: Action[P],

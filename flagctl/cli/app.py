@@ -158,7 +158,7 @@ def _examples(command: Any, path: list[str]) -> None:
 
 
 COMMAND_ORDER = (
-    "status", "stage", "set", "eval", "kill", "release", "watch", "verify", "drill",
+    "status", "stage", "rollout", "schedule", "run", "set", "eval", "kill", "release", "watch", "verify", "drill",
     "profile", "rollback", "restore", "freeze", "exempt", "requests", "approve", "review",
     "audit", "clients", "flags", "manifest", "db", "local", "demo",
 )  # fmt: skip
@@ -330,6 +330,9 @@ def _register() -> None:
         requests,
         restore,
         rollback,
+        rollout,
+        run,
+        schedule,
         stage,
         status,
         verify,
@@ -348,6 +351,8 @@ def _register() -> None:
     app.add_typer(manifest.app, name="manifest")
     app.add_typer(drill.app, name="drill")
     app.add_typer(freeze.app, name="freeze")
+    app.add_typer(rollout.app, name="rollout")
+    app.add_typer(schedule.app, name="schedule")
     app.add_typer(requests.review_app, name="review")
     app.command("requests")(requests.list_requests)
     app.command("approve")(requests.approve)
@@ -360,6 +365,7 @@ def _register() -> None:
     app.command("rollback")(rollback.rollback)
     app.command("restore")(restore.restore)
     app.command("watch")(watch.watch)
+    app.command("run")(run.run)
     app.command("demo")(demo.demo)
 
 

@@ -60,6 +60,28 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "freeze set": ("flagctl freeze set --until 24h -r 'INC-77: no widening until the review' -y",),
     "freeze clear": ("flagctl freeze clear -r 'INC-77 review done' -y",),
     "freeze list": ("flagctl freeze list",),
+    "rollout start": ("flagctl rollout start p3 -r 'CHG-311: Phase 3 to 50%' --to broad -y",),
+    "rollout status": ("flagctl rollout status", "flagctl rollout status p3 -o json"),
+    "rollout pause": ("flagctl rollout pause p3 -r 'holding over the weekend' -y",),
+    "rollout resume": ("flagctl rollout resume p3 -r 'weekend over' -y",),
+    "rollout abort": ("flagctl rollout abort p3 -r 'INC-51: stop here' -y",),
+    "schedule add stage": (
+        "flagctl schedule add stage p3 canary --at 2026-12-02T09:00Z -r 'CHG-311: canary at nine' -y",
+    ),
+    "schedule add set": ("flagctl schedule add set p3_advisory off --at 2h -r 'end of the trial' -y",),
+    "schedule add kill": (
+        "flagctl schedule add kill p3-off --at 2026-12-24T18:00Z -r 'off over the holidays' -y",
+    ),
+    "schedule add release": (
+        "flagctl schedule add release p3-off --at 2026-12-27T08:00Z -r 'back after the holidays' -y",
+    ),
+    "schedule add freeze": (
+        "flagctl schedule add freeze --at 2026-12-23T18:00Z --until 4d -r 'holiday freeze' -y",
+    ),
+    "schedule add profile": ("flagctl schedule add profile emergency --at 30m -r 'INC-9 window' -y",),
+    "schedule list": ("flagctl schedule list", "flagctl schedule list --all -o json"),
+    "schedule cancel": ("flagctl schedule cancel 4 -r 'the launch moved' -y",),
+    "run": ("flagctl run -r 'rollout runner on ops-1' -y", "flagctl run --once -o json -y"),
     "exempt add": ("flagctl exempt add canary_feature publisher:42 --allow -r 'launch partner' -y",),
     "exempt remove": ("flagctl exempt remove canary_feature publisher:42 -r 'partner launched' -y",),
     "exempt list": ("flagctl exempt list",),

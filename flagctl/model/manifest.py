@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from flagctl.errors import ManifestError, UsageError
 from flagctl.model.constraints import Constraint
 from flagctl.model.constraints import check_references as check_constraints
-from flagctl.model.durations import parse_duration
+from flagctl.model.durations import format_duration, parse_duration
 from flagctl.model.flagtypes import (
     AnyFlag,
     FlagSpec,
@@ -44,6 +44,37 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AnalysisSpec(Record):
+    """How a runner (``flagctl run``) judges a stage before it advances: given on a ladder,
+    and overridden key by key on a stage. Unset keys take the ladder's, then the defaults."""
+
+    guardrails: list[str] | None = None  # default: the ladder's require
+    interval: str | None = None  # how often it analyses (default 5m)
+    passes: Annotated[int, Rule(ge=1, strict=True)] | None = None  # consecutive passes to advance (3)
+    failures: Annotated[int, Rule(ge=1, strict=True)] | None = (
+        None  # failed analyses in a stage to roll back (2)
+    )
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A stage's analysis, resolved."""
+
+    guardrails: tuple[str, ...]
+    interval: timedelta
+    passes: int
+    failures: int
+
+    def describe(self) -> str:
+        every = format_duration(self.interval)
+        return (f"every {every}: {self.passes} consecutive passes of {', '.join(self.guardrails) or 'nothing'} "
+                f"to advance, {self.failures} failures to roll back")  # fmt: skip
+
+
+ANALYSIS_DEFAULTS = {"interval": "5m", "passes": 3, "failures": 2}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Stage(Record):
     name: Name
     description: str | None = None
@@ -52,6 +83,7 @@ class Stage(Record):
     internal: StrictBool | None = None
     set: dict[str, Any] | None = None
     require: list[str] = field(default_factory=list)  # guardrails that must pass to enter this stage
+    analysis: AnalysisSpec | None = None  # a runner's analysis of this stage, over the ladder's
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +94,7 @@ class Ladder(Record):
     stages: Annotated[list[Stage], Rule(min_length=1)]
     require: list[str] = field(default_factory=list)
     bake: dict[str, str] = field(default_factory=dict)
+    analysis: AnalysisSpec | None = None  # how a runner advances it (flagctl rollout); None: by hand only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,6 +228,16 @@ class ResolvedLadder:
     require: tuple[str, ...]
     bake: dict[str, timedelta]
     subjects: str | None = None
+    analysis: dict[str, Analysis] | None = None  # by stage; None: the ladder declares none
+
+    def analysis_of(self, stage: str) -> Analysis:
+        if self.analysis is None:
+            raise UsageError(
+                f"ladder {self.name} says nothing of how a runner advances it",
+                f"give it analysis: (guardrails, interval, passes, failures) in the manifest: "
+                f"ladders.{self.name}.analysis",
+            )
+        return self.analysis[stage]
 
     def stage(self, name: str) -> ResolvedStage:
         for stage in self.stages:
@@ -489,7 +532,47 @@ def _check_ladder(model: ManifestModel, name: str, ladder: Ladder) -> list[str]:
         for guard in stage.require:
             if guard not in model.guardrails:
                 problems.append(f"{where}.stages.{i}.require: unknown guardrail {guard!r}")
+    specs = [(f"{where}.analysis", ladder.analysis)]
+    specs += [(f"{where}.stages.{i}.analysis", stage.analysis) for i, stage in enumerate(ladder.stages)]
+    for at, spec in specs:
+        if spec is None:
+            continue
+        if at != f"{where}.analysis" and ladder.analysis is None:
+            problems.append(
+                f"{at}: a stage's analysis overrides the ladder's: give ladders.NAME.analysis too"
+            )
+        for guard in spec.guardrails or []:
+            if guard not in model.guardrails:
+                problems.append(f"{at}.guardrails: unknown guardrail {guard!r}")
+        if spec.interval is not None:
+            try:
+                if parse_duration(spec.interval) <= timedelta(0):
+                    problems.append(f"{at}.interval: must be more than 0s")
+            except ValueError as exc:
+                problems.append(f"{at}.interval: {exc}")
+    if ladder.analysis is not None and not (ladder.analysis.guardrails or ladder.require):
+        problems.append(
+            f"{where}.analysis.guardrails: name the guardrails to analyse (or give the ladder require:)"
+        )
     return problems
+
+
+def _resolve_analysis(ladder: Ladder) -> dict[str, Analysis] | None:
+    if ladder.analysis is None:
+        return None
+    resolved = {}
+    for stage in ladder.stages:
+        merged: dict[str, Any] = {"guardrails": list(ladder.require), **ANALYSIS_DEFAULTS}
+        for spec in (ladder.analysis, stage.analysis):
+            if spec is not None:
+                merged.update({k: v for k, v in vars(spec).items() if v is not None})
+        resolved[stage.name] = Analysis(
+            guardrails=tuple(dict.fromkeys(merged["guardrails"])),
+            interval=parse_duration(merged["interval"]),
+            passes=merged["passes"],
+            failures=merged["failures"],
+        )
+    return resolved
 
 
 def _resolve_ladder(model: ManifestModel, name: str, ladder: Ladder) -> ResolvedLadder:
@@ -512,6 +595,7 @@ def _resolve_ladder(model: ManifestModel, name: str, ladder: Ladder) -> Resolved
         require=tuple(ladder.require),
         bake={stage: parse_duration(text) for stage, text in ladder.bake.items()},
         subjects=ladder.subjects,
+        analysis=_resolve_analysis(ladder),
     )
 
 

@@ -103,6 +103,14 @@ def _freeze(owner: Cli, user: Cli, tmp: Path) -> int:
     return int(user("freeze", "set", *GO).exit_code)
 
 
+def _rollout(owner: Cli, user: Cli, tmp: Path) -> int:
+    return int(user("rollout", "start", "p3", *GO).exit_code)
+
+
+def _runner(owner: Cli, user: Cli, tmp: Path) -> int:
+    return int(user("run", "--once", *GO).exit_code)
+
+
 def _publish(owner: Cli, user: Cli, tmp: Path) -> int:
     edited = tmp / "flagctl.yaml"
     edited.write_text(Path(user.manifest).read_text() + "\n# a new version\n")
@@ -170,6 +178,14 @@ TRIES: dict[str, tuple[FlagctlTry | None, tuple[str, ...]]] = {
         (declared("freeze.set"), RECORD_BY_HAND),
     ),
     "publish the manifest": (_publish, (PUBLISH_AGAIN,)),
+    "start a rollout (in psql: `flagctl.rollout_start`)": (
+        _rollout,
+        (declared("rollout.start"), "SELECT flagctl.rollout_start('phase3', 'p3', 'full', 'dark')"),
+    ),
+    "run rollouts (`flagctl run`; in psql: `flagctl.runner_beat`)": (
+        _runner,
+        ("SELECT flagctl.runner_beat('phase3', 'h', 1, interval '30s')",),
+    ),
     "register a gate (its own row)": (_gate, ("SELECT flagctl.client_register('phase3', 'h', 1, 'matrix')",)),
 }
 CELLS = [(action, role) for action in matrix() for role in ROLES]

@@ -82,6 +82,53 @@ def test_dangling_references_are_rejected(extra: str, expected: str) -> None:
     assert expected in problems(BASE + extra)
 
 
+LADDER = "ladders:\n  l:\n    flag: f1\n    stages: [{name: a, enabled: false, percent: 0}, {name: b, enabled: true, percent: 5}]\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("    analysis: {guardrails: [nope]}\n", "ladders.l.analysis.guardrails: unknown guardrail 'nope'"),
+        (
+            "    analysis: {guardrails: [g], interval: 0s}\n",
+            "ladders.l.analysis.interval: must be more than 0s",
+        ),
+        ("    analysis: {guardrails: [g], interval: soon}\n", "ladders.l.analysis.interval"),
+        ("    analysis: {interval: 5m}\n", "ladders.l.analysis.guardrails: name the guardrails to analyse"),
+        (
+            "    stages: [{name: a, enabled: false, percent: 0, analysis: {passes: 2}}]\n",
+            "ladders.l.stages.0.analysis: a stage's analysis overrides the ladder's",
+        ),
+    ],
+)
+def test_a_ladders_analysis_is_checked(extra: str, expected: str) -> None:
+    guard = "guardrails:\n  g: {sql: 'select 0', max: 1}\n"
+    text = BASE + guard + LADDER + extra
+    if "    stages: [" in extra:  # the stage's own analysis replaces the ladder's stages
+        text = BASE + guard + "ladders:\n  l:\n    flag: f1\n" + extra
+    found = problems(text)
+    assert any(expected in line for line in found), found
+
+
+def test_a_stages_analysis_overrides_the_ladders_key_by_key() -> None:
+    from flagctl.model.manifest import parse_manifest
+
+    text = (
+        BASE
+        + "guardrails:\n  g: {sql: 'select 0', max: 1}\n  h: {sql: 'select 0', max: 1}\n"
+        + (
+            "ladders:\n  l:\n    flag: f1\n    require: [g]\n"
+            "    analysis: {interval: 10m, failures: 1}\n"
+            "    stages: [{name: a, enabled: false, percent: 0, analysis: {passes: 6, guardrails: [h]}},"
+            " {name: b, enabled: true, percent: 5}]\n"
+        )
+    )
+    ladder = parse_manifest(text).ladder("l")
+    a, b = ladder.analysis_of("a"), ladder.analysis_of("b")
+    assert (a.guardrails, a.interval.total_seconds(), a.passes, a.failures) == (("h",), 600, 6, 1)
+    assert (b.guardrails, b.interval.total_seconds(), b.passes, b.failures) == (("g",), 600, 3, 1)
+
+
 def test_a_switch_may_only_include_lower_levels() -> None:
     found = problems(
         BASE
