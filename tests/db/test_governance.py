@@ -159,3 +159,49 @@ def test_a_bad_until_is_a_usage_error(ws8: Cli, until: str, message: str) -> Non
     result = ws8("freeze", "set", "--until", until, *GO)
     assert result.exit_code == 2 and message in result.stderr
     assert ws8.sql("SELECT count(*) FROM flagctl.freeze") == [(0,)]
+
+
+# A flag in flagctl's own table, written by an upsert: the guard judged its INSERT before the
+# conflict made it an UPDATE, as if the row were not there (before = the default).
+OWN = """\
+version: 1
+system: shop
+flags:
+  checkout_v2: {type: rollout}
+ladders:
+  checkout:
+    flag: checkout_v2
+    stages:
+      - {name: dark,   enabled: false, percent: 0}
+      - {name: canary, enabled: true,  percent: 1}
+      - {name: half,   enabled: true,  percent: 50}
+"""
+
+
+def test_a_backward_move_of_a_flag_in_flagctls_table_is_allowed_under_a_freeze(make_cli) -> None:  # type: ignore[no-untyped-def]
+    cli = make_cli(OWN)
+    assert cli("db", "init").exit_code == 0
+    with user(cli, "release") as alice:
+        assert alice("stage", "set", "checkout", "half", "--force", "-r", "go", "-y").exit_code == 0
+        assert cli("freeze", "set", "-r", "incident", "-y").exit_code == 0
+        back = alice("stage", "set", "checkout", "canary", "-r", "back to 1%", "-y")
+        assert back.exit_code == 0, back.stderr  # was refused: "would widen exposure (0 → 1)"
+        assert cli.sql("SELECT value->>'percent' FROM flagctl.flag_state WHERE flag = 'checkout_v2'") == [
+            ("1",)
+        ]
+        forward = alice("stage", "set", "checkout", "half", "-r", "again", "-y")
+        assert forward.exit_code == 1 and "frozen" in forward.stderr
+
+
+def test_an_approved_move_of_a_flag_in_flagctls_table_applies(make_cli) -> None:  # type: ignore[no-untyped-def]
+    cli = make_cli(OWN + "approvals: {at_or_above: 50}\n")
+    assert cli("db", "init").exit_code == 0
+    with user(cli, "release") as alice, user(cli, "release") as bob:
+        assert alice("stage", "set", "checkout", "canary", "-r", "go", "-y").exit_code == 0
+        asked = alice("stage", "next", "checkout", "-r", "to half", "-y")
+        assert asked.exit_code == 1 and "waits as request 1" in asked.stderr
+        approved = bob("approve", "1", "-r", "looked", "-y")
+        assert approved.exit_code == 0, approved.stderr  # was refused: "needs a second person"
+        assert cli.sql("SELECT value->>'percent' FROM flagctl.flag_state WHERE flag = 'checkout_v2'") == [
+            ("50",)
+        ]

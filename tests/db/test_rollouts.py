@@ -230,3 +230,33 @@ def test_a_ladder_without_analysis_cannot_be_run(make_cli: Callable[..., Cli]) -
     assert cli("db", "init").exit_code == 0
     refused = cli("rollout", "start", "checkout", *GO)
     assert refused.exit_code == 2 and "ladders.checkout.analysis" in refused.stderr
+
+
+def test_a_move_that_needs_approval_waits_for_it_once_and_goes_on_after(make_cli: Callable[..., Cli]) -> None:
+    from tests.db.test_governance import user
+
+    cli = make_cli(MANIFEST + "approvals: {at_or_above: 50}\n", METRICS)
+    assert cli("db", "init").exit_code == 0
+    traffic(cli)
+    assert cli("rollout", "start", "checkout", "--to", "half", *GO).exit_code == 0
+    passes_until_it_moves(cli)
+    assert stage(cli) == "canary"
+    cli.clock.advance(hours=1)
+    for _ in range(3):  # three passes past the bake: the move to 50% asks for a second person
+        cli.clock.advance(minutes=20)
+        decision = run_once(cli)[0]
+    assert decision["did"] == "waiting" and "needs approval: request" in decision["note"]
+    pending = json.loads(cli("requests", "-o", "json").stdout)["requests"]
+    assert [(r["status"], r["action"]) for r in pending] == [("pending", "rollout.advance")]
+    for _ in range(3):  # it waits for that request, and asks no second time
+        cli.clock.advance(minutes=20)
+        assert run_once(cli)[0]["did"] == "waiting"
+    assert len(json.loads(cli("requests", "-o", "json").stdout)["requests"]) == 1
+    assert stage(cli) == "canary"
+    with user(cli, "release") as bob:
+        bob.clock = cli.clock
+        approved = bob("approve", str(pending[0]["id"]), "-r", "dashboards look clean", "-y")
+        assert approved.exit_code == 0, approved.stderr
+    assert stage(cli) == "half"
+    (done,) = run_once(cli)
+    assert done["did"] == "done" and rollout(cli)["state"] == "done"

@@ -95,9 +95,15 @@ BEGIN
         RAISE EXCEPTION 'flagctl: % is no flag of system % as published', v_flag, v_system
             USING ERRCODE = 'insufficient_privilege', HINT = 'publish the manifest that has it: flagctl manifest publish';
     END IF;
-    -- What the scope had before: its override, else the global value (else the default).
+    -- What the scope had before. flagctl's own table is written by an upsert, whose INSERT
+    -- is judged before the conflict turns it into an UPDATE: the row it will update is the
+    -- value before (judged as planned, and for exposure). Else its override, else the global
+    -- value (else the default).
     IF before IS NULL AND own THEN
+        SELECT f.value INTO planned FROM flagctl.flag_state f
+         WHERE f.system = v_system AND f.flag = v_flag AND f.scope = v_scope;
         before := coalesce(
+            planned,
             (SELECT f.value FROM flagctl.flag_state f
               WHERE f.system = v_system AND f.flag = v_flag AND f.scope = 'global' AND v_scope <> 'global'),
             cat->'flags'->v_flag->'default');
