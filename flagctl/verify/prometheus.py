@@ -121,8 +121,11 @@ def _get(url: str, query: str, timeout: float, where: str) -> dict[str, Any]:
     try:
         with urlopen(request, timeout=timeout) as response:
             body = response.read(MAX_ANSWER + 1)
-    except HTTPError as exc:
-        raise QueryFailed(f"{where}: HTTP {exc.code}{_api_error(exc)}") from None
+    except HTTPError as exc:  # Prometheus explains a refused query in JSON (400 bad_data, 422, 503)
+        refused = _api_error(exc)
+        if refused is None:
+            raise QueryFailed(f"{where}: HTTP {exc.code} {exc.reason}".rstrip()) from None
+        return refused
     except URLError as exc:
         raise QueryFailed(f"{where}: {_reason(exc.reason, timeout)}") from None
     except TimeoutError:
@@ -140,15 +143,15 @@ def _get(url: str, query: str, timeout: float, where: str) -> dict[str, Any]:
     return answer
 
 
-def _api_error(exc: HTTPError) -> str:
-    """Prometheus explains a refused query in its JSON body (400 bad_data, 422, 503)."""
+def _api_error(exc: HTTPError) -> dict[str, Any] | None:
+    """The API's own error answer in an HTTP error's body, if that is what it holds."""
     try:
         answer = json.loads(exc.read(64 * 1024))
     except (OSError, ValueError):
-        return f" {exc.reason}" if exc.reason else ""
-    if isinstance(answer, dict) and answer.get("error"):
-        return f": {answer.get('errorType') or 'error'}: {answer['error']}"
-    return f" {exc.reason}" if exc.reason else ""
+        return None
+    if isinstance(answer, dict) and answer.get("status") == "error":
+        return answer
+    return None
 
 
 def _reason(reason: object, timeout: float) -> str:
