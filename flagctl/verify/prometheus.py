@@ -23,6 +23,7 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import TYPE_CHECKING, Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -132,6 +133,8 @@ def _get(url: str, query: str, timeout: float, where: str) -> dict[str, Any]:
         raise QueryFailed(f"{where}: no answer within {timeout:g}s (the guardrail's timeout)") from None
     except (OSError, ValueError) as exc:  # a connection reset mid-answer, a malformed URL
         raise QueryFailed(f"{where}: {exc}") from None
+    except HTTPException as exc:  # not HTTP at all (another service on that port), a cut answer
+        raise QueryFailed(f"{where}: not an HTTP answer ({type(exc).__name__})") from None
     if len(body) > MAX_ANSWER:
         raise QueryFailed(f"{where}: the answer is larger than {MAX_ANSWER // 1024 // 1024} MB")
     try:

@@ -103,3 +103,29 @@ def test_a_prometheus_value_is_judged_by_the_rules_a_sql_row_is() -> None:
         assert (from_sql.to_json()["source"], from_prometheus.to_json()["source"]) == ("sql", "prometheus")
     assert judge_value("g", prom, float("nan"), 500).verdict is Verdict.ERROR
     assert judge_value("g", prom, 0.001, None).verdict is Verdict.ERROR  # min_samples needs a count
+
+
+def test_a_server_that_does_not_speak_http_is_a_query_failure_not_a_traceback() -> None:
+    import socket
+    import threading
+
+    from flagctl.model.manifest import PrometheusQuery
+    from flagctl.verify.prometheus import QueryFailed, read
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def answer_garbage() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+        thread = threading.Thread(target=answer_garbage, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{port}"
+        with pytest.raises(QueryFailed, match=rf"^prometheus at {url}: not an HTTP answer"):
+            read(PrometheusQuery(query="up", url=url), 5.0, {})
+        thread.join(5)
