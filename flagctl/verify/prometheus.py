@@ -58,7 +58,11 @@ def read(source: PrometheusQuery, timeout: float, environ: Mapping[str, str]) ->
     if value is None or source.samples is None:
         return Reading(value)
     count = instant_value(url, source.samples, deadline, "the samples query")
-    return Reading(value, 0 if count is None else _count(count))
+    if count is not None and count < 0:
+        raise QueryFailed(
+            f"prometheus at {shown_url(url)}: the samples query returned {count:g}, not a count"
+        )
+    return Reading(value, 0 if count is None else math.floor(count))
 
 
 def prometheus_url(given: str | None, environ: Mapping[str, str]) -> str:
@@ -180,12 +184,6 @@ def _number(pair: object, where: str, what: str) -> float:
     if not math.isfinite(value):
         raise QueryFailed(f"{where}: {what} returned {pair[1]} (e.g. a division by zero); no value to judge")
     return value
-
-
-def _count(value: float) -> int:
-    if value < 0:
-        raise QueryFailed(f"the samples query returned {value:g}, not a count")
-    return math.floor(value)
 
 
 def shown_url(url: str) -> str:

@@ -180,6 +180,13 @@ def test_the_url_comes_from_the_environment_when_the_manifest_has_none(
     assert "FLAGCTL_PROMETHEUS_URL" in missing.stderr and "Traceback" not in missing.stderr
     wrong = cli("verify", "guardrails", FLAGCTL_PROMETHEUS_URL="ftp://prometheus")
     assert wrong.exit_code == 2 and "expected an http:// or https:// URL" in wrong.stderr
+    # Whatever runs the guardrail says so the same way, before deciding anything.
+    assert cli("db", "init").exit_code == 0
+    for command in (("stage", "set", "l", "canary", *GO), ("watch", "--once")):
+        result = cli(*command, FLAGCTL_PROMETHEUS_URL="")
+        assert result.exit_code == 2, (command, result.stdout, result.stderr)
+        assert "FLAGCTL_PROMETHEUS_URL" in result.stderr and "Traceback" not in result.stderr
+    assert percent(cli) == 0
 
 
 def test_a_stage_move_is_refused_on_a_breach_and_allowed_once_healthy(
