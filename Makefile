@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 # The machine's PostgreSQL, if any: the DB suite runs against it too.
 SYSTEM_PG := $(shell command -v pg_ctl 2>/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -n 1)
 
-.PHONY: install demo test test-embedded test-system test-slow torture lint bench schema-dump clean
+.PHONY: install prometheus demo test test-embedded test-system test-slow torture lint bench schema-dump clean
 
 install: $(STAMP)
 
@@ -15,6 +15,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+## Prometheus for the guardrail tests (tests/db/test_prometheus.py): Debian's package, only if
+## missing; as root, or through sudo. Tests skip without it locally, and fail under CI=1.
+PROMETHEUS ?= /usr/bin/prometheus
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+prometheus:
+	@if [ -x "$(PROMETHEUS)" ]; then \
+		echo "prometheus: $(PROMETHEUS) is installed"; \
+	else \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus && \
+		test -x "$(PROMETHEUS)"; \
+	fi
 
 ## Run the WS8 Phase 3 walk-through on the embedded PostgreSQL.
 demo: install

@@ -8,7 +8,8 @@ before anything touches a database:
 2. references and sense: every name a ladder, kill switch, constraint, rollback action or
    ``require`` uses must exist, and what the shape cannot say must hold (a bound flag's key
    and columns, a valid default and min not above max, stage and kill values of their
-   flag's type, durations, a switch including only lower levels, a bound on every guardrail).
+   flag's type, durations, a switch including only lower levels, a bound and exactly one
+   source (``sql:`` or ``prometheus:``) on every guardrail).
 Every problem is reported with the file, the key path and what was expected. Then the
 ladders are resolved (``ResolvedLadder``) and each kill switch flattened with what it
 includes. A manifest validated before comes back from the manifest cache (``model.cache``)
@@ -22,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from flagctl.errors import ManifestError, UsageError
 from flagctl.model.constraints import Constraint
@@ -147,8 +148,26 @@ ErrorCounts = Literal["fail", "inconclusive"]
 
 
 @dataclass(frozen=True, kw_only=True)
+class PrometheusQuery(Record):
+    """A guardrail read from Prometheus: an instant query whose one value is compared with
+    the bound, and optionally a second one whose value is the sample count."""
+
+    query: Annotated[str, Rule(json_schema_extra={"pattern": r"\S"})]
+    # The server's base URL; without it, FLAGCTL_PROMETHEUS_URL (see flagctl.config).
+    url: Annotated[str, Rule(json_schema_extra={"pattern": "^https?://"})] | None = None
+    samples: Annotated[str, Rule(json_schema_extra={"pattern": r"\S"})] | None = None
+
+
+# A guardrail has one source: the schema says so too, so an editor refuses both or neither.
+ONE_SOURCE = {"oneOf": [{"required": ["sql"]}, {"required": ["prometheus"]}]}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Guardrail(Record):
-    sql: str
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid", "json_schema_extra": ONE_SOURCE}
+
+    sql: str | None = None
+    prometheus: PrometheusQuery | None = None
     max: float | None = None
     min: float | None = None
 
@@ -159,6 +178,10 @@ class Guardrail(Record):
     min_samples: Annotated[int, Rule(ge=1, strict=True)] | None = None
     on_no_data: NoDataCounts = "fail"
     on_error: ErrorCounts = "fail"
+
+    @property
+    def source(self) -> Literal["sql", "prometheus"]:
+        return "prometheus" if self.prometheus is not None else "sql"
 
     def __post_init__(self) -> None:
         for bound in (self.max, self.min):
@@ -440,6 +463,7 @@ def _check_references(model: ManifestModel) -> list[str]:
         except ValueError as exc:
             problems.append(f"approvals.expire: {exc}")
     for name, guard in model.guardrails.items():
+        problems.extend(_check_source(name, guard))
         if guard.max is None and guard.min is None:
             problems.append(f"guardrails.{name}: give a bound, max: or min:")
         try:
@@ -450,6 +474,45 @@ def _check_references(model: ManifestModel) -> list[str]:
         except ValueError as exc:
             problems.append(f"guardrails.{name}.timeout: {exc}")
     return problems
+
+
+def _check_source(name: str, guard: Guardrail) -> list[str]:
+    """Exactly one of ``sql:`` or ``prometheus:``, and a Prometheus source that can be asked."""
+    where = f"guardrails.{name}"
+    if (guard.sql is None) == (guard.prometheus is None):
+        both = "both" if guard.sql is not None else "neither"
+        return [f"{where}: give exactly one of sql: or prometheus: (got {both})"]
+    if guard.sql is not None:
+        return [] if guard.sql.strip() else [f"{where}.sql: empty; give a read-only query"]
+    assert guard.prometheus is not None
+    problems = []
+    source = guard.prometheus
+    for key in ("query", "samples"):
+        text = getattr(source, key)
+        if text is not None and not text.strip():
+            problems.append(f"{where}.prometheus.{key}: empty; give a PromQL expression")
+    if guard.min_samples is not None and source.samples is None:
+        problems.append(
+            f"{where}.min_samples: a prometheus guardrail needs prometheus.samples: too, "
+            f"a query whose value is the sample count"
+        )
+    if source.url is not None and not is_http_url(source.url):
+        problems.append(
+            f"{where}.prometheus.url: expected an http:// or https:// URL (e.g. http://prometheus:9090), "
+            f"got {source.url!r}"
+        )
+    return problems
+
+
+def is_http_url(text: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _check_rollback(manifest_model: ManifestModel) -> list[str]:

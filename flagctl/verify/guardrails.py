@@ -1,6 +1,8 @@
-"""Guardrails: read-only SQL with a bound, and an honest verdict.
+"""Guardrails: a value with a bound, and an honest verdict.
 
-Each runs in its own read-only (sub)transaction with a ``statement_timeout``, so a
+A guardrail reads its value from one source: read-only SQL (here) or a PromQL instant
+query (``verify.prometheus``, which judges its answer by the same rules, ``judge_value``).
+Each SQL one runs in its own read-only (sub)transaction with a ``statement_timeout``, so a
 guardrail can neither write nor hang the operator. Its first row is ``value`` or
 ``value, samples``; the result is one of five verdicts, never a bare boolean:
 
@@ -20,7 +22,9 @@ pass; the watchdog treats an inconclusive one as neither breach nor green.
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -64,6 +68,7 @@ class GuardrailResult:
     samples: int | None = None  # the query's second column, if it returns one
     min_samples: int | None = None
     counts_as: Verdict = Verdict.FAIL  # PASS, FAIL or INCONCLUSIVE: what the verdict means for a decision
+    source: str = "sql"  # where the value came from: "sql" or "prometheus"
 
     @property
     def passed(self) -> bool:
@@ -101,6 +106,7 @@ class GuardrailResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "source": self.source,
             "severity": self.severity,
             "verdict": self.verdict.value,
             "counts_as": self.counts_as.value,
@@ -129,10 +135,17 @@ def bound_text(guard: Guardrail) -> str:
     return ", ".join(parts)
 
 
-def evaluate(conn: psycopg.Connection[Any], name: str, guard: Guardrail) -> GuardrailResult:
-    """Run one guardrail (inside the caller's transaction, as a read-only savepoint)."""
+def evaluate(
+    conn: psycopg.Connection[Any], name: str, guard: Guardrail, environ: Mapping[str, str] | None = None
+) -> GuardrailResult:
+    """Run one guardrail: its SQL inside the caller's transaction, as a read-only savepoint,
+    or its Prometheus query (``verify.prometheus``; its URL, if the manifest gives none, from
+    ``environ``'s ``FLAGCTL_PROMETHEUS_URL`` — the process's environment by default)."""
     import psycopg
 
+    if guard.prometheus is not None:
+        return _from_prometheus(name, guard, os.environ if environ is None else environ)
+    assert guard.sql is not None  # the manifest gives exactly one source
     timeout_ms = int(parse_duration(guard.timeout).total_seconds() * 1000)
     started = time.perf_counter()
     try:
@@ -172,6 +185,19 @@ def judge(name: str, guard: Guardrail, row: tuple[Any, ...] | None, seconds: flo
         value = float(row[0])
     except (TypeError, ValueError):
         return _result(name, guard, Verdict.ERROR, seconds, error="the first column is not a number")
+    return judge_value(name, guard, value, samples, seconds)
+
+
+def judge_value(
+    name: str, guard: Guardrail, value: float, samples: int | None, seconds: float = 0.0
+) -> GuardrailResult:
+    """The verdict on a value and its sample count, whatever source read them: the rules a
+    SQL row and a Prometheus answer share (NaN, no samples, too few, the bound)."""
+    if samples is None and guard.min_samples is not None:
+        return _result(
+            name, guard, Verdict.ERROR, seconds,
+            error=f"min_samples {guard.min_samples} needs a sample count beside the value",
+        )  # fmt: skip
     if math.isnan(value):
         return _result(name, guard, Verdict.ERROR, seconds, error="the value is NaN", samples=samples)
     if samples == 0:
@@ -181,6 +207,22 @@ def judge(name: str, guard: Guardrail, row: tuple[Any, ...] | None, seconds: flo
         return _result(name, guard, Verdict.INCONCLUSIVE, seconds, value=value, samples=samples)
     verdict = Verdict.PASS if within(value, guard) else Verdict.FAIL
     return _result(name, guard, verdict, seconds, value=value, samples=samples)
+
+
+def _from_prometheus(name: str, guard: Guardrail, environ: Mapping[str, str]) -> GuardrailResult:
+    from flagctl.verify import prometheus
+
+    assert guard.prometheus is not None
+    started = time.perf_counter()
+    try:
+        reading = prometheus.read(guard.prometheus, parse_duration(guard.timeout).total_seconds(), environ)
+    except prometheus.QueryFailed as exc:
+        return _result(name, guard, Verdict.ERROR, time.perf_counter() - started, error=str(exc))
+    seconds = time.perf_counter() - started
+    if reading.value is None:
+        return _result(name, guard, Verdict.NO_DATA, seconds,
+                       error="the query returned an empty vector (no series matched)")  # fmt: skip
+    return judge_value(name, guard, reading.value, reading.samples, seconds)
 
 
 def counts_as(verdict: Verdict, guard: Guardrail) -> Verdict:
@@ -218,5 +260,5 @@ def _result(
 ) -> GuardrailResult:
     return GuardrailResult(
         name, guard.severity, value, bound_text(guard), verdict, seconds, error, sqlstate,
-        samples, guard.min_samples, counts_as(verdict, guard),
+        samples, guard.min_samples, counts_as(verdict, guard), guard.source,
     )  # fmt: skip

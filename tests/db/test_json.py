@@ -113,7 +113,9 @@ def test_a_failed_check_prints_only_its_report(ws8: Cli) -> None:
     ws8.sql("INSERT INTO p3_events (kind) VALUES ('phase3.contract_violation')")
     result = ws8("verify", "guardrails", "-o", "json")
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["passed"] is False  # exactly one document: the report
+    report = json.loads(result.stdout)
+    assert report["passed"] is False  # exactly one document: the report
+    assert {g["source"] for g in report["guardrails"]} == {"sql"}  # where each value was read
 
 
 def test_effective_values_are_typed_with_their_reason(groups: Cli) -> None:

@@ -35,3 +35,17 @@ def test_the_walker_sees_nested_and_aliased_keys() -> None:
         "ladders.NAME.stages[].require",
         "constraints[].implies.if",
     } <= paths
+
+
+def test_the_guardrail_examples_validate() -> None:
+    """Each ```yaml block of the Guardrails section is a working guardrails: mapping."""
+    from flagctl.model.manifest import parse_manifest
+
+    section = DOC.read_text().split("## Guardrails", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) >= 2  # the SQL one and the Prometheus one
+    sources = set()
+    for block in blocks:
+        model = parse_manifest("version: 1\nsystem: s\nflags:\n  f: {type: bool}\n" + block).model
+        sources |= {guard.source for guard in model.guardrails.values()}
+    assert sources == {"sql", "prometheus"}

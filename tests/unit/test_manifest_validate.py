@@ -35,6 +35,15 @@ BROKEN = {
     "a kill switch level that is not a number": (
         "version: 1\nsystem: s\nflags:\n  f: {type: bool}\nkill_switches:\n  k: {level: high, set: {f: false}}\n"
     ),
+    "a guardrail with both sql and prometheus": (
+        "version: 1\nsystem: s\nflags:\n  f: {type: bool}\n"
+        "guardrails:\n  g: {sql: select 1, prometheus: {query: up}, max: 1}\n"
+    ),
+    "a guardrail with no source": "version: 1\nsystem: s\nflags:\n  f: {type: bool}\nguardrails:\n  g: {max: 1}\n",
+    "a prometheus url that is not http": (
+        "version: 1\nsystem: s\nflags:\n  f: {type: bool}\n"
+        "guardrails:\n  g: {prometheus: {query: up, url: 'ftp://p'}, max: 1}\n"
+    ),
 }
 
 

@@ -163,7 +163,7 @@ def _guardrails(env: Environment, names: list[str] | None) -> list[GuardrailResu
             known = ", ".join(loaded.model.guardrails) or "(none)"
             raise UsageError(f"unknown guardrail {guard!r} in {loaded.path}", f"guardrails: {known}")
     conn = connect(env)
-    return [evaluate(conn, guard, loaded.model.guardrails[guard]) for guard in chosen]
+    return [evaluate(conn, guard, loaded.model.guardrails[guard], env.caps.environ) for guard in chosen]
 
 
 @app.command("all")
