@@ -1,4 +1,4 @@
-"""Notifications' state (``flagctl.notify_cursor``, ``flagctl.notify_delivery``, schema 32):
+"""Notifications' state (``flagctl.notify_cursor``, ``flagctl.notify_delivery``, schema 31):
 where each sink's delivery stands, every attempt, and the audit rows still to deliver.
 
 The outbox is the audit trail itself, read in seal order (``flagctl.audit_seal.pos``): the

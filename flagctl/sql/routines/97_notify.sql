@@ -1,4 +1,4 @@
--- Notifications (schema 32, docs/notifications.md): how far each sink of a system has been
+-- Notifications (schema 31, docs/notifications.md): how far each sink of a system has been
 -- delivered, and every attempt. flagctl's roles hold no INSERT, UPDATE or DELETE on
 -- flagctl.notify_cursor or flagctl.notify_delivery; the deliverer writes them through these
 -- functions, which run as flagctl's owner, only inside a change declared as notify.* (any

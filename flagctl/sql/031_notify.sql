@@ -1,4 +1,4 @@
--- flagctl schema, version 32: notifications (docs/notifications.md).
+-- flagctl schema, version 31: notifications (docs/notifications.md).
 --
 -- Every audited change is delivered to the sinks a manifest declares (`notifications:`):
 -- the outbox is flagctl.audit itself, written by the triggers in the change's own
