@@ -72,6 +72,7 @@ bench: install
 	$(PY) bench/kill_wide.py
 	$(PY) bench/bucket_throughput.py
 	$(PY) bench/drill_ttm.py
+	$(PY) bench/notify_kill.py
 	$(PY) bench/gate_bench.py
 	$(PY) bench/fanout_bench.py
 

@@ -2219,7 +2219,7 @@ CREATE FUNCTION flagctl.may(p_action text) RETURNS boolean
     AS $$
     SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER')
         OR EXISTS (SELECT 1
-                     FROM unnest(CASE WHEN p_action IN ('review', 'review.refused')
+                     FROM unnest(CASE WHEN p_action IN ('review', 'review.refused') OR p_action LIKE 'notify.%'
                                       THEN ARRAY['flagctl_release', 'flagctl_security', 'flagctl_ops']
                                       ELSE ARRAY[flagctl.role_for(p_action)] END
                                  || ARRAY['flagctl_operator', 'flagctl_admin']) AS r(name)
@@ -2332,6 +2332,80 @@ BEGIN
         END IF;
     END LOOP;
     RETURN true;
+END
+$$;
+
+
+--
+-- Name: notify_record(text, text, bigint, bigint, bigint, text, integer, text, integer, text, timestamp with time zone); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.notify_record(p_system text, p_sink text, p_from bigint, p_to bigint, p_seq bigint, p_event_id text, p_attempt integer, p_outcome text, p_status integer, p_error text, p_next timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('a notification delivery', ARRAY['notify.']);
+    row_pos bigint;
+BEGIN
+    PERFORM 1 FROM flagctl.notify_cursor c
+      WHERE c.system = p_system AND c.sink = p_sink AND c.pos = p_from
+      FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'flagctl: the cursor of sink % of % is not at %: another deliverer moved it', p_sink,
+            p_system, p_from
+            USING ERRCODE = 'lock_not_available';
+    END IF;
+    IF p_to IS NULL OR p_to <= p_from OR NOT EXISTS (SELECT 1 FROM flagctl.audit_seal s WHERE s.pos = p_to) THEN
+        RAISE EXCEPTION 'flagctl: % is not a seal position after %', p_to, p_from
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_seq IS NOT NULL THEN
+        SELECT s.pos INTO row_pos
+          FROM flagctl.audit_seal s JOIN flagctl.audit a ON a.seq = s.seq
+         WHERE s.seq = p_seq AND a.system = p_system AND s.pos > p_from AND s.pos <= p_to;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'flagctl: audit row % of % is not sealed after % and by %', p_seq, p_system, p_from,
+                p_to
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF p_outcome IS NULL OR p_outcome NOT IN ('delivered', 'failed') OR p_attempt IS NULL OR p_attempt < 1
+           OR p_event_id IS NULL THEN
+            RAISE EXCEPTION 'flagctl: an attempt has an event id, a number from 1, and is delivered or failed'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        INSERT INTO flagctl.notify_delivery (system, sink, audit_seq, pos, event_id, attempt, outcome,
+                                             http_status, error, next_attempt_at, actor)
+        VALUES (p_system, p_sink, p_seq, row_pos, p_event_id, p_attempt, p_outcome, p_status, left(p_error, 2000),
+                CASE WHEN p_outcome = 'failed' THEN p_next END, ctx.actor);
+        IF p_outcome = 'failed' THEN
+            RETURN;
+        END IF;
+    END IF;
+    UPDATE flagctl.notify_cursor SET pos = p_to, updated_at = now()
+     WHERE system = p_system AND sink = p_sink;
+END
+$$;
+
+
+--
+-- Name: notify_start(text, text, bigint); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.notify_start(p_system text, p_sink text, p_pos bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    found_pos bigint;
+BEGIN
+    PERFORM flagctl.record_declared('a notification cursor', ARRAY['notify.']);
+    INSERT INTO flagctl.notify_cursor (system, sink, pos)
+    VALUES (p_system, p_sink,
+            least(greatest(coalesce(p_pos, 0), 0), coalesce((SELECT max(s.pos) FROM flagctl.audit_seal s), 0)))
+        ON CONFLICT (system, sink) DO NOTHING;
+    SELECT c.pos INTO found_pos FROM flagctl.notify_cursor c WHERE c.system = p_system AND c.sink = p_sink;
+    RETURN found_pos;
 END
 $$;
 
@@ -3232,6 +3306,58 @@ ALTER TABLE flagctl."freeze" ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 
 --
+-- Name: notify_cursor; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.notify_cursor (
+    system text NOT NULL,
+    sink text NOT NULL,
+    pos bigint NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT notify_cursor_pos_check CHECK ((pos >= 0))
+);
+
+
+--
+-- Name: notify_delivery; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.notify_delivery (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    sink text NOT NULL,
+    audit_seq bigint NOT NULL,
+    pos bigint NOT NULL,
+    event_id text NOT NULL,
+    attempt integer NOT NULL,
+    outcome text NOT NULL,
+    http_status integer,
+    error text,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    next_attempt_at timestamp with time zone,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    actor text,
+    CONSTRAINT notify_delivery_attempt_check CHECK ((attempt >= 1)),
+    CONSTRAINT notify_delivery_outcome_check CHECK ((outcome = ANY (ARRAY['delivered'::text, 'failed'::text])))
+);
+
+
+--
+-- Name: notify_delivery_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.notify_delivery ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.notify_delivery_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
 -- Name: proof_baseline; Type: TABLE; Schema: flagctl; Owner: -
 --
 
@@ -3637,6 +3763,22 @@ ALTER TABLE ONLY flagctl."freeze"
 
 
 --
+-- Name: notify_cursor notify_cursor_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.notify_cursor
+    ADD CONSTRAINT notify_cursor_pkey PRIMARY KEY (system, sink);
+
+
+--
+-- Name: notify_delivery notify_delivery_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.notify_delivery
+    ADD CONSTRAINT notify_delivery_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: proof_baseline proof_baseline_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
 --
 
@@ -3771,6 +3913,20 @@ CREATE INDEX drills_by_system ON flagctl.drills USING btree (system, id DESC);
 --
 
 CREATE INDEX freeze_active ON flagctl."freeze" USING btree (system) WHERE (cleared_at IS NULL);
+
+
+--
+-- Name: notify_delivery_by_row; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX notify_delivery_by_row ON flagctl.notify_delivery USING btree (system, sink, audit_seq, id DESC);
+
+
+--
+-- Name: notify_delivery_by_sink; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX notify_delivery_by_sink ON flagctl.notify_delivery USING btree (system, sink, id DESC);
 
 
 --
@@ -4512,6 +4668,24 @@ REVOKE ALL ON FUNCTION flagctl.narrows_base(p_system text, before jsonb, after j
 
 
 --
+-- Name: FUNCTION notify_record(p_system text, p_sink text, p_from bigint, p_to bigint, p_seq bigint, p_event_id text, p_attempt integer, p_outcome text, p_status integer, p_error text, p_next timestamp with time zone); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.notify_record(p_system text, p_sink text, p_from bigint, p_to bigint, p_seq bigint, p_event_id text, p_attempt integer, p_outcome text, p_status integer, p_error text, p_next timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.notify_record(p_system text, p_sink text, p_from bigint, p_to bigint, p_seq bigint, p_event_id text, p_attempt integer, p_outcome text, p_status integer, p_error text, p_next timestamp with time zone) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.notify_record(p_system text, p_sink text, p_from bigint, p_to bigint, p_seq bigint, p_event_id text, p_attempt integer, p_outcome text, p_status integer, p_error text, p_next timestamp with time zone) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION notify_start(p_system text, p_sink text, p_pos bigint); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.notify_start(p_system text, p_sink text, p_pos bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.notify_start(p_system text, p_sink text, p_pos bigint) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.notify_start(p_system text, p_sink text, p_pos bigint) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION publish_manifest(p_system text, p_source text, p_catalogue jsonb, p_actor text, p_reason text, p_command text); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -4762,6 +4936,22 @@ GRANT SELECT ON TABLE flagctl.exemption TO flagctl_viewer;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE flagctl.flag_state TO flagctl_operator;
 GRANT SELECT ON TABLE flagctl.flag_state TO flagctl_viewer;
+
+
+--
+-- Name: TABLE notify_cursor; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.notify_cursor TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.notify_cursor TO flagctl_operator;
+
+
+--
+-- Name: TABLE notify_delivery; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.notify_delivery TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.notify_delivery TO flagctl_operator;
 
 
 --

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -206,7 +206,9 @@ class Decision:
     verdict: str | None = None
     results: tuple[GuardrailResult, ...] = ()
     next_at: datetime | None = None
-    kind: str = "rollout"  # or schedule: then ``ladder`` names it and ``did`` is applied, refused or pending
+    # or schedule (``ladder`` names it; ``did`` is applied, refused or pending), or notify
+    # (``did`` is delivered or failed, the note counts them)
+    kind: str = "rollout"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -233,6 +235,8 @@ class Runner:
     every: timedelta = timedelta(seconds=30)
     holding: set[str] = field(default_factory=set)
     runner_id: int | None = None
+    # Where the notification sinks' URLs and keys are read (None: the runner delivers none).
+    environ: Mapping[str, str] | None = None
 
     def beat(self) -> None:
         """Say this runner is alive (``flagctl rollout status`` shows it)."""
@@ -264,7 +268,22 @@ class Runner:
                 decisions.append(Decision(row.ladder, row.id, "paused", row.note or "paused", self.clock()))
                 continue
             decisions.append(self._guarded(row))
-        return decisions + self._schedules()
+        return decisions + self._schedules() + self._notifications()
+
+    def _notifications(self) -> list[Decision]:
+        """Deliver what the manifest's sinks are due (``actions.notify``): never holds a change up."""
+        if self.environ is None or self.manifest.model.notifications is None:
+            return []
+        from flagctl.actions.notify import deliver_once
+
+        report = deliver_once(
+            self.conn, self.manifest, environ=self.environ, actor=self.audit.actor, clock=self.clock
+        )
+        if not report.delivered and not report.failed:
+            return []
+        note = f"{report.delivered} delivered, {report.failed} failed"
+        return [Decision("notify", 0, "delivered" if not report.failed else "failed", note, self.clock(),
+                         next_at=report.next_due(), kind="notify")]  # fmt: skip
 
     def _guarded(self, row: RolloutRow) -> Decision:
         """One rollout's pass; a refusal by the database ends that pass, not the runner."""

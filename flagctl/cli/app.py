@@ -160,7 +160,7 @@ def _examples(command: Any, path: list[str]) -> None:
 COMMAND_ORDER = (
     "status", "stage", "rollout", "schedule", "run", "set", "eval", "kill", "release", "watch", "verify", "drill",
     "profile", "rollback", "restore", "freeze", "exempt", "requests", "approve", "review",
-    "audit", "clients", "flags", "manifest", "db", "local", "demo",
+    "audit", "notify", "clients", "flags", "manifest", "db", "local", "demo",
 )  # fmt: skip
 
 
@@ -325,6 +325,7 @@ def _register() -> None:
         kill,
         local,
         manifest,
+        notify,
         profile,
         release,
         requests,
@@ -353,6 +354,7 @@ def _register() -> None:
     app.add_typer(freeze.app, name="freeze")
     app.add_typer(rollout.app, name="rollout")
     app.add_typer(schedule.app, name="schedule")
+    app.add_typer(notify.app, name="notify")
     app.add_typer(requests.review_app, name="review")
     app.command("requests")(requests.list_requests)
     app.command("approve")(requests.approve)

@@ -57,6 +57,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "profile schema": ("flagctl profile schema",),
     "rollback": ("flagctl rollback --to-last-safe -r 'INC-12: back to the baseline' -y",),
     "restore": ("flagctl restore --as-of 2026-11-21T09:00Z -r 'INC-3: undo the morning' -y",),
+    "notify deliver": (
+        "flagctl notify deliver",
+        "flagctl notify deliver --follow --sink oncall",
+        "flagctl notify deliver --once -o json",
+    ),
+    "notify log": ("flagctl notify log --failed", "flagctl notify log --sink audit-hook -n 20 -o json"),
     "freeze set": ("flagctl freeze set --until 24h -r 'INC-77: no widening until the review' -y",),
     "freeze clear": ("flagctl freeze clear -r 'INC-77 review done' -y",),
     "freeze list": ("flagctl freeze list",),

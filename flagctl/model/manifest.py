@@ -205,6 +205,29 @@ class Approvals(Record):
     expire: str = "24h"  # how long a request waits for its approval
 
 
+SinkKind = Literal["cloudevents", "slack"]
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+EVENT_PATTERN = r"^[a-z*][a-z0-9_.:*-]*$"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sink(Record):
+    """Where audited changes are delivered (docs/notifications.md). Secrets never appear here
+    (the manifest is published into the database): the HMAC key, and a URL that is itself a
+    secret (Slack's), come from the environment of whoever runs ``notify deliver``."""
+
+    kind: SinkKind
+    url: str | None = None
+    url_env: Annotated[str, Rule(pattern=ENV_NAME)] | None = None
+    secret_env: Annotated[str, Rule(pattern=ENV_NAME)] | None = None
+    events: list[Annotated[str, Rule(pattern=EVENT_PATTERN)]] | None = None  # None: the kind's default
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notifications(Record):
+    sinks: dict[Name, Sink] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ManifestModel(Record):
     version: Literal[1]
@@ -220,6 +243,7 @@ class ManifestModel(Record):
     priority: list[str] = field(default_factory=list)
     rollback: RollbackSpec | None = None
     approvals: Approvals | None = None
+    notifications: Notifications | None = None
 
 
 # ---------------------------------------------------------------- resolved views
@@ -473,6 +497,35 @@ def _check_references(model: ManifestModel) -> list[str]:
                 )
         except ValueError as exc:
             problems.append(f"guardrails.{name}.timeout: {exc}")
+    problems.extend(_check_notifications(model.notifications))
+    return problems
+
+
+def _check_notifications(notifications: Notifications | None) -> list[str]:
+    """What a sink's shape cannot say: one URL, given or named; an http(s) URL with no
+    password in it; the HMAC key named for a CloudEvents sink."""
+    from urllib.parse import urlsplit
+
+    problems: list[str] = []
+    for name, sink in (notifications.sinks if notifications else {}).items():
+        where = f"notifications.sinks.{name}"
+        if (sink.url is None) == (sink.url_env is None):
+            problems.append(f"{where}: give one of url: or url_env: (the environment variable holding it)")
+        if sink.url is not None:
+            parts = urlsplit(sink.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.append(f"{where}.url: expected an http:// or https:// URL, got {sink.url!r}")
+            elif parts.password is not None:
+                problems.append(
+                    f"{where}.url: holds a password; the manifest is published: use url_env: for a secret URL"
+                )
+        if sink.kind == "cloudevents" and sink.secret_env is None:
+            problems.append(
+                f"{where}.secret_env: required for a cloudevents sink (the environment variable holding "
+                "its HMAC key)"
+            )
+        if sink.events is not None and not sink.events:
+            problems.append(f"{where}.events: empty; leave it out for the kind's default")
     return problems
 
 

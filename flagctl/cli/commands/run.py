@@ -26,9 +26,10 @@ def run(
     *,
     mutation: Mutation,
 ) -> None:
-    """Run the rollouts in flight: analyse each stage, advance after its bake and passes, pause
-    on an inconclusive analysis, roll back on failures — every decision audited. One runner
-    acts on a ladder at a time; run it as a service (see the README)."""
+    """The runner, as a service: the rollouts in flight (analyse each stage, advance after its
+    bake and passes, pause on an inconclusive analysis, roll back on failures), the scheduled
+    changes whose time has come, and the notification sinks' deliveries — every decision
+    audited. One runner acts on a ladder at a time."""
     from flagctl.actions.rollout import Runner
     from flagctl.model.durations import parse_duration
     from flagctl.store.db import AuditContext
@@ -47,11 +48,16 @@ def run(
         if not typer.confirm("flagctl run will advance and roll back ladders by itself. Continue?",
                              default=False, err=True):  # fmt: skip
             raise NotConfirmed("not confirmed; nothing was changed")
+    if loaded.model.notifications is not None:
+        from flagctl.actions.notify import resolve_sinks
+
+        resolve_sinks(loaded, env.caps.environ)  # a sink's unset secret: exit 2 before anything runs
     audit = AuditContext.given(
         "rollout.run", reason=(mutation.reason or "").strip() or "flagctl run", actor=mutation.actor,
         command=env.command_line(), request_id=env.options.request_id,
     )  # fmt: skip
-    runner = Runner(connect(env), loaded, audit, env.caps.clock, env.options.lock_timeout, every)
+    runner = Runner(connect(env), loaded, audit, env.caps.clock, env.options.lock_timeout, every,
+                    environ=env.caps.environ)  # fmt: skip
     try:
         for decisions in runner.run(env.caps.sleep, 1 if once else count):
             for decision in decisions:

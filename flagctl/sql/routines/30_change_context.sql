@@ -31,14 +31,15 @@ AS $$
 $$;
 
 -- Whether the session's user may act as this action: the schema's owner, flagctl_operator
--- and flagctl_admin may do everything; a review is for any writing role; else the action's role.
+-- and flagctl_admin may do everything; a review or a notification delivery (notify.*) is for any
+-- writing role; else the action's role.
 CREATE OR REPLACE FUNCTION flagctl.may(p_action text) RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog
 AS $$
     SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'flagctl'), 'MEMBER')
         OR EXISTS (SELECT 1
-                     FROM unnest(CASE WHEN p_action IN ('review', 'review.refused')
+                     FROM unnest(CASE WHEN p_action IN ('review', 'review.refused') OR p_action LIKE 'notify.%'
                                       THEN ARRAY['flagctl_release', 'flagctl_security', 'flagctl_ops']
                                       ELSE ARRAY[flagctl.role_for(p_action)] END
                                  || ARRAY['flagctl_operator', 'flagctl_admin']) AS r(name)
