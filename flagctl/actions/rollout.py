@@ -334,7 +334,8 @@ class Runner:
                     break
                 sleep(self._pause(decisions))
         finally:
-            self.stop()
+            if not self.conn.broken:  # a lost connection already let go of everything
+                self.stop()
 
     def _pause(self, decisions: list[Decision]) -> float:
         now = self.clock()

@@ -110,3 +110,19 @@ def test_scheduling_a_change_needs_the_role_the_change_needs(ws8: Cli) -> None:
         refused = release("schedule", "add", "kill", "p3-off", "--at", "1h", *GO)
         assert refused.exit_code == 5 and "security" in refused.stderr
     assert [s["kind"] for s in schedules(ws8)] == ["stage.set"]
+
+
+def test_a_schedule_cannot_pass_a_kill_off_as_a_stage_move_in_psql(ws8: Cli) -> None:
+    """The role checked when scheduling is that of the change the runner will build."""
+    import psycopg
+    import pytest
+
+    with as_role(ws8, "release") as (_, dsn, _):
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="must hold a change of that kind"):
+            with psycopg.connect(dsn) as conn:
+                conn.execute("SELECT flagctl.begin_change('schedule.add', 'mallory', 'x', NULL, NULL)")
+                conn.execute(
+                    'SELECT flagctl.schedule_add(\'phase3\', \'stage.set\', \'{"kind": "kill", "switch": "p3-off"}\','
+                    " 'kill p3-off', '{}', now() + interval '1 hour')"
+                )
+    assert schedules(ws8) == []

@@ -13,6 +13,10 @@ DECLARE
     ctx flagctl.change_context := flagctl.record_declared('a scheduled change', ARRAY['schedule.add']);
     new_id bigint;
 BEGIN
+    IF p_spec->>'kind' IS DISTINCT FROM p_kind THEN  -- the role checked is the change's own
+        RAISE EXCEPTION 'flagctl: a schedule of kind % must hold a change of that kind, not %', p_kind,
+            coalesce(p_spec->>'kind', 'none') USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT flagctl.may(p_kind) THEN
         RAISE EXCEPTION 'flagctl: % may not schedule a %: it needs the role %', session_user, p_kind,
             flagctl.role_for(p_kind) USING ERRCODE = 'insufficient_privilege',
