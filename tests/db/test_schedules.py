@@ -117,12 +117,14 @@ def test_a_schedule_cannot_pass_a_kill_off_as_a_stage_move_in_psql(ws8: Cli) -> 
     import psycopg
     import pytest
 
-    with as_role(ws8, "release") as (_, dsn, _):
-        with pytest.raises(psycopg.errors.InvalidParameterValue, match="must hold a change of that kind"):
-            with psycopg.connect(dsn) as conn:
-                conn.execute("SELECT flagctl.begin_change('schedule.add', 'mallory', 'x', NULL, NULL)")
-                conn.execute(
-                    'SELECT flagctl.schedule_add(\'phase3\', \'stage.set\', \'{"kind": "kill", "switch": "p3-off"}\','
-                    " 'kill p3-off', '{}', now() + interval '1 hour')"
-                )
+    with (
+        as_role(ws8, "release") as (_, dsn, _),
+        pytest.raises(psycopg.errors.InvalidParameterValue, match="must hold a change of that kind"),
+        psycopg.connect(dsn) as conn,
+    ):
+        conn.execute("SELECT flagctl.begin_change('schedule.add', 'mallory', 'x', NULL, NULL)")
+        conn.execute(
+            'SELECT flagctl.schedule_add(\'phase3\', \'stage.set\', \'{"kind": "kill", "switch": "p3-off"}\','
+            " 'kill p3-off', '{}', now() + interval '1 hour')"
+        )
     assert schedules(ws8) == []
