@@ -33,6 +33,28 @@ from flagctl.cli import fastkill
 from flagctl.cli.app import app
 from flagctl.cli.env import Capabilities, Environment
 
+
+def _built_once() -> None:
+    """typer's CliRunner builds the Click command tree from the Typer app on every invoke
+    (about 0.12 s for flagctl's, most of a test's time). A process builds it once (as
+    ``flagctl`` itself does, once per run): the same tree, reused by every invocation."""
+    import typer.main
+    import typer.testing
+
+    built: dict[int, Any] = {}
+    build = typer.main.get_command
+
+    def get_command(typer_app: Any) -> Any:
+        key = id(typer_app)
+        if key not in built:
+            built[key] = (typer_app, build(typer_app))  # keep the app alive: its id stays its own
+        return built[key][1]
+
+    typer.testing._get_command = get_command  # type: ignore[attr-defined]
+
+
+_built_once()
+
 # The commands under test read their manifests through the manifest cache, as they do in
 # production — a cache of this test run's own, never the user's.
 _CACHE = tempfile.mkdtemp(prefix="flagctl-test-cache-")
