@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 # Which actions a sink receives when it names none.
 DEFAULT_EVENTS = {
     "cloudevents": ("*",),
-    "slack": ("kill", "release", "rollback", "rollback.*", "*.refused", "rollout.*", "runner.*"),
+    # People read Slack: the runner's decisions, not each analysis or wait
+    "slack": ("kill", "release", "rollback", "rollback.*", "*.refused", "rollout.start", "rollout.advance",
+              "rollout.rollback", "rollout.pause", "rollout.resume", "rollout.abort", "rollout.done",
+              "schedule.settle"),  # fmt: skip
 }
 TIMEOUT = 5.0  # seconds per HTTP call, at most
 BACKOFF_FIRST = timedelta(seconds=1)  # before the second attempt at a row, doubling …

@@ -389,7 +389,7 @@ class Runner:
                 row = replace(row, state="paused", next_at=None,
                               note=f"paused: inconclusive analysis of {current.name}: {why}; "
                               f"resume with flagctl rollout resume {ladder.name}")  # fmt: skip
-                self._record(row, results, f"analysis of {current.name}: inconclusive, paused")
+                self._record(row, results, f"analysis of {current.name}: inconclusive, paused", "rollout.pause")
                 return Decision(row.ladder, row.id, "paused", row.note or "", now, verdict.value, results)
         # The runner's own clock for the bake (the move itself checks it again, from the audit).
         baked_from = row.stage_since or where.entered_at or now
@@ -455,7 +455,7 @@ class Runner:
         self._write(
             replace(row, state="done" if done else row.state, stage=moved_to, stage_since=now, passes=0, failures=0,
                     analysed_at=None, verdict=None, request=None, next_at=None, note=note),
-            "rollout.advance", note,
+            "rollout.done" if done else "rollout.advance", note,
         )  # fmt: skip
         return Decision(row.ladder, row.id, "advanced", note, now, None, results)
 
@@ -511,10 +511,13 @@ class Runner:
         with transaction(self.conn, self._context(action, why), self.lock_timeout) as tx:
             store.update(tx, row)
 
-    def _record(self, row: RolloutRow, results: tuple[GuardrailResult, ...], why: str) -> None:
-        """An analysis and the row it leaves, in one declared change."""
+    def _record(
+        self, row: RolloutRow, results: tuple[GuardrailResult, ...], why: str, action: str = "rollout.analysis"
+    ) -> None:
+        """An analysis and the row it leaves, in one declared change (``rollout.pause`` when
+        it paused the rollout)."""
         verdict = row.verdict or Verdict.INCONCLUSIVE.value
-        with transaction(self.conn, self._context("rollout.analysis", why), self.lock_timeout) as tx:
+        with transaction(self.conn, self._context(action, why), self.lock_timeout) as tx:
             store.record_analysis(tx, row.id, row.stage or "", verdict, [r.to_json() for r in results])
             store.update(tx, row)
 

@@ -15,6 +15,9 @@ import pytest
 from tests.conftest import Cli
 from tests.prometheus_server import Prometheus, free_port, running_prometheus
 
+# One Prometheus per worker that runs these: keep them on one worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("prometheus")
+
 GO = ("-r", "rollout", "-y")
 Make = Callable[..., Cli]
 

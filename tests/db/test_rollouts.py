@@ -112,7 +112,14 @@ def test_a_runner_takes_four_stages_from_dark_to_full_and_pauses_on_an_inconclus
     actions = {
         row[0] for row in cli.sql("SELECT DISTINCT action FROM flagctl.audit WHERE action LIKE 'rollout.%'")
     }
-    assert {"rollout.start", "rollout.analysis", "rollout.advance", "rollout.resume"} <= actions
+    assert {
+        "rollout.start",
+        "rollout.analysis",
+        "rollout.pause",
+        "rollout.advance",
+        "rollout.resume",
+        "rollout.done",
+    } <= actions
     moved = cli.sql(
         "SELECT count(*) FROM flagctl.audit WHERE action = 'rollout.advance' AND flag = 'checkout_v2'"
     )
