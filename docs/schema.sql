@@ -2693,10 +2693,10 @@ $_$;
 
 
 --
--- Name: rollout_analysed(bigint, text, text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
+-- Name: rollout_analysed(bigint, text, text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
-CREATE FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb) RETURNS void
+CREATE FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb, p_at timestamp with time zone) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
@@ -2706,7 +2706,8 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM flagctl.rollout WHERE id = p_id AND state IN ('running', 'paused')) THEN
         RAISE EXCEPTION 'flagctl: rollout % is not in flight', p_id USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO flagctl.rollout_analysis (rollout, stage, verdict, results) VALUES (p_id, p_stage, p_verdict, p_results);
+    INSERT INTO flagctl.rollout_analysis (rollout, stage, at, verdict, results)
+    VALUES (p_id, p_stage, coalesce(p_at, now()), p_verdict, p_results);
 END
 $$;
 
@@ -2724,7 +2725,7 @@ DECLARE
     new_id bigint;
 BEGIN
     INSERT INTO flagctl.rollout (system, ladder, target, origin, state, stage, stage_since, started_by, note)
-    VALUES (p_system, p_ladder, p_target, p_origin, 'running', p_origin, now(), coalesce(ctx.actor, session_user),
+    VALUES (p_system, p_ladder, p_target, p_origin, 'running', p_origin, NULL, coalesce(ctx.actor, session_user),
             'started: the runner analyses ' || coalesce(p_origin, 'the current stage') || ' next')
     RETURNING id INTO new_id;
     RETURN new_id;
@@ -4769,12 +4770,12 @@ GRANT ALL ON FUNCTION flagctl.release(p_system text, p_switch text, p_reason tex
 
 
 --
--- Name: FUNCTION rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb); Type: ACL; Schema: flagctl; Owner: -
+-- Name: FUNCTION rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb, p_at timestamp with time zone); Type: ACL; Schema: flagctl; Owner: -
 --
 
-REVOKE ALL ON FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb) TO flagctl_viewer;
-GRANT ALL ON FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb) TO flagctl_operator;
+REVOKE ALL ON FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb, p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb, p_at timestamp with time zone) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb, p_at timestamp with time zone) TO flagctl_operator;
 
 
 --

@@ -38,9 +38,21 @@ if TYPE_CHECKING:
 DEFAULT_EVENTS = {
     "cloudevents": ("*",),
     # People read Slack: the runner's decisions, not each analysis or wait
-    "slack": ("kill", "release", "rollback", "rollback.*", "*.refused", "rollout.start", "rollout.advance",
-              "rollout.rollback", "rollout.pause", "rollout.resume", "rollout.abort", "rollout.done",
-              "schedule.settle"),  # fmt: skip
+    "slack": (
+        "kill",
+        "release",
+        "rollback",
+        "rollback.*",
+        "*.refused",
+        "rollout.start",
+        "rollout.advance",
+        "rollout.rollback",
+        "rollout.pause",
+        "rollout.resume",
+        "rollout.abort",
+        "rollout.done",
+        "schedule.settle",
+    ),
 }
 TIMEOUT = 5.0  # seconds per HTTP call, at most
 BACKOFF_FIRST = timedelta(seconds=1)  # before the second attempt at a row, doubling …
@@ -190,7 +202,7 @@ def slack_text(rows: list[AuditRow]) -> str:
     head = rows[0]
     switch = _switch(rows)
     flags = sorted({r.flag for r in rows if r.flag})
-    what = ", ".join(flags) or head.target
+    what = ", ".join(flags) or _record_of(head)
     why = f" — {head.reason}" if head.reason else ""
     by = f" by {_who(head)}"
     if head.action == "kill":
@@ -201,7 +213,33 @@ def slack_text(rows: list[AuditRow]) -> str:
         return f":no_entry: {head.action.removesuffix('.refused')} refused on {head.system} ({what}){by}{why}"
     if head.action.startswith("rollback"):
         return f":rewind: {head.action} on {head.system} ({what}){by}{why}"
+    if head.action in RUNNER_MARKS:  # the runner's decisions: the reason says what it did and why
+        return f"{RUNNER_MARKS[head.action]} {head.action} on {head.system} ({what}){by}{why}"
     return f":information_source: {head.action} on {head.system} ({what}){by}{why}"
+
+
+def _record_of(row: AuditRow) -> str:
+    """What a row of one of flagctl's records is about, in words (a rollout's ladder, a
+    schedule's change), else its table."""
+    data = row.after if isinstance(row.after, dict) else row.before if isinstance(row.before, dict) else {}
+    if row.target == "flagctl.rollout" and data.get("ladder"):
+        return f"ladder {data['ladder']}"
+    if row.target == "flagctl.schedule" and data.get("summary"):
+        return f"schedule {data.get('id')}: {data['summary']}"
+    return row.target
+
+
+# How Slack shows a runner's decision (flagctl run: rollouts and scheduled changes).
+RUNNER_MARKS = {
+    "rollout.start": ":rocket:",
+    "rollout.advance": ":arrow_up:",
+    "rollout.rollback": ":rewind:",
+    "rollout.pause": ":double_vertical_bar:",
+    "rollout.resume": ":arrow_forward:",
+    "rollout.abort": ":octagonal_sign:",
+    "rollout.done": ":checkered_flag:",
+    "schedule.settle": ":calendar:",
+}
 
 
 def slack_message(rows: list[AuditRow]) -> dict[str, Any]:

@@ -389,18 +389,20 @@ class Runner:
                 row = replace(row, state="paused", next_at=None,
                               note=f"paused: inconclusive analysis of {current.name}: {why}; "
                               f"resume with flagctl rollout resume {ladder.name}")  # fmt: skip
-                self._record(row, results, f"analysis of {current.name}: inconclusive, paused", "rollout.pause")
+                self._record(
+                    row, results, f"analysis of {current.name}: inconclusive, paused", "rollout.pause"
+                )
                 return Decision(row.ladder, row.id, "paused", row.note or "", now, verdict.value, results)
         # The runner's own clock for the bake (the move itself checks it again, from the audit).
-        baked_from = row.stage_since or where.entered_at or now
-        bake_end = baked_from + ladder.bake.get(current.name, timedelta(0))
-        ready = row.passes >= analysis.passes and now >= bake_end
+        bake = ladder.bake.get(current.name)
+        baked = bake is None or now >= (bake_end := (row.stage_since or where.entered_at or now) + bake)
+        ready = row.passes >= analysis.passes and baked
         next_at = max(row.analysed_at + analysis.interval, now) if row.analysed_at else now
         if not ready:
             wants = []
             if row.passes < analysis.passes:
                 wants.append(f"{row.passes} of {analysis.passes} passes")
-            if now < bake_end:
+            if not baked:
                 wants.append(f"baked until {bake_end:%Y-%m-%d %H:%M:%S %Z}")
                 if row.passes >= analysis.passes:
                     next_at = bake_end
@@ -512,13 +514,19 @@ class Runner:
             store.update(tx, row)
 
     def _record(
-        self, row: RolloutRow, results: tuple[GuardrailResult, ...], why: str, action: str = "rollout.analysis"
+        self,
+        row: RolloutRow,
+        results: tuple[GuardrailResult, ...],
+        why: str,
+        action: str = "rollout.analysis",
     ) -> None:
         """An analysis and the row it leaves, in one declared change (``rollout.pause`` when
         it paused the rollout)."""
         verdict = row.verdict or Verdict.INCONCLUSIVE.value
         with transaction(self.conn, self._context(action, why), self.lock_timeout) as tx:
-            store.record_analysis(tx, row.id, row.stage or "", verdict, [r.to_json() for r in results])
+            store.record_analysis(
+                tx, row.id, row.stage or "", verdict, [r.to_json() for r in results], row.analysed_at
+            )
             store.update(tx, row)
 
 

@@ -26,7 +26,7 @@ IN_FLIGHT_OF = SELECT + " WHERE system = %s AND state IN ('running', 'paused') O
 LOCK = SELECT + " WHERE id = %s FOR UPDATE"
 START = "SELECT flagctl.rollout_start(%s, %s, %s, %s)"
 UPDATE = "SELECT flagctl.rollout_update(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-ANALYSED = "SELECT flagctl.rollout_analysed(%s, %s, %s, %s)"
+ANALYSED = "SELECT flagctl.rollout_analysed(%s, %s, %s, %s, %s)"
 ANALYSES = "SELECT stage, at, verdict, results FROM flagctl.rollout_analysis WHERE rollout = %s ORDER BY id DESC LIMIT %s"
 # One runner per ladder: a session advisory lock on the runner's connection, released when
 # it stops (or its connection dies).
@@ -144,11 +144,16 @@ def update(conn: psycopg.Connection[Any], row: RolloutRow) -> None:
 
 
 def record_analysis(
-    conn: psycopg.Connection[Any], rollout: int, stage: str, verdict: str, results: list[dict[str, Any]]
+    conn: psycopg.Connection[Any],
+    rollout: int,
+    stage: str,
+    verdict: str,
+    results: list[dict[str, Any]],
+    at: datetime | None = None,
 ) -> None:
     from psycopg.types.json import Jsonb
 
-    conn.execute(ANALYSED, (rollout, stage, verdict, Jsonb(results)))
+    conn.execute(ANALYSED, (rollout, stage, verdict, Jsonb(results), at))
 
 
 def analyses(conn: psycopg.Connection[Any], rollout: int, limit: int = 5) -> list[AnalysisRow]:

@@ -381,3 +381,26 @@ def test_the_runner_delivers_too_and_a_missing_secret_stops_it_before_it_starts(
     assert any(e["data"]["action"] == "kill" for e in receiver.verified(notify.hmac_key(SECRET)))
     missing = shop("run", "--once", "-y", **{**env, "HOOK_SECRET": ""})
     assert missing.exit_code == 2 and "HOOK_SECRET" in missing.stderr
+
+
+def test_slack_hears_the_runners_decisions_not_each_analysis(
+    make_cli: Callable[..., Cli], receiver: Receiver
+) -> None:
+    ladder = "    analysis: {guardrails: [ok], interval: 1m, passes: 1, failures: 1}\n"
+    guard = "guardrails:\n  ok: {sql: 'select 0, 100', max: 1}\n"
+    cli = make_cli(MANIFEST.replace("kill_switches:", ladder + "kill_switches:") + guard + SINKS)
+    assert cli("db", "init").exit_code == 0
+    env = env_for(dead_url(), receiver.url)
+    assert cli("rollout", "start", "co", "--to", "canary", *GO).exit_code == 0
+    ran = cli("run", "--once", "-o", "json", "-y", **env)
+    assert ran.exit_code == 0, ran.stderr
+    trail = [
+        r[0] for r in cli.sql("SELECT action FROM flagctl.audit WHERE action LIKE 'rollout.%' ORDER BY seq")
+    ]
+    assert {"rollout.analysis", "rollout.advance", "rollout.done"} <= set(trail)
+    cli("run", "--once", "-y", **env)  # delivers what the first pass wrote after its delivery
+    texts = [json.loads(body)["text"] for _h, body in receiver.requests]
+    assert any(t.startswith(":rocket: rollout.start on shop (ladder co)") for t in texts), texts
+    assert any(t.startswith(":arrow_up: rollout.advance on shop (checkout)") for t in texts), texts
+    assert any(t.startswith(":checkered_flag: rollout.done on shop (ladder co)") for t in texts), texts
+    assert not any("rollout.analysis" in t for t in texts), texts

@@ -3,7 +3,8 @@
 -- (rollout.*, which needs the release role, as every stage move does); a runner's
 -- heartbeat is the session's own user's.
 
--- A rollout starts (rollout.start): one in flight per ladder.
+-- A rollout starts (rollout.start): one in flight per ladder. It starts in the stage the
+-- ladder is at, entered when the audit says (stage_since stays unset until the runner moves it).
 CREATE OR REPLACE FUNCTION flagctl.rollout_start(p_system text, p_ladder text, p_target text, p_origin text)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -15,7 +16,7 @@ DECLARE
     new_id bigint;
 BEGIN
     INSERT INTO flagctl.rollout (system, ladder, target, origin, state, stage, stage_since, started_by, note)
-    VALUES (p_system, p_ladder, p_target, p_origin, 'running', p_origin, now(), coalesce(ctx.actor, session_user),
+    VALUES (p_system, p_ladder, p_target, p_origin, 'running', p_origin, NULL, coalesce(ctx.actor, session_user),
             'started: the runner analyses ' || coalesce(p_origin, 'the current stage') || ' next')
     RETURNING id INTO new_id;
     RETURN new_id;
@@ -47,8 +48,10 @@ BEGIN
 END
 $$;
 
--- One analysis of a rollout's stage (rollout.*), dated now.
-CREATE OR REPLACE FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb)
+-- One analysis of a rollout's stage (rollout.*), dated by the runner's clock (as its
+-- bookkeeping is: when the next analysis is due follows from it).
+CREATE OR REPLACE FUNCTION flagctl.rollout_analysed(p_id bigint, p_stage text, p_verdict text, p_results jsonb,
+                                                    p_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -60,7 +63,8 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM flagctl.rollout WHERE id = p_id AND state IN ('running', 'paused')) THEN
         RAISE EXCEPTION 'flagctl: rollout % is not in flight', p_id USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO flagctl.rollout_analysis (rollout, stage, verdict, results) VALUES (p_id, p_stage, p_verdict, p_results);
+    INSERT INTO flagctl.rollout_analysis (rollout, stage, at, verdict, results)
+    VALUES (p_id, p_stage, coalesce(p_at, now()), p_verdict, p_results);
 END
 $$;
 
@@ -101,7 +105,7 @@ $$;
 
 REVOKE ALL ON FUNCTION flagctl.rollout_start(text, text, text, text),
     flagctl.rollout_update(bigint, text, text, timestamptz, integer, integer, timestamptz, text, timestamptz, text, bigint),
-    flagctl.rollout_analysed(bigint, text, text, jsonb), flagctl.runner_beat(text, text, integer, interval),
+    flagctl.rollout_analysed(bigint, text, text, jsonb, timestamptz), flagctl.runner_beat(text, text, integer, interval),
     flagctl.runner_gone(bigint) FROM PUBLIC;
 DO $$
 DECLARE
@@ -111,7 +115,7 @@ BEGIN
         IF to_regrole(r) IS NOT NULL THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION flagctl.rollout_start(text, text, text, text),
                 flagctl.rollout_update(bigint, text, text, timestamptz, integer, integer, timestamptz, text, timestamptz, text, bigint),
-                flagctl.rollout_analysed(bigint, text, text, jsonb), flagctl.runner_beat(text, text, integer, interval),
+                flagctl.rollout_analysed(bigint, text, text, jsonb, timestamptz), flagctl.runner_beat(text, text, integer, interval),
                 flagctl.runner_gone(bigint) TO %I', r);
         END IF;
     END LOOP;
