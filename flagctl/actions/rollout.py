@@ -482,8 +482,25 @@ class Runner:
                 row, ladder, f"rollback to {origin} refused, will retry: {refused.message}", now
             )
         note = f"rolled back to {origin}: {row.failures} failed analyses of {row.stage}: {why}"
-        self._write(replace(row, state="rolled_back", note=note, next_at=None), "rollout.rollback", note)
+        self._machine_rolled_back(row, now, note)
+        self._write(replace(row, state="rolled_back", note=note, next_at=None), "rollout.rolled_back", note)
         return Decision(row.ladder, row.id, "rolled_back", note, now, Verdict.FAIL.value, results)
+
+    def _machine_rolled_back(self, row: RolloutRow, now: datetime, note: str) -> None:
+        """A system with a rollback state machine (``rollback:``) records the runner's
+        rollback in it: ROLLED_BACK, so ``flagctl watch`` verifies the recovery and
+        ``rollback --status`` shows it, as after the watchdog's own."""
+        if self.manifest.model.rollback is None:
+            return
+        from flagctl.rules.rollback import MachineState
+        from flagctl.store.rollback_state import hold_state, read_state, store_state
+
+        with transaction(self.conn, self._context("rollback.runner", note), self.lock_timeout) as tx:
+            hold_state(tx, self.manifest)
+            before = read_state(tx, self.manifest)
+            if before.state != "ROLLED_BACK":
+                detail = {"rollout": row.id, "ladder": row.ladder, "from": before.state, "why": note}
+                store_state(tx, self.manifest, MachineState("ROLLED_BACK", now, None), detail)
 
     def _wait(self, row: RolloutRow, ladder: ResolvedLadder, note: str, now: datetime) -> Decision:
         known = any(stage.name == row.stage for stage in ladder.stages)

@@ -117,8 +117,8 @@ def mark_approved(conn: psycopg.Connection[Any], manifest: Manifest, request_id:
 
 # ---------------------------------------------------------------- reviews
 
-# Emergency actions: a kill, the watchdog's automatic rollback, a forced change, locks
-# broken — one entry per transaction, named by its first audit row, with the review if
+# Emergency actions: a kill, the watchdog's or a rollout runner's automatic rollback, a
+# forced change, locks broken — one entry per transaction, named by its first audit row, with the review if
 # there is one.
 EMERGENCIES = """
 SELECT e.seq, e.at, e.db_user, e.actor, e.action, e.reason, e.flags, r.reviewed_by, r.note, r.reviewed_at
@@ -127,7 +127,8 @@ SELECT e.seq, e.at, e.db_user, e.actor, e.action, e.reason, e.flags, r.reviewed_
                string_agg(DISTINCT coalesce(a.flag, a.target), ', ') AS flags
           FROM flagctl.audit a
          WHERE a.system = %s AND a.action NOT LIKE '%%.refused' AND a.action NOT LIKE 'drill.%%'
-           AND (a.action IN ('kill', 'rollback.auto') OR a.forced OR a.reason LIKE '%%[broke locks:%%')
+           AND (a.action IN ('kill', 'rollback.auto', 'rollout.rollback') OR a.forced
+                OR a.reason LIKE '%%[broke locks:%%')
          GROUP BY a.txid) e
   LEFT JOIN flagctl.reviews r ON r.audit_seq = e.seq
  ORDER BY e.seq

@@ -130,7 +130,8 @@ def test_a_runner_takes_four_stages_from_dark_to_full_and_pauses_on_an_inconclus
 
 
 def test_a_breach_rolls_the_ladder_back_to_where_the_rollout_started(make_cli: Callable[..., Cli]) -> None:
-    cli = shop(make_cli)
+    cli = make_cli(MANIFEST + "rollback: {guardrails: [error_rate], recovery: 15m}\n", METRICS)
+    assert cli("db", "init").exit_code == 0
     traffic(cli)
     assert cli("rollout", "start", "checkout", *GO).exit_code == 0
     passes_until_it_moves(cli)
@@ -150,6 +151,12 @@ def test_a_breach_rolls_the_ladder_back_to_where_the_rollout_started(make_cli: C
         "SELECT action, reason FROM flagctl.audit WHERE flag = 'checkout_v2' ORDER BY seq DESC LIMIT 1"
     )
     assert row[0][0] == "rollout.rollback" and "2 failed analyses of canary" in row[0][1]
+    # Through the system's rollback state machine, as the watchdog's own rollback goes: watch
+    # verifies the recovery from here, and the rollback waits for a post-action review.
+    machine = json.loads(cli("rollback", "--status", "-o", "json").stdout)
+    assert machine["state"] == "ROLLED_BACK"
+    pending = cli("review", "pending")
+    assert pending.exit_code == 1 and "rollout.rollback" in pending.stdout
     # A rolled-back rollout is over: the runner leaves the ladder alone.
     cli.clock.advance(hours=3)
     assert run_once(cli) == []
