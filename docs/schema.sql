@@ -331,11 +331,14 @@ BEGIN
     SELECT s.pos, s.hash INTO last_pos, last_hash FROM flagctl.audit_seal s ORDER BY s.pos DESC LIMIT 1;
     last_pos := coalesce(last_pos, 0);
     last_hash := coalesce(last_hash, 'genesis');
+    -- The rows waiting, then each one by its key: never a join over the whole trail (after
+    -- a large backlog was sealed, the planner's stale count of it chose a hash join that read
+    -- every audit row: a kill's commit grew with the history).
     FOR r IN
         SELECT u.seq, flagctl.audit_digest(a) AS digest
-          FROM flagctl.audit_unsealed u JOIN flagctl.audit a ON a.seq = u.seq
+          FROM (SELECT w.seq FROM flagctl.audit_unsealed w ORDER BY w.seq LIMIT max_rows) AS u
+          CROSS JOIN LATERAL (SELECT * FROM flagctl.audit x WHERE x.seq = u.seq LIMIT 1) AS a
          ORDER BY u.seq
-         LIMIT max_rows
     LOOP
         last_pos := last_pos + 1;
         INSERT INTO flagctl.audit_seal (pos, seq, prev_hash, hash)
@@ -3886,6 +3889,13 @@ CREATE INDEX audit_flag_idx ON flagctl.audit USING btree (system, flag, seq);
 
 
 --
+-- Name: audit_last_value; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX audit_last_value ON flagctl.audit USING btree (system, flag, COALESCE(scope, 'global'::text), seq DESC) WHERE ((flag IS NOT NULL) AND (action !~~ '%.refused'::text) AND (target <> ALL (ARRAY['flagctl.exemption'::text, 'flagctl.engaged_switch'::text])) AND (target !~~ '%:%'::text));
+
+
+--
 -- Name: audit_request_id; Type: INDEX; Schema: flagctl; Owner: -
 --
 
@@ -3897,6 +3907,13 @@ CREATE INDEX audit_request_id ON flagctl.audit USING btree (request_id) WHERE (r
 --
 
 CREATE INDEX audit_system_seq_idx ON flagctl.audit USING btree (system, seq);
+
+
+--
+-- Name: audit_txid; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX audit_txid ON flagctl.audit USING btree (txid, system, flag, seq);
 
 
 --

@@ -202,33 +202,62 @@ def record_event(
     conn.execute(RECORD_EVENT, (action, system, flag, target, Jsonb(detail)))
 
 
-# The last audit row of every flag and scope of a system (refusals and events excluded).
-LAST_AUDITED = (
-    f"SELECT DISTINCT ON (flag, coalesce(scope, 'global')) {COLUMNS} FROM flagctl.audit"  # noqa: S608 - constant columns
-    " WHERE system = %s AND flag IS NOT NULL AND action NOT LIKE '%%.refused'"
-    " AND target NOT IN ('flagctl.exemption', 'flagctl.engaged_switch') AND target NOT LIKE '%%:%%'"
-    " AND (%s::text[] IS NULL OR flag = ANY(%s::text[])) AND txid IS DISTINCT FROM %s"
-    " ORDER BY flag, coalesce(scope, 'global'), seq DESC"
+# Which audit rows changed a flag value (refusals and events are about no value); the
+# partial index audit_last_value (schema 34) holds exactly these, by (system, flag, scope).
+VALUE_ROWS = (
+    "a.flag IS NOT NULL AND a.action NOT LIKE '%%.refused'"
+    " AND a.target NOT IN ('flagctl.exemption', 'flagctl.engaged_switch') AND a.target NOT LIKE '%%:%%'"
 )
+ACOLUMNS = ", ".join(f"a.{column.strip()}" for column in COLUMNS.split(","))
+# The last audit row of each of these flags at every scope, among the rows that changed a
+# value. Each flag's scopes are found by skipping through the index from one scope to the
+# next (a loose index scan), then each pair's newest row is read: the cost follows the flags
+# and scopes, not the history. ``txid``: that transaction's own rows left out (the kill's
+# drift report).
+LAST_AUDITED = f"""
+WITH RECURSIVE pairs (flag, sc) AS (
+    SELECT f.flag, first.sc FROM unnest(%(flags)s::text[]) AS f(flag) CROSS JOIN LATERAL (
+        SELECT coalesce(a.scope, 'global') AS sc FROM flagctl.audit a
+         WHERE a.system = %(system)s AND a.flag = f.flag AND {VALUE_ROWS}
+         ORDER BY coalesce(a.scope, 'global') LIMIT 1) first
+    UNION ALL
+    SELECT p.flag, n.sc FROM pairs p CROSS JOIN LATERAL (
+        SELECT coalesce(a.scope, 'global') AS sc FROM flagctl.audit a
+         WHERE a.system = %(system)s AND a.flag = p.flag AND {VALUE_ROWS}
+           AND coalesce(a.scope, 'global') > p.sc
+         ORDER BY coalesce(a.scope, 'global') LIMIT 1) n
+)
+SELECT last.* FROM pairs p CROSS JOIN LATERAL (
+    SELECT {ACOLUMNS} FROM flagctl.audit a
+     WHERE a.system = %(system)s AND {VALUE_ROWS} AND a.flag = p.flag AND coalesce(a.scope, 'global') = p.sc
+       AND a.txid IS DISTINCT FROM %(txid)s
+     ORDER BY a.seq DESC LIMIT 1) last
+ORDER BY last.flag, coalesce(last.scope, 'global')
+"""  # noqa: S608 - constant columns and predicates
 
 
 def last_audited(
-    conn: psycopg.Connection[Any], system: str, flags: list[str] | None, before_txid: int | None
+    conn: psycopg.Connection[Any], system: str, flags: list[str], before_txid: int | None
 ) -> list[AuditRow]:
-    """The last audit row of every flag and scope of a system that changed a flag value
-    (``flags``: only those; ``before_txid``: leaving that transaction's own rows out)."""
-    rows = conn.execute(LAST_AUDITED, (system, flags, flags, before_txid)).fetchall()
+    """The last audit row of each of these flags of a system, at every scope, that changed
+    its value (``before_txid``: leaving that transaction's own rows out)."""
+    rows = conn.execute(LAST_AUDITED, {"system": system, "flags": flags, "txid": before_txid}).fetchall()
     return [AuditRow(*row) for row in rows]
 
 
-def last_changes(conn: psycopg.Connection[Any], system: str) -> dict[str, AuditRow]:
-    """The most recent row that changed each flag of the system."""
-    rows = conn.execute(
-        f"SELECT DISTINCT ON (flag) {COLUMNS} FROM flagctl.audit"  # noqa: S608 - constant columns
-        " WHERE system = %s AND flag IS NOT NULL AND action NOT LIKE '%%.refused'"
-        " ORDER BY flag, seq DESC",
-        (system,),
-    ).fetchall()
+# The newest row that changed each of these flags: one backward step through the
+# (system, flag, seq) index per flag, whatever the length of the history.
+LAST_CHANGES = f"""
+SELECT last.* FROM unnest(%s::text[]) AS f(flag) CROSS JOIN LATERAL (
+    SELECT {ACOLUMNS} FROM flagctl.audit a
+     WHERE a.system = %s AND a.flag = f.flag AND a.action NOT LIKE '%%.refused'
+     ORDER BY a.seq DESC LIMIT 1) last
+"""  # noqa: S608 - constant columns
+
+
+def last_changes(conn: psycopg.Connection[Any], system: str, flags: list[str]) -> dict[str, AuditRow]:
+    """The most recent row that changed each of these flags of the system."""
+    rows = conn.execute(LAST_CHANGES, (flags, system)).fetchall()
     return {row[7]: AuditRow(*row) for row in rows}
 
 

@@ -63,7 +63,9 @@ def drift(
     that transaction (the snapshot is the one it read), leaving its own rows out."""
     snapshot = snapshot or FlagStore(conn, manifest).snapshot(flags)
     last: dict[tuple[str, str], AuditRow] = {}
-    for audit_row in last_audited(conn, manifest.system, flags, before_txid):
+    for audit_row in last_audited(
+        conn, manifest.system, list(manifest.flags) if flags is None else flags, before_txid
+    ):
         if audit_row.flag in manifest.flags and _same_storage(manifest, audit_row):
             last[(audit_row.flag or "", audit_row.scope or GLOBAL)] = audit_row
     audited_scopes: dict[str, set[str]] = {}

@@ -47,7 +47,7 @@ class FlagInfo:
 
 def flags(conn: psycopg.Connection[Any], manifest: Manifest, now: datetime) -> list[FlagInfo]:
     values = FlagStore(conn, manifest).values()
-    last = audit_mod.last_changes(conn, manifest.system)
+    last = audit_mod.last_changes(conn, manifest.system, list(manifest.flags))
     installed = installed_at(conn)
     found = []
     for name, spec in manifest.flags.items():

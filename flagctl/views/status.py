@@ -145,7 +145,7 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
     snapshot = FlagStore(conn, manifest).snapshot()  # every flag, every scope: one read
     current = snapshot.globals
     engaged = list_engaged(conn, manifest)
-    last = audit_mod.last_changes(conn, manifest.system)
+    last = audit_mod.last_changes(conn, manifest.system, list(manifest.flags))
     priority = overriding(manifest, current)
     flags = []
     for name, spec in manifest.flags.items():

@@ -237,11 +237,14 @@ BEGIN
     SELECT s.pos, s.hash INTO last_pos, last_hash FROM flagctl.audit_seal s ORDER BY s.pos DESC LIMIT 1;
     last_pos := coalesce(last_pos, 0);
     last_hash := coalesce(last_hash, 'genesis');
+    -- The rows waiting, then each one by its key: never a join over the whole trail (after
+    -- a large backlog was sealed, the planner's stale count of it chose a hash join that read
+    -- every audit row: a kill's commit grew with the history).
     FOR r IN
         SELECT u.seq, flagctl.audit_digest(a) AS digest
-          FROM flagctl.audit_unsealed u JOIN flagctl.audit a ON a.seq = u.seq
+          FROM (SELECT w.seq FROM flagctl.audit_unsealed w ORDER BY w.seq LIMIT max_rows) AS u
+          CROSS JOIN LATERAL (SELECT * FROM flagctl.audit x WHERE x.seq = u.seq LIMIT 1) AS a
          ORDER BY u.seq
-         LIMIT max_rows
     LOOP
         last_pos := last_pos + 1;
         INSERT INTO flagctl.audit_seal (pos, seq, prev_hash, hash)
