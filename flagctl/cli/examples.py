@@ -100,7 +100,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "flagctl audit log --since 1d --format orca",
     ),
     "audit export": ("flagctl audit export --since 30d --file audit.jsonl",),
-    "audit verify": ("flagctl audit verify",),
+    "audit verify": (
+        "flagctl audit verify",
+        "flagctl audit verify --since-checkpoint 41:9f2c4e0b8a7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170615243",
+    ),
     "audit checkpoint": ("flagctl audit checkpoint",),
     "clients": ("flagctl clients", "flagctl clients -o json"),
     "flags stale": ("flagctl flags stale",),

@@ -214,6 +214,14 @@ def verify(
         str | None,
         typer.Option("--against", help="A checkpoint (POS:HASH from `audit checkpoint`, or its JSON file)."),
     ] = None,
+    since_checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--since-checkpoint",
+            help="Check only what came after this checkpoint (POS:HASH, or its JSON file), which an "
+            "earlier verify covered; the chain must still hold it.",
+        ),
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Recompute the audit hash chain: exit 1 if any row was changed, removed or forged
@@ -221,9 +229,12 @@ def verify(
     from flagctl.store.audit import verify_chain
 
     env = env_of(ctx)
-    checkpoint = _checkpoint(against) if against else None
+    checkpoint = _checkpoint(against, "--against") if against else None
+    since = _checkpoint(since_checkpoint, "--since-checkpoint") if since_checkpoint else None
     conn = connect(env)
-    report = verify_chain(conn, against=checkpoint, key=audit_key(env), lock_timeout=env.options.lock_timeout)
+    report = verify_chain(
+        conn, against=checkpoint, key=audit_key(env), lock_timeout=env.options.lock_timeout, since=since
+    )
     drifted = _drift(env, conn)
     problems = report.problems + [f"drift: {d.describe()}" for d in drifted]
     signatures = {"checked": report.signed, "unchecked": report.unchecked}
@@ -239,7 +250,10 @@ def verify(
         )
     elif not problems:
         signed = f"; {report.signed} signatures valid" if report.signed else ""
-        render.out(f"audit chain intact: {report.rows} rows, head at row {report.head_seq}{signed}")
+        since_text = f" since seal {since.pos}" if since else ""
+        render.out(
+            f"audit chain intact{since_text}: {report.rows} rows, head at row {report.head_seq}{signed}"
+        )
         if report.sealed_now:
             render.out(
                 f"sealed {report.sealed_now} rows whose at-commit seal had been skipped (the seal was held)"
@@ -308,7 +322,7 @@ def checkpoint(
     render.note(f"keep this outside the database; later: flagctl audit verify --against {found.token()}")
 
 
-def _checkpoint(text: str) -> Any:
+def _checkpoint(text: str, option: str) -> Any:
     from pathlib import Path
 
     from flagctl.store.audit import Checkpoint
@@ -320,4 +334,4 @@ def _checkpoint(text: str) -> Any:
             return Checkpoint.parse(str(data["checkpoint"]))
         return Checkpoint.parse(text)
     except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--against: {exc}") from None
+        raise UsageError(f"{option}: {exc}") from None
