@@ -3,7 +3,8 @@ and ``/usr/bin/prometheus`` scraping it every second, both on loopback only.
 
 The binary comes from Debian's ``prometheus`` package (``make prometheus`` installs it; CI
 does). Without it a test fails with that hint when ``CI`` is set, and is skipped otherwise.
-Waiting for a scrape is the only real waiting here, bounded by ``SCRAPE_WAIT``.
+The tests wait for Prometheus itself, never for a fixed time: each wait blocks until the
+exporter has answered its next scrape, then asks Prometheus again, bounded by ``SCRAPE_WAIT``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Exporter:
     def __init__(self) -> None:
         self.series: dict[str, float] = {}  # 'name{labels}' → value
         self.lock = threading.Lock()
+        self.scrapes = 0  # scrapes answered so far
+        self.scraped = threading.Condition()
         exporter = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +53,9 @@ class Exporter:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                with exporter.scraped:
+                    exporter.scrapes += 1
+                    exporter.scraped.notify_all()
 
             def log_message(self, *args: object) -> None:  # quiet: no stderr per scrape
                 pass
@@ -71,6 +77,12 @@ class Exporter:
     def text(self) -> str:
         with self.lock:
             return "".join(f"{series} {value!r}\n" for series, value in self.series.items())
+
+    def next_scrape(self, deadline: float) -> None:
+        """Block until Prometheus has scraped once more (or the deadline has passed)."""
+        with self.scraped:
+            seen = self.scrapes
+            self.scraped.wait_for(lambda: self.scrapes > seen, timeout=max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         self.server.shutdown()
@@ -109,7 +121,7 @@ class Prometheus:
                 found = self.query(promql)
                 if done(found):
                     return
-            time.sleep(0.1)
+            self.exporter.next_scrape(deadline)  # what the next scrape brings, not a fixed pause
         raise AssertionError(f"Prometheus at {self.url} did not show {what} within {SCRAPE_WAIT:g}s: {found}")
 
 
