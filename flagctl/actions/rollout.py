@@ -372,6 +372,12 @@ class Runner:
         verdict = None
         if row.analysed_at is None or now >= row.analysed_at + analysis.interval:
             results = self._analyse(analysis.guardrails)
+            unreadable = [r for r in results if r.sqlstate == "42501"]
+            if unreadable:  # the runner's user may not read the metrics: no verdict on the stage at all
+                names = ", ".join(r.name for r in unreadable)
+                note = (f"waiting: the runner's database user may not read what guardrail {names} reads "
+                        f"({unreadable[0].error}); grant it SELECT on those tables")  # fmt: skip
+                return self._wait(row, ladder, note, now)
             verdict = _verdict(results)
             row = replace(
                 row, analysed_at=now, verdict=verdict.value,

@@ -158,3 +158,44 @@ def test_the_application_in_the_way_stops_each_role_through_flagctl_and_in_psql(
             conn.rollback()
     assert p3_state(ws8) == (True, 1)
     assert ws8.sql("SELECT count(*) FROM flagctl.engaged_switch") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("blocker", "named"),
+    [(KEEP_OLD, "keep_flags"), (INSTEAD_NOTHING, "ignore_updates"), (SKIP_ROW, "skip_row")],
+    ids=["trigger-keeps-old", "rule-instead-nothing", "trigger-skips-row"],
+)
+def test_a_runners_move_and_a_scheduled_one_that_do_not_take_are_never_reported_as_done(
+    ws8: Cli, blocker: str, named: str
+) -> None:
+    """A release member's runner meets the application's trigger or rule: the rollout waits,
+    naming it, and a scheduled move is refused, naming it; the flag stays where it was."""
+    from tests.db.test_trust import member
+
+    ws8.sql(blocker)
+    with member(ws8, "release") as (name, dsn):
+        runner = Cli(dsn, ws8.manifest, admin_dsn=ws8.dsn, clock=ws8.clock)
+        assert runner("rollout", "start", "p3", "--to", "canary", *GO).exit_code == 0
+        assert runner("schedule", "add", "stage", "p3", "canary", "--at", "25m", *GO).exit_code == 0
+        # Not yet allowed to read the metrics: no verdict at all, so no failure and no rollback.
+        (unread,) = [
+            json.loads(line) for line in runner("run", "--once", "-o", "json", "-y").stdout.splitlines()
+        ]
+        assert unread["did"] == "waiting" and "may not read what guardrail" in unread["note"], unread
+        ws8.sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {name}")
+        decisions = []
+        for _ in range(
+            4
+        ):  # WS8 analyses every ten minutes: the third pass tries, the fourth too, and the schedule is due
+            result = runner("run", "--once", "-o", "json", "-y")
+            assert result.exit_code == 0, result.stderr
+            decisions += [json.loads(line) for line in result.stdout.splitlines()]
+            ws8.clock.advance(minutes=10)
+    rollout = [d for d in decisions if d["kind"] == "rollout"][-1]
+    assert rollout["did"] == "waiting" and named in rollout["note"], rollout
+    (scheduled,) = [d for d in decisions if d["kind"] == "schedule"]
+    assert scheduled["did"] == "refused" and named in scheduled["note"], scheduled
+    assert p3_state(ws8) == (False, 0)
+    assert (
+        json.loads(ws8("rollout", "status", "p3", "-o", "json").stdout)["rollouts"][0]["state"] == "running"
+    )
