@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flagctl.actions.base import Action, Plan, execute, one_line
+from flagctl.actions.stage import refuser
 from flagctl.errors import (
     ConflictError,
     FlagctlError,
@@ -97,7 +98,7 @@ class RolloutStart(Action[RolloutPlan]):
         self.validate()
         resolved = self.manifest.ladder(self.ladder)
         where = position(conn, self.manifest, resolved)
-        refuse = _refuser(self.manifest, resolved)
+        refuse = refuser(self.manifest, resolved)
         if where.engaged:
             raise refuse(
                 f"ladder {resolved.name} is held by kill switch {', '.join(where.engaged)}",
@@ -566,10 +567,3 @@ def _verdict(results: tuple[GuardrailResult, ...]) -> Verdict:
 def _bake(ladder: ResolvedLadder, stage: str) -> str:
     bake = ladder.bake.get(stage)
     return format_duration(bake) if bake else "none"
-
-
-def _refuser(manifest: Manifest, ladder: ResolvedLadder) -> Callable[[str, str], PolicyRefused]:
-    def refuse(message: str, hint: str) -> PolicyRefused:
-        return PolicyRefused(message, hint, system=manifest.system, target=f"ladder:{ladder.name}")
-
-    return refuse

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -17,6 +17,10 @@ from flagctl.cli import complete
 from flagctl.cli.env import Environment
 from flagctl.cli.flow import Mutation
 from flagctl.cli.render import Output
+from flagctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,3 +104,14 @@ def env_of(ctx: typer.Context) -> Environment:
     env = ctx.find_root().obj
     assert isinstance(env, Environment)
     return env
+
+
+def moment(text: str, now: datetime, option: str) -> datetime:
+    """A time given on the command line: ISO (UTC if it names no zone) or a duration from
+    ``now``; a usage error naming ``option`` otherwise."""
+    from flagctl.model.durations import parse_until
+
+    try:
+        return parse_until(text, now)
+    except ValueError as exc:
+        raise UsageError(f"{option} {exc}", f"e.g. {option} 2026-12-01T18:00Z or {option} 4h") from None

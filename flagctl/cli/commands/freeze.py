@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import typer
 
 from flagctl.cli import complete, render
-from flagctl.cli.common import OutputOpt, env_of, mutating
+from flagctl.cli.common import OutputOpt, env_of, moment, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
-from flagctl.errors import UsageError
 
 app = typer.Typer(
     help="Freezes: block forward stage moves and widening sets and profile applies (never kills, "
@@ -44,7 +42,7 @@ def freeze_set(
 
     env = env_of(ctx)
     now = env.caps.clock()
-    ends = _until(until, now) if until else None
+    ends = moment(until, now, "--until") if until else None
     mutate(env, mutation, FreezeSet(manifest(env), scope, ends, now))
 
 
@@ -91,12 +89,3 @@ def freeze_list(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
         for f in found
     ]
     render.out(render.table(rows, ["id", "scope", "since", "by", "until", "reason"]))
-
-
-def _until(text: str, now: datetime) -> datetime:
-    from flagctl.model.durations import parse_until
-
-    try:
-        return parse_until(text, now)
-    except ValueError as exc:
-        raise UsageError(f"--until {exc}", "e.g. --until 2026-12-01T18:00Z or --until 4h") from None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
 from flagctl.cli import complete, render
 from flagctl.cli.commands.stage import LadderArg
-from flagctl.cli.common import OutputOpt, ScopeOpt, env_of, mutating
+from flagctl.cli.common import OutputOpt, ScopeOpt, env_of, moment, mutating
 from flagctl.cli.flow import Mutation, connect, manifest, mutate
 from flagctl.cli.render import Output
 from flagctl.errors import UsageError
@@ -32,21 +31,12 @@ AtOpt = Annotated[
 SwitchArg = Annotated[str, typer.Argument(help="The kill switch.", autocompletion=complete.switches)]
 
 
-def _at(text: str, now: datetime) -> datetime:
-    from flagctl.model.durations import parse_until
-
-    try:
-        return parse_until(text, now)
-    except ValueError as exc:
-        raise UsageError(f"--at {exc}", "e.g. --at 2026-12-02T09:00Z or --at 2h") from None
-
-
 def _schedule(ctx: typer.Context, spec: dict[str, Any], at: str, mutation: Mutation) -> None:
     from flagctl.actions.schedule import ScheduleAdd
 
     env = env_of(ctx)
     now = env.caps.clock()
-    mutate(env, mutation, ScheduleAdd(manifest(env), spec, _at(at, now), now))
+    mutate(env, mutation, ScheduleAdd(manifest(env), spec, moment(at, now, "--at"), now))
 
 
 @add_app.command("stage")
@@ -124,15 +114,8 @@ def add_freeze(
 ) -> None:
     """Schedule a freeze (flagctl freeze set) for --at: e.g. a change freeze over a holiday."""
     env = env_of(ctx)
-    starts = _at(at, env.caps.clock())
-    ends = None
-    if until is not None:
-        from flagctl.model.durations import parse_until
-
-        try:
-            ends = parse_until(until, starts)
-        except ValueError as exc:
-            raise UsageError(f"--until {exc}", "e.g. --until 2026-12-27T00:00Z or --until 4h") from None
+    starts = moment(at, env.caps.clock(), "--at")
+    ends = moment(until, starts, "--until") if until is not None else None
     spec = {"kind": "freeze.set", "scope": scope, "until": ends.isoformat() if ends else None}
     _schedule(ctx, spec, at, mutation)
 
