@@ -269,6 +269,8 @@ BEGIN
             v_target := 'exemption:' || (any_row->>'scope');
         ELSIF TG_TABLE_NAME = 'safe_point' THEN
             v_target := 'safe_point:' || (any_row->>'name');
+        ELSIF TG_TABLE_NAME = 'token' THEN
+            v_target := 'token:' || (any_row->>'name');
         END IF;
     ELSE
         SELECT jsonb_object_agg(k, any_row->k) INTO v_key FROM unnest(TG_ARGV) AS k;
@@ -627,6 +629,29 @@ $$;
 
 
 --
+-- Name: client_ack_many(bigint[], bigint[]); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.client_ack_many(p_ids bigint[], p_seqs bigint[]) RETURNS SETOF bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    WITH given AS (
+        SELECT g.id, least(g.seq, (SELECT coalesce(max(a.seq), 0) FROM flagctl.audit a WHERE a.system = c.system)) AS seq
+          FROM unnest(p_ids, p_seqs) AS g(id, seq)
+          JOIN flagctl.clients c ON c.id = g.id
+         WHERE c.db_user = session_user AND c.backend_pid = pg_backend_pid()
+    )
+    UPDATE flagctl.clients c
+       SET seen_at = clock_timestamp(), applied_seq = given.seq,
+           applied_at = CASE WHEN c.applied_seq = given.seq THEN c.applied_at ELSE clock_timestamp() END
+      FROM given
+     WHERE c.id = given.id
+    RETURNING c.id
+$$;
+
+
+--
 -- Name: client_register(text, text, integer, text); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -637,6 +662,23 @@ CREATE FUNCTION flagctl.client_register(p_system text, p_host text, p_pid intege
     INSERT INTO flagctl.clients (system, host, pid, application, db_user, backend_pid, started_at, seen_at)
     VALUES (p_system, left(p_host, 255), p_pid, left(p_application, 255), session_user, pg_backend_pid(),
             now(), clock_timestamp())
+    RETURNING id
+$$;
+
+
+--
+-- Name: client_register_behind(bigint, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.client_register_behind(p_relay bigint, p_host text, p_application text) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    INSERT INTO flagctl.clients (system, host, pid, application, db_user, backend_pid, started_at, seen_at, relay)
+    SELECT r.system, left(p_host, 255), 0, left(p_application, 255), session_user, pg_backend_pid(),
+           now(), clock_timestamp(), r.id
+      FROM flagctl.clients r
+     WHERE r.id = p_relay AND r.relay IS NULL AND r.db_user = session_user AND r.backend_pid = pg_backend_pid()
     RETURNING id
 $$;
 
@@ -2690,6 +2732,7 @@ CREATE FUNCTION flagctl.role_for(p_action text) RETURNS text
     SELECT CASE
         WHEN base IN ('kill', 'release') THEN 'flagctl_security'
         WHEN base LIKE 'freeze%' THEN 'flagctl_ops'
+        WHEN base LIKE 'tokens.%' THEN 'flagctl_admin'
         ELSE 'flagctl_release' END
       FROM (SELECT regexp_replace(regexp_replace(p_action, '\.refused$', ''), '^drill\.', '') AS base) AS a
 $_$;
@@ -2890,6 +2933,49 @@ $$;
 
 
 --
+-- Name: token_create(text, text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.token_create(p_system text, p_name text, p_hash text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('a token', ARRAY['tokens.create']);
+    new_id bigint;
+BEGIN
+    INSERT INTO flagctl.token (system, name, hash, created_by, reason)
+    VALUES (p_system, p_name, p_hash, coalesce(ctx.actor, session_user), ctx.reason)
+    RETURNING id INTO new_id;
+    RETURN new_id;
+EXCEPTION
+    WHEN unique_violation THEN
+        RAISE EXCEPTION 'flagctl: % already has a live token in %', p_name, p_system
+            USING ERRCODE = 'unique_violation',
+                  HINT = format('revoke it first: flagctl tokens revoke %s', p_name);
+END
+$$;
+
+
+--
+-- Name: token_revoke(text, text); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.token_revoke(p_system text, p_name text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+DECLARE
+    ctx flagctl.change_context := flagctl.record_declared('revoking a token', ARRAY['tokens.revoke']);
+BEGIN
+    UPDATE flagctl.token SET revoked_at = now(), revoked_by = coalesce(ctx.actor, session_user)
+     WHERE system = p_system AND name = p_name AND revoked_at IS NULL;
+    RETURN FOUND;
+END
+$$;
+
+
+--
 -- Name: true_base(text, text, text, text, jsonb); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -2962,7 +3048,7 @@ $_$;
 -- Name: wait_acks(text, bigint, interval, interval); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
-CREATE FUNCTION flagctl.wait_acks(p_system text, p_seq bigint, p_timeout interval, p_live interval) RETURNS TABLE(id bigint, host text, pid integer, application text, applied_seq bigint, acked boolean, after_seconds double precision)
+CREATE FUNCTION flagctl.wait_acks(p_system text, p_seq bigint, p_timeout interval, p_live interval) RETURNS TABLE(id bigint, host text, pid integer, application text, applied_seq bigint, acked boolean, after_seconds double precision, relay bigint)
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
@@ -2978,7 +3064,7 @@ BEGIN
     END LOOP;
     RETURN QUERY
         SELECT c.id, c.host, c.pid, c.application, c.applied_seq, c.applied_seq >= p_seq,
-               greatest(0, extract(epoch FROM c.applied_at - started))::double precision
+               greatest(0, extract(epoch FROM c.applied_at - started))::double precision, c.relay
           FROM flagctl.clients c
          WHERE c.system = p_system AND c.seen_at > clock_timestamp() - p_live - (clock_timestamp() - started)
          ORDER BY c.id;
@@ -3198,7 +3284,8 @@ CREATE TABLE flagctl.clients (
     seen_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     applied_seq bigint DEFAULT 0 NOT NULL,
     applied_at timestamp with time zone,
-    backend_pid integer
+    backend_pid integer,
+    relay bigint
 );
 
 
@@ -3659,6 +3746,40 @@ CREATE TABLE flagctl.schema_routines (
 
 
 --
+-- Name: token; Type: TABLE; Schema: flagctl; Owner: -
+--
+
+CREATE TABLE flagctl.token (
+    id bigint NOT NULL,
+    system text NOT NULL,
+    name text NOT NULL,
+    hash text NOT NULL,
+    created_by text NOT NULL,
+    db_user text DEFAULT SESSION_USER NOT NULL,
+    reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    revoked_by text,
+    CONSTRAINT token_hash_check CHECK ((hash ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT token_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'::text))
+);
+
+
+--
+-- Name: token_id_seq; Type: SEQUENCE; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE flagctl.token ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME flagctl.token_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
 -- Name: audit audit_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
 --
 
@@ -3875,6 +3996,22 @@ ALTER TABLE ONLY flagctl.schema_routines
 
 
 --
+-- Name: token token_hash_key; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.token
+    ADD CONSTRAINT token_hash_key UNIQUE (hash);
+
+
+--
+-- Name: token token_pkey; Type: CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.token
+    ADD CONSTRAINT token_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: audit_at_idx; Type: INDEX; Schema: flagctl; Owner: -
 --
 
@@ -3914,6 +4051,13 @@ CREATE INDEX audit_system_seq_idx ON flagctl.audit USING btree (system, seq);
 --
 
 CREATE INDEX audit_txid ON flagctl.audit USING btree (txid, system, flag, seq);
+
+
+--
+-- Name: clients_by_relay; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE INDEX clients_by_relay ON flagctl.clients USING btree (relay) WHERE (relay IS NOT NULL);
 
 
 --
@@ -3991,6 +4135,13 @@ CREATE INDEX safe_point_system_idx ON flagctl.safe_point USING btree (system, id
 --
 
 CREATE INDEX schedule_due ON flagctl.schedule USING btree (system, at) WHERE (state = 'pending'::text);
+
+
+--
+-- Name: token_live; Type: INDEX; Schema: flagctl; Owner: -
+--
+
+CREATE UNIQUE INDEX token_live ON flagctl.token USING btree (system, name) WHERE (revoked_at IS NULL);
 
 
 --
@@ -4141,6 +4292,13 @@ CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.schedul
 
 
 --
+-- Name: token flagctl_audit; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER flagctl_audit AFTER INSERT OR DELETE OR UPDATE ON flagctl.token FOR EACH ROW EXECUTE FUNCTION flagctl.audit_row();
+
+
+--
 -- Name: flag_state flagctl_audit_truncate; Type: TRIGGER; Schema: flagctl; Owner: -
 --
 
@@ -4201,6 +4359,14 @@ CREATE TRIGGER flagctl_no_delete BEFORE DELETE OR TRUNCATE ON flagctl.requests F
 --
 
 CREATE TRIGGER flagctl_no_truncate BEFORE TRUNCATE ON flagctl.catalogue FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_append_only();
+
+
+--
+-- Name: clients clients_relay_fkey; Type: FK CONSTRAINT; Schema: flagctl; Owner: -
+--
+
+ALTER TABLE ONLY flagctl.clients
+    ADD CONSTRAINT clients_relay_fkey FOREIGN KEY (relay) REFERENCES flagctl.clients(id) ON DELETE CASCADE;
 
 
 --
@@ -4349,12 +4515,30 @@ GRANT ALL ON FUNCTION flagctl.client_ack(p_id bigint, p_seq bigint) TO flagctl_o
 
 
 --
+-- Name: FUNCTION client_ack_many(p_ids bigint[], p_seqs bigint[]); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.client_ack_many(p_ids bigint[], p_seqs bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.client_ack_many(p_ids bigint[], p_seqs bigint[]) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.client_ack_many(p_ids bigint[], p_seqs bigint[]) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION client_register(p_system text, p_host text, p_pid integer, p_application text); Type: ACL; Schema: flagctl; Owner: -
 --
 
 REVOKE ALL ON FUNCTION flagctl.client_register(p_system text, p_host text, p_pid integer, p_application text) FROM PUBLIC;
 GRANT ALL ON FUNCTION flagctl.client_register(p_system text, p_host text, p_pid integer, p_application text) TO flagctl_viewer;
 GRANT ALL ON FUNCTION flagctl.client_register(p_system text, p_host text, p_pid integer, p_application text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION client_register_behind(p_relay bigint, p_host text, p_application text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.client_register_behind(p_relay bigint, p_host text, p_application text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.client_register_behind(p_relay bigint, p_host text, p_application text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.client_register_behind(p_relay bigint, p_host text, p_application text) TO flagctl_operator;
 
 
 --
@@ -4859,6 +5043,24 @@ GRANT ALL ON FUNCTION flagctl.store_rollback_state(p_system text, p_state text, 
 
 
 --
+-- Name: FUNCTION token_create(p_system text, p_name text, p_hash text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.token_create(p_system text, p_name text, p_hash text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.token_create(p_system text, p_name text, p_hash text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.token_create(p_system text, p_name text, p_hash text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION token_revoke(p_system text, p_name text); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.token_revoke(p_system text, p_name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION flagctl.token_revoke(p_system text, p_name text) TO flagctl_viewer;
+GRANT ALL ON FUNCTION flagctl.token_revoke(p_system text, p_name text) TO flagctl_operator;
+
+
+--
 -- Name: FUNCTION true_base(p_system text, p_switch text, p_flag text, p_scope text, p_base jsonb); Type: ACL; Schema: flagctl; Owner: -
 --
 
@@ -5062,6 +5264,14 @@ GRANT SELECT ON TABLE flagctl.schema_migrations TO flagctl_viewer;
 
 GRANT SELECT ON TABLE flagctl.schema_routines TO flagctl_viewer;
 GRANT SELECT ON TABLE flagctl.schema_routines TO flagctl_operator;
+
+
+--
+-- Name: TABLE token; Type: ACL; Schema: flagctl; Owner: -
+--
+
+GRANT SELECT ON TABLE flagctl.token TO flagctl_viewer;
+GRANT SELECT ON TABLE flagctl.token TO flagctl_operator;
 
 
 --

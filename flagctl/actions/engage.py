@@ -62,7 +62,7 @@ class Acknowledgement:
         late = self.late
         if not late:
             return None
-        names = "; ".join(f"{c.host} pid {c.pid} ({c.application}, at change {c.applied_seq})" for c in late)
+        names = "; ".join(f"{c.name} at change {c.applied_seq}" for c in late)
         count = len(self.clients)
         who = f"{len(late)} of {count} live gate clients" if count > 1 else "the live gate client"
         return CheckFailed(
@@ -76,9 +76,7 @@ class Acknowledgement:
         slowest = self.slowest
         if slowest is None:
             return "no live gate client to confirm the kill (flagctl clients lists them)"
-        after = (
-            f"{slowest.host} pid {slowest.pid}, {slowest.after_seconds * 1000:.0f} ms after the wait began"
-        )
+        after = f"{slowest.name}, {slowest.after_seconds * 1000:.0f} ms after the wait began"
         if len(self.clients) > 1:
             return (
                 f"confirmed: all {len(self.clients)} live gate clients applied the kill; the slowest, {after}"
@@ -90,7 +88,7 @@ class Acknowledgement:
             "timeout_seconds": self.timeout.total_seconds(),
             "clients": [
                 {"host": c.host, "pid": c.pid, "application": c.application, "applied_seq": c.applied_seq,
-                 "acked": c.acked, "after_seconds": c.after_seconds}
+                 "acked": c.acked, "after_seconds": c.after_seconds, "relay": c.relay}
                 for c in self.clients
             ],
         }  # fmt: skip

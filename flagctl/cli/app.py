@@ -160,7 +160,7 @@ def _examples(command: Any, path: list[str]) -> None:
 COMMAND_ORDER = (
     "status", "stage", "rollout", "schedule", "run", "set", "eval", "kill", "release", "watch", "verify", "drill",
     "profile", "rollback", "restore", "freeze", "exempt", "requests", "approve", "review",
-    "audit", "notify", "clients", "flags", "manifest", "db", "local", "demo",
+    "audit", "notify", "serve", "tokens", "clients", "flags", "manifest", "db", "local", "demo",
 )  # fmt: skip
 
 
@@ -334,8 +334,10 @@ def _register() -> None:
         rollout,
         run,
         schedule,
+        serve,
         stage,
         status,
+        tokens,
         verify,
         watch,
     )
@@ -356,6 +358,7 @@ def _register() -> None:
     app.add_typer(schedule.app, name="schedule")
     app.add_typer(notify.app, name="notify")
     app.add_typer(requests.review_app, name="review")
+    app.add_typer(tokens.app, name="tokens")
     app.command("requests")(requests.list_requests)
     app.command("approve")(requests.approve)
     app.command("clients")(clients.list_clients)
@@ -368,6 +371,7 @@ def _register() -> None:
     app.command("restore")(restore.restore)
     app.command("watch")(watch.watch)
     app.command("run")(run.run)
+    app.command("serve")(serve.serve)
     app.command("demo")(demo.demo)
 
 

@@ -71,6 +71,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "rollout pause": ("flagctl rollout pause p3 -r 'holding over the weekend' -y",),
     "rollout resume": ("flagctl rollout resume p3 -r 'weekend over' -y",),
     "rollout abort": ("flagctl rollout abort p3 -r 'INC-51: stop here' -y",),
+    "tokens create": ("flagctl tokens create checkout-web -r 'CHG-12: checkout reads flags via serve' -y",),
+    "tokens list": ("flagctl tokens list", "flagctl tokens list --all -o json"),
+    "tokens revoke": ("flagctl tokens revoke checkout-web -r 'SEC-4: token leaked in a log' -y",),
+    "serve": (
+        "flagctl serve --port 8080",
+        "flagctl serve phase3 orca --host 0.0.0.0 --port 8080",
+    ),
     "schedule add stage": (
         "flagctl schedule add stage p3 canary --at 2026-12-02T09:00Z -r 'CHG-311: canary at nine' -y",
     ),

@@ -103,6 +103,17 @@ def connect(env: Environment) -> psycopg.Connection[Any]:
     return conn
 
 
+def dsn_of(env: Environment) -> str:
+    """The target's connection string (the embedded server's, started if it is not running),
+    for what opens its own connections (flagctl serve's relays)."""
+    target = _target(env)
+    if target.dsn is not None:
+        return target.dsn
+    from flagctl import local
+
+    return local.ensure_running(local.data_dir()).dsn()
+
+
 def _options(env: Environment) -> Any:
     from flagctl.config import Options
 

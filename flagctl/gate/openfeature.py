@@ -8,14 +8,11 @@ OpenFeature SDK switches to flagctl in one line.
     client = api.get_client()
     client.get_boolean_value("p3_advisory", False, EvaluationContext("user-1", {"workspace": "42"}))
 
-- the evaluation context's targeting key is the subject id; an attribute named like a scope
-  kind of the flag (``workspace``, ``region``, …) is that scope (``workspace:42``), an
-  attribute ``scopes`` may list ``KIND:VALUE`` scopes directly, and ``internal: True`` puts
-  the subject in the internal audience;
-- ``reason`` and ``variant`` come from the rule that decided (a kill is DISABLED, a bucket
-  SPLIT, an exemption or the internal audience TARGETING_MATCH, a plain value STATIC);
-- a stale gate (database gone beyond the staleness bound) fails closed: the flag's off
-  value with reason STALE — never the caller's default, which could be "on";
+- a flag resolves as ``flagctl serve``'s OFREP endpoints resolve it (``flagctl.gate.resolve``):
+  the targeting key is the subject id, attributes named like a scope kind are scopes,
+  ``reason`` and ``variant`` come from the rule that decided, and a stale gate answers its
+  stale value with reason STALE — never the caller's default, which could be "on";
+- asked for a type the flag is not (a bool flag as a string), TYPE_MISMATCH;
 - every change the gate applies emits PROVIDER_CONFIGURATION_CHANGED.
 
 Needs the optional extra: ``pip install 'flagctl[openfeature]'``.
@@ -23,7 +20,6 @@ Needs the optional extra: ``pip install 'flagctl[openfeature]'``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,9 +30,8 @@ from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
 from flagctl.gate import Gate
-from flagctl.model.flagtypes import SCOPE, BoolFlag, RolloutFlag
+from flagctl.gate.resolve import resolve
 from flagctl.model.manifest import Manifest
-from flagctl.model.values import Rollout
 
 T = TypeVar("T")
 
@@ -70,81 +65,44 @@ class FlagctlProvider(AbstractProvider):
     def resolve_boolean_details(
         self, flag_key: str, default_value: bool, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[bool]:
-        spec = self.gate.manifest.flags.get(flag_key)
-        if spec is None:
-            return _error(default_value, ErrorCode.FLAG_NOT_FOUND, f"no flag {flag_key!r}")
-        if not isinstance(spec, RolloutFlag | BoolFlag):
-            return _error(default_value, ErrorCode.TYPE_MISMATCH, f"{flag_key} is {spec.type}, not boolean")
-        context = evaluation_context or EvaluationContext()
-        if context.targeting_key is None and isinstance(spec, RolloutFlag):
-            return _error(default_value, ErrorCode.TARGETING_KEY_MISSING, "a rollout needs a targeting key")
-        scopes = _scopes(spec.scopes, context.attributes)
-        internal = context.attributes.get("internal") is True
-        decision = self.gate.decide(flag_key, context.targeting_key or "", scopes, internal=internal)
-        if decision is None:
-            return FlagResolutionDetails(False, reason=Reason.STALE, variant="off")
-        return FlagResolutionDetails(
-            decision.eligible, reason=_reason(decision.rule), variant="on" if decision.eligible else "off",
-            flag_metadata={"rule": decision.rule, **({"bucket": decision.bucket} if decision.bucket is not None else {})},
-        )  # fmt: skip
+        return self._resolve(flag_key, default_value, evaluation_context, (bool,))
 
     def resolve_string_details(
         self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[str]:
-        return self._value(flag_key, default_value, evaluation_context, (str,))
+        return self._resolve(flag_key, default_value, evaluation_context, (str,))
 
     def resolve_integer_details(
         self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[int]:
-        return self._value(flag_key, default_value, evaluation_context, (int,))
+        return self._resolve(flag_key, default_value, evaluation_context, (int,))
 
     def resolve_float_details(
         self, flag_key: str, default_value: float, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[float]:
-        return self._value(flag_key, default_value, evaluation_context, (float, int))
+        return self._resolve(flag_key, default_value, evaluation_context, (float, int))
 
     def resolve_object_details(
         self, flag_key: str, default_value: Any, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[Any]:
-        return self._value(flag_key, default_value, evaluation_context, (list, dict))
+        return self._resolve(flag_key, default_value, evaluation_context, (list, dict))
 
-    def _value(
+    def _resolve(
         self, flag_key: str, default_value: T, context: EvaluationContext | None, kinds: tuple[type, ...]
     ) -> FlagResolutionDetails[T]:
+        context = context or EvaluationContext()
+        found = resolve(self.gate, flag_key, context.targeting_key, context.attributes)
         spec = self.gate.manifest.flags.get(flag_key)
-        if spec is None:
-            return _error(default_value, ErrorCode.FLAG_NOT_FOUND, f"no flag {flag_key!r}")
-        scopes = _scopes(spec.scopes, (context or EvaluationContext()).attributes)
-        fresh = self.gate.fresh()
-        value: Any = self.gate.value(flag_key, scopes)
-        if isinstance(value, Rollout):
-            value = value.to_json()
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            return _error(default_value, ErrorCode.TYPE_MISMATCH, f"{flag_key} is {spec.type}")
-        if kinds == (float, int) and isinstance(value, int | float):
-            value = float(value)
-        reason = Reason.STATIC if fresh else Reason.STALE
-        return FlagResolutionDetails(value, reason=reason, variant=str(value))
-
-
-def _scopes(kinds: Sequence[str], attributes: Mapping[str, Any]) -> list[str]:
-    """The flag's scopes from the context: ``workspace: 42`` → ``workspace:42``, and any
-    ``scopes: [KIND:VALUE, …]`` given directly."""
-    found = [f"{kind}:{attributes[kind]}" for kind in kinds if attributes.get(kind) is not None]
-    listed = attributes.get("scopes")
-    if isinstance(listed, list | tuple):
-        found += [s for s in listed if isinstance(s, str) and SCOPE.match(s)]
-    return found
-
-
-def _reason(rule: str) -> str:
-    if rule == "off" or rule.startswith(("kill switch", "priority flag", "stage off")):
-        return Reason.DISABLED
-    if "exemption" in rule or rule.startswith("internal audience"):
-        return Reason.TARGETING_MATCH
-    if "bucket" in rule:
-        return Reason.SPLIT
-    return Reason.STATIC
+        wants_bool = kinds == (bool,)
+        if found.error is None and (found.boolean != wants_bool or not isinstance(found.value, kinds)):
+            kind = spec.type if spec is not None else "unknown"
+            return _error(default_value, ErrorCode.TYPE_MISMATCH, f"{flag_key} is {kind}")
+        if found.error is not None:
+            return _error(default_value, ErrorCode(found.error), found.message or found.error)
+        value: Any = float(found.value) if kinds == (float, int) else found.value
+        return FlagResolutionDetails(
+            value, reason=found.reason, variant=found.variant, flag_metadata=found.metadata
+        )
 
 
 def _error(default: T, code: ErrorCode, message: str) -> FlagResolutionDetails[T]:

@@ -19,11 +19,18 @@ REGISTER = "SELECT flagctl.client_register(%s, %s, %s, %s)"
 # Heartbeat and acknowledgement in one: seen now; applied_at moves only with applied_seq.
 ACK = "SELECT flagctl.client_ack(%(id)s, %(seq)s)"
 UNREGISTER = "SELECT flagctl.client_unregister(%s)"
-WAIT = "SELECT id, host, pid, application, applied_seq, acked, after_seconds FROM flagctl.wait_acks(%s, %s, %s, %s)"
+# A client behind a relay (flagctl serve), registered and acknowledged by the relay's backend (schema 35).
+REGISTER_BEHIND = "SELECT flagctl.client_register_behind(%s, %s, %s)"
+ACK_MANY = "SELECT flagctl.client_ack_many(%s, %s)"
+WAIT = (
+    "SELECT id, host, pid, application, applied_seq, acked, after_seconds, relay"
+    " FROM flagctl.wait_acks(%s, %s, %s, %s)"
+)
+# Each relay first, the clients behind it right after it.
 CLIENTS = """
 SELECT id, host, pid, application, db_user, started_at, seen_at, applied_seq, applied_at,
-       (SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = %s) - applied_seq
-  FROM flagctl.clients WHERE system = %s ORDER BY id
+       (SELECT coalesce(max(seq), 0) FROM flagctl.audit WHERE system = %s) - applied_seq, relay
+  FROM flagctl.clients WHERE system = %s ORDER BY coalesce(relay, id), relay IS NOT NULL, id
 """
 
 
@@ -36,6 +43,15 @@ class Ack:
     applied_seq: int
     acked: bool
     after_seconds: float
+    relay: int | None = None  # the relay it reads through (flagctl serve); None: it reads the database
+
+    @property
+    def name(self) -> str:
+        """How a person finds it: a gate by host and pid, a client behind a relay by the
+        name it gave and its application."""
+        if self.relay is not None:
+            return f"{self.host} ({self.application}, behind relay {self.relay})"
+        return f"{self.host} pid {self.pid} ({self.application})"
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class Client:
     applied_seq: int
     applied_at: datetime | None
     behind: int  # audit rows of the system it has not applied
+    relay: int | None = None  # the relay it reads through (flagctl serve)
 
     def to_json(self, now: datetime) -> dict[str, Any]:
         return {
@@ -63,6 +80,7 @@ class Client:
             "seen_seconds_ago": round((now - self.seen_at).total_seconds(), 3),
             "applied_seq": self.applied_seq,
             "behind": self.behind,
+            "relay": self.relay,
         }
 
 
@@ -91,6 +109,23 @@ def ack(conn: psycopg.Connection[Any], client: int, seq: int) -> bool:
     row = conn.execute(ACK, {"seq": seq, "id": client}).fetchone()
     assert row is not None
     return bool(row[0])
+
+
+def register_behind(conn: psycopg.Connection[Any], relay: int, name: str, application: str) -> int | None:
+    """Register a client behind this backend's relay row; its row (None: ``relay`` is not
+    a relay row of this backend)."""
+    row = conn.execute(REGISTER_BEHIND, (relay, name, application)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def ack_many(conn: psycopg.Connection[Any], applied: dict[int, int]) -> set[int]:
+    """Acknowledge (and heartbeat) many of this backend's clients in one statement: row →
+    sequence applied. The rows that were this backend's."""
+    if not applied:
+        return set()
+    ids = list(applied)
+    rows = conn.execute(ACK_MANY, (ids, [applied[i] for i in ids])).fetchall()
+    return {int(r[0]) for r in rows}
 
 
 def unregister(conn: psycopg.Connection[Any], client: int) -> None:

@@ -15,7 +15,7 @@ ROLES = {
     "release": "stage moves, set, profile apply, restore, rollback, exemptions, ladder drills",
     "security": "kill and release (the emergency path), kill drills",
     "ops": "freezes",
-    "admin": "all of the above, and granting them",
+    "admin": "all of the above, granting them, and the tokens of flagctl serve",
 }
 
 
@@ -26,6 +26,8 @@ def role_for(action: str) -> str:
         return "security"
     if base.startswith("freeze"):
         return "ops"
+    if base.startswith("tokens."):
+        return "admin"
     return "release"
 
 

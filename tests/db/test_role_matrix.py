@@ -107,6 +107,10 @@ def _rollout(owner: Cli, user: Cli, tmp: Path) -> int:
     return int(user("rollout", "start", "p3", *GO).exit_code)
 
 
+def _token(owner: Cli, user: Cli, tmp: Path) -> int:
+    return int(user("tokens", "create", "matrix-app", *GO).exit_code)
+
+
 def _runner(owner: Cli, user: Cli, tmp: Path) -> int:
     return int(user("run", "--once", *GO).exit_code)
 
@@ -187,6 +191,23 @@ TRIES: dict[str, tuple[FlagctlTry | None, tuple[str, ...]]] = {
         ("SELECT flagctl.runner_beat('phase3', 'h', 1, interval '30s')",),
     ),
     "register a gate (its own row)": (_gate, ("SELECT flagctl.client_register('phase3', 'h', 1, 'matrix')",)),
+    "create a `flagctl serve` token (in psql: `flagctl.token_create`)": (
+        _token,
+        (declared("tokens.create"), f"SELECT flagctl.token_create('phase3', 'matrix', '{'0' * 64}')"),
+    ),
+    "write a token by hand (`INSERT INTO flagctl.token`, declared)": (
+        None,
+        (
+            declared("tokens.create"),
+            f"INSERT INTO flagctl.token (system, name, hash, created_by) VALUES ('phase3', 'm', '{'0' * 64}', 'm')",
+        ),
+    ),
+    "register a client behind its own relay (`flagctl serve`; in psql: `flagctl.client_register_behind`)": (
+        None,
+        (
+            "SELECT flagctl.client_register_behind(flagctl.client_register('phase3', 'h', 1, 'relay'), 'pod', 'app')",
+        ),
+    ),
 }
 CELLS = [(action, role) for action in matrix() for role in ROLES]
 

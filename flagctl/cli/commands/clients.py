@@ -12,7 +12,8 @@ from flagctl.cli.render import Output
 
 def list_clients(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """Gate clients of this system: host, pid, application, when last seen, and how many
-    changes they have not applied yet (lag)."""
+    changes they have not applied yet (lag). A client reading through flagctl serve is
+    listed under its relay (its own name, no pid)."""
     from flagctl.store.clients import clients
 
     env = env_of(ctx)
@@ -25,6 +26,8 @@ def list_clients(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
         render.out("no gate client has registered (flagctl.gate.Gate registers itself)")
         return
     rows = [
-        (c.id, c.host, c.pid, c.application, render.when(c.seen_at), c.applied_seq, c.behind) for c in found
-    ]
+        (c.id if c.relay is None else f"  └ {c.id}", c.host, c.pid if c.relay is None else f"via {c.relay}",
+         c.application, render.when(c.seen_at), c.applied_seq, c.behind)
+        for c in found
+    ]  # fmt: skip
     render.out(render.table(rows, ["id", "host", "pid", "application", "seen", "applied", "behind"]))

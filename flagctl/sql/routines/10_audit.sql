@@ -132,6 +132,8 @@ BEGIN
             v_target := 'exemption:' || (any_row->>'scope');
         ELSIF TG_TABLE_NAME = 'safe_point' THEN
             v_target := 'safe_point:' || (any_row->>'name');
+        ELSIF TG_TABLE_NAME = 'token' THEN
+            v_target := 'token:' || (any_row->>'name');
         END IF;
     ELSE
         SELECT jsonb_object_agg(k, any_row->k) INTO v_key FROM unnest(TG_ARGV) AS k;

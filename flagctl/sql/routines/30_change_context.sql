@@ -26,6 +26,7 @@ AS $$
     SELECT CASE
         WHEN base IN ('kill', 'release') THEN 'flagctl_security'
         WHEN base LIKE 'freeze%' THEN 'flagctl_ops'
+        WHEN base LIKE 'tokens.%' THEN 'flagctl_admin'
         ELSE 'flagctl_release' END
       FROM (SELECT regexp_replace(regexp_replace(p_action, '\.refused$', ''), '^drill\.', '') AS base) AS a
 $$;

@@ -54,10 +54,12 @@ $$;
 
 -- Wait (on the server, so no client clock or sleep is involved) until every client of the
 -- system seen within p_live has applied audit row p_seq, or p_timeout has passed. Returns
--- every live client, whether it acknowledged, and when (seconds after the wait started).
+-- every live client, whether it acknowledged, and when (seconds after the wait started), and
+-- the relay it reads through (NULL: it reads the database). A relay's clients count on
+-- their own: the relay having the change is not its clients having fetched it.
 CREATE OR REPLACE FUNCTION flagctl.wait_acks(p_system text, p_seq bigint, p_timeout interval, p_live interval)
 RETURNS TABLE (id bigint, host text, pid integer, application text, applied_seq bigint,
-               acked boolean, after_seconds double precision)
+               acked boolean, after_seconds double precision, relay bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, flagctl
 AS $$
@@ -73,7 +75,7 @@ BEGIN
     END LOOP;
     RETURN QUERY
         SELECT c.id, c.host, c.pid, c.application, c.applied_seq, c.applied_seq >= p_seq,
-               greatest(0, extract(epoch FROM c.applied_at - started))::double precision
+               greatest(0, extract(epoch FROM c.applied_at - started))::double precision, c.relay
           FROM flagctl.clients c
          WHERE c.system = p_system AND c.seen_at > clock_timestamp() - p_live - (clock_timestamp() - started)
          ORDER BY c.id;
