@@ -80,6 +80,7 @@ bench: install
 	$(PY) bench/gate_exemptions.py
 	$(PY) bench/audit_scale.py
 	$(PY) bench/fanout_bench.py
+	$(PY) bench/flag_scale.py
 
 ## docs/schema.sql: the schema of a fresh install, after a change to flagctl/sql (a test checks it).
 schema-dump: install

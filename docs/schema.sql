@@ -1445,6 +1445,8 @@ DECLARE
     v_flags  text[] := ARRAY(SELECT k FROM jsonb_object_keys(v_settings) AS k ORDER BY k COLLATE "C");
     rec      flagctl.engaged_switch;
     mine     flagctl.engaged_switch;  -- this switch's engagement (or the one to be), cut down to the flag
+    me       flagctl.engaged_switch;  -- the same without its scopes beneath (below)
+    over     jsonb;                   -- the flag's stored overrides
     fl_eng   flagctl.engaged_switch[];
     holders  flagctl.engaged_switch[];
     v_state  jsonb;
@@ -1495,18 +1497,21 @@ BEGIN
         ELSE
             SELECT * INTO mine FROM unnest(fl_eng) AS e WHERE e.switch = p_switch AND e.scope = p_scope;
         END IF;
-        FOREACH at IN ARRAY CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
-                                 ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
-                                          SELECT jsonb_object_keys(v_state->f->'overrides')
-                                          UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
-                                          ORDER BY s COLLATE "C") END LOOP
-            holders := ARRAY(SELECT e FROM unnest(fl_eng) AS e WHERE flagctl.kill_covers(e, f, at) ORDER BY e.level, e.seq);
-            cur := CASE WHEN at = 'global' THEN gnow ELSE v_state->f->'overrides'->at END;
+        over := v_state->f->'overrides';
+        me := mine;
+        me.below := '{}';  -- the helpers read its switch, scope and settings; never its every scope
+        FOR at, holders IN SELECT k.scope, k.holders FROM flagctl.kill_scopes(f, fl_eng,
+                CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
+                     ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
+                              SELECT jsonb_object_keys(over)
+                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
+                              ORDER BY s COLLATE "C") END) AS k LOOP
+            cur := CASE WHEN at = 'global' THEN gnow ELSE over->at END;
             IF rec.switch IS NULL THEN
                 base := CASE WHEN cardinality(holders) > 0 THEN flagctl.kill_base_at(holders, f, at)
                              WHEN at = 'global' AND NOT (v_state->f->>'stored')::boolean THEN NULL
                              ELSE cur END;
-                val := flagctl.kill_with(kind, holders, mine, f, at, cur, gnow, dflt);
+                val := flagctl.kill_with(kind, holders, me, f, at, cur, gnow, dflt);
                 IF at = p_scope THEN
                     top_flags := array_append(top_flags, f);
                     top_prior := array_append(top_prior, coalesce(base, 'null'));
@@ -1519,7 +1524,7 @@ BEGIN
             ELSIF EXISTS (SELECT 1 FROM unnest(holders) AS h WHERE h.switch = rec.switch AND h.scope = rec.scope) THEN
                 val := flagctl.kill_left_at(kind, holders, f, at, gnow, dflt);
             ELSE  -- an override that appeared under the kill: it covers that one too
-                val := flagctl.kill_with(kind, holders, mine, f, at, cur, gnow, dflt);
+                val := flagctl.kill_with(kind, holders, me, f, at, cur, gnow, dflt);
                 base := CASE WHEN cardinality(holders) > 0 THEN flagctl.kill_base_at(holders, f, at) ELSE cur END;
                 below_flags := array_append(below_flags, f);
                 below_scopes := array_append(below_scopes, at);
@@ -1921,6 +1926,36 @@ BEGIN
                   HINT = format('flagctl db grant %s %s', replace(flagctl.role_for(p_declared), 'flagctl_', ''), session_user);
     END IF;
 END
+$$;
+
+
+--
+-- Name: kill_scopes(text, flagctl.engaged_switch[], text[]); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_scopes(p_flag text, p_engaged flagctl.engaged_switch[], p_scopes text[]) RETURNS TABLE(scope text, holders flagctl.engaged_switch[])
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+    WITH s AS MATERIALIZED (SELECT u.scope, u.n FROM unnest(p_scopes) WITH ORDINALITY AS u(scope, n)),
+    e AS MATERIALIZED (SELECT * FROM unnest(p_engaged) AS h WHERE h.settings ? p_flag),
+    b AS MATERIALIZED (SELECT e.seq, x.key, x.value FROM e, jsonb_each(coalesce(e.below->p_flag, '{}')) AS x
+                        WHERE e.scope = 'global'),
+    covering AS (SELECT s.n, e.seq FROM s JOIN e ON e.scope = s.scope
+                 UNION
+                 SELECT s.n, b.seq FROM s JOIN b ON b.key = s.scope)
+    SELECT s.scope,
+           coalesce(array_agg(ROW(e.system, e.switch, e.scope, e.level, e.seq, e.engaged_at, e.actor, e.db_user,
+                                  e.reason, e.prior, e.applied, e.settings,
+                                  CASE WHEN b.seq IS NULL THEN '{}'
+                                       ELSE jsonb_build_object(p_flag, jsonb_build_object(s.scope, b.value)) END
+                              )::flagctl.engaged_switch ORDER BY e.level, e.seq) FILTER (WHERE e.seq IS NOT NULL), '{}')
+      FROM s
+      LEFT JOIN covering c ON c.n = s.n
+      LEFT JOIN e ON e.seq = c.seq
+      LEFT JOIN b ON b.seq = c.seq AND b.key = s.scope
+     GROUP BY s.n, s.scope
+     ORDER BY s.n
 $$;
 
 
@@ -2641,6 +2676,8 @@ DECLARE
     fc        jsonb := cat->'flags';
     rec       flagctl.engaged_switch;
     mine      flagctl.engaged_switch;  -- the engagement, cut down to the flag
+    me        flagctl.engaged_switch;  -- the same without its scopes beneath (below)
+    over      jsonb;                   -- the flag's stored overrides
     fl_eng    flagctl.engaged_switch[];
     holders   flagctl.engaged_switch[];
     v_flags   text[];
@@ -2675,22 +2712,25 @@ BEGIN
         dflt := flagctl.kill_norm(kind, fc->f->'default');
         gnow := v_state->f->'global';
         SELECT * INTO mine FROM unnest(fl_eng) AS e WHERE e.switch = p_switch AND e.scope = p_scope;
-        FOREACH at IN ARRAY CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
-                                 ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
-                                          SELECT jsonb_object_keys(v_state->f->'overrides')
-                                          UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
-                                          ORDER BY s COLLATE "C") END LOOP
-            holders := ARRAY(SELECT e FROM unnest(fl_eng) AS e WHERE flagctl.kill_covers(e, f, at) ORDER BY e.level, e.seq);
+        over := v_state->f->'overrides';
+        me := mine;
+        me.below := '{}';  -- the helpers read its switch, scope and settings; never its every scope
+        FOR at, holders IN SELECT k.scope, k.holders FROM flagctl.kill_scopes(f, fl_eng,
+                CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
+                     ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
+                              SELECT jsonb_object_keys(over)
+                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
+                              ORDER BY s COLLATE "C") END) AS k LOOP
             CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(holders) AS h
                                        WHERE h.switch = rec.switch AND h.scope = rec.scope);  -- never covered
-            cur := CASE WHEN at = 'global' THEN gnow ELSE v_state->f->'overrides'->at END;
+            cur := CASE WHEN at = 'global' THEN gnow ELSE over->at END;
             expected := flagctl.kill_left_at(kind, holders, f, at, gnow, dflt);
             IF cur IS DISTINCT FROM expected THEN
                 conflicts := conflicts || format('%s: the kills set %s, it is now %s',
                                                  CASE WHEN at = p_scope THEN f ELSE f || ' at ' || at END,
                                                  coalesce(expected::text, '(unset)'), coalesce(cur::text, '(unset)'));
             END IF;
-            target := flagctl.kill_without(kind, holders, mine, f, at, gnow, dflt);
+            target := flagctl.kill_without(kind, holders, me, f, at, gnow, dflt);
             IF target IS DISTINCT FROM cur THEN
                 changes := array_append(changes, jsonb_build_object('flag', f, 'scope', at, 'kind', kind,
                                                                     'before', cur, 'after', target));
@@ -4787,6 +4827,13 @@ REVOKE ALL ON FUNCTION flagctl.kill_recorded(e flagctl.engaged_switch, p_what te
 --
 
 REVOKE ALL ON FUNCTION flagctl.kill_role(p_action text, p_declared text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION kill_scopes(p_flag text, p_engaged flagctl.engaged_switch[], p_scopes text[]); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_scopes(p_flag text, p_engaged flagctl.engaged_switch[], p_scopes text[]) FROM PUBLIC;
 
 
 --

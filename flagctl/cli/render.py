@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,9 +88,39 @@ def _default(value: Any) -> Any:
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    from tabulate import tabulate
+    import tabulate
 
-    return tabulate([[_cell(c) for c in row] for row in rows], headers=list(headers), tablefmt="simple")
+    cells = [[_cell(c) for c in row] for row in rows]
+    if _text_columns(cells, len(headers), tabulate._type):  # type: ignore[attr-defined]
+        return _simple(cells, list(headers))
+    return tabulate.tabulate(cells, headers=list(headers), tablefmt="simple")
+
+
+def _text_columns(cells: list[list[str]], width: int, kind: Callable[[str], type]) -> bool:
+    """Whether tabulate would lay every column out as left-aligned text: each is blank or
+    has a cell it reads as a string (one is enough: a column takes its most generic cell's
+    type), and no
+    cell spans lines or holds a tab. It asks tabulate about the cells only until it finds one
+    per column — asking about every cell was most of `status` at 10,000 flags."""
+    if not cells or any(len(row) != width for row in cells):
+        return False
+    for column in range(width):
+        filled = [row[column] for row in cells if row[column].strip()]
+        if filled and not any(kind(cell) is str for cell in filled):
+            return False  # numbers (or booleans) all the way down: tabulate aligns them
+    return not any("\n" in c or "\t" in c or "\r" in c for row in cells for c in row)
+
+
+def _simple(cells: list[list[str]], headers: list[str]) -> str:
+    """tabulate's "simple" layout of text columns (tests compare the two): cells stripped,
+    each column as wide as its widest cell and at least its header plus two, two spaces
+    between columns, left-aligned, no trailing spaces."""
+    cells = [[c.strip() for c in row] for row in cells]
+    widths = [max(len(h) + 2, *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+    return "\n".join(lines)
 
 
 def _cell(value: Any) -> str:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from flagctl.model.cache import ManifestCache
 from flagctl.model.manifest import Manifest, load_manifest
 from flagctl.model.values import Rollout
 from flagctl.rules.kills import Engaged
@@ -87,7 +88,13 @@ class Gate:
                 raise ValueError("give system= (the published catalogue) or manifest=")
             self._fixed: Manifest | None = None
         else:
-            self._fixed = manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))
+            # A file through the manifest cache, as the CLI reads it: validating thousands of
+            # flags anew in every application process costs seconds and the validator's memory.
+            self._fixed = (
+                manifest
+                if isinstance(manifest, Manifest)
+                else load_manifest(Path(manifest), ManifestCache.from_environ(os.environ))
+            )
             if system is not None and system != self._fixed.system:
                 raise ValueError(f"the manifest is for system {self._fixed.system!r}, not {system!r}")
         self.system = system if system is not None else self._fixed.system  # type: ignore[union-attr]

@@ -208,7 +208,16 @@ VALUE_ROWS = (
     "a.flag IS NOT NULL AND a.action NOT LIKE '%%.refused'"
     " AND a.target NOT IN ('flagctl.exemption', 'flagctl.engaged_switch') AND a.target NOT LIKE '%%:%%'"
 )
-ACOLUMNS = ", ".join(f"a.{column.strip()}" for column in COLUMNS.split(","))
+
+
+def _columns(*left_out: str) -> str:
+    """The audit row's columns, these read as NULL: a read of thousands of rows that needs
+    no images leaves them in the database rather than decode three jsonb values a row."""
+    names = (column.strip() for column in COLUMNS.split(","))
+    return ", ".join(f"NULL::jsonb AS {n}" if n in left_out else f"a.{n}" for n in names)
+
+
+ACOLUMNS = _columns()
 # The last audit row of each of these flags at every scope, among the rows that changed a
 # value. Each flag's scopes are found by skipping through the index from one scope to the
 # next (a loose index scan), then each pair's newest row is read: the cost follows the flags
@@ -228,7 +237,7 @@ WITH RECURSIVE pairs (flag, sc) AS (
          ORDER BY coalesce(a.scope, 'global') LIMIT 1) n
 )
 SELECT last.* FROM pairs p CROSS JOIN LATERAL (
-    SELECT {ACOLUMNS} FROM flagctl.audit a
+    SELECT {_columns("key", "before")} FROM flagctl.audit a
      WHERE a.system = %(system)s AND {VALUE_ROWS} AND a.flag = p.flag AND coalesce(a.scope, 'global') = p.sc
        AND a.txid IS DISTINCT FROM %(txid)s
      ORDER BY a.seq DESC LIMIT 1) last
@@ -240,7 +249,8 @@ def last_audited(
     conn: psycopg.Connection[Any], system: str, flags: list[str], before_txid: int | None
 ) -> list[AuditRow]:
     """The last audit row of each of these flags of a system, at every scope, that changed
-    its value (``before_txid``: leaving that transaction's own rows out)."""
+    its value (``before_txid``: leaving that transaction's own rows out): its after-image,
+    not its before-image or key (None)."""
     rows = conn.execute(LAST_AUDITED, {"system": system, "flags": flags, "txid": before_txid}).fetchall()
     return [AuditRow(*row) for row in rows]
 
@@ -249,14 +259,15 @@ def last_audited(
 # (system, flag, seq) index per flag, whatever the length of the history.
 LAST_CHANGES = f"""
 SELECT last.* FROM unnest(%s::text[]) AS f(flag) CROSS JOIN LATERAL (
-    SELECT {ACOLUMNS} FROM flagctl.audit a
+    SELECT {_columns("key", "before", "after")} FROM flagctl.audit a
      WHERE a.system = %s AND a.flag = f.flag AND a.action NOT LIKE '%%.refused'
      ORDER BY a.seq DESC LIMIT 1) last
 """  # noqa: S608 - constant columns
 
 
 def last_changes(conn: psycopg.Connection[Any], system: str, flags: list[str]) -> dict[str, AuditRow]:
-    """The most recent row that changed each of these flags of the system."""
+    """The most recent row that changed each of these flags of the system: who, when, why —
+    not its images or key (None)."""
     rows = conn.execute(LAST_CHANGES, (flags, system)).fetchall()
     return {row[7]: AuditRow(*row) for row in rows}
 

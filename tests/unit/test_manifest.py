@@ -208,3 +208,28 @@ def test_yaml_1_1_booleans_stay_strings() -> None:
 def test_a_rollout_kill_setting_is_checked(setting: str, message: str) -> None:
     found = problems(BASE + f"kill_switches:\n  k: {{set: {{f1: {setting}}}}}\n")
     assert f"kill_switches.k.set.f1: {message}" in found, found
+
+
+def test_a_large_manifest_is_parsed_by_libyaml_not_the_python_scanner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cold, a manifest of 10,000 flags took seconds in PyYAML's pure-Python scanner; with
+    libyaml (when PyYAML has it) the Python scanner reads no token of a valid manifest."""
+    import yaml
+
+    if not yaml.__with_libyaml__:
+        pytest.skip("this PyYAML has no libyaml")
+    tokens = []
+    real = yaml.scanner.Scanner.check_token
+
+    def counting(self: object, *choices: object) -> bool:
+        tokens.append(1)
+        return real(self, *choices)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(yaml.scanner.Scanner, "check_token", counting)
+    flags = "".join(f"  f{i}: {{type: bool, default: true}}\n" for i in range(1000))
+    manifest = parse_manifest(f"version: 1\nsystem: big\nflags:\n{flags}")
+    assert len(manifest.flags) == 1000
+    assert tokens == []
+    with pytest.raises(ManifestError, match="duplicate key 'f1'"):  # a refusal still says where, as before
+        parse_manifest(f"version: 1\nsystem: big\nflags:\n{flags}  f1: {{type: bool}}\n")
