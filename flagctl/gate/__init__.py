@@ -23,10 +23,23 @@ PostgreSQL keeps current.
 - **Thread-safe, asyncio-friendly.** The snapshot is replaced whole, never mutated; a
   decision reads one reference and does no I/O, so it never blocks an event loop.
 
+- **Or through ``flagctl serve``.** ``RemoteGate(url, token, system=…)`` is the same gate
+  reading a relay instead of PostgreSQL (``flagctl.gate.remote``): a fleet costs the
+  database one connection per relay, not one per process.
+
 The gate needs only ``SELECT`` on flagctl's tables (the ``flagctl_viewer`` role) and on
 the bound tables. It imports neither typer nor rich.
 """
 
 from flagctl.gate.client import CHANNEL, Gate, State, Stats
 
-__all__ = ["CHANNEL", "Gate", "State", "Stats"]
+
+def __getattr__(name: str) -> object:
+    if name == "RemoteGate":  # needs httpx (the relay extra): imported when asked for
+        from flagctl.gate.remote import RemoteGate
+
+        return RemoteGate
+    raise AttributeError(name)
+
+
+__all__ = ["CHANNEL", "Gate", "RemoteGate", "State", "Stats"]

@@ -27,7 +27,7 @@ from flagctl.store.exemptions import all_exemptions
 from flagctl.store.flags import FlagStore, Snapshot
 from flagctl.store.gate import CHANNEL as CHANNEL
 from flagctl.store.gate import Check, check_for
-from flagctl.store.switches import list_engaged
+from flagctl.store.switches import engaged_from_row, engaged_rows
 from flagctl.views.evaluate import Decision, decide_from
 
 log = logging.getLogger("flagctl.gate")
@@ -43,8 +43,9 @@ class State:
     exemptions: dict[str, dict[str, str]]
     seq: int  # the newest audit row of the system when it was read
     digest: str  # of the rows it was built from (flagctl.store.gate), read with them
-    check: Check  # the statement that reads both again, for this manifest
+    check: Check | None  # the statement that reads both again, for this manifest (None: read from a relay)
     read_at: float  # the gate's clock: the last reload, or the last check that found no change
+    engaged_rows: tuple[tuple[Any, ...], ...] = ()  # the engaged switches as stored (a relay ships them)
 
 
 @dataclass
@@ -282,6 +283,7 @@ class Gate:
         if state is None:
             self.reload(conn)
             return
+        assert state.check is not None, "a gate reading the database has its check"
         seq, digest = state.check.run(conn)
         if seq != state.seq:
             self.stats.missed += 1
@@ -310,18 +312,26 @@ class Gate:
             check = check or check_for(conn, manifest, catalogue=self._fixed is None)
             seq, digest = check.run(conn)  # in the snapshot the rows below are read in
             snapshot = FlagStore(conn, manifest).snapshot()
-            engaged = list_engaged(conn, manifest)
+            rows = tuple(engaged_rows(conn, manifest.system))
+            engaged = [engaged_from_row(manifest, row) for row in rows]
             exemptions = all_exemptions(conn, manifest)
+        state = State(manifest, snapshot, engaged, exemptions, seq, digest, check, self.clock(), rows)
+        self._install(state, lambda: self._ack(conn, seq))
+
+    def _install(self, state: State, acknowledge: Callable[[], None] | None = None) -> None:
+        """Make ``state`` the one decisions read (whole, never mutated); acknowledge it
+        (before anyone waiting for the first snapshot wakes: a registered gate is listed by
+        then); then tell the listeners if it brought changes."""
         with self._reloaded:
             before = self._state
-            self._reloaded_at = self.clock()
-            self._state = State(
-                manifest, snapshot, engaged, exemptions, seq, digest, check, self._reloaded_at
-            )
+            self._reloaded_at = state.read_at
+            self._state = state
             self.stats.reloads += 1
             self._reloaded.notify_all()
-        self._ack(conn, seq)
+        if acknowledge is not None:
+            acknowledge()
         self._ready.set()
+        seq, digest = state.seq, state.digest
         if before is not None and (before.seq, before.digest) != (seq, digest):
             for callback in list(self._listeners):
                 try:

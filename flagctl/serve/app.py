@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from flagctl.gate.resolve import resolve
+from flagctl.gate.wire import encode
 from flagctl.serve import ofrep
 from flagctl.serve.metrics import exposition
 from flagctl.serve.relay import Relay, Who
@@ -129,6 +130,20 @@ class Server:
         relay.counters.evaluations += len(found)
         return JSONResponse(ofrep.bulk(found), headers={"ETag": tag, **JSON_HEADERS})
 
+    async def state(self, request: Request) -> Response:
+        """The whole state a gate decides from (``flagctl.gate.wire``), for a gate reading
+        through this relay (``flagctl.gate.RemoteGate``); 304 while its ETag stands. The
+        fetch is the named client's acknowledgement, as an OFREP fetch is."""
+        relay, application = self.caller(request)
+        state = relay.current_state()
+        if state is None:
+            return self.not_ready(relay)
+        relay.fetched(self.who(request, application), state.seq)
+        tag = f'"{state.seq}.{state.digest[:16]}"'
+        if ofrep.matches(request.headers.get("if-none-match"), tag):
+            return Response(status_code=304, headers={"ETag": tag})
+        return JSONResponse(encode(state), headers={"ETag": tag, **JSON_HEADERS})
+
     # ------------------------------------------------------------------ push
 
     async def events(self, request: Request) -> Response:
@@ -161,7 +176,10 @@ class Server:
                     sent = seq
                     continue
                 if await relay.wait(changed, self.settings.keepalive) is None:
-                    yield ": keepalive\n\n"
+                    # An event, not a comment: a gate behind the relay learns the relay is
+                    # current (``ready``), and keeps its snapshot fresh by it.
+                    alive = {"seq": relay.seq, "ready": relay.fresh()}
+                    yield f"event: keepalive\ndata: {json.dumps(alive)}\n\n"
         finally:
             if who is not None:
                 relay.closed(who)
@@ -239,6 +257,7 @@ def build(relays: list[Relay], settings: Settings | None = None, *, start: bool 
         Route("/ofrep/v1/evaluate/flags/{key:path}", guarded(server.evaluate_one), methods=["POST"]),
         Route("/flagctl/v1/events", guarded(server.events), methods=["GET"]),
         Route("/flagctl/v1/status", guarded(server.status), methods=["GET"]),
+        Route("/flagctl/v1/state", guarded(server.state), methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = server

@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flagctl.gate.client import Gate
+from flagctl.gate.client import Gate, State
 from flagctl.model.manifest import Manifest
 from flagctl.store import clients as client_store
 from flagctl.store import tokens as token_store
@@ -195,6 +195,11 @@ class Relay(Gate):
         state = self._state
         age = None if state is None else round(self.clock() - state.read_at, 3)
         return {"ready": self.fresh(), "seq": None if state is None else state.seq, "age_seconds": age}
+
+    def current_state(self) -> State | None:
+        """The state served (None before the first read, or when it is stale: a gate behind
+        the relay must not take a stale state for a current one)."""
+        return self._state if self.fresh() else None
 
     def version(self) -> str | None:
         """The state's version: its change sequence and a digest of its rows. Every OFREP

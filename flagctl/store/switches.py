@@ -36,11 +36,17 @@ def list_engaged(conn: psycopg.Connection[Any], manifest: Manifest, lock: bool =
             conn, sql.SQL(HOLD_ENGAGED), (manifest.system,), "flagctl.engaged_switch", "the engaged kill switches",
             (ENGAGED_LOCKERS, (manifest.system,)),
         )  # fmt: skip
-    rows = conn.execute(SELECT_ENGAGED, (manifest.system,)).fetchall()
-    return [_engaged(manifest, r) for r in rows]
+    return [engaged_from_row(manifest, r) for r in engaged_rows(conn, manifest.system)]
 
 
-def _engaged(manifest: Manifest, row: tuple[Any, ...]) -> Engaged:
+def engaged_rows(conn: psycopg.Connection[Any], system: str) -> list[tuple[Any, ...]]:
+    """The engaged switches of the system as stored (what ``engaged_from_row`` reads): a
+    relay ships them to the gates behind it as they are."""
+    return conn.execute(SELECT_ENGAGED, (system,)).fetchall()
+
+
+def engaged_from_row(manifest: Manifest, row: tuple[Any, ...]) -> Engaged:
+    """One engaged switch from its stored row (``SELECT_ENGAGED``'s columns)."""
     switch, scope, level, seq, at, actor, db_user, reason, prior, applied, settings, below = row
     flags = {f: manifest.flags[f] for f in {*prior, *applied, *below} if f in manifest.flags}
 

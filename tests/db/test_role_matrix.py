@@ -193,13 +193,13 @@ TRIES: dict[str, tuple[FlagctlTry | None, tuple[str, ...]]] = {
     "register a gate (its own row)": (_gate, ("SELECT flagctl.client_register('phase3', 'h', 1, 'matrix')",)),
     "create a `flagctl serve` token (in psql: `flagctl.token_create`)": (
         _token,
-        (declared("tokens.create"), f"SELECT flagctl.token_create('phase3', 'matrix', '{'0' * 64}')"),
+        (declared("tokens.create"), "SELECT flagctl.token_create('phase3', 'matrix', repeat('0', 64))"),
     ),
     "write a token by hand (`INSERT INTO flagctl.token`, declared)": (
         None,
         (
             declared("tokens.create"),
-            f"INSERT INTO flagctl.token (system, name, hash, created_by) VALUES ('phase3', 'm', '{'0' * 64}', 'm')",
+            "INSERT INTO flagctl.token (system, name, hash, created_by) VALUES ('phase3', 'm', repeat('0', 64), 'm')",
         ),
     ),
     "register a client behind its own relay (`flagctl serve`; in psql: `flagctl.client_register_behind`)": (

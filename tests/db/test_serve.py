@@ -365,3 +365,26 @@ def test_serve_without_its_extra_says_what_to_install(ws8: Cli, monkeypatch: pyt
     result = ws8("serve")
     assert result.exit_code == 2 and "pip install 'flagctl[serve]'" in result.stderr
     assert create_token  # the helper the other serve tests use
+
+
+def test_another_session_cannot_acknowledge_or_remove_the_clients_behind_a_relay(ws8: Cli) -> None:
+    """As an attacker with the relay's own database user in psql: the rows of the clients
+    behind a relay belong to the relay's backend; acknowledging them (so a kill looks
+    confirmed), registering under the relay, or removing them does nothing."""
+    ws8("stage", "set", "p3", "canary", *GO)
+    with serving(ws8) as served, served.http() as http:
+        http.post(
+            "/ofrep/v1/evaluate/flags",
+            json={"context": {"targetingKey": "r"}},
+            headers=served.headers("pod-x"),
+        )
+        assert served.relay.wait_until(lambda r: len(_behind(ws8)) == 1)
+        ((row, seq),) = ws8.sql("SELECT id, applied_seq FROM flagctl.clients WHERE relay IS NOT NULL")
+        relay_id = served.relay._client
+        assert ws8.sql(
+            "SELECT count(*) FROM flagctl.client_ack_many(ARRAY[%s]::bigint[], ARRAY[999999]::bigint[])",
+            (row,),
+        ) == [(0,)]
+        assert ws8.sql("SELECT flagctl.client_register_behind(%s, 'forged', 'x')", (relay_id,)) == [(None,)]
+        assert ws8.sql("SELECT flagctl.client_unregister(%s)", (row,)) == [(False,)]
+        assert ws8.sql("SELECT id, applied_seq FROM flagctl.clients WHERE relay IS NOT NULL") == [(row, seq)]
