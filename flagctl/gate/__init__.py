@@ -32,14 +32,6 @@ the bound tables. It imports neither typer nor rich.
 """
 
 from flagctl.gate.client import CHANNEL, Gate, State, Stats
-
-
-def __getattr__(name: str) -> object:
-    if name == "RemoteGate":  # needs httpx (the relay extra): imported when asked for
-        from flagctl.gate.remote import RemoteGate
-
-        return RemoteGate
-    raise AttributeError(name)
-
+from flagctl.gate.remote import RemoteGate  # httpx (the relay extra) only once one runs
 
 __all__ = ["CHANNEL", "Gate", "RemoteGate", "State", "Stats"]

@@ -110,22 +110,23 @@ class RemoteGate(Gate):
             base_url=self.url, headers=self._headers, timeout=timeout, transport=self._transport
         ) as http:
             self.fetch(http)
-            with http.stream("GET", "/flagctl/v1/events") as events:
+            events = http.send(http.build_request("GET", "/flagctl/v1/events"), stream=True)
+            self._stream = events
+            try:
                 if events.status_code != 200:
                     events.read()
                     raise RelayRefused(f"{events.status_code}: {events.text[:200]}")
-                self._stream = events
-                try:
-                    for kind, data in _events(events.iter_lines()):
-                        if self._stop.is_set():
-                            return
-                        self.stats.notifications += kind == "change"
-                        if kind in ("hello", "change") and data.get("seq") != self.seq:
-                            self.fetch(http)
-                        elif kind == "keepalive" and data.get("ready") and data.get("seq") == self.seq:
-                            self._confirm()
-                finally:
-                    self._stream = None
+                for kind, data in _events(events.iter_lines()):
+                    if self._stop.is_set():
+                        return
+                    self.stats.notifications += kind == "change"
+                    if kind in ("hello", "change") and data.get("seq") != self.seq:
+                        self.fetch(http)
+                    elif kind == "keepalive" and data.get("ready") and data.get("seq") == self.seq:
+                        self._confirm()
+            finally:
+                self._stream = None
+                events.close()
 
     def fetch(self, http: Any) -> None:
         """Fetch the relay's state (a 304 confirms the one held)."""
