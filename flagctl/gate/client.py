@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from flagctl.gate.compiled import ALWAYS, NEVER, Compiled, bucket_of, compile_flags
 from flagctl.model.manifest import Manifest, load_manifest
 from flagctl.model.values import Rollout
 from flagctl.rules.kills import Engaged
@@ -34,7 +35,8 @@ log = logging.getLogger("flagctl.gate")
 
 @dataclass(frozen=True)
 class State:
-    """Everything a decision needs, read in one transaction, with its change sequence."""
+    """Everything a decision needs, read in one transaction, with its change sequence, and
+    each flag's decision compiled from it (``flagctl.gate.compiled``)."""
 
     manifest: Manifest  # the definitions the snapshot was read by
     snapshot: Snapshot
@@ -44,6 +46,8 @@ class State:
     digest: str  # of the rows it was built from (flagctl.store.gate), read with them
     check: Check  # the statement that reads both again, for this manifest
     read_at: float  # the gate's clock: the last reload, or the last check that found no change
+    compiled: dict[str, Compiled] = field(default_factory=dict)  # flag → its decision
+    keep: frozenset[str] = frozenset()  # the flags that keep their last value when stale
 
 
 @dataclass
@@ -128,16 +132,38 @@ class Gate:
 
     def enabled(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
                 internal: bool = False) -> bool:  # fmt: skip
-        """Is the flag on for this subject (in these scopes)? Off when the gate is stale."""
-        decision = self.decide(flag, subject_id, scopes, internal=internal)
-        return decision is not None and decision.eligible
+        """Is the flag on for this subject (in these scopes)? When stale: off, unless the
+        flag keeps its last value (``when_stale``).
+
+        The hot path: the flag's compiled decision (a dict lookup and at most one hash);
+        a subject in a scope where the flag has an override, a kill or an exemption is
+        decided by ``decide_from`` — the same answer either way."""
+        state = self._state
+        if state is None or (self.clock() - state.read_at > self.staleness and flag not in state.keep):
+            return False
+        compiled = state.compiled.get(flag)
+        if compiled is None or (scopes and compiled.relevant and not compiled.relevant.isdisjoint(scopes)):
+            return self._decide(state, flag, subject_id, scopes, internal).eligible
+        threshold = compiled.internal if internal else compiled.public
+        if threshold >= ALWAYS:
+            return True
+        if threshold <= NEVER:
+            return False
+        subject = subject_id if type(subject_id) is str else str(subject_id)
+        return bucket_of(compiled.prefix + subject) < threshold
 
     def decide(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
                internal: bool = False) -> Decision | None:  # fmt: skip
-        """The full decision with the rule that made it (None: stale, so off)."""
-        state = self._current()
-        if state is None:
+        """The full decision with the rule that made it (None: stale, so off — unless the
+        flag keeps its last value when stale: then the decision of the last state read)."""
+        state = self._state
+        if state is None or (self._stale(state) and flag not in state.keep):
             return None
+        return self._decide(state, flag, subject_id, scopes, internal)
+
+    @staticmethod
+    def _decide(state: State, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...],
+                internal: bool) -> Decision:  # fmt: skip
         return decide_from(
             state.manifest, state.snapshot, state.engaged, state.exemptions, flag, str(subject_id), list(scopes),
             internal,
@@ -145,16 +171,18 @@ class Gate:
 
     def value(self, flag: str, scopes: list[str] | tuple[str, ...] = ()) -> Any:
         """The flag's value in these scopes (a kill holding them applied). When stale: the
-        flag's off value — a rollout disabled, a bool False, otherwise its default."""
+        last value read for a flag that keeps it (``when_stale: last``, the default of
+        config values: int, float, enum, list), else the flag's off value — a rollout
+        disabled, a bool False, otherwise its default."""
         from flagctl.rules.kills import holding, overlay
         from flagctl.views.evaluate import subject_value
 
-        state = self._current()
-        known = self._fixed or (self._state.manifest if self._state is not None else None)
+        state = self._state
+        known = self._fixed or (state.manifest if state is not None else None)
         if known is None:
             return False  # nothing read yet, not even the definitions: off
         spec = known.flag(flag)
-        if state is None:
+        if state is None or (self._stale(state) and flag not in state.keep):
             default = spec.default_value()
             if isinstance(default, Rollout):
                 return Rollout(False, 0)
@@ -173,13 +201,11 @@ class Gate:
         return None if state is None else state.seq
 
     def fresh(self) -> bool:
-        return self._current() is not None
-
-    def _current(self) -> State | None:
         state = self._state
-        if state is None or self.clock() - state.read_at > self.staleness:
-            return None
-        return state
+        return state is not None and not self._stale(state)
+
+    def _stale(self, state: State) -> bool:
+        return self.clock() - state.read_at > self.staleness
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -305,15 +331,37 @@ class Gate:
             snapshot = FlagStore(conn, manifest).snapshot()
             engaged = list_engaged(conn, manifest)
             exemptions = all_exemptions(conn, manifest)
+        self.apply(
+            manifest, snapshot, engaged, exemptions, seq, digest, check, ack=lambda: self._ack(conn, seq)
+        )
+
+    def apply(
+        self,
+        manifest: Manifest,
+        snapshot: Snapshot,
+        engaged: list[Engaged],
+        exemptions: dict[str, dict[str, str]],
+        seq: int,
+        digest: str,
+        check: Check,
+        *,
+        ack: Callable[[], None] | None = None,
+    ) -> None:
+        """Make this state the one decisions are made from — whatever source read it: it
+        compiles each flag's decision, replaces the snapshot whole, wakes the waiters,
+        acknowledges it (``ack``: to the source), and tells the change listeners."""
+        compiled = compile_flags(manifest, snapshot, engaged, exemptions)
+        keep = frozenset(name for name, spec in manifest.flags.items() if spec.keeps_last_when_stale)
         with self._reloaded:
             before = self._state
             self._reloaded_at = self.clock()
             self._state = State(
-                manifest, snapshot, engaged, exemptions, seq, digest, check, self._reloaded_at
+                manifest, snapshot, engaged, exemptions, seq, digest, check, self._reloaded_at, compiled, keep
             )
             self.stats.reloads += 1
             self._reloaded.notify_all()
-        self._ack(conn, seq)
+        if ack is not None:
+            ack()
         self._ready.set()
         if before is not None and (before.seq, before.digest) != (seq, digest):
             for callback in list(self._listeners):
