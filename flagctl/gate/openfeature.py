@@ -14,8 +14,10 @@ OpenFeature SDK switches to flagctl in one line.
   the subject in the internal audience;
 - ``reason`` and ``variant`` come from the rule that decided (a kill is DISABLED, a bucket
   SPLIT, an exemption or the internal audience TARGETING_MATCH, a plain value STATIC);
-- a stale gate (database gone beyond the staleness bound) fails closed: the flag's off
-  value with reason STALE — never the caller's default, which could be "on";
+- a stale gate (database gone beyond the staleness bound) answers as the gate does, with
+  reason STALE: a rollout or bool fails closed (its off value — never the caller's default,
+  which could be "on"), a config value keeps its last known value (``when_stale`` in the
+  manifest overrides either);
 - every change the gate applies emits PROVIDER_CONFIGURATION_CHANGED.
 
 Needs the optional extra: ``pip install 'flagctl[openfeature]'``.
@@ -80,11 +82,13 @@ class FlagctlProvider(AbstractProvider):
             return _error(default_value, ErrorCode.TARGETING_KEY_MISSING, "a rollout needs a targeting key")
         scopes = _scopes(spec.scopes, context.attributes)
         internal = context.attributes.get("internal") is True
+        fresh = self.gate.fresh()
         decision = self.gate.decide(flag_key, context.targeting_key or "", scopes, internal=internal)
         if decision is None:
             return FlagResolutionDetails(False, reason=Reason.STALE, variant="off")
+        reason = _reason(decision.rule) if fresh else Reason.STALE  # stale, kept: when_stale last
         return FlagResolutionDetails(
-            decision.eligible, reason=_reason(decision.rule), variant="on" if decision.eligible else "off",
+            decision.eligible, reason=reason, variant="on" if decision.eligible else "off",
             flag_metadata={"rule": decision.rule, **({"bucket": decision.bucket} if decision.bucket is not None else {})},
         )  # fmt: skip
 
