@@ -50,6 +50,34 @@ class State:
     keep: frozenset[str] = frozenset()  # the flags that keep their last value when stale
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation, as a hook sees it (``Gate.add_hook``; ``flagctl.gate.telemetry``)."""
+
+    flag: str
+    system: str
+    subject: str | None  # the subject id (None: a value, asked for scopes only)
+    value: Any  # a rollout's or bool's decision, or the flag's value
+    variant: str | None  # "on"/"off", or the value as text
+    reason: str  # static, split, targeting_match, disabled, stale or error
+    seq: int | None  # the audit sequence of the state it was decided from
+    error_type: str | None = None  # e.g. flag_not_found
+    error_message: str | None = None
+
+
+def reason_of(rule: str) -> str:
+    """The evaluation reason (OpenFeature's, lower case as OpenTelemetry writes it) of the
+    rule that decided: a kill, a priority flag, a stage off or a plain flag that is off is
+    disabled; a bucket split; an exemption or the internal audience targeting_match."""
+    if rule == "off" or rule.startswith(("kill switch", "priority flag", "stage off")):
+        return "disabled"
+    if "exemption" in rule or rule.startswith("internal audience"):
+        return "targeting_match"
+    if "bucket" in rule:
+        return "split"
+    return "static"
+
+
 @dataclass
 class Stats:
     reloads: int = 0
@@ -108,6 +136,7 @@ class Gate:
         self._client: int | None = None
         self._version: int | None = None  # the published catalogue version in use
         self._listeners: list[Callable[[int], None]] = []
+        self._hooks: list[Callable[[Evaluation], None]] = []
         self._state: State | None = None
         self._reloaded_at = 0.0  # the gate's clock at the last full read (for the resync)
         self._stop = threading.Event()
@@ -189,6 +218,52 @@ class Gate:
             return False if isinstance(default, bool) else default
         value, _ = subject_value(state.manifest, state.snapshot, flag, list(scopes))
         return overlay(value, holding(state.engaged, flag, *scopes), flag)
+
+    # ------------------------------------------------------------------ hooks
+
+    def add_hook(self, hook: Callable[[Evaluation], None]) -> None:
+        """Call ``hook(evaluation)`` after every ``enabled`` and ``value`` of this gate (e.g.
+        ``flagctl.gate.telemetry.EvaluationEvents``: OpenTelemetry events). Without a hook
+        those are the plain methods, with no work for hooks at all; the first hook puts the
+        observed ones in their place, on this gate only."""
+        self._hooks.append(hook)
+        self.__dict__["enabled"] = self._observed_enabled
+        self.__dict__["value"] = self._observed_value
+
+    def _observed_enabled(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
+                          internal: bool = False) -> bool:  # fmt: skip
+        seq, fresh = self.seq, self.fresh()
+        try:
+            decision = self.decide(flag, subject_id, scopes, internal=internal)
+        except Exception as exc:
+            self._observed(Evaluation(flag, self.system, str(subject_id), None, None, "error",
+                                      seq, _error_type(exc), str(exc)))  # fmt: skip
+            raise
+        eligible = decision is not None and decision.eligible
+        reason = "stale" if not fresh else reason_of(decision.rule) if decision is not None else "error"
+        variant = "on" if eligible else "off"
+        self._observed(Evaluation(flag, self.system, str(subject_id), eligible, variant, reason, seq))
+        return eligible
+
+    def _observed_value(self, flag: str, scopes: list[str] | tuple[str, ...] = ()) -> Any:
+        seq, fresh = self.seq, self.fresh()
+        try:
+            value = Gate.value(self, flag, scopes)
+        except Exception as exc:
+            self._observed(Evaluation(flag, self.system, None, None, None, "error", seq,
+                                      _error_type(exc), str(exc)))  # fmt: skip
+            raise
+        variant = str(value.to_json() if isinstance(value, Rollout) else value)
+        self._observed(Evaluation(flag, self.system, None, value, variant, "static" if fresh else "stale",
+                                  seq))  # fmt: skip
+        return value
+
+    def _observed(self, evaluation: Evaluation) -> None:
+        for hook in self._hooks:
+            try:
+                hook(evaluation)
+            except Exception:  # a hook's bug must not change a decision
+                log.exception("flagctl gate: an evaluation hook failed")
 
     def on_change(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(seq)`` (on the gate's thread) whenever a reload brings changes."""
@@ -412,3 +487,10 @@ class Gate:
             conn, self.system, socket.gethostname(), os.getpid(), self.application
         )
         clients.ack(conn, self._client, seq)
+
+
+def _error_type(exc: Exception) -> str:
+    """OpenTelemetry's ``error.type`` for what an evaluation raised."""
+    from flagctl.errors import UsageError
+
+    return "flag_not_found" if isinstance(exc, UsageError) and "unknown flag" in str(exc) else "general"

@@ -18,24 +18,29 @@ OpenFeature SDK switches to flagctl in one line.
   reason STALE: a rollout or bool fails closed (its off value — never the caller's default,
   which could be "on"), a config value keeps its last known value (``when_stale`` in the
   manifest overrides either);
-- every change the gate applies emits PROVIDER_CONFIGURATION_CHANGED.
+- every change the gate applies emits PROVIDER_CONFIGURATION_CHANGED;
+- ``telemetry=EvaluationEvents(...)`` (``flagctl.gate.telemetry``, extra ``flagctl[otel]``)
+  adds a provider hook that emits every evaluation as an OpenTelemetry
+  ``feature_flag.evaluation`` event, errors and the caller's defaults included.
 
 Needs the optional extra: ``pip install 'flagctl[openfeature]'``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEventDetails
 from openfeature.exception import ErrorCode
-from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+from openfeature.flag_evaluation import FlagEvaluationDetails, FlagResolutionDetails, Reason
+from openfeature.hook import Hook, HookContext, HookHints
 from openfeature.provider import AbstractProvider, Metadata
 
 from flagctl.gate import Gate
+from flagctl.gate.client import Evaluation, reason_of
 from flagctl.model.flagtypes import SCOPE, BoolFlag, RolloutFlag
 from flagctl.model.manifest import Manifest
 from flagctl.model.values import Rollout
@@ -47,13 +52,18 @@ class FlagctlProvider(AbstractProvider):
     """OpenFeature resolution from a flagctl gate (see the module)."""
 
     def __init__(self, dsn: str | None = None, *, manifest: str | Path | Manifest | None = None,
-                 gate: Gate | None = None, **options: Any) -> None:  # fmt: skip
+                 gate: Gate | None = None, telemetry: Callable[[Evaluation], None] | None = None,
+                 **options: Any) -> None:  # fmt: skip
         if gate is None:
             if dsn is None or manifest is None:
                 raise ValueError("give a gate, or a dsn and a manifest")
             gate = Gate(dsn, manifest=manifest, **options)
         self.gate = gate
         self.gate.on_change(self._changed)
+        self._hooks: list[Hook] = [] if telemetry is None else [_Observed(gate, telemetry)]
+
+    def get_provider_hooks(self) -> list[Hook]:
+        return self._hooks
 
     def get_metadata(self) -> Metadata:
         return Metadata(name="flagctl")
@@ -86,7 +96,9 @@ class FlagctlProvider(AbstractProvider):
         decision = self.gate.decide(flag_key, context.targeting_key or "", scopes, internal=internal)
         if decision is None:
             return FlagResolutionDetails(False, reason=Reason.STALE, variant="off")
-        reason = _reason(decision.rule) if fresh else Reason.STALE  # stale, kept: when_stale last
+        reason = (
+            Reason(reason_of(decision.rule).upper()) if fresh else Reason.STALE
+        )  # stale, kept: when_stale last
         return FlagResolutionDetails(
             decision.eligible, reason=reason, variant="on" if decision.eligible else "off",
             flag_metadata={"rule": decision.rule, **({"bucket": decision.bucket} if decision.bucket is not None else {})},
@@ -120,7 +132,7 @@ class FlagctlProvider(AbstractProvider):
             return _error(default_value, ErrorCode.FLAG_NOT_FOUND, f"no flag {flag_key!r}")
         scopes = _scopes(spec.scopes, (context or EvaluationContext()).attributes)
         fresh = self.gate.fresh()
-        value: Any = self.gate.value(flag_key, scopes)
+        value: Any = Gate.value(self.gate, flag_key, scopes)  # the gate's own hooks do not see the provider
         if isinstance(value, Rollout):
             value = value.to_json()
         if isinstance(value, bool) or not isinstance(value, kinds):
@@ -141,15 +153,25 @@ def _scopes(kinds: Sequence[str], attributes: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _reason(rule: str) -> str:
-    if rule == "off" or rule.startswith(("kill switch", "priority flag", "stage off")):
-        return Reason.DISABLED
-    if "exemption" in rule or rule.startswith("internal audience"):
-        return Reason.TARGETING_MATCH
-    if "bucket" in rule:
-        return Reason.SPLIT
-    return Reason.STATIC
-
-
 def _error(default: T, code: ErrorCode, message: str) -> FlagResolutionDetails[T]:
     return FlagResolutionDetails(default, error_code=code, error_message=message, reason=Reason.ERROR)
+
+
+class _Observed(Hook):
+    """Every evaluation through the OpenFeature client, as the provider answered it (or the
+    caller's default, on an error), to a gate hook such as ``EvaluationEvents``."""
+
+    def __init__(self, gate: Gate, hook: Callable[[Evaluation], None]) -> None:
+        self.gate = gate
+        self.hook = hook
+
+    def finally_after(
+        self, hook_context: HookContext, details: FlagEvaluationDetails[Any], hints: HookHints
+    ) -> None:
+        context = hook_context.evaluation_context
+        code = details.error_code
+        self.hook(Evaluation(
+            hook_context.flag_key, self.gate.system, context.targeting_key if context else None, details.value,
+            details.variant, str(details.reason or Reason.UNKNOWN).lower(), self.gate.seq,
+            str(code).lower() if code is not None else None, details.error_message,
+        ))  # fmt: skip
