@@ -11,7 +11,10 @@ PostgreSQL keeps current.
   kills, priority flags, exemptions, internal audience, bucketing — byte for byte.
 - **No polling to see a kill.** A background thread LISTENs on the ``flagctl`` channel; the
   audit trigger NOTIFYs in the transaction that changed a flag, so the notification arrives
-  when (and only if) the change commits, and the gate reloads.
+  when (and only if) the change commits, and the gate reads what changed: the audit rows
+  it has not applied name the flags, exemptions and switches to read again (a full read on
+  a reconnect, a resync or a digest mismatch). ``Gate.reload`` reads, ``Gate.apply`` makes
+  a state current — whatever source read it.
 - **A missed notification is detected, and so is a change around the audit trail.** The
   snapshot carries its change sequence (the newest audit seq of the system) and a digest of
   the rows it was built from, both read with it; every ``check`` interval the gate reads

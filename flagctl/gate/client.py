@@ -48,6 +48,7 @@ class State:
     read_at: float  # the gate's clock: the last reload, or the last check that found no change
     compiled: dict[str, Compiled] = field(default_factory=dict)  # flag → its decision
     keep: frozenset[str] = frozenset()  # the flags that keep their last value when stale
+    pending: tuple[int, ...] = ()  # transactions in progress when it was read: their rows come later
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Stats:
     missed: int = 0  # reloads because the change sequence moved without a notification
     drift: int = 0  # reloads because the rows changed with no audit row (the digest moved)
     checks: int = 0  # checks that found nothing new (no reload)
+    incremental: int = 0  # reloads that read only what the audit rows since said changed
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -364,8 +366,10 @@ class Gate:
         now = self.clock()
         state = self._state
         resync = self.resync is not None and now - self._reloaded_at >= self.resync
-        if notified or resync or state is None:
+        if resync or state is None:
             self.reload(conn)
+        elif notified:
+            self.reload(conn, changes_only=True)
         elif now - state.read_at >= self.check:
             self.check_now(conn)
 
@@ -379,7 +383,7 @@ class Gate:
         seq, digest = state.check.run(conn)
         if seq != state.seq:
             self.stats.missed += 1
-            self.reload(conn)
+            self.reload(conn, changes_only=True)
         elif digest != state.digest:  # changed with no audit row: a trigger was disabled
             self.stats.drift += 1
             log.warning("flagctl gate: the state of %s changed without an audit row; reloading", self.system)
@@ -395,20 +399,67 @@ class Gate:
         except ValueError:
             return False
 
-    def reload(self, conn: Any) -> None:
-        """Read the whole state of the system in one repeatable-read transaction."""
+    # At most this many audit rows since the last read are read to learn what changed; more,
+    # and reading the whole state is the cheaper way.
+    incremental_limit = 1000
+
+    def reload(self, conn: Any, *, changes_only: bool = False) -> None:
+        """Read the state of the system in one repeatable-read transaction, and apply it.
+
+        ``changes_only`` (on a notification, or a check that found the change sequence
+        moved): read the audit rows the gate has not applied — after its change sequence,
+        and those of the transactions in progress when it last read — and re-read only the
+        flags, exemptions and engaged switches they name. The whole state is read instead
+        on a reconnect, a resync, a digest mismatch, a new catalogue, or audit rows it
+        cannot attribute."""
         with store.snapshot(conn):
             manifest = self._fixed or self._published(conn)
             state = self._state
             check = state.check if state is not None and state.manifest is manifest else None
             check = check or check_for(conn, manifest, catalogue=self._fixed is None)
             seq, digest = check.run(conn)  # in the snapshot the rows below are read in
-            snapshot = FlagStore(conn, manifest).snapshot()
-            engaged = list_engaged(conn, manifest)
-            exemptions = all_exemptions(conn, manifest)
-        self.apply(
-            manifest, snapshot, engaged, exemptions, seq, digest, check, ack=lambda: self._ack(conn, seq)
-        )
+            pending = store.in_progress(conn)
+            read = None
+            if changes_only and state is not None and state.manifest is manifest:
+                read = self._changed(conn, state, seq, digest)
+            if read is None:
+                read = (
+                    FlagStore(conn, manifest).snapshot(),
+                    list_engaged(conn, manifest),
+                    all_exemptions(conn, manifest),
+                )
+            else:
+                self.stats.incremental += 1
+        self.apply(manifest, *read, seq, digest, check, pending=pending, ack=lambda: self._ack(conn, seq))
+
+    def _changed(
+        self, conn: Any, state: State, seq: int, digest: str
+    ) -> tuple[Snapshot, list[Engaged], dict[str, dict[str, str]]] | None:
+        """The state with what changed since ``state`` read again (None: read it all)."""
+        manifest = state.manifest
+        rows = store.changes(conn, manifest.system, state.seq, state.pending, self.incremental_limit)
+        changed = _attributed(manifest, rows)
+        if changed is None or len(rows) > self.incremental_limit:
+            return None  # unattributed, or too many: all of it
+        flags, switches, exempted = changed
+        if not (flags or switches or exempted) and digest != state.digest:
+            return None  # the rows moved with no audit row saying so: all of it
+        snapshot = state.snapshot
+        if flags:
+            fresh = FlagStore(conn, manifest).snapshot(flags)
+            snapshot = Snapshot(dict(snapshot.globals), dict(snapshot.overrides), set(snapshot.stored))
+            for flag in flags:
+                snapshot.globals[flag] = fresh.globals[flag]
+                _put(snapshot.overrides, flag, fresh.overrides.get(flag))
+                (snapshot.stored.add if flag in fresh.stored else snapshot.stored.discard)(flag)
+        engaged = list_engaged(conn, manifest) if switches else state.engaged
+        exemptions = state.exemptions
+        if exempted:
+            found = all_exemptions(conn, manifest, sorted(exempted))
+            exemptions = dict(exemptions)
+            for flag in exempted:
+                _put(exemptions, flag, found.get(flag))
+        return snapshot, engaged, exemptions
 
     def apply(
         self,
@@ -420,18 +471,30 @@ class Gate:
         digest: str,
         check: Check,
         *,
+        pending: tuple[int, ...] = (),
         ack: Callable[[], None] | None = None,
     ) -> None:
         """Make this state the one decisions are made from — whatever source read it: it
         compiles each flag's decision, replaces the snapshot whole, wakes the waiters,
-        acknowledges it (``ack``: to the source), and tells the change listeners."""
+        acknowledges it (``ack``: to the source), and tells the change listeners.
+        ``pending``: the transactions in progress when it was read (``reload``)."""
         compiled = compile_flags(manifest, snapshot, engaged, exemptions)
         keep = frozenset(name for name, spec in manifest.flags.items() if spec.keeps_last_when_stale)
         with self._reloaded:
             before = self._state
             self._reloaded_at = self.clock()
             self._state = State(
-                manifest, snapshot, engaged, exemptions, seq, digest, check, self._reloaded_at, compiled, keep
+                manifest,
+                snapshot,
+                engaged,
+                exemptions,
+                seq,
+                digest,
+                check,
+                self._reloaded_at,
+                compiled,
+                keep,
+                pending,
             )
             self.stats.reloads += 1
             self._reloaded.notify_all()
@@ -494,3 +557,40 @@ def _error_type(exc: Exception) -> str:
     from flagctl.errors import UsageError
 
     return "flag_not_found" if isinstance(exc, UsageError) and "unknown flag" in str(exc) else "general"
+
+
+def _attributed(
+    manifest: Manifest, rows: list[tuple[str, str | None, str | None]]
+) -> tuple[list[str], bool, set[str]] | None:
+    """What these audit rows (target, flag, scope) changed of a gate's state: the flags
+    whose values to read again, whether the engaged switches changed, the flags whose
+    exemptions did. None: a row it cannot attribute (a truncate of flagctl.flag_state, a
+    table it does not know), so the whole state is read again."""
+    flags: set[str] = set()
+    switches = False
+    exempted: set[str] = set()
+    for target, flag, scope in rows:
+        if scope is None:  # an event (a refusal, a review, a publish): it changed no row
+            continue
+        if target.startswith("kill_switch:"):
+            switches = True
+        elif target.startswith("exemption:"):
+            if flag in manifest.flags:
+                exempted.add(flag)
+        elif flag is None:
+            if target.startswith("flagctl.") and target != "flagctl.flag_state":
+                continue  # flagctl's own records (rollouts, freezes, schedules…): not a gate's state
+            return None
+        elif flag in manifest.flags:
+            flags.add(flag)  # flagctl.flag_state, or the flag's bound table
+        elif not target.startswith("flagctl."):
+            return None
+    return sorted(flags), switches, exempted
+
+
+def _put(table: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``table[key]``, or remove it when ``value`` is None or empty."""
+    if value:
+        table[key] = value
+    else:
+        table.pop(key, None)
