@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from flagctl.gate.compiled import ALWAYS, NEVER, Compiled, bucket_of, compile_flags
 from flagctl.model.cache import ManifestCache
 from flagctl.model.manifest import Manifest, load_manifest
 from flagctl.model.values import Rollout
@@ -35,7 +36,8 @@ log = logging.getLogger("flagctl.gate")
 
 @dataclass(frozen=True)
 class State:
-    """Everything a decision needs, read in one transaction, with its change sequence."""
+    """Everything a decision needs, read in one transaction, with its change sequence, and
+    each flag's decision compiled from it (``flagctl.gate.compiled``)."""
 
     manifest: Manifest  # the definitions the snapshot was read by
     snapshot: Snapshot
@@ -45,7 +47,38 @@ class State:
     digest: str  # of the rows it was built from (flagctl.store.gate), read with them
     check: Check | None  # the statement that reads both again, for this manifest (None: read from a relay)
     read_at: float  # the gate's clock: the last reload, or the last check that found no change
+    compiled: dict[str, Compiled] = field(default_factory=dict)  # flag → its decision
+    keep: frozenset[str] = frozenset()  # the flags that keep their last value when stale
+    pending: tuple[int, ...] = ()  # transactions in progress when it was read: their rows come later
     engaged_rows: tuple[tuple[Any, ...], ...] = ()  # the engaged switches as stored (a relay ships them)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation, as a hook sees it (``Gate.add_hook``; ``flagctl.gate.telemetry``)."""
+
+    flag: str
+    system: str
+    subject: str | None  # the subject id (None: a value, asked for scopes only)
+    value: Any  # a rollout's or bool's decision, or the flag's value
+    variant: str | None  # "on"/"off", or the value as text
+    reason: str  # static, split, targeting_match, disabled, stale or error
+    seq: int | None  # the audit sequence of the state it was decided from
+    error_type: str | None = None  # e.g. flag_not_found
+    error_message: str | None = None
+
+
+def reason_of(rule: str) -> str:
+    """The evaluation reason (OpenFeature's, lower case as OpenTelemetry writes it) of the
+    rule that decided: a kill, a priority flag, a stage off or a plain flag that is off is
+    disabled; a bucket split; an exemption or the internal audience targeting_match."""
+    if rule == "off" or rule.startswith(("kill switch", "priority flag", "stage off")):
+        return "disabled"
+    if "exemption" in rule or rule.startswith("internal audience"):
+        return "targeting_match"
+    if "bucket" in rule:
+        return "split"
+    return "static"
 
 
 @dataclass
@@ -55,6 +88,7 @@ class Stats:
     missed: int = 0  # reloads because the change sequence moved without a notification
     drift: int = 0  # reloads because the rows changed with no audit row (the digest moved)
     checks: int = 0  # checks that found nothing new (no reload)
+    incremental: int = 0  # reloads that read only what the audit rows since said changed
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -112,6 +146,7 @@ class Gate:
         self._client: int | None = None
         self._version: int | None = None  # the published catalogue version in use
         self._listeners: list[Callable[[int], None]] = []
+        self._hooks: list[Callable[[Evaluation], None]] = []
         self._state: State | None = None
         self._reloaded_at = 0.0  # the gate's clock at the last full read (for the resync)
         self._stop = threading.Event()
@@ -136,16 +171,38 @@ class Gate:
 
     def enabled(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
                 internal: bool = False) -> bool:  # fmt: skip
-        """Is the flag on for this subject (in these scopes)? Off when the gate is stale."""
-        decision = self.decide(flag, subject_id, scopes, internal=internal)
-        return decision is not None and decision.eligible
+        """Is the flag on for this subject (in these scopes)? When stale: off, unless the
+        flag keeps its last value (``when_stale``).
+
+        The hot path: the flag's compiled decision (a dict lookup and at most one hash);
+        a subject in a scope where the flag has an override, a kill or an exemption is
+        decided by ``decide_from`` — the same answer either way."""
+        state = self._state
+        if state is None or (self.clock() - state.read_at > self.staleness and flag not in state.keep):
+            return False
+        compiled = state.compiled.get(flag)
+        if compiled is None or (scopes and compiled.relevant and not compiled.relevant.isdisjoint(scopes)):
+            return self._decide(state, flag, subject_id, scopes, internal).eligible
+        threshold = compiled.internal if internal else compiled.public
+        if threshold >= ALWAYS:
+            return True
+        if threshold <= NEVER:
+            return False
+        subject = subject_id if type(subject_id) is str else str(subject_id)
+        return bucket_of(compiled.prefix + subject) < threshold
 
     def decide(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
                internal: bool = False) -> Decision | None:  # fmt: skip
-        """The full decision with the rule that made it (None: stale, so off)."""
-        state = self._current()
-        if state is None:
+        """The full decision with the rule that made it (None: stale, so off — unless the
+        flag keeps its last value when stale: then the decision of the last state read)."""
+        state = self._state
+        if state is None or (self._stale(state) and flag not in state.keep):
             return None
+        return self._decide(state, flag, subject_id, scopes, internal)
+
+    @staticmethod
+    def _decide(state: State, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...],
+                internal: bool) -> Decision:  # fmt: skip
         return decide_from(
             state.manifest, state.snapshot, state.engaged, state.exemptions, flag, str(subject_id), list(scopes),
             internal,
@@ -153,22 +210,70 @@ class Gate:
 
     def value(self, flag: str, scopes: list[str] | tuple[str, ...] = ()) -> Any:
         """The flag's value in these scopes (a kill holding them applied). When stale: the
-        flag's off value — a rollout disabled, a bool False, otherwise its default."""
+        last value read for a flag that keeps it (``when_stale: last``, the default of
+        config values: int, float, enum, list), else the flag's off value — a rollout
+        disabled, a bool False, otherwise its default."""
         from flagctl.rules.kills import holding, overlay
         from flagctl.views.evaluate import subject_value
 
-        state = self._current()
-        known = self._fixed or (self._state.manifest if self._state is not None else None)
+        state = self._state
+        known = self._fixed or (state.manifest if state is not None else None)
         if known is None:
             return False  # nothing read yet, not even the definitions: off
         spec = known.flag(flag)
-        if state is None:
+        if state is None or (self._stale(state) and flag not in state.keep):
             default = spec.default_value()
             if isinstance(default, Rollout):
                 return Rollout(False, 0)
             return False if isinstance(default, bool) else default
         value, _ = subject_value(state.manifest, state.snapshot, flag, list(scopes))
         return overlay(value, holding(state.engaged, flag, *scopes), flag)
+
+    # ------------------------------------------------------------------ hooks
+
+    def add_hook(self, hook: Callable[[Evaluation], None]) -> None:
+        """Call ``hook(evaluation)`` after every ``enabled`` and ``value`` of this gate (e.g.
+        ``flagctl.gate.telemetry.EvaluationEvents``: OpenTelemetry events). Without a hook
+        those are the plain methods, with no work for hooks at all; the first hook puts the
+        observed ones in their place, on this gate only."""
+        self._hooks.append(hook)
+        self.__dict__["enabled"] = self._observed_enabled
+        self.__dict__["value"] = self._observed_value
+
+    def _observed_enabled(self, flag: str, subject_id: str | int, scopes: list[str] | tuple[str, ...] = (), *,
+                          internal: bool = False) -> bool:  # fmt: skip
+        seq, fresh = self.seq, self.fresh()
+        try:
+            decision = self.decide(flag, subject_id, scopes, internal=internal)
+        except Exception as exc:
+            self._observed(Evaluation(flag, self.system, str(subject_id), None, None, "error",
+                                      seq, _error_type(exc), str(exc)))  # fmt: skip
+            raise
+        eligible = decision is not None and decision.eligible
+        reason = "stale" if not fresh else reason_of(decision.rule) if decision is not None else "error"
+        variant = "on" if eligible else "off"
+        self._observed(Evaluation(flag, self.system, str(subject_id), eligible, variant, reason, seq))
+        return eligible
+
+    def _observed_value(self, flag: str, scopes: list[str] | tuple[str, ...] = ()) -> Any:
+        seq, fresh = self.seq, self.fresh()
+        try:
+            value = Gate.value(self, flag, scopes)
+        except Exception as exc:
+            self._observed(Evaluation(flag, self.system, None, None, None, "error", seq,
+                                      _error_type(exc), str(exc)))  # fmt: skip
+            raise
+        variant = str(value.to_json() if isinstance(value, Rollout) else value)
+        self._observed(Evaluation(flag, self.system, None, value, variant, "static" if fresh else "stale",
+                                  seq))  # fmt: skip
+        return value
+
+    def _observed(self, evaluation: Evaluation) -> None:
+        for hook in self._hooks:
+            try:
+                hook(evaluation)
+            except Exception:  # a hook's bug must not change a decision
+                log.exception("flagctl gate: an evaluation hook failed")
 
     def on_change(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(seq)`` (on the gate's thread) whenever a reload brings changes."""
@@ -181,13 +286,11 @@ class Gate:
         return None if state is None else state.seq
 
     def fresh(self) -> bool:
-        return self._current() is not None
-
-    def _current(self) -> State | None:
         state = self._state
-        if state is None or self.clock() - state.read_at > self.staleness:
-            return None
-        return state
+        return state is not None and not self._stale(state)
+
+    def _stale(self, state: State) -> bool:
+        return self.clock() - state.read_at > self.staleness
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -271,8 +374,10 @@ class Gate:
         now = self.clock()
         state = self._state
         resync = self.resync is not None and now - self._reloaded_at >= self.resync
-        if notified or resync or state is None:
+        if resync or state is None:
             self.reload(conn)
+        elif notified:
+            self.reload(conn, changes_only=True)
         elif now - state.read_at >= self.check:
             self.check_now(conn)
 
@@ -287,7 +392,7 @@ class Gate:
         seq, digest = state.check.run(conn)
         if seq != state.seq:
             self.stats.missed += 1
-            self.reload(conn)
+            self.reload(conn, changes_only=True)
         elif digest != state.digest:  # changed with no audit row: a trigger was disabled
             self.stats.drift += 1
             log.warning("flagctl gate: the state of %s changed without an audit row; reloading", self.system)
@@ -303,35 +408,116 @@ class Gate:
         except ValueError:
             return False
 
-    def reload(self, conn: Any) -> None:
-        """Read the whole state of the system in one repeatable-read transaction."""
+    # At most this many audit rows since the last read are read to learn what changed; more,
+    # and reading the whole state is the cheaper way.
+    incremental_limit = 1000
+
+    def reload(self, conn: Any, *, changes_only: bool = False) -> None:
+        """Read the state of the system in one repeatable-read transaction, and apply it.
+
+        ``changes_only`` (on a notification, or a check that found the change sequence
+        moved): read the audit rows the gate has not applied — after its change sequence,
+        and those of the transactions in progress when it last read — and re-read only the
+        flags, exemptions and engaged switches they name. The whole state is read instead
+        on a reconnect, a resync, a digest mismatch, a new catalogue, or audit rows it
+        cannot attribute."""
         with store.snapshot(conn):
             manifest = self._fixed or self._published(conn)
             state = self._state
             check = state.check if state is not None and state.manifest is manifest else None
             check = check or check_for(conn, manifest, catalogue=self._fixed is None)
             seq, digest = check.run(conn)  # in the snapshot the rows below are read in
-            snapshot = FlagStore(conn, manifest).snapshot()
-            rows = tuple(engaged_rows(conn, manifest.system))
-            engaged = [engaged_from_row(manifest, row) for row in rows]
-            exemptions = all_exemptions(conn, manifest)
-        state = State(manifest, snapshot, engaged, exemptions, seq, digest, check, self.clock(), rows)
-        self._install(state, lambda: self._ack(conn, seq))
+            pending = store.in_progress(conn)
+            read = None
+            if changes_only and state is not None and state.manifest is manifest:
+                read = self._changed(conn, state, seq, digest)
+            if read is None:
+                rows = tuple(engaged_rows(conn, manifest.system))
+                engaged = [engaged_from_row(manifest, row) for row in rows]
+                read = (FlagStore(conn, manifest).snapshot(), engaged, all_exemptions(conn, manifest), rows)
+            else:
+                self.stats.incremental += 1
+        snapshot, engaged, exemptions, rows = read
+        self.apply(
+            manifest, snapshot, engaged, exemptions, seq, digest, check,
+            pending=pending, ack=lambda: self._ack(conn, seq), engaged_rows=rows,
+        )  # fmt: skip
 
-    def _install(self, state: State, acknowledge: Callable[[], None] | None = None) -> None:
-        """Make ``state`` the one decisions read (whole, never mutated); acknowledge it
-        (before anyone waiting for the first snapshot wakes: a registered gate is listed by
-        then); then tell the listeners if it brought changes."""
+    def _changed(
+        self, conn: Any, state: State, seq: int, digest: str
+    ) -> tuple[Snapshot, list[Engaged], dict[str, dict[str, str]], tuple[tuple[Any, ...], ...]] | None:
+        """The state with what changed since ``state`` read again (None: read it all)."""
+        manifest = state.manifest
+        rows = store.changes(conn, manifest.system, state.seq, state.pending, self.incremental_limit)
+        changed = _attributed(manifest, rows)
+        if changed is None or len(rows) > self.incremental_limit:
+            return None  # unattributed, or too many: all of it
+        flags, switches, exempted = changed
+        if not (flags or switches or exempted) and digest != state.digest:
+            return None  # the rows moved with no audit row saying so: all of it
+        snapshot = state.snapshot
+        if flags:
+            fresh = FlagStore(conn, manifest).snapshot(flags)
+            snapshot = Snapshot(dict(snapshot.globals), dict(snapshot.overrides), set(snapshot.stored))
+            for flag in flags:
+                snapshot.globals[flag] = fresh.globals[flag]
+                _put(snapshot.overrides, flag, fresh.overrides.get(flag))
+                (snapshot.stored.add if flag in fresh.stored else snapshot.stored.discard)(flag)
+        stored, engaged = state.engaged_rows, state.engaged
+        if switches:
+            stored = tuple(engaged_rows(conn, manifest.system))
+            engaged = [engaged_from_row(manifest, row) for row in stored]
+        exemptions = state.exemptions
+        if exempted:
+            found = all_exemptions(conn, manifest, sorted(exempted))
+            exemptions = dict(exemptions)
+            for flag in exempted:
+                _put(exemptions, flag, found.get(flag))
+        return snapshot, engaged, exemptions, stored
+
+    def apply(
+        self,
+        manifest: Manifest,
+        snapshot: Snapshot,
+        engaged: list[Engaged],
+        exemptions: dict[str, dict[str, str]],
+        seq: int,
+        digest: str,
+        check: Check | None,
+        *,
+        pending: tuple[int, ...] = (),
+        ack: Callable[[], None] | None = None,
+        engaged_rows: tuple[tuple[Any, ...], ...] = (),
+    ) -> None:
+        """Make this state the one decisions are made from — whatever source read it: it
+        compiles each flag's decision, replaces the snapshot whole, wakes the waiters,
+        acknowledges it (``ack``: to the source), and tells the change listeners.
+        ``pending``: the transactions in progress when it was read (``reload``);
+        ``engaged_rows``: the engaged switches as stored (a relay ships them to its gates)."""
+        compiled = compile_flags(manifest, snapshot, engaged, exemptions)
+        keep = frozenset(name for name, spec in manifest.flags.items() if spec.keeps_last_when_stale)
         with self._reloaded:
             before = self._state
-            self._reloaded_at = state.read_at
-            self._state = state
+            self._reloaded_at = self.clock()
+            self._state = State(
+                manifest,
+                snapshot,
+                engaged,
+                exemptions,
+                seq,
+                digest,
+                check,
+                self._reloaded_at,
+                compiled,
+                keep,
+                pending,
+                engaged_rows,
+            )
             self.stats.reloads += 1
             self._reloaded.notify_all()
-        if acknowledge is not None:
-            acknowledge()
+        if ack is not None:
+            ack()
         self._ready.set()
-        seq, digest = state.seq, state.digest
         if before is not None and (before.seq, before.digest) != (seq, digest):
             for callback in list(self._listeners):
                 try:
@@ -381,3 +567,47 @@ class Gate:
             conn, self.system, socket.gethostname(), os.getpid(), self.application
         )
         clients.ack(conn, self._client, seq)
+
+
+def _error_type(exc: Exception) -> str:
+    """OpenTelemetry's ``error.type`` for what an evaluation raised."""
+    from flagctl.errors import UsageError
+
+    return "flag_not_found" if isinstance(exc, UsageError) and "unknown flag" in str(exc) else "general"
+
+
+def _attributed(
+    manifest: Manifest, rows: list[tuple[str, str | None, str | None]]
+) -> tuple[list[str], bool, set[str]] | None:
+    """What these audit rows (target, flag, scope) changed of a gate's state: the flags
+    whose values to read again, whether the engaged switches changed, the flags whose
+    exemptions did. None: a row it cannot attribute (a truncate of flagctl.flag_state, a
+    table it does not know), so the whole state is read again."""
+    flags: set[str] = set()
+    switches = False
+    exempted: set[str] = set()
+    for target, flag, scope in rows:
+        if scope is None:  # an event (a refusal, a review, a publish): it changed no row
+            continue
+        if target.startswith("kill_switch:"):
+            switches = True
+        elif target.startswith("exemption:"):
+            if flag in manifest.flags:
+                exempted.add(flag)
+        elif flag is None:
+            if target.startswith("flagctl.") and target != "flagctl.flag_state":
+                continue  # flagctl's own records (rollouts, freezes, schedules…): not a gate's state
+            return None
+        elif flag in manifest.flags:
+            flags.add(flag)  # flagctl.flag_state, or the flag's bound table
+        elif not target.startswith("flagctl."):
+            return None
+    return sorted(flags), switches, exempted
+
+
+def _put(table: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``table[key]``, or remove it when ``value`` is None or empty."""
+    if value:
+        table[key] = value
+    else:
+        table.pop(key, None)

@@ -138,9 +138,12 @@ class RemoteGate(Gate):
             return
         if response.status_code != 200:
             raise RelayRefused(f"{response.status_code}: {response.text[:200]}")
-        state = decode(response.json(), self._manifest_of, self.clock())
+        got = decode(response.json(), self._manifest_of)
         self._etag = response.headers.get("etag")
-        self._install(state)
+        self.apply(
+            got.manifest, got.snapshot, got.engaged, got.exemptions, got.seq, got.digest, None,
+            engaged_rows=got.engaged_rows,
+        )  # fmt: skip
 
     def _confirm(self) -> None:
         state = self._state

@@ -10,8 +10,9 @@ same value, reason and variant whether a service reads flagctl in process or ove
   decided as the reason (a kill is DISABLED, a bucket SPLIT, an exemption or the internal
   audience TARGETING_MATCH, a plain value STATIC) and ``on``/``off`` as the variant; any
   other flag to its value in the scopes given (kills applied), reason STATIC;
-- a stale gate answers what the gate answers when stale (``Gate.value``), reason STALE —
-  never a caller's default, which could be "on".
+- a stale gate answers what the gate answers when stale, reason STALE: a rollout or bool
+  off, a config value its last known value (``when_stale`` in the manifest overrides
+  either) — never a caller's default, which could be "on".
 
 It needs no OpenFeature package: reasons and error codes are the specification's names.
 """
@@ -20,13 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from flagctl.gate import client
+from flagctl.gate.client import Gate
 from flagctl.model.flagtypes import SCOPE, BoolFlag, FloatFlag, RolloutFlag
 from flagctl.model.values import Rollout
-
-if TYPE_CHECKING:
-    from flagctl.gate.client import Gate
 
 # The OpenFeature reasons and error codes used here.
 STATIC, SPLIT, TARGETING_MATCH, DISABLED, STALE, ERROR = (
@@ -58,14 +58,9 @@ def scopes_of(kinds: Sequence[str], attributes: Mapping[str, Any]) -> list[str]:
 
 
 def reason_of(rule: str) -> str:
-    """The OpenFeature reason for the rule that decided (``views.evaluate``)."""
-    if rule == "off" or rule.startswith(("kill switch", "priority flag", "stage off")):
-        return DISABLED
-    if "exemption" in rule or rule.startswith("internal audience"):
-        return TARGETING_MATCH
-    if "bucket" in rule:
-        return SPLIT
-    return STATIC
+    """The OpenFeature reason for the rule that decided (``views.evaluate``): the gate's
+    (``flagctl.gate.client.reason_of``), as the specification spells it."""
+    return client.reason_of(rule).upper()
 
 
 def resolve(gate: Gate, key: str, targeting_key: str | None, attributes: Mapping[str, Any]) -> Resolution:
@@ -80,18 +75,18 @@ def resolve(gate: Gate, key: str, targeting_key: str | None, attributes: Mapping
                 key, error=TARGETING_KEY_MISSING, message="a rollout needs a targeting key", boolean=True
             )
         internal = attributes.get("internal") is True
+        fresh = gate.fresh()
         decision = gate.decide(key, targeting_key or "", scopes, internal=internal)
-        if decision is None:
+        if decision is None:  # stale, and off when stale
             return Resolution(key, False, STALE, "off", boolean=True)
         metadata: dict[str, Any] = {"rule": decision.rule}
         if decision.bucket is not None:
             metadata["bucket"] = decision.bucket
         variant = "on" if decision.eligible else "off"
-        return Resolution(
-            key, decision.eligible, reason_of(decision.rule), variant, metadata=metadata, boolean=True
-        )
+        reason = reason_of(decision.rule) if fresh else STALE  # stale, kept: when_stale: last
+        return Resolution(key, decision.eligible, reason, variant, metadata=metadata, boolean=True)
     fresh = gate.fresh()
-    value: Any = gate.value(key, scopes)
+    value: Any = Gate.value(gate, key, scopes)  # not a hooked gate's own method: the caller records it
     if isinstance(value, Rollout):
         value = value.to_json()
     if isinstance(spec, FloatFlag) and isinstance(value, int) and not isinstance(value, bool):

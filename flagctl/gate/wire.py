@@ -12,10 +12,12 @@ manifest's types, as from the database.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flagctl.model.manifest import Manifest
+from flagctl.rules.kills import Engaged
 from flagctl.store.flags import Snapshot
 from flagctl.store.switches import engaged_from_row
 
@@ -48,10 +50,21 @@ def encode(state: State) -> dict[str, Any]:
     }
 
 
-def decode(document: dict[str, Any], manifest_of: Callable[[str], Manifest], read_at: float) -> State:
-    """The state a document describes (``manifest_of``: the manifest for its text)."""
-    from flagctl.gate.client import State
+@dataclass(frozen=True)
+class Parts:
+    """What a state document holds, read back: ``Gate.apply`` makes it a gate's state."""
 
+    manifest: Manifest
+    snapshot: Snapshot
+    engaged: list[Engaged]
+    exemptions: dict[str, dict[str, str]]
+    seq: int
+    digest: str
+    engaged_rows: tuple[tuple[Any, ...], ...]
+
+
+def decode(document: dict[str, Any], manifest_of: Callable[[str], Manifest]) -> Parts:
+    """The state a document describes (``manifest_of``: the manifest for its text)."""
     if document.get("format") != FORMAT:
         raise ValueError(f"a state document of format {document.get('format')!r}; this gate reads {FORMAT}")
     manifest = manifest_of(str(document["manifest"]))
@@ -68,5 +81,4 @@ def decode(document: dict[str, Any], manifest_of: Callable[[str], Manifest], rea
     rows = tuple((*row[:4], datetime.fromisoformat(row[4]), *row[5:]) for row in document["engaged"])
     engaged = [engaged_from_row(manifest, row) for row in rows]
     exemptions = {flag: dict(by_scope) for flag, by_scope in document["exemptions"].items()}
-    seq, digest = int(document["seq"]), str(document["digest"])
-    return State(manifest, snapshot, engaged, exemptions, seq, digest, None, read_at, rows)
+    return Parts(manifest, snapshot, engaged, exemptions, int(document["seq"]), str(document["digest"]), rows)

@@ -40,9 +40,20 @@ class FlagBase(Record, ABC):
     table: str | None = None
     key: dict[str, str | int] | None = None
     columns: dict[str, str] | None = None
+    # What an application's gate answers once it is stale (the database out of reach past
+    # its staleness bound): "off" (the flag's off value) or "last" (the last value it read).
+    when_stale: Literal["off", "last"] | None = None
 
     value_columns: ClassVar[tuple[str, ...]] = ("value",)
     optional_columns: ClassVar[tuple[str, ...]] = ()
+    # The default of ``when_stale``: a configuration value keeps its last known value (its
+    # default may be no safer than what was set, e.g. a payment provider); rollouts and
+    # bools, which turn something on, fail closed.
+    stale_default: ClassVar[Literal["off", "last"]] = "last"
+
+    @property
+    def keeps_last_when_stale(self) -> bool:
+        return (self.when_stale or self.stale_default) == "last"
 
     @property
     def bound(self) -> bool:
@@ -96,6 +107,7 @@ class RolloutFlag(FlagBase):
 
     value_columns: ClassVar[tuple[str, ...]] = ("enabled", "percent")
     optional_columns: ClassVar[tuple[str, ...]] = ("internal",)
+    stale_default: ClassVar[Literal["off", "last"]] = "off"
 
     def coerce(self, raw: Any) -> Rollout:
         try:
@@ -139,6 +151,7 @@ _FALSE = {"off", "false", "no", "0", "disabled"}
 class BoolFlag(FlagBase):
     type: Literal["bool"]
     default: StrictBool = False
+    stale_default: ClassVar[Literal["off", "last"]] = "off"
 
     def coerce(self, raw: Any) -> bool:
         if not isinstance(raw, bool):

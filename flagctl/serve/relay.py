@@ -85,7 +85,7 @@ class Relay(Gate):
         self.tokens: dict[str, str] = {}  # hash → application
         self.counters = Counters()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._changed: asyncio.Future[int] | None = None
+        self._next_change: asyncio.Future[int] | None = None
         self.subscribers = 0
         self._behind = Behind()
         self._lock = threading.Lock()
@@ -97,9 +97,9 @@ class Relay(Gate):
 
     # ------------------------------------------------------------------ the gate's thread
 
-    def reload(self, conn: Any) -> None:
+    def reload(self, conn: Any, *, changes_only: bool = False) -> None:
         self.tokens = token_store.live(conn, self.system)  # a revoked token: refused from now on
-        super().reload(conn)
+        super().reload(conn, changes_only=changes_only)
 
     def step(self, conn: Any) -> None:
         super().step(conn)
@@ -166,21 +166,21 @@ class Relay(Gate):
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Push changes to subscribers on this event loop."""
         self.loop = loop
-        self._changed = loop.create_future()
+        self._next_change = loop.create_future()
 
     def _announce(self, seq: int) -> None:  # on the gate's thread, after a reload with changes
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._wake_subscribers, seq)
 
     def _wake_subscribers(self, seq: int) -> None:
-        changed, self._changed = self._changed, asyncio.get_running_loop().create_future()
+        changed, self._next_change = self._next_change, asyncio.get_running_loop().create_future()
         if changed is not None and not changed.done():
             changed.set_result(seq)
 
     def changed(self) -> asyncio.Future[int]:
         """The future the next change resolves (take it before reading the sequence)."""
-        assert self._changed is not None, "attach() the relay to the event loop first"
-        return self._changed
+        assert self._next_change is not None, "attach() the relay to the event loop first"
+        return self._next_change
 
     @staticmethod
     async def wait(changed: asyncio.Future[int], timeout: float) -> int | None:

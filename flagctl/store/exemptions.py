@@ -16,6 +16,7 @@ SELECT flag, scope, effect, note, created_at, actor FROM flagctl.exemption
  WHERE system = %s AND (%s::text IS NULL OR flag = %s) ORDER BY flag, scope
 """
 OF_SYSTEM = "SELECT flag, scope, effect FROM flagctl.exemption WHERE system = %s"
+OF_FLAGS = "SELECT flag, scope, effect FROM flagctl.exemption WHERE system = %s AND flag = ANY(%s)"
 # Set or removed inside the declared `exempt` change (routines/96_records.sql).
 DELETE = "SELECT flagctl.record_exemption(%s, %s, %s, NULL, NULL)"
 UPSERT = "SELECT flagctl.record_exemption(%s, %s, %s, %s, %s)"
@@ -57,9 +58,12 @@ def write_exemption(
         conn.execute(UPSERT, (manifest.system, flag, scope, effect, note))
 
 
-def all_exemptions(conn: psycopg.Connection[Any], manifest: Manifest) -> dict[str, dict[str, str]]:
-    """flag → scope → allow | deny, for every flag of the system."""
+def all_exemptions(
+    conn: psycopg.Connection[Any], manifest: Manifest, flags: list[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """flag → scope → allow | deny, for every flag of the system (or these flags)."""
     found: dict[str, dict[str, str]] = {}
-    for flag, scope, effect in conn.execute(OF_SYSTEM, (manifest.system,)).fetchall():
+    query, params = (OF_SYSTEM, (manifest.system,)) if flags is None else (OF_FLAGS, (manifest.system, flags))
+    for flag, scope, effect in conn.execute(query, params).fetchall():
         found.setdefault(flag, {})[scope] = effect
     return found

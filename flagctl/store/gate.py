@@ -52,6 +52,21 @@ PUBLISHED_VERSION = (
 PUBLISHED_SOURCE = "SELECT source FROM flagctl.catalogue WHERE system = %s AND version = %s"
 # The published version of the system (NULL before the first publish), as the check reads it.
 PUBLISHED = "SELECT max(version) FROM flagctl.catalogue WHERE system = %s"
+# What changed since a gate's last read (an incremental reload): the system's audit rows
+# after its change sequence, and those of the transactions that were still in progress
+# when it read (they may commit with a lower seq) — each through its own index, at most
+# ``limit`` of the first (more: the gate reads everything instead).
+CHANGES = """
+(SELECT target, flag, scope FROM flagctl.audit WHERE system = %(system)s AND seq > %(seq)s
+  ORDER BY seq LIMIT %(limit)s)
+UNION ALL
+SELECT target, flag, scope FROM flagctl.audit
+ WHERE txid = ANY(%(pending)s::bigint[]) AND system = %(system)s AND seq <= %(seq)s
+"""
+# The transactions in progress in this snapshot: their rows are not in it yet.
+IN_PROGRESS = (
+    "SELECT coalesce(array_agg(x::text::bigint), '{}') FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
+)
 # One read's rows, as one sorted text array (NULL: no rows).
 ROWS = "(SELECT array_agg(r::text ORDER BY r::text) FROM ({}) AS r)"
 # The change sequence, and the digest of every read (ROW(...)::text quotes each part, so
@@ -90,6 +105,22 @@ def check_for(conn: psycopg.Connection[Any], manifest: Manifest, *, catalogue: b
     )
     params = (system, *(param for _, read_params in reads for param in read_params))
     return Check(query.as_string(conn), params)
+
+
+def in_progress(conn: psycopg.Connection[Any]) -> tuple[int, ...]:
+    """The ids of the transactions in progress in this transaction's snapshot."""
+    row = conn.execute(IN_PROGRESS).fetchone()
+    return tuple(row[0]) if row is not None else ()
+
+
+def changes(
+    conn: psycopg.Connection[Any], system: str, seq: int, pending: tuple[int, ...], limit: int
+) -> list[tuple[str, str | None, str | None]]:
+    """(target, flag, scope) of each audit row of the system a gate at ``seq`` has not
+    applied: those after it (at most ``limit``), and those of the transactions ``pending``
+    when it read."""
+    params = {"system": system, "seq": seq, "pending": list(pending), "limit": limit}
+    return [(str(t), f, s) for t, f, s in conn.execute(CHANGES, params).fetchall()]
 
 
 def listen(conn: psycopg.Connection[Any]) -> None:

@@ -251,3 +251,73 @@ def test_a_gate_without_the_right_to_register_still_decides(ws8: Cli) -> None:
             assert gate.register is False  # it said so in the log, and goes on deciding
     finally:
         ws8.sql(f"DROP OWNED BY {name}; DROP ROLE {name}")
+
+
+# The finding: a stale gate turned payment_provider from adyen to stripe (its default) for
+# the length of a database blip. Rollouts and bools fail closed; a config value keeps the
+# last value the gate read; `when_stale` on a flag says otherwise.
+PAYMENTS = """
+version: 1
+system: pay
+flags:
+  payment_provider: {type: enum, values: [stripe, adyen], scopes: [region]}
+  retries: {type: int, default: 1}
+  checkout_v2: {type: rollout}
+  fraud_rules: {type: bool}
+  strict_mode: {type: bool, when_stale: last}
+  theme: {type: enum, values: [light, dark], when_stale: "off"}
+"""
+
+
+def test_a_stale_gate_keeps_config_values_and_fails_rollouts_and_bools_closed(
+    make_cli: Callable[[str], Cli],
+) -> None:
+    import psycopg
+
+    cli = make_cli(PAYMENTS)
+    assert cli("db", "init").exit_code == 0
+    for flag, value, *scope in (
+        ("payment_provider", "adyen"),
+        ("payment_provider", "stripe", "--scope", "region:us"),
+        ("retries", "5"),
+        ("checkout_v2", "100%"),
+        ("fraud_rules", "true"),
+        ("strict_mode", "true"),
+        ("theme", "dark"),
+    ):
+        assert cli("set", flag, value, *scope, *GO).exit_code == 0
+    ticks = Ticks()
+    gate = Gate(
+        cli.dsn, manifest=cli.manifest, staleness=_seconds(30), clock=ticks, register=False, start=False
+    )
+    with psycopg.connect(cli.dsn, autocommit=True) as conn:
+        gate.reload(conn)
+    fresh = {flag: gate.value(flag) for flag in ("payment_provider", "retries", "theme")}
+    assert fresh == {"payment_provider": "adyen", "retries": 5, "theme": "dark"}
+
+    ticks.now += 31  # the database blipped: no read for longer than the staleness bound
+    assert not gate.fresh()
+    assert gate.value("payment_provider") == "adyen"  # its last value, not its default (stripe)
+    assert gate.value("payment_provider", ["region:us"]) == "stripe"  # the last value in that scope
+    assert gate.value("retries") == 5
+    assert gate.value("theme") == "light"  # when_stale: off — its default
+    assert gate.value("checkout_v2").enabled is False and not gate.enabled(
+        "checkout_v2", "u-1"
+    )  # fail closed
+    assert gate.value("fraud_rules") is False and not gate.enabled("fraud_rules", "u-1")
+    assert gate.decide("fraud_rules", "u-1") is None
+    assert gate.value("strict_mode") is True and gate.enabled("strict_mode", "u-1")  # when_stale: last
+    decision = gate.decide("strict_mode", "u-1")
+    assert decision is not None and decision.eligible
+
+    with psycopg.connect(cli.dsn, autocommit=True) as conn:  # back: current again
+        gate.reload(conn)
+    assert gate.fresh() and gate.enabled("fraud_rules", "u-1") and gate.value("theme") == "dark"
+
+
+def test_before_the_first_read_every_flag_is_off_or_its_default(make_cli: Callable[[str], Cli]) -> None:
+    """Nothing read yet: there is no last value to keep."""
+    cli = make_cli(PAYMENTS)
+    gate = Gate(cli.dsn, manifest=cli.manifest, register=False, start=False)
+    assert gate.value("payment_provider") == "stripe" and gate.value("retries") == 1
+    assert not gate.enabled("strict_mode", "u-1") and gate.decide("strict_mode", "u-1") is None

@@ -31,6 +31,7 @@ def flagctl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 BROKEN = {
     "an unknown key": "version: 1\nsystem: s\nflags:\n  f: {type: bool, colour: red}\n",
     "an unknown flag type": "version: 1\nsystem: s\nflags:\n  f: {type: percentage}\n",
+    "a when_stale that is neither off nor last": "version: 1\nsystem: s\nflags:\n  f: {type: int, when_stale: keep}\n",
     "no system": "version: 1\nflags:\n  f: {type: bool}\n",
     "a kill switch level that is not a number": (
         "version: 1\nsystem: s\nflags:\n  f: {type: bool}\nkill_switches:\n  k: {level: high, set: {f: false}}\n"
@@ -91,3 +92,9 @@ def test_the_schema_and_the_validator_both_refuse_a_broken_manifest(text: str) -
         parse_manifest(text)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(as_an_editor_reads(text), schema())
+
+
+def test_the_schema_knows_when_stale() -> None:
+    text = "version: 1\nsystem: s\nflags:\n  f: {type: bool, when_stale: last}\n  g: {type: int, when_stale: 'off'}\n"
+    jsonschema.validate(as_an_editor_reads(text), schema())
+    assert parse_manifest(text).flags["f"].keeps_last_when_stale
