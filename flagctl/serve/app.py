@@ -198,6 +198,7 @@ class Server:
                         data["client"] = who[1]
                     if sent is None:  # a reader hearing nothing for a few keepalives knows it is dead
                         data["keepalive"] = self.settings.keepalive
+                        data["ready"] = relay.fresh()  # as a keepalive says it: current, or stale
                     yield f"id: {seq}\nevent: {'change' if sent is not None else 'hello'}\ndata: {json.dumps(data)}\n\n"
                     relay.counters.pushed += sent is not None
                     sent = seq

@@ -31,7 +31,7 @@ FLAGS = [
 ]  # fmt: skip
 WAIT = 15_000  # milliseconds: the longest any condition on the page is waited for
 GO = ("-y",)
-READS = {"/", "/flagctl/v1/status", "/flagctl/v1/events", "/readyz"}
+READS = {"/", "/flagctl/v1/status", "/flagctl/v1/events"}
 
 
 @pytest.fixture(scope="session")
