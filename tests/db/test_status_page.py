@@ -109,6 +109,9 @@ def test_the_page_follows_a_kill_and_its_release_through_the_push_stream(ws8: Cl
         expect(page.locator("#kill-banner")).to_be_hidden()
         assert page.evaluate("location.hash") == ""  # the token left the address bar at once
         page.evaluate("window.loadedOnce = 'still the same page'")
+        with served.http() as http:  # a service behind the relay (its fetch registers it)
+            evaluate = "/ofrep/v1/evaluate/flags"
+            http.post(evaluate, json={"context": {"targetingKey": "r"}}, headers=served.headers("pod-1"))
 
         ws8("kill", "p3-off", "-r", "INC-7: advisories time out", *GO)
         banner = page.get_by_role("alert")
@@ -124,11 +127,11 @@ def test_the_page_follows_a_kill_and_its_release_through_the_push_stream(ws8: Cl
         assert page.locator('tr[data-ladder="p3"] [aria-current="step"]').inner_text() == "dark"
         changes = page.get_by_role("table", name="Last changes")
         expect(changes.locator("tbody tr").first).to_contain_text("INC-7: advisories time out")
-        # the page itself, behind the relay, under the relay's row
+        # the service, under the relay it reads through; not the page (it is no client)
         relay, behind = page.get_by_role("table", name="Clients").locator("tbody tr").all()[-2:]
         host, relay_id = cells(relay)[0], relay.get_attribute("data-client")
         assert cells(relay)[1:4] == ["flagctl serve", str(os.getpid()), "the database"]
-        assert cells(behind)[:4] == ["└ status-page", "checkout-web", "", f"relay {relay_id} ({host})"]
+        assert cells(behind)[:4] == ["└ pod-1", "checkout-web", "", f"relay {relay_id} ({host})"]
         assert behind.get_attribute("class") == "behind-relay"
 
         ws8("release", "p3-off", "-r", "INC-7: fixed", *GO)
@@ -145,6 +148,17 @@ def test_the_page_follows_a_kill_and_its_release_through_the_push_stream(ws8: Cl
         assert {path for _, path, _ in made} <= READS
         status_reads = sum(1 for _, path, _ in made if path == "/flagctl/v1/status")
         assert 3 <= status_reads <= 5  # hello, kill, release (a change may reach it twice), no polling
+
+
+def test_an_open_page_is_no_client_a_kill_waits_for(ws8: Cli, page: Any) -> None:
+    """The page follows the stream without naming itself: a named reader that never
+    fetches a flag would hold up ``kill --wait-ack`` and be named as stalled."""
+    with serving(ws8) as served:
+        open_page(page, served)
+        expect(page.locator("body")).to_have_attribute("data-state", "live")
+        killed = ws8("kill", "p3-off", "--wait-ack", "--timeout", "5s", "-r", "INC-8: page open", *GO)
+        assert killed.exit_code == 0, killed.stderr
+        expect(flag_row(page, "p3_advisory")).to_have_class("killed")
 
 
 def test_the_markup_is_accessible(ws8: Cli, page: Any) -> None:
