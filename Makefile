@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 # The machine's PostgreSQL, if any: the DB suite runs against it too.
 SYSTEM_PG := $(shell command -v pg_ctl 2>/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -n 1)
 
-.PHONY: install prometheus demo test test-embedded test-system test-slow torture lint bench schema-dump clean
+.PHONY: install prometheus chromium demo test test-embedded test-system test-slow torture lint bench schema-dump clean
 
 install: $(STAMP)
 
@@ -16,19 +16,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Prometheus for the guardrail tests (tests/db/test_prometheus.py): Debian's package, only if
-## missing; as root, or through sudo. Tests skip without it locally, and fail under CI=1.
-PROMETHEUS ?= /usr/bin/prometheus
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-
-prometheus:
-	@if [ -x "$(PROMETHEUS)" ]; then \
-		echo "prometheus: $(PROMETHEUS) is installed"; \
+# $(call debian,BINARY,PACKAGE): install Debian's PACKAGE unless BINARY is there; as root, or through sudo.
+define debian
+	@if [ -x "$(1)" ]; then \
+		echo "$(2): $(1) is installed"; \
 	else \
 		$(SUDO) apt-get update -q && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus && \
-		test -x "$(PROMETHEUS)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(2) && \
+		test -x "$(1)"; \
 	fi
+endef
+
+## Prometheus for the guardrail tests (tests/db/test_prometheus.py), Debian's package, only if
+## missing. Tests skip without it locally, and fail under CI=1.
+PROMETHEUS ?= /usr/bin/prometheus
+
+prometheus:
+	$(call debian,$(PROMETHEUS),prometheus)
+
+## Chromium for the status page's browser tests (tests/db/test_status_page.py): Playwright drives
+## this binary (no `playwright install`, no download). Debian's package, only if missing. Tests
+## skip without it locally, and fail under CI=1.
+CHROMIUM ?= /usr/bin/chromium
+
+chromium:
+	$(call debian,$(CHROMIUM),chromium)
 
 ## Run the WS8 Phase 3 walk-through on the embedded PostgreSQL.
 demo: install

@@ -10,7 +10,10 @@ writes flag state: a token reads, by construction.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -38,6 +41,28 @@ JSON_HEADERS = {"Cache-Control": "no-store"}
 @dataclass
 class Settings:
     keepalive: float = 15.0  # seconds between comments on an idle push stream
+
+
+@functools.cache
+def status_page() -> tuple[str, dict[str, str]]:
+    """The status page and the headers it is served with: a Content-Security-Policy that
+    lets run only the page's own script and style (by their digests) and lets it talk only
+    to this server — an HTML fragment that ever slipped into the page could not run."""
+    html = resources.files("flagctl.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    def digests(tag: str) -> str:
+        found = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.DOTALL)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in found)  # fmt: skip
+
+    policy = (
+        f"default-src 'none'; script-src {digests('script')}; style-src {digests('style')}; "
+        "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return html, {
+        "Content-Security-Policy": policy,
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
 
 
 class Unauthorized(Exception):
@@ -168,9 +193,12 @@ class Server:
                 changed = relay.changed()  # before the sequence is read: no change slips between
                 seq = relay.seq
                 if seq is not None and seq != sent:
-                    data = {"system": relay.system, "seq": seq, "version": relay.version()}
+                    data: dict[str, Any] = {"system": relay.system, "seq": seq, "version": relay.version()}
                     if who is not None:
                         data["client"] = who[1]
+                    if sent is None:  # a reader hearing nothing for a few keepalives knows it is dead
+                        data["keepalive"] = self.settings.keepalive
+                        data["ready"] = relay.fresh()  # as a keepalive says it: current, or stale
                     yield f"id: {seq}\nevent: {'change' if sent is not None else 'hello'}\ndata: {json.dumps(data)}\n\n"
                     relay.counters.pushed += sent is not None
                     sent = seq
@@ -189,8 +217,8 @@ class Server:
     # ------------------------------------------------------------------ the page, health
 
     async def page(self, request: Request) -> Response:
-        html = resources.files("flagctl.serve").joinpath("static/index.html").read_text(encoding="utf-8")
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        html, policy = status_page()
+        return HTMLResponse(html, headers={"Cache-Control": "no-store", **policy})
 
     async def status(self, request: Request) -> Response:
         relay, _ = self.caller(request)

@@ -168,6 +168,7 @@ def test_push_announces_a_kill_and_the_refetch_sees_it_off(ws8: Cli) -> None:
         events = Events(stream)
         (hello,) = events.next()
         assert hello["event"] == "hello" and hello["seq"] == served.relay.seq and hello["client"] == "pod-1"
+        assert (hello["keepalive"], hello["ready"]) == (1.0, True)  # how long a silence means dead; current
         ws8("kill", "p3-off", *GO)
         (change,) = events.next()
         assert change["event"] == "change" and change["seq"] > hello["seq"]
