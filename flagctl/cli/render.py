@@ -124,6 +124,8 @@ def _simple(cells: list[list[str]], headers: list[str]) -> str:
 
 
 def _cell(value: Any) -> str:
+    if type(value) is str and value.isprintable():  # most cells: nothing to escape (safe's fast path)
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):

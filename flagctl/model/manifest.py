@@ -22,6 +22,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -344,7 +345,17 @@ class Manifest:
             ) from None
 
     def ladders_of(self, flag: str) -> list[ResolvedLadder]:
-        return [ladder for ladder in self.ladders.values() if flag in ladder.flags]
+        """The ladders that move this flag, in the manifest's order."""
+        return list(self._ladders_by_flag.get(flag, ()))
+
+    @cached_property
+    def _ladders_by_flag(self) -> dict[str, tuple[ResolvedLadder, ...]]:
+        # Indexed once: a command over every flag asks for each (status at 10,000 flags).
+        found: dict[str, list[ResolvedLadder]] = {}
+        for ladder in self.ladders.values():
+            for flag in ladder.flags:
+                found.setdefault(flag, []).append(ladder)
+        return {flag: tuple(ladders) for flag, ladders in found.items()}
 
 
 # ---------------------------------------------------------------- loading

@@ -72,6 +72,16 @@ def engaged_on(engaged: list[Engaged], flag: str) -> list[Engaged]:
     return sorted((e for e in engaged if flag in e.settings), key=lambda e: (e.level, e.seq))
 
 
+def engaged_by_flag(engaged: list[Engaged]) -> dict[str, list[Engaged]]:
+    """``engaged_on`` for every flag at once: flag → its engagements, lowest level first. A
+    command over every flag reads this once instead of walking the engagements per flag."""
+    found: dict[str, list[Engaged]] = {}
+    for e in sorted(engaged, key=lambda e: (e.level, e.seq)):
+        for flag in e.settings:
+            found.setdefault(flag, []).append(e)
+    return found
+
+
 def engaged_at(engaged: list[Engaged], flag: str, scope: str) -> list[Engaged]:
     """The engagements that cover the value stored at this scope, lowest level first: the
     ones whose settings are overlaid on it (those engaged there, and global ones that

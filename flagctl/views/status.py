@@ -21,7 +21,7 @@ from flagctl.model.scopes import GLOBAL
 from flagctl.model.values import Rollout
 from flagctl.rules.constraints import overriding
 from flagctl.rules.freeze import Freeze
-from flagctl.rules.kills import Engaged, beneath, engaged_on
+from flagctl.rules.kills import Engaged, beneath, engaged_by_flag
 from flagctl.store import audit as audit_mod
 from flagctl.store.flags import FlagStore
 from flagctl.store.freezes import active_freezes
@@ -147,13 +147,14 @@ def status(conn: psycopg.Connection[Any], manifest: Manifest, names: list[str] |
     engaged = list_engaged(conn, manifest)
     last = audit_mod.last_changes(conn, manifest.system, list(manifest.flags))
     priority = overriding(manifest, current)
+    holding = engaged_by_flag(engaged)
     flags = []
     for name, spec in manifest.flags.items():
         if names and name not in names:
             continue
         value = current[name]
         stages = [_ladder_at(manifest, ladder, current, engaged) for ladder in manifest.ladders_of(name)]
-        holders = engaged_on(engaged, name)
+        holders = holding.get(name, [])
         killed = [e.switch for e in holders if e.scope == GLOBAL]
         if killed:
             effective = Effective(off_value(value), "killed", killed[-1], f"off (killed by {killed[-1]})")
