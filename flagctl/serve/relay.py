@@ -93,6 +93,7 @@ class Relay(Gate):
         self._status: tuple[int, dict[str, Any]] | None = None
         self._status_wanted = threading.Event()
         self._status_ready = threading.Condition()
+        self._written = threading.Condition()  # notified after each flush that wrote something
         self.on_change(self._announce)
 
     # ------------------------------------------------------------------ the gate's thread
@@ -133,6 +134,9 @@ class Relay(Gate):
             self.counters.acks_written += len(alive)
             with self._lock:  # a row not acknowledged is gone (the relay reconnected): register again
                 self._behind.rows = {w: r for w, r in rows.items() if r in alive or r not in known}
+        if gone or acks:
+            with self._written:
+                self._written.notify_all()
         if self._status_wanted.is_set():
             self._status_wanted.clear()
             self._build_status(conn)
@@ -247,6 +251,12 @@ class Relay(Gate):
                 lambda: self._status is not None and self._status[0] == self.seq, timeout
             )
             return self._status[1] if self._status is not None else None
+
+    def wait_written(self, condition: Callable[[Relay], bool], timeout: float = 10.0) -> bool:
+        """Wait until ``condition(relay)`` holds, looking again after every flush that wrote
+        registrations, acknowledgements or departures (True), or the timeout (False)."""
+        with self._written:
+            return self._written.wait_for(lambda: condition(self), timeout)
 
     def behind_count(self) -> int:
         """Named clients with an open push stream whose last fetch is older than the state."""

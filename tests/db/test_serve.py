@@ -225,7 +225,7 @@ def test_wait_ack_waits_for_clients_behind_the_relay_and_names_a_stalled_one(ws8
         for event in ready.values():
             assert event.wait(10)
         relay_id = served.relay._client
-        assert served.relay.wait_until(lambda r: len(_behind(ws8)) == 2)  # registered by the relay's thread
+        assert served.relay.wait_written(lambda r: len(_behind(ws8)) == 2)  # registered by the relay's thread
         listed = json.loads(ws8("clients", "-o", "json").stdout)["clients"]
         assert [(c["application"], c["relay"]) for c in listed] == [
             ("flagctl serve", None), ("checkout-web", relay_id), ("checkout-web", relay_id),
@@ -252,7 +252,7 @@ def test_wait_ack_confirms_when_every_client_behind_the_relay_refetched(ws8: Cli
         stop, ready = threading.Event(), threading.Event()
         threading.Thread(target=subscriber, args=(served, "pod-a", True, ready, stop), daemon=True).start()
         assert ready.wait(10)
-        assert served.relay.wait_until(lambda r: len(_behind(ws8)) == 1)
+        assert served.relay.wait_written(lambda r: len(_behind(ws8)) == 1)
         result = ws8("kill", "p3-off", "--wait-ack", "--timeout", "10s", *GO)
         assert result.exit_code == 0, result.stderr
         assert "confirmed: all 2 live gate clients applied the kill" in result.stderr
@@ -317,7 +317,7 @@ def test_the_relay_holds_one_database_connection_for_any_number_of_clients(ws8: 
         for i in range(100):
             http.post("/ofrep/v1/evaluate/flags", json={"context": {"targetingKey": f"r{i}"}},
                       headers=served.headers(f"pod-{i % 20}"))  # fmt: skip
-        assert served.relay.wait_until(lambda r: len(_behind(ws8)) == 20)
+        assert served.relay.wait_written(lambda r: len(_behind(ws8)) == 20)
         assert backends() == 1
         for stream in streams:
             stream.__exit__(None, None, None)
@@ -382,7 +382,7 @@ def test_another_session_cannot_acknowledge_or_remove_the_clients_behind_a_relay
             json={"context": {"targetingKey": "r"}},
             headers=served.headers("pod-x"),
         )
-        assert served.relay.wait_until(lambda r: len(_behind(ws8)) == 1)
+        assert served.relay.wait_written(lambda r: len(_behind(ws8)) == 1)
         ((row, seq),) = ws8.sql("SELECT id, applied_seq FROM flagctl.clients WHERE relay IS NOT NULL")
         relay_id = served.relay._client
         assert ws8.sql(
