@@ -231,6 +231,10 @@ def test_wait_ack_waits_for_clients_behind_the_relay_and_names_a_stalled_one(ws8
             ("flagctl serve", None), ("checkout-web", relay_id), ("checkout-web", relay_id),
         ]  # fmt: skip
         assert sorted(c["host"] for c in listed[1:]) == ["pod-a", "pod-b"]
+        table = ws8("clients").stdout.splitlines()[2:]  # under the header: the relay, then its clients
+        assert "flagctl serve" in table[0] and all(
+            "└" in row and f"via {relay_id}" in row for row in table[1:]
+        )
 
         result = ws8("kill", "p3-off", "--wait-ack", "--timeout", "3s", *GO)
         assert result.exit_code == 1, result.stderr
