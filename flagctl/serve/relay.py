@@ -124,16 +124,25 @@ class Relay(Gate):
         for row in gone:
             client_store.unregister(conn, row)
         if acks and relay is not None:
+            registered = {}
             for who in [w for w in acks if w not in rows]:
                 new = client_store.register_behind(conn, relay, who[1], who[0])
                 if new is not None:
-                    rows[who] = new
+                    registered[who] = new
                     self.counters.registered += 1
-            known = {rows[w]: seq for w, seq in acks.items() if w in rows}
-            alive = client_store.ack_many(conn, known)
+            known = {**rows, **registered}
+            alive = client_store.ack_many(conn, {known[w]: seq for w, seq in acks.items() if w in known})
             self.counters.acks_written += len(alive)
-            with self._lock:  # a row not acknowledged is gone (the relay reconnected): register again
-                self._behind.rows = {w: r for w, r in rows.items() if r in alive or r not in known}
+            with self._lock:  # the event loop may have closed streams meanwhile
+                for who, row in registered.items():
+                    if who in behind.streams or who in behind.fetched:
+                        behind.rows[who] = row
+                    else:  # closed while it was being registered
+                        behind.gone.append(row)
+                for who in acks:  # not acknowledged: gone (the relay reconnected); registered again
+                    mine = known.get(who)
+                    if mine is not None and mine not in alive and behind.rows.get(who) == mine:
+                        del behind.rows[who]
         if gone or acks:
             with self._written:
                 self._written.notify_all()
