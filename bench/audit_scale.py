@@ -36,20 +36,32 @@ def flagctl(dsn: str, *args: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def prepare(dsn: str, rows: int) -> None:
+# Old rows of the flag, as a plain SQL change of its row writes them (the value it has).
+HISTORY = (
+    "INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, before, after, reason)"
+    " SELECT 'bench', 'sql.update', 'phase3', 'p3_advisory', NULL, 'p3_feature_state',"
+    """ '{"enabled": false, "rollout_percent": 0}', '{"enabled": false, "rollout_percent": 0}', 'old'"""
+    " FROM generate_series(1, %s)"
+)
+
+
+def pad(dsn: str, rows: int) -> float:
+    """A WS8 database with ``rows`` old audit rows of its flag, sealed and analysed; the
+    seconds the sealing of them took (all but the 1,000 their own commit sealed)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA.encode())
     flagctl(dsn, "db", "init")
     with psycopg.connect(dsn, autocommit=True) as conn:  # as the schema's owner: old history
-        conn.execute(
-            "INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, before, after, reason)"
-            " SELECT 'bench', 'sql.update', 'phase3', 'p3_advisory', NULL, 'p3_feature_state',"
-            """ '{"enabled": false, "rollout_percent": 0}', '{"enabled": false, "rollout_percent": 0}', 'old'"""
-            " FROM generate_series(1, %s)",
-            (rows,),
-        )
+        conn.execute(HISTORY, (rows,))
+        started = time.perf_counter()
         conn.execute("SELECT flagctl.audit_seal(true)")
+        sealing = time.perf_counter() - started
         conn.execute("VACUUM ANALYZE flagctl.audit")
+    return sealing
+
+
+def prepare(dsn: str, rows: int) -> None:
+    pad(dsn, rows)
     flagctl(dsn, "stage", "set", "p3", "canary", "-r", "bench", "-y")
 
 
