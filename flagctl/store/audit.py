@@ -209,12 +209,10 @@ VALUE_ROWS = (
     " AND a.target NOT IN ('flagctl.exemption', 'flagctl.engaged_switch') AND a.target NOT LIKE '%%:%%'"
 )
 ACOLUMNS = ", ".join(f"a.{column.strip()}" for column in COLUMNS.split(","))
-# The last audit row of each of these flags at every scope, among the rows that changed a
-# value. Each flag's scopes are found by skipping through the index from one scope to the
-# next (a loose index scan), then each pair's newest row is read: the cost follows the flags
-# and scopes, not the history. ``txid``: that transaction's own rows left out (the kill's
-# drift report).
-LAST_AUDITED = f"""
+# Each of these flags' scopes among the rows that changed a value, found by skipping through
+# the index from one scope to the next (a loose index scan): the cost follows the flags and
+# scopes, not the history.
+PAIRS = f"""
 WITH RECURSIVE pairs (flag, sc) AS (
     SELECT f.flag, first.sc FROM unnest(%(flags)s::text[]) AS f(flag) CROSS JOIN LATERAL (
         SELECT coalesce(a.scope, 'global') AS sc FROM flagctl.audit a
@@ -227,13 +225,45 @@ WITH RECURSIVE pairs (flag, sc) AS (
            AND coalesce(a.scope, 'global') > p.sc
          ORDER BY coalesce(a.scope, 'global') LIMIT 1) n
 )
+"""  # noqa: S608 - constant predicates
+# One pair's value rows, through the same index, newest first.
+PAIR_ROWS = f"""
+SELECT {ACOLUMNS} FROM flagctl.audit a
+ WHERE a.system = %(system)s AND {VALUE_ROWS} AND a.flag = p.flag AND coalesce(a.scope, 'global') = p.sc
+"""  # noqa: S608 - constant columns and predicates
+# The last audit row of each of these flags at every scope, among the rows that changed a
+# value: each pair's newest row. ``txid``: that transaction's own rows left out (the kill's
+# drift report).
+LAST_AUDITED = f"""{PAIRS}
 SELECT last.* FROM pairs p CROSS JOIN LATERAL (
-    SELECT {ACOLUMNS} FROM flagctl.audit a
-     WHERE a.system = %(system)s AND {VALUE_ROWS} AND a.flag = p.flag AND coalesce(a.scope, 'global') = p.sc
-       AND a.txid IS DISTINCT FROM %(txid)s
+    {PAIR_ROWS} AND a.txid IS DISTINCT FROM %(txid)s
      ORDER BY a.seq DESC LIMIT 1) last
 ORDER BY last.flag, coalesce(last.scope, 'global')
 """  # noqa: S608 - constant columns and predicates
+# What each of these flags held at every scope at a moment (``restore --as-of``): the last
+# value row written at or before it ('after': the value it left) or, when there is none, the
+# first one after it ('before': the value it found there). Each pair's rows are walked back
+# from its newest to the first at or before the moment, in the database: the read costs the
+# pairs and the rows written since the moment, never the history before it, and what comes
+# back is one row per pair.
+AS_OF = f"""{PAIRS}
+SELECT found.* FROM pairs p CROSS JOIN LATERAL (
+    (SELECT 'after' AS side, a.* FROM ({PAIR_ROWS} AND a.at <= %(when)s ORDER BY a.seq DESC LIMIT 1) a)
+    UNION ALL
+    (SELECT 'before' AS side, a.* FROM ({PAIR_ROWS} ORDER BY a.seq LIMIT 1) a)
+    LIMIT 1) found
+ORDER BY found.flag, coalesce(found.scope, 'global')
+"""  # noqa: S608 - constant columns and predicates
+
+
+def as_of(
+    conn: psycopg.Connection[Any], system: str, flags: list[str], when: datetime
+) -> list[tuple[str, AuditRow]]:
+    """For each of these flags of a system at every scope it was audited at, the row that
+    tells its value at ``when`` and which image of it does: ``after`` (the last change at or
+    before it) or ``before`` (no change by then: the first one after it)."""
+    rows = conn.execute(AS_OF, {"system": system, "flags": flags, "when": when}).fetchall()
+    return [(row[0], AuditRow(*row[1:])) for row in rows]
 
 
 def last_audited(
