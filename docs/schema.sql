@@ -361,11 +361,14 @@ CREATE FUNCTION flagctl.audit_seal_at_commit() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
+DECLARE
+    own bigint;
 BEGIN
     IF current_setting('flagctl.sealed', true) IS DISTINCT FROM 'true' THEN
         PERFORM set_config('flagctl.sealed', 'true', true);
         BEGIN
-            PERFORM flagctl.audit_seal(false, 1000);
+            SELECT count(*) INTO own FROM flagctl.audit a WHERE a.txid = txid_current();
+            PERFORM flagctl.audit_seal(false, own + 1000);
         EXCEPTION WHEN OTHERS THEN
             NULL;  -- the rows stay unsealed; the next sealer (or audit verify) seals them
         END;
