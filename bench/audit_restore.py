@@ -10,7 +10,8 @@ resident memory (``ru_maxrss`` of that child, from ``wait4``); median of --runs.
 
 Then the sealer under a sustained load: one writer inserts audited rows for --seconds, in
 transactions of 100 and of 5,000 rows, each commit sealing at its end as every writer does;
-it prints the rows written and sealed per second and the rows left waiting.
+it prints the rows written and sealed per second and the rows left waiting — and, for the
+writer's own ceiling, the same with the seal held (no commit seals, every row left waiting).
 """
 
 from __future__ import annotations
@@ -43,18 +44,22 @@ def restore(dsn: str, moment: str) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
-def sustained(admin: str, batch: int, seconds: float) -> tuple[float, float, int]:
+def sustained(admin: str, batch: int, seconds: float, held: bool = False) -> tuple[float, float, int]:
     """One writer inserting audited rows in transactions of ``batch`` rows for ``seconds``:
-    (rows written per second, rows sealed per second, rows left unsealed)."""
+    (rows written per second, rows sealed per second, rows left unsealed). ``held``: the
+    seal held meanwhile, so no commit seals (what the writer does without the sealer)."""
     with throwaway_database(admin) as dsn:
         pad(dsn, 0)
         written = 0
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(dsn) as holder:
+            if held:
+                holder.execute("SELECT flagctl.audit_seal(true, 0)")
             started = time.perf_counter()
             while time.perf_counter() - started < seconds:
                 conn.execute(HISTORY, (batch,))
                 written += batch
             elapsed = time.perf_counter() - started
+            holder.rollback()
             (sealed,) = conn.execute("SELECT count(*) FROM flagctl.audit_seal").fetchone() or (0,)
             (waiting,) = conn.execute("SELECT rows FROM flagctl.audit_backlog()").fetchone() or (0,)
     return written / elapsed, sealed / elapsed, int(waiting)
@@ -83,13 +88,14 @@ def main() -> None:
         ms = statistics.median(r[0] for r in runs)
         mb = max(r[1] for r in runs)
         first = first or ms
-        rate = (rows - 1000) / sealing if rows > 1000 and sealing else float("nan")
+        rate = rows / sealing
         print(f"  {rows:>9,}  {ms:>10.1f}  {mb:>7.1f}  {rate:>13,.0f}   restore ×{ms / first:.2f}")
     print(f"one writer for {args.seconds:.0f} s, each transaction sealing at its commit")
     for batch in (100, 5000):
-        wrote, sealed, waiting = sustained(admin, batch, args.seconds)
-        print(f"  {batch:>5} rows a transaction: wrote {wrote:8,.0f} rows/s, sealed {sealed:8,.0f} rows/s,"
-              f" {waiting:,} left unsealed")  # fmt: skip
+        for held in (False, True):
+            wrote, sealed, waiting = sustained(admin, batch, args.seconds, held)
+            print(f"  {batch:>5} rows a transaction{' (seal held)' if held else '':12}: wrote {wrote:8,.0f} rows/s,"
+                  f" sealed {sealed:8,.0f} rows/s, {waiting:,} left unsealed")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -43,3 +43,34 @@ def test_each_commit_takes_its_own_rows_and_1000_of_the_backlog(ws8: Cli) -> Non
     history(ws8, 2_500)  # a bigger writer: its 2,500 and 1,000 more
     assert waiting(ws8) == 1_000
     assert ws8("audit", "verify").exit_code == 0
+
+
+# A statement-level trigger of the test's own: how many INSERTs of seals and DELETEs of
+# waiting rows the sealer ran.
+COUNT_STATEMENTS = """
+CREATE TABLE public.sealer_statements (tbl text, op text);
+CREATE FUNCTION public.count_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.sealer_statements VALUES (TG_TABLE_NAME, TG_OP);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER count_seals AFTER INSERT ON flagctl.audit_seal
+    FOR EACH STATEMENT EXECUTE FUNCTION public.count_statement();
+CREATE TRIGGER count_waiting AFTER DELETE ON flagctl.audit_unsealed
+    FOR EACH STATEMENT EXECUTE FUNCTION public.count_statement();
+"""
+
+
+def test_the_sealer_writes_a_backlog_in_chunks_not_a_statement_per_row(ws8: Cli) -> None:
+    with psycopg.connect(ws8.dsn) as holder:
+        holder.execute("SELECT flagctl.audit_seal(true, 0)")
+        history(ws8, 25_000)
+        holder.rollback()
+    ws8.sql(COUNT_STATEMENTS)
+    (count,) = ws8.sql("SELECT flagctl.audit_seal(true)")[0]
+    assert count == 25_000
+    statements = ws8.sql("SELECT tbl, op, count(*) FROM public.sealer_statements GROUP BY 1, 2 ORDER BY 1")
+    # Three chunks of at most 10,000 rows (it was 25,000 of each, one a row).
+    assert statements == [("audit_seal", "INSERT", 3), ("audit_unsealed", "DELETE", 3)]
+    assert waiting(ws8) == 0
+    assert ws8("audit", "verify").exit_code == 0  # the same chain, link for link
