@@ -79,6 +79,7 @@ bench: install
 	$(PY) bench/gate_bench.py
 	$(PY) bench/gate_exemptions.py
 	$(PY) bench/audit_scale.py
+	$(PY) bench/audit_restore.py
 	$(PY) bench/fanout_bench.py
 
 ## docs/schema.sql: the schema of a fresh install, after a change to flagctl/sql (a test checks it).
