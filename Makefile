@@ -92,6 +92,7 @@ bench: install
 	$(PY) bench/gate_bench.py
 	$(PY) bench/gate_exemptions.py
 	$(PY) bench/audit_scale.py
+	$(PY) bench/audit_restore.py
 	$(PY) bench/fanout_bench.py
 	$(PY) bench/flag_scale.py
 

@@ -320,7 +320,13 @@ DECLARE
     last_pos  bigint;
     last_hash text;
     sealed    bigint := 0;
-    r         record;
+    seqs      bigint[];
+    digests   text[];
+    prevs     text[];
+    hashes    text[];
+    n         integer;
+    i         integer;
+    chunk     integer;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RETURN NULL;
@@ -333,22 +339,32 @@ BEGIN
     SELECT s.pos, s.hash INTO last_pos, last_hash FROM flagctl.audit_seal s ORDER BY s.pos DESC LIMIT 1;
     last_pos := coalesce(last_pos, 0);
     last_hash := coalesce(last_hash, 'genesis');
-    -- The rows waiting, then each one by its key: never a join over the whole trail (after
-    -- a large backlog was sealed, the planner's stale count of it chose a hash join that read
-    -- every audit row: a kill's commit grew with the history).
-    FOR r IN
-        SELECT u.seq, flagctl.audit_digest(a) AS digest
-          FROM (SELECT w.seq FROM flagctl.audit_unsealed w ORDER BY w.seq LIMIT max_rows) AS u
-          CROSS JOIN LATERAL (SELECT * FROM flagctl.audit x WHERE x.seq = u.seq LIMIT 1) AS a
-         ORDER BY u.seq
     LOOP
-        last_pos := last_pos + 1;
+        chunk := least(10000, max_rows - sealed);  -- max_rows NULL: 10,000
+        EXIT WHEN chunk <= 0;
+        -- The rows waiting, then each one by its key: never a join over the whole trail
+        -- (after a large backlog was sealed, the planner's stale count of it chose a hash
+        -- join that read every audit row: a kill's commit grew with the history).
+        SELECT array_agg(u.seq ORDER BY u.seq), array_agg(flagctl.audit_digest(a) ORDER BY u.seq)
+          INTO seqs, digests
+          FROM (SELECT w.seq FROM flagctl.audit_unsealed w ORDER BY w.seq LIMIT chunk) AS u
+          CROSS JOIN LATERAL (SELECT * FROM flagctl.audit x WHERE x.seq = u.seq LIMIT 1) AS a;
+        n := coalesce(array_length(seqs, 1), 0);
+        EXIT WHEN n = 0;
+        prevs := '{}';
+        hashes := '{}';
+        FOR i IN 1 .. n LOOP
+            prevs[i] := last_hash;
+            last_hash := encode(sha256(convert_to(last_hash || digests[i], 'UTF8')), 'hex');
+            hashes[i] := last_hash;
+        END LOOP;
         INSERT INTO flagctl.audit_seal (pos, seq, prev_hash, hash)
-        VALUES (last_pos, r.seq, last_hash,
-                encode(sha256(convert_to(last_hash || r.digest, 'UTF8')), 'hex'))
-        RETURNING hash INTO last_hash;
-        DELETE FROM flagctl.audit_unsealed WHERE seq = r.seq;
-        sealed := sealed + 1;
+        SELECT last_pos + t.i, t.seq, t.prev, t.hash
+          FROM unnest(seqs, prevs, hashes) WITH ORDINALITY AS t(seq, prev, hash, i);
+        DELETE FROM flagctl.audit_unsealed w WHERE w.seq = ANY(seqs);
+        last_pos := last_pos + n;
+        sealed := sealed + n;
+        EXIT WHEN n < chunk;
     END LOOP;
     RETURN sealed;
 END
@@ -363,11 +379,14 @@ CREATE FUNCTION flagctl.audit_seal_at_commit() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'flagctl'
     AS $$
+DECLARE
+    own bigint;
 BEGIN
     IF current_setting('flagctl.sealed', true) IS DISTINCT FROM 'true' THEN
         PERFORM set_config('flagctl.sealed', 'true', true);
         BEGIN
-            PERFORM flagctl.audit_seal(false, 1000);
+            SELECT count(*) INTO own FROM flagctl.audit a WHERE a.txid = txid_current();
+            PERFORM flagctl.audit_seal(false, own + 1000);
         EXCEPTION WHEN OTHERS THEN
             NULL;  -- the rows stay unsealed; the next sealer (or audit verify) seals them
         END;

@@ -166,28 +166,18 @@ def state_as_of(
     names = flags or list(manifest.flags)
     for name in names:
         manifest.flag(name)
-    rows = [
-        r
-        for r in reversed(audit_mod.read_log(conn, system=manifest.system, flags=names, limit=1_000_000))
-        if not r.action.endswith(".refused")
-        and not r.target.startswith(("exemption:", "kill_switch:", "safe_point:"))
-    ]
+    # One row per flag and scope, chosen by the database (never the history itself).
+    found: dict[str, dict[str, Any]] = {}
+    for side, row in audit_mod.as_of(conn, manifest.system, names, when):
+        value = audit_mod.value_from_row(manifest, row, side)
+        found.setdefault(row.flag or "", {})[row.scope or GLOBAL] = value
     snapshot = FlagStore(conn, manifest).snapshot(names)
     state: State = {}
     skipped = []
     for name in names:
-        scopes = {GLOBAL} | {r.scope or GLOBAL for r in rows if r.flag == name}
-        scopes |= set(snapshot.overrides.get(name, {}))
-        for scope in sorted(scopes):
-            mine = [r for r in rows if r.flag == name and (r.scope or GLOBAL) == scope]
-            before = [r for r in mine if r.at <= when]
-            after = [r for r in mine if r.at > when]
-            if before:
-                value = audit_mod.value_from_row(manifest, before[-1], "after")
-            elif after:
-                value = audit_mod.value_from_row(manifest, after[0], "before")
-            else:
-                value = snapshot.at(name, scope)
+        mine = found.get(name, {})
+        for scope in sorted({GLOBAL} | set(mine) | set(snapshot.overrides.get(name, {}))):
+            value = mine[scope] if scope in mine else snapshot.at(name, scope)
             if value is None and scope == GLOBAL:
                 spec = manifest.flag(name)
                 if spec.bound:

@@ -218,12 +218,10 @@ def _columns(*left_out: str) -> str:
 
 
 ACOLUMNS = _columns()
-# The last audit row of each of these flags at every scope, among the rows that changed a
-# value. Each flag's scopes are found by skipping through the index from one scope to the
-# next (a loose index scan), then each pair's newest row is read: the cost follows the flags
-# and scopes, not the history. ``txid``: that transaction's own rows left out (the kill's
-# drift report).
-LAST_AUDITED = f"""
+# Each of these flags' scopes among the rows that changed a value, found by skipping through
+# the index from one scope to the next (a loose index scan): the cost follows the flags and
+# scopes, not the history.
+PAIRS = f"""
 WITH RECURSIVE pairs (flag, sc) AS (
     SELECT f.flag, first.sc FROM unnest(%(flags)s::text[]) AS f(flag) CROSS JOIN LATERAL (
         SELECT coalesce(a.scope, 'global') AS sc FROM flagctl.audit a
@@ -236,6 +234,16 @@ WITH RECURSIVE pairs (flag, sc) AS (
            AND coalesce(a.scope, 'global') > p.sc
          ORDER BY coalesce(a.scope, 'global') LIMIT 1) n
 )
+"""  # noqa: S608 - constant predicates
+# One pair's value rows, through the same index, newest first.
+PAIR_ROWS = f"""
+SELECT {ACOLUMNS} FROM flagctl.audit a
+ WHERE a.system = %(system)s AND {VALUE_ROWS} AND a.flag = p.flag AND coalesce(a.scope, 'global') = p.sc
+"""  # noqa: S608 - constant columns and predicates
+# The last audit row of each of these flags at every scope, among the rows that changed a
+# value: each pair's newest row. ``txid``: that transaction's own rows left out (the kill's
+# drift report).
+LAST_AUDITED = f"""{PAIRS}
 SELECT last.* FROM pairs p CROSS JOIN LATERAL (
     SELECT {_columns("key", "before")} FROM flagctl.audit a
      WHERE a.system = %(system)s AND {VALUE_ROWS} AND a.flag = p.flag AND coalesce(a.scope, 'global') = p.sc
@@ -243,6 +251,30 @@ SELECT last.* FROM pairs p CROSS JOIN LATERAL (
      ORDER BY a.seq DESC LIMIT 1) last
 ORDER BY last.flag, coalesce(last.scope, 'global')
 """  # noqa: S608 - constant columns and predicates
+# What each of these flags held at every scope at a moment (``restore --as-of``): the last
+# value row written at or before it ('after': the value it left) or, when there is none, the
+# first one after it ('before': the value it found there). Each pair's rows are walked back
+# from its newest to the first at or before the moment, in the database: the read costs the
+# pairs and the rows written since the moment, never the history before it, and what comes
+# back is one row per pair.
+AS_OF = f"""{PAIRS}
+SELECT found.* FROM pairs p CROSS JOIN LATERAL (
+    (SELECT 'after' AS side, a.* FROM ({PAIR_ROWS} AND a.at <= %(when)s ORDER BY a.seq DESC LIMIT 1) a)
+    UNION ALL
+    (SELECT 'before' AS side, a.* FROM ({PAIR_ROWS} ORDER BY a.seq LIMIT 1) a)
+    LIMIT 1) found
+ORDER BY found.flag, coalesce(found.scope, 'global')
+"""  # noqa: S608 - constant columns and predicates
+
+
+def as_of(
+    conn: psycopg.Connection[Any], system: str, flags: list[str], when: datetime
+) -> list[tuple[str, AuditRow]]:
+    """For each of these flags of a system at every scope it was audited at, the row that
+    tells its value at ``when`` and which image of it does: ``after`` (the last change at or
+    before it) or ``before`` (no change by then: the first one after it)."""
+    rows = conn.execute(AS_OF, {"system": system, "flags": flags, "when": when}).fetchall()
+    return [(row[0], AuditRow(*row[1:])) for row in rows]
 
 
 def last_audited(
@@ -287,17 +319,19 @@ class ChainReport:
 
 
 SEAL_NOW = "SELECT flagctl.audit_seal(true)"
-# The seals after position %(pos)s (0: all of them), each with its row's digest now.
+# The seals after position %(pos)s (0: all of them), each with whether its row is there: the
+# links of the chain. Each seal's hash is checked against its row's digest in the rows' pass,
+# which computes every digest once (it was computed in both passes: half of a full verify).
 SEALS = """
-SELECT s.pos, s.seq, s.prev_hash, s.hash, CASE WHEN a.seq IS NOT NULL THEN flagctl.audit_digest(a) END
+SELECT s.pos, s.seq, s.prev_hash, s.hash, a.seq IS NOT NULL
   FROM flagctl.audit_seal s LEFT JOIN flagctl.audit a ON a.seq = s.seq
  WHERE s.pos > %(pos)s
  ORDER BY s.pos
 """
 # The rows after row %(seq)s (0: all of them): each one's stored hash against its digest now,
-# and whether it is sealed or waits to be.
+# its seal (position, link and hash; NULL: none), and whether it waits to be sealed.
 ROWS = """
-SELECT a.seq, a.hash, flagctl.audit_digest(a), s.pos IS NOT NULL, u.seq IS NOT NULL
+SELECT a.seq, a.hash, flagctl.audit_digest(a), s.pos, s.prev_hash, s.hash, u.seq IS NOT NULL
   FROM flagctl.audit a
   LEFT JOIN flagctl.audit_seal s ON s.seq = a.seq
   LEFT JOIN flagctl.audit_unsealed u ON u.seq = a.seq
@@ -488,6 +522,7 @@ def verify_chain(
         return ChainReport(rows=0, head_seq=0, problems=problems)
     expected_prev = since.hash if since else "genesis"
     expected_pos = since.pos + 1 if since else 1
+    first_pos = expected_pos - 1  # the seals checked: those after it
     after = head = 0
     if since is not None:
         row = conn.execute(FIRST_AFTER, (since.pos,)).fetchone()
@@ -495,29 +530,33 @@ def verify_chain(
             after, head = int(row[0]), int(row[1])
     with conn.transaction(), conn.cursor(name="flagctl_audit_seals") as cur:
         cur.execute(SEALS, {"pos": since.pos if since else 0})
-        for pos, seq, prev_hash, stored, digest in cur:
+        for pos, seq, prev_hash, stored, present in cur:
             if pos != expected_pos:
                 problems.append(f"seals {expected_pos}–{pos - 1} are missing (the chain was cut)")
             if prev_hash != expected_prev:
                 problems.append(f"seal {pos} (row {seq}): chain broken (it does not follow seal {pos - 1})")
-            if digest is None:
+            if not present:
                 problems.append(f"row {seq} is missing (deleted after it was sealed)")
-            elif hashlib.sha256((prev_hash + digest).encode()).hexdigest() != stored:
-                problems.append(
-                    f"row {seq}: contents changed after it was written (seal {pos} does not match)"
-                )
             expected_prev, expected_pos, head = stored, pos + 1, seq
             if len(problems) >= max_problems:
                 return ChainReport(rows=pos, head_seq=head, problems=problems)
     count = 0
     with conn.transaction(), conn.cursor(name="flagctl_audit_rows") as cur:
         cur.execute(ROWS, {"seq": after})
-        for seq, stored, digest, sealed, pending in cur:
+        for seq, stored, digest, pos, prev_hash, seal_hash, pending in cur:
             count += 1
             if stored != digest:
                 problems.append(f"row {seq}: contents changed after it was written (hash mismatch)")
-            if not sealed and not pending:
+            if pos is None and not pending:
                 problems.append(f"row {seq} was written around the audit trigger (never sealed)")
+            elif (
+                pos is not None
+                and pos > first_pos
+                and hashlib.sha256((prev_hash + digest).encode()).hexdigest() != seal_hash
+            ):
+                problems.append(
+                    f"row {seq}: contents changed after it was written (seal {pos} does not match)"
+                )
             if len(problems) >= max_problems:
                 break
     for (seq,) in conn.execute(ORPHANS).fetchall():
