@@ -3,11 +3,13 @@ description whole, and every command's examples real (each one parses)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,11 +78,17 @@ def test_every_command_has_one_to_three_examples_of_its_own() -> None:
             ), line
 
 
-def parse(args: list[str]) -> None:
-    """Parse a command line as flagctl would, command by command, without running it."""
+@functools.cache
+def _command() -> Any:
+    """flagctl's command tree, built once (as the entry point builds it once per run)."""
     import typer
 
-    command = typer.main.get_command(app)
+    return typer.main.get_command(app)
+
+
+def parse(args: list[str]) -> None:
+    """Parse a command line as flagctl would, command by command, without running it."""
+    command = _command()
     ctx = command.make_context("flagctl", list(args))
     while getattr(command, "commands", None):
         rest = [*ctx._protected_args, *ctx.args]  # type: ignore[attr-defined]
