@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import resource
@@ -58,6 +59,17 @@ RELAY_CORE, LOAD_CORE = 0, 1
 GO = ("-r", "bench", "-y")
 CONTEXTS = 1000  # targeting keys the load cycles through
 PEER = "bare Starlette, constant JSON"
+# `flagctl serve` on a given HTTP parser and event loop: uvicorn's "auto" choice pinned to
+# them, then flagctl's own command line (bench-only: flagctl serve leaves the choice to uvicorn).
+ON_STACK = """
+import sys
+import uvicorn.config as config
+config.HTTP_PROTOCOLS["auto"] = config.HTTP_PROTOCOLS[sys.argv.pop(1)]
+config.LOOP_FACTORIES["auto"] = config.LOOP_FACTORIES[sys.argv.pop(1)]
+sys.argv[0] = "flagctl"
+from flagctl.cli.main import main
+sys.exit(main())
+"""
 BARE_APP = """
 import sys, uvicorn
 from starlette.applications import Starlette
@@ -71,8 +83,27 @@ async def evaluate(request):
 async def healthz(request):
     return JSONResponse({"status": "ok"})
 app = Starlette(routes=[Route("/ofrep/v1/evaluate/flags", evaluate, methods=["POST"]), Route("/healthz", healthz)])
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning", access_log=False,
+            http=sys.argv[1], loop=sys.argv[2])
 """
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What uvicorn runs on: pure Python (what `pip install 'flagctl[serve]'` brings), or the
+    C parser and loop of `pip install 'uvicorn[standard]'`, which uvicorn takes when present."""
+
+    label: str
+    http: str
+    loop: str
+
+    def available(self) -> bool:
+        import importlib.util
+
+        return all(importlib.util.find_spec(m) is not None for m in (self.http, self.loop) if m != "asyncio")
+
+
+STACKS = [Stack("h11 + asyncio", "h11", "asyncio"), Stack("httptools + uvloop", "httptools", "uvloop")]
 
 
 @dataclass(frozen=True)
@@ -175,9 +206,9 @@ class Database:
             preexec_fn=_on_any_core,
         )
 
-    def relay(self) -> contextlib.AbstractContextManager[Served]:
+    def relay(self, stack: Stack) -> contextlib.AbstractContextManager[Served]:
         port = free_port()
-        command = [FLAGCTL, "serve", "--port", str(port)]
+        command = [sys.executable, "-c", ON_STACK, stack.http, stack.loop, "serve", "--port", str(port)]
         return started(command, self.env, port, "/readyz")
 
 
@@ -226,6 +257,7 @@ def lua_script(path: str, headers: dict[str, str], etags: list[str] | None = Non
 @dataclass
 class Scenario:
     label: str
+    stack: Stack
     served: Served
     path: str
     headers: dict[str, str]
@@ -259,30 +291,37 @@ class Scenario:
         return float(rate.group(1))
 
 
-def throughput(admin: str, rounds: int, seconds: float, connections: int) -> list[Scenario]:
-    """Every scenario's requests per second, ``rounds`` times, the scenarios taking turns."""
+def throughput(
+    admin: str, stacks: list[Stack], rounds: int, seconds: float, connections: int
+) -> list[Scenario]:
+    """Every scenario's requests per second on each stack, ``rounds`` times, taking turns."""
     bulk = "/ofrep/v1/evaluate/flags"
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as resources:
         scenarios: list[Scenario] = []
-        for system in (WS8, RECSYS):
-            db = stack.enter_context(database(admin, system))
-            served = stack.enter_context(db.relay())
-            headers = {
-                "Authorization": f"Bearer {db.token}",
-                "Content-Type": "application/json",
-                "X-Flagctl-Client": "bench-pod",
-            }
-            with httpx.Client(base_url=served.url, headers=headers) as http:
-                flags = len(http.post(bulk, content=body(0)).json()["flags"])
-                etags = [http.post(bulk, content=body(n)).headers["etag"] for n in range(CONTEXTS)]
-            scenarios += [
-                Scenario(f"{system.name} bulk, {flags} flag{'s' * (flags > 1)}", served, bulk, headers, 200),
-                Scenario(f"{system.name} bulk, 304", served, bulk, headers, 304, etags),
-                Scenario(f"{system.name} single flag", served, f"{bulk}/{system.flag}", headers, 200),
-            ]
-        port = free_port()
-        bare = stack.enter_context(started([sys.executable, "-c", BARE_APP, str(port)], {**os.environ}, port))
-        scenarios.append(Scenario(PEER, bare, bulk, {"Content-Type": "application/json"}, 200))
+        databases = [(system, resources.enter_context(database(admin, system))) for system in (WS8, RECSYS)]
+        for stack in stacks:
+            for system, db in databases:
+                served = resources.enter_context(db.relay(stack))
+                headers = {
+                    "Authorization": f"Bearer {db.token}",
+                    "Content-Type": "application/json",
+                    "X-Flagctl-Client": "bench-pod",
+                }
+                with httpx.Client(base_url=served.url, headers=headers) as http:
+                    flags = len(http.post(bulk, content=body(0)).json()["flags"])
+                    etags = [http.post(bulk, content=body(n)).headers["etag"] for n in range(CONTEXTS)]
+                label = f"{system.name} bulk, {flags} flag{'s' * (flags > 1)}"
+                scenarios += [
+                    Scenario(label, stack, served, bulk, headers, 200),
+                    Scenario(f"{system.name} bulk, 304", stack, served, bulk, headers, 304, etags),
+                    Scenario(
+                        f"{system.name} single flag", stack, served, f"{bulk}/{system.flag}", headers, 200
+                    ),
+                ]
+            port = free_port()
+            command = [sys.executable, "-c", BARE_APP, stack.http, stack.loop, str(port)]
+            bare = resources.enter_context(started(command, {**os.environ}, port))
+            scenarios.append(Scenario(PEER, stack, bare, bulk, {"Content-Type": "application/json"}, 200))
         for scenario in scenarios:
             scenario.check()
             scenario.wrk(1, connections)  # warm-up
@@ -479,8 +518,8 @@ def backends(dsn: str) -> int:
     return int(row[0]) if row else -1
 
 
-async def push(admin: str, count: int, kills: int, acks: int) -> PushResults:
-    with database(admin, WS8) as db, db.relay() as served:
+async def push(admin: str, stack: Stack, count: int, kills: int, acks: int) -> PushResults:
+    with database(admin, WS8) as db, db.relay(stack) as served:
         port = int(served.url.rsplit(":", 1)[1])
         with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {db.token}"}) as http:
             for n in range(CONTEXTS):  # the bulk path warmed, as in a running relay
@@ -490,9 +529,8 @@ async def push(admin: str, count: int, kills: int, acks: int) -> PushResults:
         await subscribers.start()
         await asyncio.sleep(1)  # their registrations written (the relay's thread), the heap settled
         rss[f"{count} subscribers"] = served.rss_kib()
-        connected = backends(db.dsn)
+        result = PushResults(rss, backends(db.dsn), [], [], [], [], [], 0)
         kill, release = ["kill", WS8.switch, *GO], ["release", WS8.switch, *GO]
-        result = PushResults(rss, connected, [], [], [], [], [], 0)
         try:
             for _ in range(kills):
                 killed, ran = await subscribers.engage(db, kill, off=True)
@@ -515,54 +553,62 @@ async def push(admin: str, count: int, kills: int, acks: int) -> PushResults:
 
 
 def pct(samples: list[float], p: float) -> float:
+    """The nearest-rank percentile."""
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def ms(samples: list[float]) -> str:
-    return f"p50 {pct(samples, 50) * 1000:7.1f} ms  p99 {pct(samples, 99) * 1000:7.1f} ms  max {max(samples) * 1000:7.1f} ms"
+    p50, p99, top = (x * 1000 for x in (pct(samples, 50), pct(samples, 99), max(samples)))
+    return f"p50 {p50:6.0f} ms   p99 {p99:6.0f} ms   max {top:6.0f} ms"
 
 
-def report_throughput(scenarios: list[Scenario], rounds: int, seconds: float, connections: int) -> None:
-    ceiling = statistics.median(next(s for s in scenarios if s.label == PEER).samples)
+def report_throughput(scenarios: list[Scenario], stacks: list[Stack], rounds: int, seconds: float,
+                      connections: int) -> None:  # fmt: skip
     print(
-        f"flagctl serve, requests per second on one core (relay on core {RELAY_CORE}, wrk -t1 -c{connections} "
-        f"on core {LOAD_CORE}), median of {rounds} rounds of {seconds:g} s, same run:"
+        f"flagctl serve, requests per second on one core (server on core {RELAY_CORE}, wrk -t1 -c{connections} "
+        f"on core {LOAD_CORE}; 1,000 contexts in turn), median of {rounds} rounds of {seconds:g} s, same run;"
+        " ×: of the bare Starlette app on the same stack"
     )
-    for s in scenarios:
-        rate = statistics.median(s.samples)
-        print(
-            f"  {s.label:34s} {rate:8.0f} req/s  (min {min(s.samples):.0f}, max {max(s.samples):.0f})"
-            f"  ×{rate / ceiling:.2f} of the bare Starlette app"
+    rates = {(s.stack.label, s.label): statistics.median(s.samples) for s in scenarios}
+    print(f"  {'':32s}" + "".join(f"{stack.label:>26s}" for stack in stacks))
+    for label in dict.fromkeys(s.label for s in scenarios):
+        cells = []
+        for stack in stacks:
+            rate, ceiling = rates[stack.label, label], rates[stack.label, PEER]
+            cells.append(f"{rate:10.0f} req/s (×{rate / ceiling:.2f})")
+        ratio = (
+            f"   {stacks[1].label} / {stacks[0].label}: ×{rates[stacks[1].label, label] / rates[stacks[0].label, label]:.2f}"
+            if len(stacks) > 1
+            else ""
         )
+        print(f"  {label:32s}" + "".join(f"{cell:>26s}" for cell in cells) + ratio)
 
 
-def report_push(result: PushResults, count: int) -> None:
+def report_push(result: PushResults, stack: Stack, count: int) -> None:
     zero, full = (result.rss_kib[k] for k in ("0 subscribers", f"{count} subscribers"))
-    print(f"flagctl serve with {count} push subscribers (one asyncio process on core {LOAD_CORE}):")
-    print(f"  relay backends in pg_stat_activity (flagctl-gate): {result.backends}")
+    print(
+        f"flagctl serve on {stack.label}, {count} push subscribers (one asyncio process on core {LOAD_CORE}):"
+    )
+    print(f"  relay backends in pg_stat_activity (application_name flagctl-gate): {result.backends}")
     for label, kib in result.rss_kib.items():
-        print(f"  relay VmRSS, {label:34s} {kib / 1024:7.1f} MiB")
-    print(f"  memory per subscriber (stream + fetch connection): {(full - zero) / count:.1f} KiB")
-    last = [max(r.reached.values()) for r in result.kills]
-    print(f"  time to mitigate, kill start → all {count} see it off, {len(last)} kills:  {ms(last)}")
-    every = [t for r in result.kills for t in r.reached.values()]
-    print(f"  time to mitigate, every subscriber ({len(every)} samples):            {ms(every)}")
-    heard = [t for r in result.kills for t in r.heard.values()]
-    print(f"  change event heard, every subscriber:                           {ms(heard)}")
-    spread = [max(r.reached.values()) - min(r.heard.values()) for r in result.kills]
-    print(f"  first event heard → last re-fetch seen off (the fan-out):        {ms(spread)}")
-    print(f"  flagctl kill process, start → exit:                             {ms(result.kill_process)}")
-    back = [max(r.reached.values()) for r in result.releases]
-    print(f"  release start → all {count} see it on again:                      {ms(back)}")
+        print(f"  relay VmRSS, {label + ':':36s} {kib / 1024:6.1f} MiB")
+    print(f"  memory per subscriber (its stream and its fetch connection): {(full - zero) / count:.1f} KiB")
+    rows = [
+        (f"kill start → all {count} see it off ({len(result.kills)} kills)", [max(r.reached.values()) for r in result.kills]),
+        ("kill start → each subscriber sees it off", [t for r in result.kills for t in r.reached.values()]),
+        ("kill start → each hears the change event", [t for r in result.kills for t in r.heard.values()]),
+        ("first event heard → last sees it off", [max(r.reached.values()) - min(r.heard.values()) for r in result.kills]),
+        ("the flagctl kill process, start → exit", result.kill_process),
+        (f"release start → all {count} see it on", [max(r.reached.values()) for r in result.releases]),
+    ]  # fmt: skip
     if result.wait_ack:
-        print(
-            f"  kill --wait-ack, start → confirmed ({len(result.wait_ack)} kills):              {ms(result.wait_ack)}"
-        )
-        reached = [max(r.reached.values()) for r in result.wait_ack_reached]
-        print(f"    (all {count} saw it off, same kills):                              {ms(reached)}")
-        ratio = statistics.median(result.wait_ack) / statistics.median(result.kill_process)
-        print(f"    ×{ratio:.2f} the plain kill's process time (median)")
+        rows += [
+            (f"kill --wait-ack start → it confirms ({len(result.wait_ack)} kills)", result.wait_ack),
+            (f"  the same kills: → all {count} see it off", [max(r.reached.values()) for r in result.wait_ack_reached]),
+        ]  # fmt: skip
+    for label, samples in rows:
+        print(f"  {label:48s} {ms(samples)}")
     print(f"  re-fetches answered: {result.refetches}")
 
 
@@ -583,17 +629,28 @@ def main() -> None:
     _raise_fd_limit()
     admin = admin_dsn(args.dsn)
     os.sched_setaffinity(0, {LOAD_CORE})  # the subscribers' client; the server and kills are not pinned
+    stacks = [stack for stack in STACKS if stack.available()]
+    if len(stacks) < len(STACKS):
+        print("httptools and uvloop are not installed (pip install 'uvicorn[standard]'): pure Python only")
     if args.skip_throughput:
         pass
     elif shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk): requests per second skipped")
     else:
-        scenarios = throughput(admin, args.rounds, args.seconds, args.connections)
-        report_throughput(scenarios, args.rounds, args.seconds, args.connections)
-    result = asyncio.run(push(admin, args.subscribers, args.kills, args.wait_acks))
-    report_push(result, args.subscribers)
-    if result.backends != 1:
-        sys.exit(f"the relay held {result.backends} database connections, not 1")
+        scenarios = throughput(admin, stacks, args.rounds, args.seconds, args.connections)
+        report_throughput(scenarios, stacks, args.rounds, args.seconds, args.connections)
+    results = [
+        asyncio.run(push(admin, stack, args.subscribers, args.kills, args.wait_acks)) for stack in stacks
+    ]
+    for stack, result in zip(stacks, results, strict=True):
+        report_push(result, stack, args.subscribers)
+    if len(results) > 1:
+        first, second = (statistics.median([max(r.reached.values()) for r in x.kills]) for x in results)
+        print(
+            f"time to mitigate (all {args.subscribers}), median, {stacks[1].label} / {stacks[0].label}: ×{second / first:.2f}"
+        )
+    if any(result.backends != 1 for result in results):
+        sys.exit(f"the relay held {[r.backends for r in results]} database connections, not 1")
 
 
 if __name__ == "__main__":
