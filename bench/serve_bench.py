@@ -152,6 +152,11 @@ class Served:
     url: str
     process: subprocess.Popen[bytes]
 
+    def cpu_seconds(self) -> float:
+        """The process's user and system CPU time so far (all its threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -197,14 +202,14 @@ class Database:
     token: str
 
     def flagctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [FLAGCTL, *args],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
-            preexec_fn=_on_any_core,
+        done = subprocess.run(
+            [FLAGCTL, *args], env=self.env, capture_output=True, text=True, preexec_fn=_on_any_core
         )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"flagctl {' '.join(args)}: exit {done.returncode}: {done.stderr}{done.stdout}"
+            )
+        return done
 
     def relay(self, stack: Stack) -> contextlib.AbstractContextManager[Served]:
         port = free_port()
@@ -506,6 +511,8 @@ class PushResults:
     wait_ack: list[float]
     wait_ack_reached: list[Round]
     refetches: int
+    relay_cpu: list[float] = field(default_factory=list)  # per kill: the relay's CPU seconds
+    client_cpu: list[float] = field(default_factory=list)  # per kill: this process's
 
 
 def backends(dsn: str) -> int:
@@ -533,7 +540,10 @@ async def push(admin: str, stack: Stack, count: int, kills: int, acks: int) -> P
         kill, release = ["kill", WS8.switch, *GO], ["release", WS8.switch, *GO]
         try:
             for _ in range(kills):
+                relay_cpu, client_cpu = served.cpu_seconds(), time.process_time()
                 killed, ran = await subscribers.engage(db, kill, off=True)
+                result.relay_cpu.append(served.cpu_seconds() - relay_cpu)
+                result.client_cpu.append(time.process_time() - client_cpu)
                 result.kills.append(killed)
                 result.kill_process.append(ran)
                 result.releases.append((await subscribers.engage(db, release, off=False))[0])
@@ -610,6 +620,11 @@ def report_push(result: PushResults, stack: Stack, count: int) -> None:
     for label, samples in rows:
         print(f"  {label:48s} {ms(samples)}")
     print(f"  re-fetches answered: {result.refetches}")
+    relay, client = statistics.median(result.relay_cpu), statistics.median(result.client_cpu)
+    print(
+        f"  CPU per kill, median: the relay {relay * 1000:.0f} ms ({relay / count * 1e6:.0f} µs per subscriber: "
+        f"its event and its re-fetch), this client {client * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
