@@ -5,6 +5,8 @@ through the relay.
 The relay is a real `flagctl serve` process pinned to core 0; the load (wrk, Debian's
 package, for requests per second; an asyncio client in this process for the subscribers)
 runs on core 1. The database server and the `flagctl kill` processes are not pinned.
+Each part runs on both stacks uvicorn can run on: pure Python (h11, asyncio: what the serve
+extra installs) and, when installed, httptools + uvloop (uvicorn[standard]).
 
 1. Requests per second (wrk, keep-alive connections, 1,000 contexts in turn): bulk
    evaluation of WS8 (1 flag) and of the recommender (12 flags), single-flag evaluation,
