@@ -80,7 +80,8 @@ lint: install
 	$(VENV)/bin/ruff format --check flagctl tests bench
 	$(VENV)/bin/mypy flagctl
 
-## Kill latency (flagctl vs bare psycopg vs psql) and bucketing throughput (docs/performance.md).
+## Kill latency (flagctl vs bare psycopg vs psql), bucketing throughput, flagctl serve under load
+## (bench/serve_bench.py needs wrk: apt-get install wrk) and more: docs/performance.md.
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/cli_startup.py
@@ -95,6 +96,7 @@ bench: install
 	$(PY) bench/audit_restore.py
 	$(PY) bench/fanout_bench.py
 	$(PY) bench/flag_scale.py
+	$(PY) bench/serve_bench.py
 
 ## docs/schema.sql: the schema of a fresh install, after a change to flagctl/sql (a test checks it).
 schema-dump: install
