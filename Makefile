@@ -81,9 +81,11 @@ lint: install
 	$(VENV)/bin/mypy flagctl
 
 ## Kill latency (flagctl vs bare psycopg vs psql), bucketing throughput, flagctl serve under load
-## (bench/serve_bench.py needs wrk: apt-get install wrk) and more: docs/performance.md.
+## (bench/serve_bench.py drives it with Debian's wrk, installed here if missing) and more: docs/performance.md.
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
+	@command -v wrk >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk \
+		|| echo "wrk could not be installed: serve_bench.py skips requests per second"
 	$(PY) bench/cli_startup.py
 	$(PY) bench/kill_latency.py
 	$(PY) bench/kill_wide.py
