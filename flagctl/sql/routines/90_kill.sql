@@ -400,8 +400,98 @@ AS $$
      ORDER BY s.n
 $$;
 
--- Write one flag's value at a scope (NULL: remove the override, or the global row) and read
--- it back: a row that did not take the value raises (kill_not_taken).
+-- Write the changes of a kill or a release ({flag, scope, kind, after}; after NULL: remove
+-- the override, or the global row) and read every row back: a row that did not take its
+-- value raises (kill_not_taken), naming the first. flagctl's own flags are written a
+-- statement for all rows of a kind — one DELETE, one UPDATE of the rows stored, one INSERT
+-- of the rest — and read back from their RETURNING, so a global kill over 10,000 overrides
+-- is three statements (and flag_state's audit rows three INSERTs), not 10,001 calls; the
+-- guard still judges each row. A bound flag's row is written by kill_write.
+CREATE OR REPLACE FUNCTION flagctl.kill_write_all(p_system text, p_changes jsonb[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    c      jsonb;
+    bad    record;
+    w_flags  text[];
+    w_scopes text[];
+    w_vals   jsonb[];
+    w_kinds  text[];
+    d_flags  text[];
+    d_scopes text[];
+    got_flags  text[];
+    got_scopes text[];
+    got_vals   jsonb[];
+BEGIN
+    FOREACH c IN ARRAY p_changes LOOP  -- bound flags: a row of the application's each
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = c->>'flag');
+        PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
+    END LOOP;
+    SELECT array_agg(u.c->>'flag' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NULL),
+           array_agg(u.c->>'scope' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NULL),
+           array_agg(u.c->>'flag' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NOT NULL),
+           array_agg(u.c->>'scope' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NOT NULL),
+           array_agg(u.c->'after' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NOT NULL),
+           array_agg(u.c->>'kind' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NOT NULL)
+      INTO d_flags, d_scopes, w_flags, w_scopes, w_vals, w_kinds
+      FROM unnest(p_changes) WITH ORDINALITY AS u(c, n)
+     WHERE NOT EXISTS (SELECT 1 FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = u.c->>'flag');
+    BEGIN
+        IF d_flags IS NOT NULL THEN
+            DELETE FROM flagctl.flag_state s USING unnest(d_flags, d_scopes) AS d(flag, scope)
+             WHERE s.system = p_system AND s.flag = d.flag AND s.scope = d.scope;
+            SELECT d.flag, d.scope INTO bad FROM unnest(d_flags, d_scopes) WITH ORDINALITY AS d(flag, scope, n)
+             WHERE EXISTS (SELECT 1 FROM flagctl.flag_state s WHERE s.system = p_system AND s.flag = d.flag AND s.scope = d.scope)
+             ORDER BY d.n LIMIT 1;
+            IF FOUND THEN
+                PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: still stored, it was to be removed',
+                                                                              bad.flag, bad.scope));
+            END IF;
+        END IF;
+        IF w_flags IS NOT NULL THEN
+            -- The rows stored (locked by kill_lock_flags) are updated; the rest inserted, or
+            -- updated should one have appeared meanwhile.
+            WITH done AS (
+                UPDATE flagctl.flag_state s SET value = w.value, updated_at = now()
+                  FROM unnest(w_flags, w_scopes, w_vals) AS w(flag, scope, value)
+                 WHERE s.system = p_system AND s.flag = w.flag AND s.scope = w.scope
+                RETURNING s.flag, s.scope, s.value)
+            SELECT array_agg(d.flag), array_agg(d.scope), array_agg(d.value) INTO got_flags, got_scopes, got_vals FROM done d;
+            WITH rest AS (
+                SELECT w.flag, w.scope, w.value, w.n FROM unnest(w_flags, w_scopes, w_vals) WITH ORDINALITY AS w(flag, scope, value, n)
+                 WHERE NOT EXISTS (SELECT 1 FROM unnest(got_flags, got_scopes) AS g(flag, scope)
+                                    WHERE g.flag = w.flag AND g.scope = w.scope)
+            ), done AS (
+                INSERT INTO flagctl.flag_state AS s (system, flag, scope, value)
+                SELECT p_system, r.flag, r.scope, r.value FROM rest r ORDER BY r.n
+                    ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
+                RETURNING s.flag, s.scope, s.value)
+            SELECT coalesce(got_flags, '{}') || array_agg(d.flag), coalesce(got_scopes, '{}') || array_agg(d.scope),
+                   coalesce(got_vals, '{}') || array_agg(d.value)
+              INTO got_flags, got_scopes, got_vals FROM done d;
+        END IF;
+    EXCEPTION WHEN feature_not_supported THEN  -- a rule rewrites the write: it cannot return rows
+        PERFORM flagctl.kill_not_taken('flagctl.flag_state', 'a rule rewrites the writes of the table');
+    END;
+    IF w_flags IS NULL THEN
+        RETURN;
+    END IF;
+    -- Read back: each row written holds its value (as flagctl compares it), or it did not take.
+    SELECT w.flag, w.scope, w.value, g.value AS got INTO bad
+      FROM unnest(w_flags, w_scopes, w_vals, w_kinds) WITH ORDINALITY AS w(flag, scope, value, kind, n)
+      LEFT JOIN unnest(got_flags, got_scopes, got_vals) AS g(flag, scope, value) ON g.flag = w.flag AND g.scope = w.scope
+     WHERE flagctl.kill_norm(w.kind, g.value) IS DISTINCT FROM w.value
+     ORDER BY w.n LIMIT 1;
+    IF FOUND THEN
+        PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: %s instead of %s', bad.flag, bad.scope,
+                                                                      coalesce(bad.got::text, 'nothing'), bad.value));
+    END IF;
+END
+$$;
+
+-- Write a bound flag's value (its row in the application's table) and read it back: a row
+-- that did not take the value raises (kill_not_taken). flagctl's own flags: kill_write_all.
 CREATE OR REPLACE FUNCTION flagctl.kill_write(p_system text, p_kind text, p_flag text, p_scope text, p_after jsonb)
 RETURNS void
 LANGUAGE plpgsql
@@ -414,23 +504,8 @@ DECLARE
 BEGIN
     SELECT * INTO b FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = p_flag;
     IF NOT FOUND THEN
-        IF p_after IS NULL THEN
-            DELETE FROM flagctl.flag_state s WHERE s.system = p_system AND s.flag = p_flag AND s.scope = p_scope;
-            IF EXISTS (SELECT 1 FROM flagctl.flag_state s
-                        WHERE s.system = p_system AND s.flag = p_flag AND s.scope = p_scope) THEN
-                PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: still stored, it was to be removed',
-                                                                              p_flag, p_scope));
-            END IF;
-            RETURN;
-        END IF;
-        INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES (p_system, p_flag, p_scope, p_after)
-            ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
-            RETURNING value INTO got;
-        IF flagctl.kill_norm(p_kind, got) IS DISTINCT FROM p_after THEN
-            PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: %s instead of %s', p_flag, p_scope,
-                                                                          coalesce(got::text, 'nothing'), p_after));
-        END IF;
-        RETURN;
+        RAISE EXCEPTION 'flagctl: flag % of system % is no bound flag', p_flag, p_system
+            USING HINT = 'flagctl.kill_write_all writes flagctl''s own flags';
     END IF;
     -- A bound flag: its row's value columns, typed by the table itself.
     SELECT jsonb_object_agg(c.value #>> '{}',
@@ -682,7 +757,6 @@ DECLARE
     below_scopes text[] := '{}';
     below_vals jsonb[] := '{}';
     changes  jsonb[] := '{}';
-    c        jsonb;
     v_below  jsonb;
 BEGIN
     IF p_scope <> 'global' THEN
@@ -757,9 +831,7 @@ BEGIN
             p_switch, p_scope, rec.engaged_at, coalesce(rec.actor, rec.db_user);
         RETURN;
     END IF;
-    FOREACH c IN ARRAY changes LOOP
-        PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
-    END LOOP;
+    PERFORM flagctl.kill_write_all(p_system, changes);
     -- The new scopes beneath a global kill, each flag's merged into what the kill recorded there.
     SELECT jsonb_object_agg(n.f, coalesce(rec.below->n.f, '{}') || n.scopes) INTO v_below
       FROM (SELECT u.f, jsonb_object_agg(u.s, u.v) AS scopes
@@ -816,7 +888,6 @@ DECLARE
     target    jsonb;
     changes   jsonb[] := '{}';
     conflicts text[] := '{}';
-    c         jsonb;
 BEGIN
     SELECT * INTO rec FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
     IF NOT FOUND THEN
@@ -872,9 +943,7 @@ BEGIN
     IF cardinality(conflicts) > 0 THEN
         PERFORM flagctl.mark_forced();
     END IF;
-    FOREACH c IN ARRAY changes LOOP
-        PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
-    END LOOP;
+    PERFORM flagctl.kill_write_all(p_system, changes);
     DELETE FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
     IF cardinality(changes) > 0 THEN  -- the state it leaves keeps every published constraint
         PERFORM flagctl.kill_check_constraints(p_system, cat);
@@ -931,6 +1000,7 @@ REVOKE ALL ON FUNCTION flagctl.kill_norm(text, jsonb), flagctl.kill_overlay(text
     flagctl.kill_not_taken(regclass, text), flagctl.kill_lock(text, text[]), flagctl.kill_lock_flags(text, text[]), flagctl.bounded_lock_wait(),
     flagctl.kill_state(text, jsonb, text[]), flagctl.kill_slim(text, text[]),
     flagctl.kill_scopes(text, flagctl.engaged_switch[], text[]), flagctl.kill_write(text, text, text, text, jsonb),
+    flagctl.kill_write_all(text, jsonb[]),
     flagctl.kill_declare(text, text, text, text, text, text), flagctl.kill_role(text, text),
     flagctl.kill_violations(jsonb, jsonb, text), flagctl.kill_truthy(jsonb), flagctl.kill_equal(jsonb, jsonb),
     flagctl.kill_check_constraints(text, jsonb),
