@@ -95,10 +95,6 @@ BEGIN
     -- ON CONFLICT: a row audit_chain listed already (an upgrade's migrations run with the
     -- routines of the version before them) is listed once.
     INSERT INTO flagctl.audit_unsealed (seq) SELECT a.seq FROM appended a ORDER BY a.seq ON CONFLICT DO NOTHING;
-    PERFORM pg_notify('flagctl', json_build_object('system', n.system, 'txid', n.txid)::text)
-       FROM (SELECT a.system, a.txid, min(a.seq) AS first FROM appended a WHERE a.system IS NOT NULL
-              GROUP BY a.system, a.txid) AS n
-      ORDER BY n.first;
     RETURN NULL;
 END
 $$;
@@ -284,6 +280,24 @@ $$;
 
 
 --
+-- Name: audit_notify(); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.audit_notify() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'flagctl'
+    AS $$
+BEGIN
+    PERFORM pg_notify('flagctl', json_build_object('system', n.system, 'txid', n.txid)::text)
+       FROM (SELECT a.system, a.txid, min(a.seq) AS first FROM appended a WHERE a.system IS NOT NULL
+              GROUP BY a.system, a.txid) AS n
+      ORDER BY n.first;
+    RETURN NULL;
+END
+$$;
+
+
+--
 -- Name: audit_row(); Type: FUNCTION; Schema: flagctl; Owner: -
 --
 
@@ -391,7 +405,7 @@ BEGIN
         -- The rows waiting, then each one by its key: never a join over the whole trail
         -- (after a large backlog was sealed, the planner's stale count of it chose a hash
         -- join that read every audit row: a kill's commit grew with the history).
-        SELECT array_agg(u.seq ORDER BY u.seq), array_agg(flagctl.audit_digest(a) ORDER BY u.seq)
+        SELECT array_agg(u.seq ORDER BY u.seq), array_agg(coalesce(a.hash, flagctl.audit_digest(a)) ORDER BY u.seq)
           INTO seqs, digests
           FROM (SELECT w.seq FROM flagctl.audit_unsealed w ORDER BY w.seq LIMIT chunk) AS u
           CROSS JOIN LATERAL (SELECT * FROM flagctl.audit x WHERE x.seq = u.seq LIMIT 1) AS a;
@@ -1531,6 +1545,9 @@ DECLARE
     below_scopes text[] := '{}';
     below_vals jsonb[] := '{}';
     changes  jsonb[] := '{}';
+    fast     text[];                  -- the scopes done in one query (no engagement covers them)
+    fast_vals jsonb[];
+    fast_changes jsonb[];
     v_below  jsonb;
 BEGIN
     IF p_scope <> 'global' THEN
@@ -1564,11 +1581,31 @@ BEGIN
         over := v_state->f->'overrides';
         me := mine;
         me.below := '{}';  -- the helpers read its switch, scope and settings; never its every scope
+        -- A global kill's overrides that no engagement covers yet, in one query: the kill
+        -- overlays the override (kill_with with no holders), recording it as the base. A
+        -- global kill over 10,000 overrides called the helpers 10,000 times.
+        fast := '{}';
+        IF p_scope = 'global' THEN
+            WITH covered AS (SELECT e.scope AS s FROM unnest(fl_eng) AS e WHERE e.scope <> 'global'
+                             UNION SELECT k FROM unnest(fl_eng) AS e, jsonb_object_keys(coalesce(e.below->f, '{}')) AS k
+                              WHERE e.scope = 'global'),
+                 o AS MATERIALIZED (SELECT o.key AS s, o.value AS cur, flagctl.kill_overlay(kind, o.value, me.settings->f) AS val
+                         FROM jsonb_each(over) AS o WHERE NOT EXISTS (SELECT 1 FROM covered c WHERE c.s = o.key))
+            SELECT coalesce(array_agg(o.s), '{}'), coalesce(array_agg(jsonb_build_object('prior', o.cur, 'applied', o.val)), '{}'),
+                   coalesce(array_agg(jsonb_build_object('flag', f, 'scope', o.s, 'kind', kind, 'before', o.cur, 'after', o.val))
+                                FILTER (WHERE o.val IS DISTINCT FROM o.cur), '{}')
+              INTO fast, fast_vals, fast_changes FROM o;
+            below_flags := below_flags || array_fill(f, ARRAY[cardinality(fast)]);
+            below_scopes := below_scopes || fast;
+            below_vals := below_vals || fast_vals;
+            changes := changes || fast_changes;
+        END IF;
         FOR at, holders IN SELECT k.scope, k.holders FROM flagctl.kill_scopes(f, fl_eng,
                 CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
                      ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
                               SELECT jsonb_object_keys(over)
-                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
+                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))
+                              EXCEPT SELECT unnest(fast)) AS o(s)
                               ORDER BY s COLLATE "C") END) AS k LOOP
             cur := CASE WHEN at = 'global' THEN gnow ELSE over->at END;
             IF rec.switch IS NULL THEN
@@ -1600,6 +1637,7 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
+    changes := flagctl.kill_in_order(changes);
     IF rec.switch IS NOT NULL AND cardinality(changes) = 0 THEN
         RAISE NOTICE 'kill switch % is already engaged (scope %) since % by %, and every flag has its values',
             p_switch, p_scope, rec.engaged_at, coalesce(rec.actor, rec.db_user);
@@ -1790,6 +1828,19 @@ BEGIN
                                 SELECT jsonb_object_keys(e.settings) FROM flagctl.engaged_switch e
                                  WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope) AS u));
 END
+$$;
+
+
+--
+-- Name: kill_in_order(jsonb[]); Type: FUNCTION; Schema: flagctl; Owner: -
+--
+
+CREATE FUNCTION flagctl.kill_in_order(p_items jsonb[]) RETURNS jsonb[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog'
+    AS $$
+    SELECT coalesce(array_agg(i ORDER BY i->>'flag' COLLATE "C", i->>'scope' <> 'global', i->>'scope' COLLATE "C"), '{}')
+      FROM unnest(p_items) AS i
 $$;
 
 
@@ -2402,7 +2453,8 @@ BEGIN
     SELECT w.flag, w.scope, w.value, g.value AS got INTO bad
       FROM unnest(w_flags, w_scopes, w_vals, w_kinds) WITH ORDINALITY AS w(flag, scope, value, kind, n)
       LEFT JOIN unnest(got_flags, got_scopes, got_vals) AS g(flag, scope, value) ON g.flag = w.flag AND g.scope = w.scope
-     WHERE flagctl.kill_norm(w.kind, g.value) IS DISTINCT FROM w.value
+     WHERE g.value IS DISTINCT FROM w.value  -- the values written are as flagctl compares them
+       AND flagctl.kill_norm(w.kind, g.value) IS DISTINCT FROM w.value
      ORDER BY w.n LIMIT 1;
     IF FOUND THEN
         PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: %s instead of %s', bad.flag, bad.scope,
@@ -2826,7 +2878,10 @@ DECLARE
     expected  jsonb;
     target    jsonb;
     changes   jsonb[] := '{}';
-    conflicts text[] := '{}';
+    conflicts jsonb[] := '{}';         -- {flag, scope, text}
+    fast      text[];                  -- the scopes done in one query (no other engagement covers them)
+    fast_conflicts jsonb[];
+    fast_changes jsonb[];
 BEGIN
     SELECT * INTO rec FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
     IF NOT FOUND THEN
@@ -2849,20 +2904,46 @@ BEGIN
         over := v_state->f->'overrides';
         me := mine;
         me.below := '{}';  -- the helpers read its switch, scope and settings; never its every scope
+        -- The scopes beneath a global kill that no other engagement covers, in one query:
+        -- the kill left its overlay of the base it recorded there (kill_left_at), and the
+        -- release restores that base (kill_without with no other holder; NULL: none).
+        fast := '{}';
+        IF p_scope = 'global' THEN
+            WITH covered AS (SELECT e.scope AS s FROM unnest(fl_eng) AS e
+                              WHERE e.scope <> 'global' AND (e.switch, e.scope) <> (rec.switch, rec.scope)
+                             UNION SELECT k FROM unnest(fl_eng) AS e, jsonb_object_keys(coalesce(e.below->f, '{}')) AS k
+                              WHERE e.scope = 'global' AND (e.switch, e.scope) <> (rec.switch, rec.scope)),
+                 b AS (SELECT b.key AS s, over->b.key AS cur, nullif(b.value->'prior', 'null'::jsonb) AS base
+                         FROM jsonb_each(coalesce(mine.below->f, '{}')) AS b
+                        WHERE NOT EXISTS (SELECT 1 FROM covered c WHERE c.s = b.key)),
+                 v AS MATERIALIZED (SELECT b.*, CASE WHEN b.base IS NOT NULL THEN flagctl.kill_overlay(kind, b.base, me.settings->f) END
+                                   AS expected FROM b)
+            SELECT coalesce(array_agg(v.s), '{}'),
+                   coalesce(array_agg(jsonb_build_object('flag', f, 'scope', v.s, 'text',
+                                format('%s: the kills set %s, it is now %s', f || ' at ' || v.s,
+                                       coalesce(v.expected::text, '(unset)'), coalesce(v.cur::text, '(unset)'))))
+                                FILTER (WHERE v.cur IS DISTINCT FROM v.expected), '{}'),
+                   coalesce(array_agg(jsonb_build_object('flag', f, 'scope', v.s, 'kind', kind, 'before', v.cur, 'after', v.base))
+                                FILTER (WHERE v.base IS DISTINCT FROM v.cur), '{}')
+              INTO fast, fast_conflicts, fast_changes FROM v;
+            conflicts := conflicts || fast_conflicts;
+            changes := changes || fast_changes;
+        END IF;
         FOR at, holders IN SELECT k.scope, k.holders FROM flagctl.kill_scopes(f, fl_eng,
                 CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
                      ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
                               SELECT jsonb_object_keys(over)
-                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
+                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))
+                              EXCEPT SELECT unnest(fast)) AS o(s)
                               ORDER BY s COLLATE "C") END) AS k LOOP
             CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(holders) AS h
                                        WHERE h.switch = rec.switch AND h.scope = rec.scope);  -- never covered
             cur := CASE WHEN at = 'global' THEN gnow ELSE over->at END;
             expected := flagctl.kill_left_at(kind, holders, f, at, gnow, dflt);
             IF cur IS DISTINCT FROM expected THEN
-                conflicts := conflicts || format('%s: the kills set %s, it is now %s',
-                                                 CASE WHEN at = p_scope THEN f ELSE f || ' at ' || at END,
-                                                 coalesce(expected::text, '(unset)'), coalesce(cur::text, '(unset)'));
+                conflicts := conflicts || jsonb_build_object('flag', f, 'scope', at, 'text', format(
+                    '%s: the kills set %s, it is now %s', CASE WHEN at = p_scope THEN f ELSE f || ' at ' || at END,
+                    coalesce(expected::text, '(unset)'), coalesce(cur::text, '(unset)')));
             END IF;
             target := flagctl.kill_without(kind, holders, me, f, at, gnow, dflt);
             IF target IS DISTINCT FROM cur THEN
@@ -2871,10 +2952,11 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
+    changes := flagctl.kill_in_order(changes);
     IF cardinality(conflicts) > 0 AND NOT p_force THEN
         RAISE EXCEPTION 'flagctl: % changed since % was engaged: %; nothing was changed',
             CASE WHEN cardinality(conflicts) = 1 THEN 'a flag' ELSE cardinality(conflicts) || ' flags' END,
-            p_switch, array_to_string(conflicts, '; ')
+            p_switch, (SELECT string_agg(c->>'text', '; ') FROM unnest(flagctl.kill_in_order(conflicts)) AS c)
             USING ERRCODE = 'FL002',
                   HINT = 'someone changed it in between; check flagctl audit log, then release with p_force => true '
                          'to restore the values from before the kill anyway';
@@ -4345,6 +4427,13 @@ CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON flagctl.audit FOR EACH STATE
 
 
 --
+-- Name: audit audit_notify; Type: TRIGGER; Schema: flagctl; Owner: -
+--
+
+CREATE TRIGGER audit_notify AFTER INSERT ON flagctl.audit REFERENCING NEW TABLE AS appended FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_notify();
+
+
+--
 -- Name: audit_seal audit_seal_append_only; Type: TRIGGER; Schema: flagctl; Owner: -
 --
 
@@ -4924,6 +5013,13 @@ REVOKE ALL ON FUNCTION flagctl.kill_equal(p_value jsonb, p_expected jsonb) FROM 
 REVOKE ALL ON FUNCTION flagctl.kill_hold(p_system text, p_switch text, p_scope text) FROM PUBLIC;
 GRANT ALL ON FUNCTION flagctl.kill_hold(p_system text, p_switch text, p_scope text) TO flagctl_viewer;
 GRANT ALL ON FUNCTION flagctl.kill_hold(p_system text, p_switch text, p_scope text) TO flagctl_operator;
+
+
+--
+-- Name: FUNCTION kill_in_order(p_items jsonb[]); Type: ACL; Schema: flagctl; Owner: -
+--
+
+REVOKE ALL ON FUNCTION flagctl.kill_in_order(p_items jsonb[]) FROM PUBLIC;
 
 
 --

@@ -8,9 +8,9 @@
 --   - flag_state: three AFTER … FOR EACH STATEMENT triggers (a trigger with transition tables
 --     has one event) write every audit row of the statement in one INSERT … SELECT
 --     (flagctl.audit_flag_rows);
---   - audit: one AFTER INSERT … FOR EACH STATEMENT trigger lists the statement's rows as
---     unsealed and sends one NOTIFY per system (flagctl.audit_appended), in place of
---     audit_chain's INSERT per row and the audit_notify row trigger. audit_chain (BEFORE each
+--   - audit: an AFTER INSERT … FOR EACH STATEMENT trigger lists the statement's rows as
+--     unsealed (flagctl.audit_appended) in place of audit_chain's INSERT per row, and
+--     audit_notify fires once a statement, one NOTIFY per system. audit_chain (BEFORE each
 --     row: seq, time, transaction, user, digest) stays a row trigger: no caller can forge them.
 -- The functions' bodies are in routines/10_audit.sql; these stubs let the triggers exist.
 CREATE FUNCTION flagctl.audit_flag_rows() RETURNS trigger
@@ -38,6 +38,7 @@ CREATE TRIGGER flagctl_audit_delete AFTER DELETE ON flagctl.flag_state
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_flag_rows();
 
 DROP TRIGGER audit_notify ON flagctl.audit;
-DROP FUNCTION flagctl.audit_notify();
+CREATE TRIGGER audit_notify AFTER INSERT ON flagctl.audit
+    REFERENCING NEW TABLE AS appended FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_notify();
 CREATE TRIGGER audit_appended AFTER INSERT ON flagctl.audit
     REFERENCING NEW TABLE AS appended FOR EACH STATEMENT EXECUTE FUNCTION flagctl.audit_appended();

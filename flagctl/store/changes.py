@@ -1,7 +1,7 @@
 """The change feed: the notification the audit trigger sends for every committed change.
 
 Every audit row of a system sends ``NOTIFY flagctl '{"system": …, "txid": …}'``
-(``sql/routines/10_audit.sql``, ``flagctl.audit_appended``); PostgreSQL delivers it when the
+(``sql/routines/10_audit.sql``, ``flagctl.audit_notify``); PostgreSQL delivers it when the
 transaction commits and folds the rows of one transaction into one notification. The gate
 listens on the same channel; ``status --watch`` listens here. Nothing sends a second one.
 """
@@ -16,7 +16,7 @@ from flagctl.store.audit import COLUMNS, AuditRow
 if TYPE_CHECKING:
     import psycopg
 
-CHANNEL = "flagctl"  # the audit trigger's (flagctl.audit_appended)
+CHANNEL = "flagctl"  # the audit trigger's (flagctl.audit_notify)
 LISTEN = "LISTEN flagctl"
 # The newest audit row of a system (audit_system_seq_idx): what a change sequence stands at.
 NEWEST_ROW = f"SELECT {COLUMNS} FROM flagctl.audit WHERE system = %s ORDER BY seq DESC LIMIT 1"  # noqa: S608

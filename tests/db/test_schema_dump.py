@@ -173,7 +173,7 @@ def test_db_status_says_whether_the_functions_are_current_and_db_init_makes_them
     assert "functions: current" in ws8("db", "status").stdout
     # someone replaced a function by hand, and the recorded checksum is an older flagctl's
     ws8.sql(
-        "CREATE OR REPLACE FUNCTION flagctl.audit_appended() RETURNS trigger LANGUAGE plpgsql"
+        "CREATE OR REPLACE FUNCTION flagctl.audit_notify() RETURNS trigger LANGUAGE plpgsql"
         " AS $$ BEGIN RETURN NULL; END $$;"
         " UPDATE flagctl.schema_routines SET checksum = 'older' WHERE name = '10_audit'"
     )
@@ -184,6 +184,6 @@ def test_db_status_says_whether_the_functions_are_current_and_db_init_makes_them
     again = ws8("db", "init", "-o", "json")
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)["routines"] == [r.name for r in schema.routines()]
-    body = ws8.sql("SELECT prosrc FROM pg_proc WHERE oid = 'flagctl.audit_appended()'::regprocedure")[0][0]
+    body = ws8.sql("SELECT prosrc FROM pg_proc WHERE oid = 'flagctl.audit_notify()'::regprocedure")[0][0]
     assert "pg_notify" in body  # the current definition is back
     assert "functions: current" in ws8("db", "status").stdout

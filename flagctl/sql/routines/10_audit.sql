@@ -5,7 +5,8 @@
 --
 -- Tables: flagctl.audit, audit_unsealed, audit_seal (schemas 1, 6). Triggers on flagctl.audit:
 -- audit_chain (BEFORE INSERT, each row), audit_append_only (BEFORE UPDATE OR DELETE, TRUNCATE),
--- audit_seal_at_commit (deferred), audit_appended (AFTER INSERT, each statement: schema 36).
+-- audit_seal_at_commit (deferred), audit_appended and audit_notify (AFTER INSERT, each statement:
+-- schema 36).
 -- docs/audit.md says what it proves.
 
 -- The digest of one audit row: every column but `hash`, in a fixed order and format (epoch
@@ -263,7 +264,8 @@ $$;
 -- writer leaves its rows to the next sealer rather than risk a conflict.
 --
 -- In chunks of up to 10,000 rows, three statements a chunk: one reads the rows waiting with
--- their digests, the links are chained in memory (each hash needs the one before it), one
+-- the digests audit_chain stored in them (not computed again: `audit verify` checks each
+-- row's against its contents, and each seal against it), the links are chained in memory (each hash needs the one before it), one
 -- INSERT writes the chunk's seals and one DELETE takes it off the waiting list. A statement
 -- per row for each made the sealer slower than its writers' commits; memory stays a chunk's.
 CREATE OR REPLACE FUNCTION flagctl.audit_seal(wait boolean DEFAULT false, max_rows bigint DEFAULT NULL) RETURNS bigint
@@ -300,7 +302,7 @@ BEGIN
         -- The rows waiting, then each one by its key: never a join over the whole trail
         -- (after a large backlog was sealed, the planner's stale count of it chose a hash
         -- join that read every audit row: a kill's commit grew with the history).
-        SELECT array_agg(u.seq ORDER BY u.seq), array_agg(flagctl.audit_digest(a) ORDER BY u.seq)
+        SELECT array_agg(u.seq ORDER BY u.seq), array_agg(coalesce(a.hash, flagctl.audit_digest(a)) ORDER BY u.seq)
           INTO seqs, digests
           FROM (SELECT w.seq FROM flagctl.audit_unsealed w ORDER BY w.seq LIMIT chunk) AS u
           CROSS JOIN LATERAL (SELECT * FROM flagctl.audit x WHERE x.seq = u.seq LIMIT 1) AS a;
@@ -366,10 +368,7 @@ $$;
 
 -- AFTER each INSERT statement on flagctl.audit (its rows in the transition table
 -- `appended`): the rows wait in audit_unsealed for the seal (audit_chain listed them one
--- INSERT per row until schema 36), and every system they name gets NOTIFY flagctl
--- '{"system": …, "txid": …}'. PostgreSQL delivers it only when the transaction commits and
--- folds identical payloads of one transaction into one: a kill of many flags is one
--- notification per system. The gate reloads on it; the audit's seq is its change sequence.
+-- INSERT per row until schema 36).
 CREATE OR REPLACE FUNCTION flagctl.audit_appended() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, flagctl
@@ -378,6 +377,20 @@ BEGIN
     -- ON CONFLICT: a row audit_chain listed already (an upgrade's migrations run with the
     -- routines of the version before them) is listed once.
     INSERT INTO flagctl.audit_unsealed (seq) SELECT a.seq FROM appended a ORDER BY a.seq ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+-- AFTER each INSERT statement on flagctl.audit (schema 36; each row before): every system
+-- its rows name gets NOTIFY flagctl '{"system": …, "txid": …}'. PostgreSQL delivers it only
+-- when the transaction commits and folds identical payloads of one transaction into one: a
+-- kill of many flags is one notification per system. The gate reloads on it; the audit's
+-- seq is its change sequence.
+CREATE OR REPLACE FUNCTION flagctl.audit_notify() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, flagctl
+AS $$
+BEGIN
     PERFORM pg_notify('flagctl', json_build_object('system', n.system, 'txid', n.txid)::text)
        FROM (SELECT a.system, a.txid, min(a.seq) AS first FROM appended a WHERE a.system IS NOT NULL
               GROUP BY a.system, a.txid) AS n
