@@ -4,8 +4,10 @@
 -- the migrations whenever it changed (flagctl/sql/README.md). Grants stay in the migrations.
 --
 -- Tables: flagctl.audit, audit_unsealed, audit_seal (schemas 1, 6). Triggers on flagctl.audit:
--- audit_chain (BEFORE INSERT), audit_append_only (BEFORE UPDATE OR DELETE, TRUNCATE),
--- audit_seal_at_commit (deferred), audit_notify (AFTER INSERT). docs/audit.md says what it proves.
+-- audit_chain (BEFORE INSERT, each row), audit_append_only (BEFORE UPDATE OR DELETE, TRUNCATE),
+-- audit_seal_at_commit (deferred), audit_appended and audit_notify (AFTER INSERT, each statement:
+-- schema 36).
+-- docs/audit.md says what it proves.
 
 -- The digest of one audit row: every column but `hash`, in a fixed order and format (epoch
 -- seconds, not a TimeZone-dependent timestamp rendering). `claimed` (schema 10) and
@@ -24,7 +26,7 @@ AS $$
         'UTF8')), 'hex')
 $$;
 
--- BEFORE INSERT on flagctl.audit: fills seq, time, transaction, database user and the row's
+-- BEFORE INSERT of each row on flagctl.audit: fills seq, time, transaction, database user and the row's
 -- own digest; callers cannot forge them. No lock is taken: writers never wait for each other
 -- (the chain is built afterwards by audit_seal). A declaration (actor, action, reason,
 -- command, request id, forced) is believed only from flagctl.change_context, which only
@@ -76,8 +78,7 @@ BEGIN
         END IF;
     END IF;
     NEW.hash := flagctl.audit_digest(NEW);
-    INSERT INTO flagctl.audit_unsealed (seq) VALUES (NEW.seq);
-    RETURN NEW;
+    RETURN NEW;  -- listed as unsealed by audit_appended, once for the statement's rows
 END
 $$;
 
@@ -93,10 +94,10 @@ BEGIN
 END
 $$;
 
--- AFTER each row of flag_state, engaged_switch, exemption, safe_point, rollback_state,
--- freeze, requests, reviews and every bound table: one audit row per change, in the same
--- transaction. For bound tables TG_ARGV holds the key columns and the flags come from
--- flagctl.binding: several flags may be bound to one row (each to its own columns), so a
+-- AFTER each row of engaged_switch, exemption, safe_point, rollback_state,
+-- freeze, requests, reviews and every bound table (flag_state's: audit_flag_rows, once a
+-- statement): one audit row per change, in the same transaction. For bound tables TG_ARGV
+-- holds the key columns and the flags come from flagctl.binding: several flags may be bound to one row (each to its own columns), so a
 -- change writes one audit row per flag whose columns changed, and every flag's history is
 -- complete; a change to none of them is still recorded, once. A plain SQL change declares
 -- nothing and is recorded as sql.insert / sql.update / sql.delete with its session_user.
@@ -123,10 +124,7 @@ BEGIN
         v_systems := ARRAY[any_row->>'system'];
         v_flags := ARRAY[any_row->>'flag'];
         v_scope := coalesce(any_row->>'scope', 'global');
-        IF TG_TABLE_NAME = 'flag_state' THEN
-            old_row := old_row->'value';
-            new_row := new_row->'value';
-        ELSIF TG_TABLE_NAME = 'engaged_switch' THEN
+        IF TG_TABLE_NAME = 'engaged_switch' THEN
             v_target := 'kill_switch:' || (any_row->>'switch');
         ELSIF TG_TABLE_NAME = 'exemption' THEN
             v_target := 'exemption:' || (any_row->>'scope');
@@ -166,6 +164,53 @@ BEGIN
                 nullif(current_setting('flagctl.command', true), ''),
                 coalesce(nullif(current_setting('flagctl.forced', true), '')::boolean, false));
     END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- AFTER each INSERT, UPDATE and DELETE statement on flagctl.flag_state (schema 36): the
+-- audit rows audit_row writes, one per changed row, for the whole statement in one INSERT
+-- from its transition tables (old_rows, new_rows), in the order the rows were changed. A
+-- kill over 10,000 overrides paid a function call and an INSERT per row. An UPDATE's old
+-- and new images are paired by key; rows whose key the UPDATE changed (plain SQL only) by
+-- their position in the transition tables, which PostgreSQL fills pairwise. A row an UPDATE
+-- left as it was is not recorded.
+CREATE OR REPLACE FUNCTION flagctl.audit_flag_rows() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    v_actor   text := nullif(current_setting('flagctl.actor', true), '');
+    v_action  text := coalesce(nullif(current_setting('flagctl.action', true), ''), 'sql.' || lower(TG_OP));
+    v_reason  text := nullif(current_setting('flagctl.reason', true), '');
+    v_command text := nullif(current_setting('flagctl.command', true), '');
+    v_forced  boolean := coalesce(nullif(current_setting('flagctl.forced', true), '')::boolean, false);
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, before, after, reason, command, forced)
+        SELECT v_actor, v_action, n.system, n.flag, n.scope, 'flagctl.flag_state', NULL, n.value,
+               v_reason, v_command, v_forced
+          FROM (SELECT r.*, row_number() OVER () AS i FROM new_rows r) AS n ORDER BY n.i;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, before, after, reason, command, forced)
+        SELECT v_actor, v_action, o.system, o.flag, o.scope, 'flagctl.flag_state', o.value, NULL,
+               v_reason, v_command, v_forced
+          FROM (SELECT r.*, row_number() OVER () AS i FROM old_rows r) AS o ORDER BY o.i;
+    ELSE
+        INSERT INTO flagctl.audit (actor, action, system, flag, scope, target, before, after, reason, command, forced)
+        WITH o AS MATERIALIZED (SELECT r.*, row_number() OVER () AS i FROM old_rows r),
+             n AS MATERIALIZED (SELECT r.*, row_number() OVER () AS i FROM new_rows r),
+             same_key AS (SELECT o.i, o AS was, n AS now FROM o JOIN n USING (system, flag, scope)),
+             moved AS (SELECT o.i, o AS was, n AS now FROM o JOIN n ON n.i = o.i
+                        WHERE NOT EXISTS (SELECT 1 FROM n x WHERE (x.system, x.flag, x.scope) = (o.system, o.flag, o.scope))),
+             pairs AS (SELECT * FROM same_key UNION ALL SELECT * FROM moved)
+        SELECT v_actor, v_action, (p.now).system, (p.now).flag, (p.now).scope, 'flagctl.flag_state',
+               (p.was).value, (p.now).value, v_reason, v_command, v_forced
+          FROM pairs p
+         WHERE to_jsonb(p.was) - 'i' <> to_jsonb(p.now) - 'i'  -- nothing changed: nothing to record
+         ORDER BY p.i;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -219,7 +264,8 @@ $$;
 -- writer leaves its rows to the next sealer rather than risk a conflict.
 --
 -- In chunks of up to 10,000 rows, three statements a chunk: one reads the rows waiting with
--- their digests, the links are chained in memory (each hash needs the one before it), one
+-- the digests audit_chain stored in them (not computed again: `audit verify` checks each
+-- row's against its contents, and each seal against it), the links are chained in memory (each hash needs the one before it), one
 -- INSERT writes the chunk's seals and one DELETE takes it off the waiting list. A statement
 -- per row for each made the sealer slower than its writers' commits; memory stays a chunk's.
 CREATE OR REPLACE FUNCTION flagctl.audit_seal(wait boolean DEFAULT false, max_rows bigint DEFAULT NULL) RETURNS bigint
@@ -256,7 +302,7 @@ BEGIN
         -- The rows waiting, then each one by its key: never a join over the whole trail
         -- (after a large backlog was sealed, the planner's stale count of it chose a hash
         -- join that read every audit row: a kill's commit grew with the history).
-        SELECT array_agg(u.seq ORDER BY u.seq), array_agg(flagctl.audit_digest(a) ORDER BY u.seq)
+        SELECT array_agg(u.seq ORDER BY u.seq), array_agg(coalesce(a.hash, flagctl.audit_digest(a)) ORDER BY u.seq)
           INTO seqs, digests
           FROM (SELECT w.seq FROM flagctl.audit_unsealed w ORDER BY w.seq LIMIT chunk) AS u
           CROSS JOIN LATERAL (SELECT * FROM flagctl.audit x WHERE x.seq = u.seq LIMIT 1) AS a;
@@ -320,16 +366,35 @@ AS $$
       FROM flagctl.audit_unsealed u JOIN flagctl.audit a ON a.seq = u.seq
 $$;
 
--- Every audit row of a system sends NOTIFY flagctl '{"system": …, "txid": …}'. PostgreSQL
--- delivers it only when the transaction commits and folds identical payloads of one
--- transaction into one: a kill of many flags is one notification per system. The gate
--- reloads on it; the audit's seq is its change sequence.
+-- AFTER each INSERT statement on flagctl.audit (its rows in the transition table
+-- `appended`): the rows wait in audit_unsealed for the seal (audit_chain listed them one
+-- INSERT per row until schema 36).
+CREATE OR REPLACE FUNCTION flagctl.audit_appended() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, flagctl
+AS $$
+BEGIN
+    -- ON CONFLICT: a row audit_chain listed already (an upgrade's migrations run with the
+    -- routines of the version before them) is listed once.
+    INSERT INTO flagctl.audit_unsealed (seq) SELECT a.seq FROM appended a ORDER BY a.seq ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+-- AFTER each INSERT statement on flagctl.audit (schema 36; each row before): every system
+-- its rows name gets NOTIFY flagctl '{"system": …, "txid": …}'. PostgreSQL delivers it only
+-- when the transaction commits and folds identical payloads of one transaction into one: a
+-- kill of many flags is one notification per system. The gate reloads on it; the audit's
+-- seq is its change sequence.
 CREATE OR REPLACE FUNCTION flagctl.audit_notify() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, flagctl
 AS $$
 BEGIN
-    PERFORM pg_notify('flagctl', json_build_object('system', NEW.system, 'txid', NEW.txid)::text);
+    PERFORM pg_notify('flagctl', json_build_object('system', n.system, 'txid', n.txid)::text)
+       FROM (SELECT a.system, a.txid, min(a.seq) AS first FROM appended a WHERE a.system IS NOT NULL
+              GROUP BY a.system, a.txid) AS n
+      ORDER BY n.first;
     RETURN NULL;
 END
 $$;

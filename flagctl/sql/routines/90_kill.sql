@@ -400,8 +400,109 @@ AS $$
      ORDER BY s.n
 $$;
 
--- Write one flag's value at a scope (NULL: remove the override, or the global row) and read
--- it back: a row that did not take the value raises (kill_not_taken).
+-- Items of a kill or a release ({flag, scope, …}) in the order it goes through them: by flag,
+-- then the global scope, then the others (the order its scopes are planned in).
+CREATE OR REPLACE FUNCTION flagctl.kill_in_order(p_items jsonb[]) RETURNS jsonb[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT coalesce(array_agg(i ORDER BY i->>'flag' COLLATE "C", i->>'scope' <> 'global', i->>'scope' COLLATE "C"), '{}')
+      FROM unnest(p_items) AS i
+$$;
+
+-- Write the changes of a kill or a release ({flag, scope, kind, after}; after NULL: remove
+-- the override, or the global row) and read every row back: a row that did not take its
+-- value raises (kill_not_taken), naming the first. flagctl's own flags are written a
+-- statement for all rows of a kind — one DELETE, one UPDATE of the rows stored, one INSERT
+-- of the rest — and read back from their RETURNING, so a global kill over 10,000 overrides
+-- is three statements (and flag_state's audit rows three INSERTs), not 10,001 calls; the
+-- guard still judges each row. A bound flag's row is written by kill_write.
+CREATE OR REPLACE FUNCTION flagctl.kill_write_all(p_system text, p_changes jsonb[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, flagctl
+AS $$
+DECLARE
+    c      jsonb;
+    bad    record;
+    w_flags  text[];
+    w_scopes text[];
+    w_vals   jsonb[];
+    w_kinds  text[];
+    d_flags  text[];
+    d_scopes text[];
+    got_flags  text[];
+    got_scopes text[];
+    got_vals   jsonb[];
+BEGIN
+    FOREACH c IN ARRAY p_changes LOOP  -- bound flags: a row of the application's each
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = c->>'flag');
+        PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
+    END LOOP;
+    SELECT array_agg(u.c->>'flag' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NULL),
+           array_agg(u.c->>'scope' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NULL),
+           array_agg(u.c->>'flag' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NOT NULL),
+           array_agg(u.c->>'scope' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NOT NULL),
+           array_agg(u.c->'after' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NOT NULL),
+           array_agg(u.c->>'kind' ORDER BY u.n) FILTER (WHERE nullif(u.c->'after', 'null'::jsonb) IS NOT NULL)
+      INTO d_flags, d_scopes, w_flags, w_scopes, w_vals, w_kinds
+      FROM unnest(p_changes) WITH ORDINALITY AS u(c, n)
+     WHERE NOT EXISTS (SELECT 1 FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = u.c->>'flag');
+    BEGIN
+        IF d_flags IS NOT NULL THEN
+            DELETE FROM flagctl.flag_state s USING unnest(d_flags, d_scopes) AS d(flag, scope)
+             WHERE s.system = p_system AND s.flag = d.flag AND s.scope = d.scope;
+            SELECT d.flag, d.scope INTO bad FROM unnest(d_flags, d_scopes) WITH ORDINALITY AS d(flag, scope, n)
+             WHERE EXISTS (SELECT 1 FROM flagctl.flag_state s WHERE s.system = p_system AND s.flag = d.flag AND s.scope = d.scope)
+             ORDER BY d.n LIMIT 1;
+            IF FOUND THEN
+                PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: still stored, it was to be removed',
+                                                                              bad.flag, bad.scope));
+            END IF;
+        END IF;
+        IF w_flags IS NOT NULL THEN
+            -- The rows stored (locked by kill_lock_flags) are updated; the rest inserted, or
+            -- updated should one have appeared meanwhile.
+            WITH done AS (
+                UPDATE flagctl.flag_state s SET value = w.value, updated_at = now()
+                  FROM unnest(w_flags, w_scopes, w_vals) AS w(flag, scope, value)
+                 WHERE s.system = p_system AND s.flag = w.flag AND s.scope = w.scope
+                RETURNING s.flag, s.scope, s.value)
+            SELECT array_agg(d.flag), array_agg(d.scope), array_agg(d.value) INTO got_flags, got_scopes, got_vals FROM done d;
+            WITH rest AS (
+                SELECT w.flag, w.scope, w.value, w.n FROM unnest(w_flags, w_scopes, w_vals) WITH ORDINALITY AS w(flag, scope, value, n)
+                 WHERE NOT EXISTS (SELECT 1 FROM unnest(got_flags, got_scopes) AS g(flag, scope)
+                                    WHERE g.flag = w.flag AND g.scope = w.scope)
+            ), done AS (
+                INSERT INTO flagctl.flag_state AS s (system, flag, scope, value)
+                SELECT p_system, r.flag, r.scope, r.value FROM rest r ORDER BY r.n
+                    ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
+                RETURNING s.flag, s.scope, s.value)
+            SELECT coalesce(got_flags, '{}') || array_agg(d.flag), coalesce(got_scopes, '{}') || array_agg(d.scope),
+                   coalesce(got_vals, '{}') || array_agg(d.value)
+              INTO got_flags, got_scopes, got_vals FROM done d;
+        END IF;
+    EXCEPTION WHEN feature_not_supported THEN  -- a rule rewrites the write: it cannot return rows
+        PERFORM flagctl.kill_not_taken('flagctl.flag_state', 'a rule rewrites the writes of the table');
+    END;
+    IF w_flags IS NULL THEN
+        RETURN;
+    END IF;
+    -- Read back: each row written holds its value (as flagctl compares it), or it did not take.
+    SELECT w.flag, w.scope, w.value, g.value AS got INTO bad
+      FROM unnest(w_flags, w_scopes, w_vals, w_kinds) WITH ORDINALITY AS w(flag, scope, value, kind, n)
+      LEFT JOIN unnest(got_flags, got_scopes, got_vals) AS g(flag, scope, value) ON g.flag = w.flag AND g.scope = w.scope
+     WHERE g.value IS DISTINCT FROM w.value  -- the values written are as flagctl compares them
+       AND flagctl.kill_norm(w.kind, g.value) IS DISTINCT FROM w.value
+     ORDER BY w.n LIMIT 1;
+    IF FOUND THEN
+        PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: %s instead of %s', bad.flag, bad.scope,
+                                                                      coalesce(bad.got::text, 'nothing'), bad.value));
+    END IF;
+END
+$$;
+
+-- Write a bound flag's value (its row in the application's table) and read it back: a row
+-- that did not take the value raises (kill_not_taken). flagctl's own flags: kill_write_all.
 CREATE OR REPLACE FUNCTION flagctl.kill_write(p_system text, p_kind text, p_flag text, p_scope text, p_after jsonb)
 RETURNS void
 LANGUAGE plpgsql
@@ -414,23 +515,8 @@ DECLARE
 BEGIN
     SELECT * INTO b FROM flagctl.binding bd WHERE bd.system = p_system AND bd.flag = p_flag;
     IF NOT FOUND THEN
-        IF p_after IS NULL THEN
-            DELETE FROM flagctl.flag_state s WHERE s.system = p_system AND s.flag = p_flag AND s.scope = p_scope;
-            IF EXISTS (SELECT 1 FROM flagctl.flag_state s
-                        WHERE s.system = p_system AND s.flag = p_flag AND s.scope = p_scope) THEN
-                PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: still stored, it was to be removed',
-                                                                              p_flag, p_scope));
-            END IF;
-            RETURN;
-        END IF;
-        INSERT INTO flagctl.flag_state (system, flag, scope, value) VALUES (p_system, p_flag, p_scope, p_after)
-            ON CONFLICT (system, flag, scope) DO UPDATE SET value = excluded.value, updated_at = now()
-            RETURNING value INTO got;
-        IF flagctl.kill_norm(p_kind, got) IS DISTINCT FROM p_after THEN
-            PERFORM flagctl.kill_not_taken('flagctl.flag_state', format('%s at %s: %s instead of %s', p_flag, p_scope,
-                                                                          coalesce(got::text, 'nothing'), p_after));
-        END IF;
-        RETURN;
+        RAISE EXCEPTION 'flagctl: flag % of system % is no bound flag', p_flag, p_system
+            USING HINT = 'flagctl.kill_write_all writes flagctl''s own flags';
     END IF;
     -- A bound flag: its row's value columns, typed by the table itself.
     SELECT jsonb_object_agg(c.value #>> '{}',
@@ -682,7 +768,9 @@ DECLARE
     below_scopes text[] := '{}';
     below_vals jsonb[] := '{}';
     changes  jsonb[] := '{}';
-    c        jsonb;
+    fast     text[];                  -- the scopes done in one query (no engagement covers them)
+    fast_vals jsonb[];
+    fast_changes jsonb[];
     v_below  jsonb;
 BEGIN
     IF p_scope <> 'global' THEN
@@ -716,11 +804,31 @@ BEGIN
         over := v_state->f->'overrides';
         me := mine;
         me.below := '{}';  -- the helpers read its switch, scope and settings; never its every scope
+        -- A global kill's overrides that no engagement covers yet, in one query: the kill
+        -- overlays the override (kill_with with no holders), recording it as the base. A
+        -- global kill over 10,000 overrides called the helpers 10,000 times.
+        fast := '{}';
+        IF p_scope = 'global' THEN
+            WITH covered AS (SELECT e.scope AS s FROM unnest(fl_eng) AS e WHERE e.scope <> 'global'
+                             UNION SELECT k FROM unnest(fl_eng) AS e, jsonb_object_keys(coalesce(e.below->f, '{}')) AS k
+                              WHERE e.scope = 'global'),
+                 o AS MATERIALIZED (SELECT o.key AS s, o.value AS cur, flagctl.kill_overlay(kind, o.value, me.settings->f) AS val
+                         FROM jsonb_each(over) AS o WHERE NOT EXISTS (SELECT 1 FROM covered c WHERE c.s = o.key))
+            SELECT coalesce(array_agg(o.s), '{}'), coalesce(array_agg(jsonb_build_object('prior', o.cur, 'applied', o.val)), '{}'),
+                   coalesce(array_agg(jsonb_build_object('flag', f, 'scope', o.s, 'kind', kind, 'before', o.cur, 'after', o.val))
+                                FILTER (WHERE o.val IS DISTINCT FROM o.cur), '{}')
+              INTO fast, fast_vals, fast_changes FROM o;
+            below_flags := below_flags || array_fill(f, ARRAY[cardinality(fast)]);
+            below_scopes := below_scopes || fast;
+            below_vals := below_vals || fast_vals;
+            changes := changes || fast_changes;
+        END IF;
         FOR at, holders IN SELECT k.scope, k.holders FROM flagctl.kill_scopes(f, fl_eng,
                 CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
                      ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
                               SELECT jsonb_object_keys(over)
-                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
+                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))
+                              EXCEPT SELECT unnest(fast)) AS o(s)
                               ORDER BY s COLLATE "C") END) AS k LOOP
             cur := CASE WHEN at = 'global' THEN gnow ELSE over->at END;
             IF rec.switch IS NULL THEN
@@ -752,14 +860,13 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
+    changes := flagctl.kill_in_order(changes);
     IF rec.switch IS NOT NULL AND cardinality(changes) = 0 THEN
         RAISE NOTICE 'kill switch % is already engaged (scope %) since % by %, and every flag has its values',
             p_switch, p_scope, rec.engaged_at, coalesce(rec.actor, rec.db_user);
         RETURN;
     END IF;
-    FOREACH c IN ARRAY changes LOOP
-        PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
-    END LOOP;
+    PERFORM flagctl.kill_write_all(p_system, changes);
     -- The new scopes beneath a global kill, each flag's merged into what the kill recorded there.
     SELECT jsonb_object_agg(n.f, coalesce(rec.below->n.f, '{}') || n.scopes) INTO v_below
       FROM (SELECT u.f, jsonb_object_agg(u.s, u.v) AS scopes
@@ -815,8 +922,10 @@ DECLARE
     expected  jsonb;
     target    jsonb;
     changes   jsonb[] := '{}';
-    conflicts text[] := '{}';
-    c         jsonb;
+    conflicts jsonb[] := '{}';         -- {flag, scope, text}
+    fast      text[];                  -- the scopes done in one query (no other engagement covers them)
+    fast_conflicts jsonb[];
+    fast_changes jsonb[];
 BEGIN
     SELECT * INTO rec FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
     IF NOT FOUND THEN
@@ -839,20 +948,46 @@ BEGIN
         over := v_state->f->'overrides';
         me := mine;
         me.below := '{}';  -- the helpers read its switch, scope and settings; never its every scope
+        -- The scopes beneath a global kill that no other engagement covers, in one query:
+        -- the kill left its overlay of the base it recorded there (kill_left_at), and the
+        -- release restores that base (kill_without with no other holder; NULL: none).
+        fast := '{}';
+        IF p_scope = 'global' THEN
+            WITH covered AS (SELECT e.scope AS s FROM unnest(fl_eng) AS e
+                              WHERE e.scope <> 'global' AND (e.switch, e.scope) <> (rec.switch, rec.scope)
+                             UNION SELECT k FROM unnest(fl_eng) AS e, jsonb_object_keys(coalesce(e.below->f, '{}')) AS k
+                              WHERE e.scope = 'global' AND (e.switch, e.scope) <> (rec.switch, rec.scope)),
+                 b AS (SELECT b.key AS s, over->b.key AS cur, nullif(b.value->'prior', 'null'::jsonb) AS base
+                         FROM jsonb_each(coalesce(mine.below->f, '{}')) AS b
+                        WHERE NOT EXISTS (SELECT 1 FROM covered c WHERE c.s = b.key)),
+                 v AS MATERIALIZED (SELECT b.*, CASE WHEN b.base IS NOT NULL THEN flagctl.kill_overlay(kind, b.base, me.settings->f) END
+                                   AS expected FROM b)
+            SELECT coalesce(array_agg(v.s), '{}'),
+                   coalesce(array_agg(jsonb_build_object('flag', f, 'scope', v.s, 'text',
+                                format('%s: the kills set %s, it is now %s', f || ' at ' || v.s,
+                                       coalesce(v.expected::text, '(unset)'), coalesce(v.cur::text, '(unset)'))))
+                                FILTER (WHERE v.cur IS DISTINCT FROM v.expected), '{}'),
+                   coalesce(array_agg(jsonb_build_object('flag', f, 'scope', v.s, 'kind', kind, 'before', v.cur, 'after', v.base))
+                                FILTER (WHERE v.base IS DISTINCT FROM v.cur), '{}')
+              INTO fast, fast_conflicts, fast_changes FROM v;
+            conflicts := conflicts || fast_conflicts;
+            changes := changes || fast_changes;
+        END IF;
         FOR at, holders IN SELECT k.scope, k.holders FROM flagctl.kill_scopes(f, fl_eng,
                 CASE WHEN p_scope <> 'global' THEN ARRAY[p_scope]
                      ELSE ARRAY['global'] || ARRAY(SELECT s FROM (
                               SELECT jsonb_object_keys(over)
-                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))) AS o(s)
+                              UNION SELECT jsonb_object_keys(coalesce(mine.below->f, '{}'))
+                              EXCEPT SELECT unnest(fast)) AS o(s)
                               ORDER BY s COLLATE "C") END) AS k LOOP
             CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(holders) AS h
                                        WHERE h.switch = rec.switch AND h.scope = rec.scope);  -- never covered
             cur := CASE WHEN at = 'global' THEN gnow ELSE over->at END;
             expected := flagctl.kill_left_at(kind, holders, f, at, gnow, dflt);
             IF cur IS DISTINCT FROM expected THEN
-                conflicts := conflicts || format('%s: the kills set %s, it is now %s',
-                                                 CASE WHEN at = p_scope THEN f ELSE f || ' at ' || at END,
-                                                 coalesce(expected::text, '(unset)'), coalesce(cur::text, '(unset)'));
+                conflicts := conflicts || jsonb_build_object('flag', f, 'scope', at, 'text', format(
+                    '%s: the kills set %s, it is now %s', CASE WHEN at = p_scope THEN f ELSE f || ' at ' || at END,
+                    coalesce(expected::text, '(unset)'), coalesce(cur::text, '(unset)')));
             END IF;
             target := flagctl.kill_without(kind, holders, me, f, at, gnow, dflt);
             IF target IS DISTINCT FROM cur THEN
@@ -861,10 +996,11 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
+    changes := flagctl.kill_in_order(changes);
     IF cardinality(conflicts) > 0 AND NOT p_force THEN
         RAISE EXCEPTION 'flagctl: % changed since % was engaged: %; nothing was changed',
             CASE WHEN cardinality(conflicts) = 1 THEN 'a flag' ELSE cardinality(conflicts) || ' flags' END,
-            p_switch, array_to_string(conflicts, '; ')
+            p_switch, (SELECT string_agg(c->>'text', '; ') FROM unnest(flagctl.kill_in_order(conflicts)) AS c)
             USING ERRCODE = 'FL002',
                   HINT = 'someone changed it in between; check flagctl audit log, then release with p_force => true '
                          'to restore the values from before the kill anyway';
@@ -872,9 +1008,7 @@ BEGIN
     IF cardinality(conflicts) > 0 THEN
         PERFORM flagctl.mark_forced();
     END IF;
-    FOREACH c IN ARRAY changes LOOP
-        PERFORM flagctl.kill_write(p_system, c->>'kind', c->>'flag', c->>'scope', nullif(c->'after', 'null'::jsonb));
-    END LOOP;
+    PERFORM flagctl.kill_write_all(p_system, changes);
     DELETE FROM flagctl.engaged_switch e WHERE e.system = p_system AND e.switch = p_switch AND e.scope = p_scope;
     IF cardinality(changes) > 0 THEN  -- the state it leaves keeps every published constraint
         PERFORM flagctl.kill_check_constraints(p_system, cat);
@@ -931,6 +1065,7 @@ REVOKE ALL ON FUNCTION flagctl.kill_norm(text, jsonb), flagctl.kill_overlay(text
     flagctl.kill_not_taken(regclass, text), flagctl.kill_lock(text, text[]), flagctl.kill_lock_flags(text, text[]), flagctl.bounded_lock_wait(),
     flagctl.kill_state(text, jsonb, text[]), flagctl.kill_slim(text, text[]),
     flagctl.kill_scopes(text, flagctl.engaged_switch[], text[]), flagctl.kill_write(text, text, text, text, jsonb),
+    flagctl.kill_write_all(text, jsonb[]), flagctl.kill_in_order(jsonb[]),
     flagctl.kill_declare(text, text, text, text, text, text), flagctl.kill_role(text, text),
     flagctl.kill_violations(jsonb, jsonb, text), flagctl.kill_truthy(jsonb), flagctl.kill_equal(jsonb, jsonb),
     flagctl.kill_check_constraints(text, jsonb),
