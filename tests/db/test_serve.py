@@ -396,3 +396,11 @@ def test_another_session_cannot_acknowledge_or_remove_the_clients_behind_a_relay
         assert ws8.sql("SELECT flagctl.client_register_behind(%s, 'forged', 'x')", (relay_id,)) == [(None,)]
         assert ws8.sql("SELECT flagctl.client_unregister(%s)", (row,)) == [(False,)]
         assert ws8.sql("SELECT id, applied_seq FROM flagctl.clients WHERE relay IS NOT NULL") == [(row, seq)]
+
+
+def test_serve_on_a_database_without_flagctls_schema_says_to_install_it(db: str) -> None:
+    from tests.conftest import WS8_MANIFEST
+
+    result = Cli(db, WS8_MANIFEST)("serve", "--port", "0")
+    assert result.exit_code == 2 and "flagctl's schema is not installed" in result.stderr
+    assert "flagctl db init" in result.stderr

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from flagctl.cli.common import env_of
+from flagctl.cli.env import Environment
 from flagctl.errors import UsageError
 
 SystemsArg = Annotated[
@@ -50,6 +51,7 @@ def serve(
     except ValueError as exc:
         raise UsageError(f"--staleness/--check/--keepalive: {exc}") from None
     dsn = dsn_of(env)
+    _installed(env)
     if systems:
         relays = [Relay(dsn, system=s, staleness=stale, check=every) for s in dict.fromkeys(systems)]
     elif env.options.system is not None:
@@ -63,3 +65,15 @@ def serve(
     typer.echo(f"flagctl serve: {names} on http://{host}:{port}/ (ctrl-c stops)", err=True)
     # Push streams never end on their own: past 5 s of shutdown they are closed.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+
+
+def _installed(env: Environment) -> None:
+    """Before serving: the database is reachable and holds flagctl's current schema (a relay
+    on an older one would retry a missing table forever instead of saying so)."""
+    from flagctl.cli.flow import connect
+    from flagctl.store.schema import status
+
+    found = status(connect(env))
+    if not found.installed or found.version < found.latest:
+        state = "not installed" if not found.installed else f"at version {found.version} of {found.latest}"
+        raise UsageError(f"flagctl's schema is {state} in this database", "run: flagctl db init")
