@@ -9,6 +9,7 @@ Environment exists (an argument that is not UTF-8), the process's own.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -131,7 +132,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+        return _moment(value)
     return safe(str(value))  # before tabulate, which would split a cell at a carriage return
 
 
@@ -215,3 +216,9 @@ def error_json(
 
 def when(value: datetime | None) -> str:
     return _cell(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _moment(value: datetime) -> str:
+    # Many rows share a moment (every flag one kill changed): each is formatted once.
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
