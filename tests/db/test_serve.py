@@ -46,7 +46,7 @@ def test_the_stock_ofrep_provider_reads_the_gates_decisions(canary: Cli) -> None
         client = provider_client(served, "pod-1", "ofrep-decisions")
         contexts = [
             (f"user-{i}", {"publisher": str(i % 50)} | ({"internal": True} if i % 9 == 0 else {}))
-            for i in range(150)
+            for i in range(60)
         ]
         rules = set()
         for subject, attributes in contexts:
