@@ -30,7 +30,7 @@ from flagctl.gate.resolve import resolve
 from flagctl.gate.wire import encode
 from flagctl.serve import ofrep
 from flagctl.serve.metrics import exposition
-from flagctl.serve.relay import Relay, Who
+from flagctl.serve.relay import Relay, Who, version_of
 from flagctl.store.tokens import digest
 
 CLIENT_HEADER = "x-flagctl-client"
@@ -164,7 +164,7 @@ class Server:
         if state is None:
             return self.not_ready(relay)
         relay.fetched(self.who(request, application), state.seq)
-        tag = f'"{state.seq}.{state.digest[:16]}"'
+        tag = f'"{version_of(state)}"'
         if ofrep.matches(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers={"ETag": tag})
         return JSONResponse(encode(state), headers={"ETag": tag, **JSON_HEADERS})
@@ -183,10 +183,7 @@ class Server:
         )  # fmt: skip
 
     async def _stream(self, relay: Relay, who: Who | None) -> AsyncIterator[str]:
-        if who is not None:
-            relay.opened(who)
-        else:
-            relay.subscribers += 1
+        relay.opened(who)
         sent: int | None = None
         try:
             while True:
@@ -209,10 +206,7 @@ class Server:
                     alive = {"seq": relay.seq, "ready": relay.fresh()}
                     yield f"event: keepalive\ndata: {json.dumps(alive)}\n\n"
         finally:
-            if who is not None:
-                relay.closed(who)
-            else:
-                relay.subscribers -= 1
+            relay.closed(who)
 
     # ------------------------------------------------------------------ the page, health
 

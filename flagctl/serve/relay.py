@@ -39,6 +39,12 @@ def _change(row: Any) -> dict[str, Any]:
 Who = tuple[str, str]  # (application, client name)
 
 
+def version_of(state: State) -> str:
+    """A state's version: its change sequence and a digest of its rows (the same on every
+    relay at that state)."""
+    return f"{state.seq}.{state.digest[:16]}"
+
+
 @dataclass
 class Counters:
     evaluations: int = 0  # flags resolved (a bulk request counts each flag)
@@ -218,7 +224,7 @@ class Relay(Gate):
         """The state's version: its change sequence and a digest of its rows. Every OFREP
         bulk ETag starts with it; a push event carries it."""
         state = self._state
-        return None if state is None else f"{state.seq}.{state.digest[:16]}"
+        return None if state is None else version_of(state)
 
     def fetched(self, who: Who | None, seq: int) -> None:
         """A client behind the relay was answered from the state at ``seq``: its acknowledgement."""
@@ -228,14 +234,20 @@ class Relay(Gate):
             self._behind.fetched[who] = max(seq, self._behind.fetched.get(who, 0))
             self._behind.acks[who] = self._behind.fetched[who]
 
-    def opened(self, who: Who) -> None:
+    def opened(self, who: Who | None) -> None:
+        """A push stream opened (``who``: its named client; None: anonymous, only counted)."""
+        if who is None:
+            self.subscribers += 1
+            return
         with self._lock:
             self._behind.streams[who] = self._behind.streams.get(who, 0) + 1
             self._behind.acks.setdefault(who, self._behind.fetched.get(who, 0))
         self.subscribers += 1
 
-    def closed(self, who: Who) -> None:
+    def closed(self, who: Who | None) -> None:
         self.subscribers -= 1
+        if who is None:
+            return
         with self._lock:
             left = self._behind.streams.get(who, 1) - 1
             if left > 0:

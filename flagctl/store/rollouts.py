@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from flagctl.store.rows import row_json
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -72,10 +74,7 @@ class RolloutRow:
         return self.state in IN_FLIGHT
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, value in vars(self).items():
-            out[name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
+        return row_json(self)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flagctl.store.rows import row_json
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -46,10 +48,7 @@ class Scheduled:
     outcome: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            name: value.isoformat() if isinstance(value, datetime) else value
-            for name, value in vars(self).items()
-        }
+        return row_json(self)
 
 
 def listed(conn: psycopg.Connection[Any], system: str, everything: bool = False) -> list[Scheduled]:

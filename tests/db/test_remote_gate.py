@@ -9,19 +9,10 @@ import json
 from flagctl.gate import Gate, RemoteGate
 from flagctl.gate.remote import _events
 from tests.conftest import CANARY_MANIFEST, Cli
+from tests.db.test_gate import Ticks
 from tests.serving import serving
 
 GO = ("-r", "INC-2: remote gate test", "-y")
-
-
-class Monotonic:
-    """The remote gate's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_remote_gate_decides_as_a_database_gate_and_follows_a_kill(canary: Cli) -> None:
@@ -57,7 +48,7 @@ def test_a_remote_gate_decides_as_a_database_gate_and_follows_a_kill(canary: Cli
 
 def test_a_remote_gate_fails_closed_when_the_relay_goes_quiet(canary: Cli) -> None:
     canary("stage", "set", "canary", "internal", *GO)
-    clock = Monotonic()
+    clock = Ticks()
     with serving(canary) as served:
         remote = RemoteGate(served.url, served.token, system="canary", clock=clock)
         try:
